@@ -1,0 +1,5 @@
+import sys
+
+from machaon.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,453 @@
+# cython: language_level=3
+"""Impedance-law kernels (no input checks here: ``machaon.control.impedance`` is the checked face).
+
+Conventions: SI units; poses row-major 4x4 ``T_base_x``; Jacobians 6 x n ``[linear; angular]`` in
+the base frame at the tool origin; wrenches ``[force; moment]`` in the base frame at the tool
+origin. Every function writes into caller-given ``out`` buffers and runs without the GIL.
+
+Joint impedance      tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff           (diagonal gains)
+Cartesian impedance  e   = [p_d - p; log3(R_d R^T)]
+                     w   = K e + D (v_d - J dq) + w_ff
+                     tau = J^T w + g + N (k_n (q_n - q) - d_n dq)              (N only if n > 6)
+Limits               tau <- clip(tau, tau_prev -+ dtau_max dt), then clip(+-tau_max)
+"""
+
+from libc.math cimport fabs, sqrt
+
+from machaon.kinematics._chain cimport MAX_DOF, ChainData, ChainKernel, fk_jac_c, log3_c
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- pointer kernels
+
+cdef inline void _pose_error(const double* T, const double* Td, double* e) noexcept nogil:
+    """e = [p_d - p; log3(R_d R^T)] (rotation error in the base frame)."""
+    cdef double Rerr[9]
+    cdef int i, j, k
+    cdef double s
+    e[0] = Td[3] - T[3]
+    e[1] = Td[7] - T[7]
+    e[2] = Td[11] - T[11]
+    for i in range(3):
+        for j in range(3):
+            s = 0.0
+            for k in range(3):
+                s = s + Td[4 * i + k] * T[4 * j + k]   # (R_d R^T)_ij = sum_k Rd_ik R_jk
+            Rerr[3 * i + j] = s
+    log3_c(Rerr, e + 3)
+
+
+cdef inline void _cartesian_law(int n, const double* T, const double* J, const double* dq,
+                                const double* Td, const double* K, const double* D,
+                                const double* v_d, const double* w_ff, const double* g,
+                                double* e, double* w, double* tau) noexcept nogil:
+    """Fill e (6), w (6) and tau (n) from the Cartesian law; g and w_ff may be NULL."""
+    cdef double v[6]
+    cdef double dv[6]
+    cdef int i, j
+    cdef double s
+    _pose_error(T, Td, e)
+    for i in range(6):
+        s = 0.0
+        for j in range(n):
+            s = s + J[i * n + j] * dq[j]
+        v[i] = s
+    for i in range(6):
+        dv[i] = (v_d[i] if v_d != NULL else 0.0) - v[i]
+    for i in range(6):
+        s = w_ff[i] if w_ff != NULL else 0.0
+        for j in range(6):
+            s = s + K[6 * i + j] * e[j] + D[6 * i + j] * dv[j]
+        w[i] = s
+    for j in range(n):
+        s = g[j] if g != NULL else 0.0
+        for i in range(6):
+            s = s + J[i * n + j] * w[i]
+        tau[j] = s
+
+
+cdef inline int _chol6(double* A, int m) noexcept nogil:
+    """In-place Cholesky (lower) of an m x m SPD matrix (row-major, stride 6); 0 on success."""
+    cdef int i, j, k
+    cdef double s
+    for j in range(m):
+        s = A[6 * j + j]
+        for k in range(j):
+            s = s - A[6 * j + k] * A[6 * j + k]
+        if s <= 0.0:
+            return -1
+        A[6 * j + j] = sqrt(s)
+        for i in range(j + 1, m):
+            s = A[6 * i + j]
+            for k in range(j):
+                s = s - A[6 * i + k] * A[6 * j + k]
+            A[6 * i + j] = s / A[6 * j + j]
+    return 0
+
+
+cdef inline void _chol6_solve(const double* L, double* b, int m) noexcept nogil:
+    cdef int i, k
+    cdef double s
+    for i in range(m):
+        s = b[i]
+        for k in range(i):
+            s = s - L[6 * i + k] * b[k]
+        b[i] = s / L[6 * i + i]
+    for i in range(m - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, m):
+            s = s - L[6 * k + i] * b[k]
+        b[i] = s / L[6 * i + i]
+
+
+cdef inline void _nullspace_add(int n, const double* J, const double* tau0, double lam2,
+                                double* tau) noexcept nogil:
+    """tau += (I - J^T (J J^T + lam2 I)^-1 J) tau0: the posture torque with its task part removed."""
+    cdef double A[36]
+    cdef double b[6]
+    cdef int i, j, k
+    cdef double s
+    for i in range(6):
+        for j in range(6):
+            s = lam2 if i == j else 0.0
+            for k in range(n):
+                s = s + J[i * n + k] * J[j * n + k]
+            A[6 * i + j] = s
+    for i in range(6):
+        s = 0.0
+        for k in range(n):
+            s = s + J[i * n + k] * tau0[k]
+        b[i] = s
+    if _chol6(A, 6) != 0:
+        return          # singular task Jacobian (lam2 = 0): skip the posture term this cycle
+    _chol6_solve(A, b, 6)
+    for k in range(n):
+        s = tau0[k]
+        for i in range(6):
+            s = s - J[i * n + k] * b[i]
+        tau[k] = tau[k] + s
+
+
+cdef inline void _limit(int n, double* tau, const double* tau_max, const double* tau_prev,
+                        double dtau_max_scale, const double* dtau_max) noexcept nogil:
+    """Rate limit against tau_prev (if not NULL) by dtau_max * scale, then saturate at +-tau_max."""
+    cdef int j
+    cdef double lo, hi, step
+    for j in range(n):
+        if tau_prev != NULL and dtau_max != NULL:
+            step = dtau_max[j] * dtau_max_scale
+            lo = tau_prev[j] - step
+            hi = tau_prev[j] + step
+            if tau[j] < lo:
+                tau[j] = lo
+            elif tau[j] > hi:
+                tau[j] = hi
+        if tau_max != NULL:
+            if tau[j] > tau_max[j]:
+                tau[j] = tau_max[j]
+            elif tau[j] < -tau_max[j]:
+                tau[j] = -tau_max[j]
+
+
+cdef inline void _rotate_gain(const double* R, const double* G_task, double* G_base) noexcept nogil:
+    """G_base = B G_task B^T with B = blockdiag(R, R): a task-frame 6x6 gain seen in the base frame."""
+    cdef double B[36]
+    cdef double tmp[36]
+    cdef int i, j, k
+    cdef double s
+    for i in range(36):
+        B[i] = 0.0
+    for i in range(3):
+        for j in range(3):
+            B[6 * i + j] = R[3 * i + j]
+            B[6 * (i + 3) + j + 3] = R[3 * i + j]
+    for i in range(6):
+        for j in range(6):
+            s = 0.0
+            for k in range(6):
+                s = s + B[6 * i + k] * G_task[6 * k + j]
+            tmp[6 * i + j] = s
+    for i in range(6):
+        for j in range(6):
+            s = 0.0
+            for k in range(6):
+                s = s + tmp[6 * i + k] * B[6 * j + k]
+            G_base[6 * i + j] = s
+
+
+# ----------------------------------------------------------------------------- Python-callable kernels
+
+def pose_error(const double[:, ::1] T, const double[:, ::1] T_d, double[::1] out):
+    """out (6) = [p_d - p; log3(R_d R^T)] for 4x4 poses T, T_d in the base frame."""
+    with nogil:
+        _pose_error(&T[0, 0], &T_d[0, 0], &out[0])
+
+
+def cartesian_law(const double[:, ::1] T, const double[:, ::1] J, const double[::1] dq,
+                  const double[:, ::1] T_d, const double[:, ::1] K, const double[:, ::1] D,
+                  const double[::1] v_d, const double[::1] w_ff, const double[::1] g,
+                  double[::1] e_out, double[::1] w_out, double[::1] tau_out):
+    """tau_out = J^T (K e + D (v_d - J dq) + w_ff) + g, given the tool pose T and Jacobian J.
+
+    v_d, w_ff, g may be None (zero). Writes the pose error into e_out and the wrench into w_out.
+    """
+    cdef int n = J.shape[1]
+    cdef const double* pv = NULL
+    cdef const double* pw = NULL
+    cdef const double* pg = NULL
+    if v_d is not None:
+        pv = &v_d[0]
+    if w_ff is not None:
+        pw = &w_ff[0]
+    if g is not None:
+        pg = &g[0]
+    with nogil:
+        _cartesian_law(n, &T[0, 0], &J[0, 0], &dq[0], &T_d[0, 0], &K[0, 0], &D[0, 0], pv, pw, pg,
+                       &e_out[0], &w_out[0], &tau_out[0])
+
+
+def joint_law(const double[::1] q, const double[::1] dq, const double[::1] q_d, const double[::1] dq_d,
+              const double[::1] k, const double[::1] d, const double[::1] g, const double[::1] tau_ff,
+              double[::1] out):
+    """out = k (q_d - q) + d (dq_d - dq) + g + tau_ff, element-wise (g, tau_ff may be None)."""
+    cdef Py_ssize_t j, n = q.shape[0]
+    cdef bint has_g = g is not None
+    cdef bint has_ff = tau_ff is not None
+    cdef double s
+    for j in range(n):
+        s = k[j] * (q_d[j] - q[j]) + d[j] * (dq_d[j] - dq[j])
+        if has_g:
+            s = s + g[j]
+        if has_ff:
+            s = s + tau_ff[j]
+        out[j] = s
+
+
+def limit_torque(double[::1] tau, const double[::1] tau_max, const double[::1] tau_prev,
+                 const double[::1] dtau_max, double dt):
+    """In place: rate-limit tau against tau_prev by dtau_max * dt, then clip to +-tau_max.
+
+    Any of tau_max, tau_prev, dtau_max may be None (that limit is skipped).
+    """
+    cdef const double* pm = NULL
+    cdef const double* pp = NULL
+    cdef const double* pd = NULL
+    if tau_max is not None:
+        pm = &tau_max[0]
+    if tau_prev is not None:
+        pp = &tau_prev[0]
+    if dtau_max is not None:
+        pd = &dtau_max[0]
+    with nogil:
+        _limit(tau.shape[0], &tau[0], pm, pp, dt, pd)
+
+
+def rotate_gain(const double[:, ::1] R, const double[:, ::1] G_task, double[:, ::1] out):
+    """out = blockdiag(R, R) G_task blockdiag(R, R)^T."""
+    with nogil:
+        _rotate_gain(&R[0, 0], &G_task[0, 0], &out[0, 0])
+
+
+def nullspace_torque(const double[:, ::1] J, const double[::1] tau0, double lam2, double[::1] out):
+    """out += (I - J^T (J J^T + lam2 I)^-1 J) tau0 (posture torque projected into the null space)."""
+    with nogil:
+        _nullspace_add(J.shape[1], &J[0, 0], &tau0[0], lam2, &out[0])
+
+
+# ----------------------------------------------------------------------------- fused one-cycle kernel
+
+cdef class CartesianStep:
+    """State of the fused Cartesian impedance step for one chain: FK + Jacobian + law + limits.
+
+    Holds the gains (task-frame 6x6 K and D, optionally rotating with the target), the posture
+    (null-space) term, torque limits and the last output torque; ``step`` does one control cycle
+    with a single call. Set-up methods are called rarely; ``step`` every cycle.
+    """
+
+    cdef ChainKernel kernel
+    cdef readonly int n
+    cdef double T[16]
+    cdef double J[6 * MAX_DOF]
+    cdef double e[6]
+    cdef double w[6]
+    cdef double K_task[36]        # gains in the task frame
+    cdef double D_task[36]
+    cdef double K_base[36]        # gains used in the last step, base frame
+    cdef double D_base[36]
+    cdef double R_target_task[9]
+    cdef bint follow_target       # task frame = target frame @ R_target_task (else the base frame)
+    cdef bint damping_in_base     # D_base was given directly (e.g. from the Cartesian inertia)
+    cdef double v_d[6]
+    cdef double w_ff[6]
+    cdef double q_n[MAX_DOF]
+    cdef double k_n[MAX_DOF]
+    cdef double d_n[MAX_DOF]
+    cdef bint has_null
+    cdef double lam2
+    cdef double tau_max[MAX_DOF]
+    cdef double dtau_max[MAX_DOF]
+    cdef bint has_tau_max, has_dtau_max
+    cdef double tau_prev[MAX_DOF]
+    cdef bint has_prev
+
+    def __cinit__(self, ChainKernel kernel):
+        cdef int i
+        self.kernel = kernel
+        self.n = kernel.c.n
+        for i in range(36):
+            self.K_task[i] = 0.0
+            self.D_task[i] = 0.0
+            self.K_base[i] = 0.0
+            self.D_base[i] = 0.0
+        for i in range(9):
+            self.R_target_task[i] = 1.0 if i % 4 == 0 else 0.0
+        for i in range(6):
+            self.v_d[i] = 0.0
+            self.w_ff[i] = 0.0
+        self.follow_target = False
+        self.damping_in_base = False
+        self.has_null = False
+        self.lam2 = 1e-6
+        self.has_tau_max = False
+        self.has_dtau_max = False
+        self.has_prev = False
+
+    def set_gains(self, const double[:, ::1] K_task, const double[:, ::1] D_task):
+        """Task-frame stiffness and damping (6x6 each). The Python face interpolates gain changes."""
+        cdef int i
+        for i in range(36):
+            self.K_task[i] = K_task[i // 6, i % 6]
+            self.D_task[i] = D_task[i // 6, i % 6]
+
+    def set_task_frame(self, bint follow_target, const double[:, ::1] R_target_task):
+        """Task frame: the base frame, or the target frame rotated by R_target_task (follows the target)."""
+        cdef int i
+        self.follow_target = follow_target
+        for i in range(9):
+            self.R_target_task[i] = R_target_task[i // 3, i % 3]
+
+    def set_damping_base(self, const double[:, ::1] D_base):
+        """Use this base-frame damping (e.g. designed from the Cartesian inertia) instead of D_task."""
+        cdef int i
+        if D_base is None:
+            self.damping_in_base = False
+            return
+        self.damping_in_base = True
+        for i in range(36):
+            self.D_base[i] = D_base[i // 6, i % 6]
+
+    def set_feedforward(self, const double[::1] v_d, const double[::1] w_ff):
+        """Desired tool twist v_d (base frame) and feed-forward wrench w_ff (None: zero)."""
+        cdef int i
+        for i in range(6):
+            self.v_d[i] = v_d[i] if v_d is not None else 0.0
+            self.w_ff[i] = w_ff[i] if w_ff is not None else 0.0
+
+    def set_nullspace(self, const double[::1] q_n, const double[::1] k_n, const double[::1] d_n,
+                      double lam2=1e-6):
+        """Posture term k_n (q_n - q) - d_n dq, projected into the task null space (used if n > 6)."""
+        cdef int i
+        if q_n is None:
+            self.has_null = False
+            return
+        for i in range(self.n):
+            self.q_n[i] = q_n[i]
+            self.k_n[i] = k_n[i]
+            self.d_n[i] = d_n[i]
+        self.lam2 = lam2
+        self.has_null = True
+
+    def set_limits(self, const double[::1] tau_max, const double[::1] dtau_max):
+        """Per-joint saturation (N m) and rate limit (N m/s); None disables each."""
+        cdef int i
+        self.has_tau_max = tau_max is not None
+        self.has_dtau_max = dtau_max is not None
+        for i in range(self.n):
+            if tau_max is not None:
+                self.tau_max[i] = tau_max[i]
+            if dtau_max is not None:
+                self.dtau_max[i] = dtau_max[i]
+
+    def reset_rate_limit(self, const double[::1] tau_prev=None):
+        """Forget (None) or set the previous torque the rate limit starts from."""
+        cdef int i
+        if tau_prev is None:
+            self.has_prev = False
+            return
+        for i in range(self.n):
+            self.tau_prev[i] = tau_prev[i]
+        self.has_prev = True
+
+    def error(self, double[::1] out):
+        """Copy the last pose error [dp; drot] (base frame) into out (6)."""
+        cdef int i
+        for i in range(6):
+            out[i] = self.e[i]
+
+    def wrench(self, double[::1] out):
+        """Copy the last commanded wrench (base frame, at the tool origin) into out (6)."""
+        cdef int i
+        for i in range(6):
+            out[i] = self.w[i]
+
+    def pose(self, double[:, ::1] out):
+        """Copy the last tool pose T_base_tool into out (4x4)."""
+        cdef int i
+        for i in range(16):
+            out[i // 4, i % 4] = self.T[i]
+
+    def gains_base(self, double[:, ::1] K_out, double[:, ::1] D_out):
+        """Copy the base-frame K and D used in the last step."""
+        cdef int i
+        for i in range(36):
+            K_out[i // 6, i % 6] = self.K_base[i]
+            D_out[i // 6, i % 6] = self.D_base[i]
+
+    def step(self, const double[::1] q, const double[::1] dq, const double[:, ::1] T_target,
+             const double[::1] g, double dt, double[::1] tau_out):
+        """One cycle: tau_out = limits(J^T (K e + D (v_d - J dq) + w_ff) + g + N tau_posture).
+
+        q, dq: joint state (n); T_target: T_base_target (4x4); g: gravity torque (n) or None;
+        dt: time since the previous step (s) for the rate limit (<= 0: no rate limit this step).
+        """
+        cdef const double* pg = NULL
+        if g is not None:
+            pg = &g[0]
+        with nogil:
+            self._step(&q[0], &dq[0], &T_target[0, 0], pg, dt, &tau_out[0])
+
+    cdef void _step(self, const double* q, const double* dq, const double* Td, const double* g,
+                    double dt, double* tau) noexcept nogil:
+        cdef int i, j, k, n = self.n
+        cdef double R[9]
+        cdef double tau0[MAX_DOF]
+        cdef double s
+        fk_jac_c(&self.kernel.c, q, self.T, self.J)
+        if self.follow_target:
+            for i in range(3):
+                for j in range(3):
+                    s = 0.0
+                    for k in range(3):
+                        s = s + Td[4 * i + k] * self.R_target_task[3 * k + j]
+                    R[3 * i + j] = s
+            _rotate_gain(R, self.K_task, self.K_base)
+            if not self.damping_in_base:
+                _rotate_gain(R, self.D_task, self.D_base)
+        else:
+            for i in range(36):
+                self.K_base[i] = self.K_task[i]
+                if not self.damping_in_base:
+                    self.D_base[i] = self.D_task[i]
+        _cartesian_law(n, self.T, self.J, dq, Td, self.K_base, self.D_base, self.v_d, self.w_ff, g,
+                       self.e, self.w, tau)
+        if self.has_null and n > 6:
+            for j in range(n):
+                tau0[j] = self.k_n[j] * (self.q_n[j] - q[j]) - self.d_n[j] * dq[j]
+            _nullspace_add(n, self.J, tau0, self.lam2, tau)
+        _limit(n, tau, self.tau_max if self.has_tau_max else NULL,
+               self.tau_prev if (self.has_prev and dt > 0.0) else NULL, dt,
+               self.dtau_max if self.has_dtau_max else NULL)
+        for j in range(n):
+            self.tau_prev[j] = tau[j]
+        self.has_prev = True

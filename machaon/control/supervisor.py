@@ -1,0 +1,539 @@
+"""The safety supervisor: the last word on every command the control loop sends.
+
+``Supervisor.check(state, cmd, t) -> JointCommand`` runs once per cycle after the controller. In
+state RUN it passes the controller's command through (torques saturated to ``tau_max``, positions
+clamped to the joint limits); in any other state it replaces it with a safe command.
+
+States (``SupervisorState``):
+
+- ``RUN``: the controller drives.
+- ``HOLD``: impedance hold at the last safe pose (joint impedance with gravity compensation when a
+  ``Dynamics`` is given, for torque-mode backends; the last safe ``q`` for position mode; zero
+  velocity for velocity mode). Entered on a stale target or on request; left with ``resume()``.
+- ``PROTECTIVE_STOP``: brake (torque: gravity minus ``brake_damping * dq``; position: freeze at the
+  measured ``q``; velocity: zero) until every joint is slower than ``brake_speed``, then hold there
+  (``stop_action="hold"``) or switch torque off (``"torque_off"``: zero torque; position/velocity
+  backends keep the frozen pose). Entered on any fault; left with ``resume()``.
+- ``ESTOP``: like PROTECTIVE_STOP but latched: only ``reset()`` (to HOLD) leaves it.
+
+Faults checked every cycle, each with the state it leads to:
+
+=====================================================  ==================  ===================
+condition                                              code                state
+=====================================================  ==================  ===================
+NaN/Inf in the measured state or the command           ``nan``             PROTECTIVE_STOP
+controller raised, returned None or a malformed cmd    ``bad_command``     PROTECTIVE_STOP
+persistent device fault, or ``ok=False`` for           ``device``          PROTECTIVE_STOP
+``fault_cycles`` consecutive readings
+joint position outside ``[q_min, q_max]``              ``joint_limit``     PROTECTIVE_STOP
+joint speed above ``dq_max``                           ``joint_speed``     PROTECTIVE_STOP
+measured torque above ``tau_measured_max``             ``torque``          PROTECTIVE_STOP
+tool origin outside the workspace box (needs a chain)  ``workspace``       PROTECTIVE_STOP
+tool linear speed above ``tool_speed_max`` (chain)     ``tool_speed``      PROTECTIVE_STOP
+loop period above ``period_max_s`` (watchdog)          ``overrun``         PROTECTIVE_STOP
+no ``target_updated`` for ``target_timeout_s``         ``stale_target``    HOLD
+=====================================================  ==================  ===================
+
+Every transition is logged (``logging`` at WARNING, or INFO for requested ones) and appended to
+``events`` as a ``SupervisorEvent(t, from_state, to_state, code, reason)``; ``drain_events()``
+returns the events not yet drained (the run log records them), and listeners added with
+``add_listener`` are called synchronously on each transition.
+
+Methods for other modules (thread-safe; any thread may call them, e.g. a teleop receiver or a UI):
+
+- ``target_updated(t=None)``: the target feeder (planner, teleop link, exo intent) calls this
+  whenever it delivers a fresh target. The freshness watchdog arms on the first call and, in
+  RUN, goes to HOLD when ``target_timeout_s`` passes without another call. ``t`` is the backend
+  clock's time; ``None`` uses the clock given to ``bind_clock`` (the ``ControlLoop`` binds the
+  backend's clock) or, without one, the time of the latest ``check``.
+- ``hold(reason)``, ``resume() -> bool``, ``protective_stop(reason)``, ``estop(reason)``,
+  ``reset() -> bool``. ``resume`` refuses (returns False, logs why) in ESTOP or while the last
+  check saw an active fault; ``reset`` leaves ESTOP or PROTECTIVE_STOP to HOLD at the current pose.
+- ``state``, ``events``, ``last_fault``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from machaon._validate import finite_array
+from machaon.types import CommandMode, JointCommand, JointState
+
+_log = logging.getLogger(__name__)
+
+
+class SupervisorState(enum.Enum):
+    RUN = "run"
+    HOLD = "hold"
+    PROTECTIVE_STOP = "protective_stop"
+    ESTOP = "estop"
+
+
+@dataclass(frozen=True)
+class SupervisorEvent:
+    """One state transition: time ``t`` (backend clock, s), from/to state, fault code, reason."""
+
+    t: float
+    from_state: SupervisorState
+    to_state: SupervisorState
+    code: str
+    reason: str
+
+
+def _opt_vec(name: str, value: object, allow_inf: bool = False) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).copy()
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a scalar or a vector")
+    if np.isnan(arr).any() or (not allow_inf and not np.isfinite(arr).all()):
+        raise ValueError(f"{name}: contains NaN" + ("" if allow_inf else " or Inf"))
+    return arr
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits and watchdog settings (SI units; vectors per joint or a scalar for all joints).
+
+    ``None`` disables a check. ``q_min``/``q_max`` may hold +-inf (continuous joints).
+    ``tau_max`` saturates commanded torques; ``tau_measured_max`` stops on measured torque.
+    ``workspace_min``/``workspace_max`` bound the tool origin in the base frame (m) and, like
+    ``tool_speed_max`` (m/s, default 0.25), need the supervisor to have a chain (without one the
+    tool-speed check is skipped; a workspace box without a chain is an error).
+    ``period_max_s`` bounds the time between two checks; None lets ``bind_period`` set it to
+    ``period_factor`` times the loop period. ``hold_mode`` forces the command mode of the safe
+    commands (None: the mode of the controller's last valid command, torque before any).
+    """
+
+    q_min: np.ndarray | float | None = None
+    q_max: np.ndarray | float | None = None
+    dq_max: np.ndarray | float | None = None
+    tau_max: np.ndarray | float | None = None
+    tau_measured_max: np.ndarray | float | None = None
+    workspace_min: np.ndarray | None = None
+    workspace_max: np.ndarray | None = None
+    tool_speed_max: float | None = 0.25
+    period_max_s: float | None = None
+    period_factor: float = 10.0
+    target_timeout_s: float | None = 0.25
+    fault_cycles: int = 3
+    stop_action: str = "hold"
+    brake_damping: np.ndarray | float = 5.0
+    brake_speed: float = 0.02
+    hold_stiffness: np.ndarray | float = 100.0
+    hold_damping: np.ndarray | float = 10.0
+    hold_mode: CommandMode | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("q_min", "q_max"):
+            object.__setattr__(self, name, _opt_vec(name, getattr(self, name), allow_inf=True))
+        for name in ("dq_max", "tau_max", "tau_measured_max", "brake_damping", "hold_stiffness", "hold_damping"):
+            v = _opt_vec(name, getattr(self, name))
+            if v is not None and (v < 0).any():
+                raise ValueError(f"{name}: must be >= 0")
+            object.__setattr__(self, name, v)
+        for name in ("workspace_min", "workspace_max"):
+            v = getattr(self, name)
+            object.__setattr__(self, name, None if v is None else finite_array(name, v, (3,)).copy())
+        if (self.workspace_min is None) != (self.workspace_max is None):
+            raise ValueError("workspace_min/workspace_max: give both or neither")
+        if self.workspace_min is not None and (self.workspace_min > self.workspace_max).any():
+            raise ValueError("workspace_min: must be <= workspace_max")
+        for name in ("tool_speed_max", "period_max_s", "target_timeout_s"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: must be a positive finite number or None, got {v!r}")
+        if not (math.isfinite(self.period_factor) and self.period_factor > 1.0):
+            raise ValueError("period_factor: must be > 1")
+        if self.stop_action not in ("hold", "torque_off"):
+            raise ValueError(f"stop_action: 'hold' or 'torque_off', got {self.stop_action!r}")
+        if not (isinstance(self.fault_cycles, int) and self.fault_cycles >= 1):
+            raise ValueError("fault_cycles: must be an int >= 1")
+        if not (math.isfinite(self.brake_speed) and self.brake_speed > 0):
+            raise ValueError("brake_speed: must be > 0")
+
+    @classmethod
+    def from_chain(cls, chain: object, **kwargs: object) -> SafetyConfig:
+        """Config with the joint position limits of ``chain`` (``chain.lower``/``chain.upper``)."""
+        kwargs.setdefault("q_min", np.asarray(chain.lower, dtype=np.float64))
+        kwargs.setdefault("q_max", np.asarray(chain.upper, dtype=np.float64))
+        return cls(**kwargs)
+
+
+class Supervisor:
+    """Checks every cycle and owns the RUN/HOLD/PROTECTIVE_STOP/ESTOP state (module docstring).
+
+    ``chain`` (a ``machaon.kinematics.Chain`` whose tip is the tool) enables the workspace and
+    tool-speed checks; ``dynamics`` (``machaon.kinematics.Dynamics``) adds gravity compensation
+    to the torque-mode hold and brake. Starts in RUN (``initial_state`` to change).
+    """
+
+    def __init__(
+        self,
+        config: SafetyConfig | None = None,
+        chain: object | None = None,
+        dynamics: object | None = None,
+        *,
+        initial_state: SupervisorState = SupervisorState.RUN,
+    ) -> None:
+        self.config = config if config is not None else SafetyConfig()
+        c = self.config
+        if c.workspace_min is not None and chain is None:
+            raise ValueError("chain: the workspace check needs a chain")
+        self.chain = chain
+        self.dynamics = dynamics
+        self._lock = threading.RLock()
+        self._state = initial_state
+        self.events: list[SupervisorEvent] = []
+        self._drained = 0
+        self._listeners: list[Callable[[SupervisorEvent], None]] = []
+        self._clock = None
+        self._period_max = c.period_max_s
+        self._t_prev: float | None = None
+        self._t_last = 0.0
+        self._t_target: float | None = None
+        self._bad_reads = 0
+        self._mode = c.hold_mode or CommandMode.TORQUE
+        self._q_safe: np.ndarray | None = None
+        self._q_hold: np.ndarray | None = None
+        self._braking = False
+        self._last_q: np.ndarray | None = None
+        self.last_fault: tuple[str, str] | None = None
+        self._active_fault: tuple[str, str] | None = None
+        self.cycles = 0
+        self.saturated_cycles = 0
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def bind_clock(self, clock: object) -> None:
+        """Clock used by ``target_updated()`` without a time (the loop binds the backend clock)."""
+        self._clock = clock
+
+    def bind_period(self, period_s: float) -> None:
+        """Nominal loop period; sets the overrun limit to ``period_factor * period_s`` unless configured."""
+        if self.config.period_max_s is None:
+            self._period_max = self.config.period_factor * float(period_s)
+
+    def restart_timing(self) -> None:
+        """Forget the previous check time (a loop (re)starting is not an overrun)."""
+        with self._lock:
+            self._t_prev = None
+
+    def add_listener(self, fn: Callable[[SupervisorEvent], None]) -> None:
+        self._listeners.append(fn)
+
+    # -- public requests ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SupervisorState:
+        return self._state
+
+    def target_updated(self, t: float | None = None) -> None:
+        """A fresh target was delivered at time ``t`` (backend clock; see module docstring)."""
+        if t is None:
+            t = self._clock.now() if self._clock is not None else self._t_last
+        if not math.isfinite(t):
+            raise ValueError(f"t: must be finite, got {t!r}")
+        with self._lock:
+            self._t_target = float(t)
+
+    def hold(self, reason: str = "requested") -> None:
+        """RUN -> HOLD at the last safe pose (no effect in the stop states)."""
+        with self._lock:
+            if self._state is SupervisorState.RUN:
+                self._transition(SupervisorState.HOLD, "request", reason, logging.INFO)
+
+    def resume(self) -> bool:
+        """HOLD or PROTECTIVE_STOP -> RUN, unless in ESTOP or a fault is still active."""
+        with self._lock:
+            if self._state is SupervisorState.RUN:
+                return True
+            if self._state is SupervisorState.ESTOP:
+                _log.warning("resume refused: ESTOP is latched, call reset() first")
+                return False
+            if self._active_fault is not None:
+                _log.warning("resume refused: fault still active (%s: %s)", *self._active_fault)
+                return False
+            if self._t_target is not None and self.config.target_timeout_s is not None:
+                if self._t_last - self._t_target > self.config.target_timeout_s:
+                    _log.warning("resume refused: target is stale")
+                    return False
+            self._transition(SupervisorState.RUN, "request", "resume", logging.INFO)
+            return True
+
+    def protective_stop(self, reason: str, code: str = "request") -> None:
+        """Any state but ESTOP -> PROTECTIVE_STOP."""
+        with self._lock:
+            if self._state not in (SupervisorState.PROTECTIVE_STOP, SupervisorState.ESTOP):
+                self._enter_stop(SupervisorState.PROTECTIVE_STOP, code, reason)
+
+    def estop(self, reason: str) -> None:
+        """Any state -> ESTOP (latched until ``reset``)."""
+        with self._lock:
+            if self._state is not SupervisorState.ESTOP:
+                self._enter_stop(SupervisorState.ESTOP, "estop", reason)
+
+    def reset(self) -> bool:
+        """ESTOP or PROTECTIVE_STOP -> HOLD at the current pose; refused while a fault is active."""
+        with self._lock:
+            if self._state not in (SupervisorState.ESTOP, SupervisorState.PROTECTIVE_STOP):
+                return True
+            if self._active_fault is not None:
+                _log.warning("reset refused: fault still active (%s: %s)", *self._active_fault)
+                return False
+            if self._last_q is not None:
+                self._q_hold = self._last_q.copy()
+                self._q_safe = self._last_q.copy()
+            self._braking = False
+            self._transition(SupervisorState.HOLD, "request", "reset", logging.INFO)
+            return True
+
+    def drain_events(self) -> list[SupervisorEvent]:
+        """Events since the previous drain (for the run log)."""
+        with self._lock:
+            new = self.events[self._drained :]
+            self._drained = len(self.events)
+            return new
+
+    # -- the per-cycle check ---------------------------------------------------------------------------
+
+    def check(self, state: JointState, cmd: JointCommand | None, t: float) -> JointCommand:
+        """The command to send this cycle: ``cmd`` (limited) in RUN, a safe command otherwise.
+
+        ``cmd=None`` means the controller failed this cycle (protective stop). Never raises for
+        bad data in ``state`` or ``cmd``: that is what it is there to catch.
+        """
+        with self._lock:
+            self.cycles += 1
+            self._t_last = t
+            fault = self._check_timing(t)
+            q = np.asarray(state.q, dtype=np.float64)
+            dq = np.asarray(state.dq, dtype=np.float64)
+            state_finite = (
+                q.ndim == 1
+                and dq.shape == q.shape
+                and np.isfinite(q).all()
+                and np.isfinite(dq).all()
+                and np.isfinite(np.asarray(state.tau, dtype=np.float64)).all()
+            )
+            if state_finite:
+                self._last_q = q.copy()
+                if self._q_safe is None:
+                    self._q_safe = q.copy()
+            fault = fault or self._check_device(state)
+            if not state_finite:
+                fault = fault or ("nan", "NaN/Inf or wrong shape in the measured joint state")
+            elif state.ok:
+                fault = fault or self._check_limits(q, dq, np.asarray(state.tau, dtype=np.float64))
+            self._active_fault = fault
+            if fault is not None:
+                self.last_fault = fault
+                if self._state in (SupervisorState.RUN, SupervisorState.HOLD):
+                    self._enter_stop(SupervisorState.PROTECTIVE_STOP, *fault)
+            if self._state is SupervisorState.RUN:
+                stale = self._stale(t)
+                if stale:
+                    self._transition(SupervisorState.HOLD, "stale_target", stale, logging.WARNING)
+            if self._state is SupervisorState.RUN:
+                bad = self._check_command(cmd, q.shape[0])
+                if bad is not None:
+                    self.last_fault = bad
+                    self._enter_stop(SupervisorState.PROTECTIVE_STOP, *bad)
+                else:
+                    self._q_safe = q.copy()
+                    return self._limit_command(cmd)
+            if not state_finite:
+                q = self._q_safe if self._q_safe is not None else np.zeros(0)
+                dq = np.zeros_like(q)
+            return self._safe_command(q, dq)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _check_timing(self, t: float) -> tuple[str, str] | None:
+        fault = None
+        if self._t_prev is not None and self._period_max is not None:
+            period = t - self._t_prev
+            if period > self._period_max:
+                fault = ("overrun", f"loop period {period * 1e3:.3f} ms > {self._period_max * 1e3:.3f} ms")
+        self._t_prev = t
+        return fault
+
+    def _check_device(self, state: JointState) -> tuple[str, str] | None:
+        for f in state.faults:
+            if f.persistent:
+                return ("device", f"persistent device fault {f.source}/{f.code}: {f.message}")
+            _log.warning("device fault %s/%s (joint %s): %s", f.source, f.code, f.joint, f.message)
+        if not state.ok:
+            self._bad_reads += 1
+            if self._bad_reads >= self.config.fault_cycles:
+                return ("device", f"joint state not trustworthy for {self._bad_reads} consecutive readings")
+        else:
+            self._bad_reads = 0
+        return None
+
+    def _check_limits(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray) -> tuple[str, str] | None:
+        c = self.config
+        if c.q_min is not None:
+            bad = np.flatnonzero(q < c.q_min)
+            if bad.size:
+                j = int(bad[0])
+                qmin = c.q_min if c.q_min.size > 1 else np.full(q.shape, c.q_min[0])
+                return ("joint_limit", f"joint {j} at {q[j]:.4f} rad below its limit {qmin[j]:.4f}")
+        if c.q_max is not None:
+            bad = np.flatnonzero(q > c.q_max)
+            if bad.size:
+                j = int(bad[0])
+                qmax = c.q_max if c.q_max.size > 1 else np.full(q.shape, c.q_max[0])
+                return ("joint_limit", f"joint {j} at {q[j]:.4f} rad above its limit {qmax[j]:.4f}")
+        if c.dq_max is not None:
+            bad = np.flatnonzero(np.abs(dq) > c.dq_max)
+            if bad.size:
+                j = int(bad[0])
+                return ("joint_speed", f"joint {j} speed {abs(dq[j]):.4f} rad/s above its limit")
+        if c.tau_measured_max is not None:
+            bad = np.flatnonzero(np.abs(tau) > c.tau_measured_max)
+            if bad.size:
+                j = int(bad[0])
+                return ("torque", f"joint {j} measured torque {tau[j]:.3f} N m above its limit")
+        if self.chain is not None and (c.workspace_min is not None or c.tool_speed_max is not None):
+            T, J = self.chain.fk_jacobian(q)
+            p = T[:3, 3]
+            if c.workspace_min is not None:
+                if (p < c.workspace_min).any() or (p > c.workspace_max).any():
+                    return ("workspace", f"tool at {np.round(p, 4).tolist()} m outside the workspace box")
+            if c.tool_speed_max is not None:
+                v = float(np.linalg.norm(J[:3] @ dq))
+                if v > c.tool_speed_max:
+                    return ("tool_speed", f"tool speed {v:.3f} m/s above {c.tool_speed_max:.3f} m/s")
+        return None
+
+    def _stale(self, t: float) -> str | None:
+        timeout = self.config.target_timeout_s
+        if timeout is None or self._t_target is None:
+            return None
+        age = t - self._t_target
+        if age > timeout:
+            return f"target is {age * 1e3:.1f} ms old (limit {timeout * 1e3:.1f} ms)"
+        return None
+
+    def _check_command(self, cmd: JointCommand | None, n: int) -> tuple[str, str] | None:
+        if cmd is None:
+            return ("bad_command", "controller produced no command")
+        if not isinstance(cmd, JointCommand):
+            return ("bad_command", f"controller returned {type(cmd).__name__}, not JointCommand")
+        fields = {
+            CommandMode.TORQUE: ("tau",),
+            CommandMode.POSITION: ("q",),
+            CommandMode.VELOCITY: ("dq",),
+        }[cmd.mode]
+        for name in fields + tuple(f for f in ("q", "dq", "tau") if f not in fields):
+            v = getattr(cmd, name)
+            if v is None:
+                if name in fields:
+                    return ("bad_command", f"{cmd.mode.value} command without {name}")
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            if v.shape != (n,):
+                return ("bad_command", f"command {name} has shape {v.shape}, expected ({n},)")
+            if not np.isfinite(v).all():
+                return ("nan", f"NaN/Inf in the commanded {name}")
+        if self.config.hold_mode is None:
+            self._mode = cmd.mode
+        return None
+
+    def _limit_command(self, cmd: JointCommand) -> JointCommand:
+        c = self.config
+        if cmd.mode is CommandMode.TORQUE and c.tau_max is not None:
+            tau = np.clip(cmd.tau, -c.tau_max, c.tau_max)
+            if not np.array_equal(tau, cmd.tau):
+                self.saturated_cycles += 1
+                return JointCommand(cmd.mode, tau=tau, q=cmd.q, dq=cmd.dq, info=cmd.info)
+        elif cmd.mode is CommandMode.POSITION and (c.q_min is not None or c.q_max is not None):
+            lo = c.q_min if c.q_min is not None else -np.inf
+            hi = c.q_max if c.q_max is not None else np.inf
+            qc = np.clip(cmd.q, lo, hi)
+            if not np.array_equal(qc, cmd.q):
+                self.saturated_cycles += 1
+                return JointCommand(cmd.mode, tau=cmd.tau, q=qc, dq=cmd.dq, info=cmd.info)
+        elif cmd.mode is CommandMode.VELOCITY and c.dq_max is not None:
+            dqc = np.clip(cmd.dq, -c.dq_max, c.dq_max)
+            if not np.array_equal(dqc, cmd.dq):
+                self.saturated_cycles += 1
+                return JointCommand(cmd.mode, tau=cmd.tau, q=cmd.q, dq=dqc, info=cmd.info)
+        return cmd
+
+    def _gravity(self, q: np.ndarray) -> np.ndarray:
+        if self.dynamics is None:
+            return np.zeros_like(q)
+        try:
+            return np.asarray(self.dynamics.gravity(q), dtype=np.float64)
+        except ValueError:
+            return np.zeros_like(q)
+
+    def _safe_command(self, q: np.ndarray, dq: np.ndarray) -> JointCommand:
+        c = self.config
+        n = q.shape[0]
+        info = {"supervisor": self._state.value}
+        mode = self._mode
+        if self._state is SupervisorState.HOLD:
+            q_hold = self._q_hold if self._q_hold is not None and self._q_hold.shape == (n,) else q
+            return self._hold_command(mode, q_hold, q, dq, info)
+        # Protective stop / estop: brake, then hold or torque off.
+        if self._braking and float(np.max(np.abs(dq), initial=0.0)) < c.brake_speed:
+            self._braking = False
+            self._q_hold = q.copy()
+            _log.info("braking finished, %s", "holding" if c.stop_action == "hold" else "torque off")
+        if self._q_hold is None or self._q_hold.shape != (n,):
+            self._q_hold = q.copy()
+        if self._braking:
+            if mode is CommandMode.TORQUE:
+                tau = self._gravity(q) - c.brake_damping * dq
+                return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
+            if mode is CommandMode.POSITION:
+                return JointCommand(CommandMode.POSITION, q=self._q_hold.copy(), info=info)
+            return JointCommand(CommandMode.VELOCITY, dq=np.zeros(n), info=info)
+        if c.stop_action == "torque_off" and mode is CommandMode.TORQUE:
+            return JointCommand(CommandMode.TORQUE, tau=np.zeros(n), info=info)
+        return self._hold_command(mode, self._q_hold, q, dq, info)
+
+    def _hold_command(self, mode: CommandMode, q_hold, q, dq, info) -> JointCommand:
+        c = self.config
+        if mode is CommandMode.TORQUE:
+            tau = c.hold_stiffness * (q_hold - q) - c.hold_damping * dq + self._gravity(q)
+            return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
+        if mode is CommandMode.POSITION:
+            return JointCommand(CommandMode.POSITION, q=q_hold.copy(), info=info)
+        return JointCommand(CommandMode.VELOCITY, dq=np.zeros(q.shape[0]), info=info)
+
+    def _sat(self, tau: np.ndarray) -> np.ndarray:
+        if self.config.tau_max is None:
+            return tau
+        return np.clip(tau, -self.config.tau_max, self.config.tau_max)
+
+    def _enter_stop(self, to: SupervisorState, code: str, reason: str) -> None:
+        self._braking = True
+        self._q_hold = None
+        self._transition(to, code, reason, logging.WARNING if code != "request" else logging.INFO)
+
+    def _transition(self, to: SupervisorState, code: str, reason: str, level: int) -> None:
+        frm = self._state
+        if to is SupervisorState.HOLD:
+            self._q_hold = (self._q_safe if self._q_safe is not None else self._last_q)
+            self._q_hold = None if self._q_hold is None else self._q_hold.copy()
+        self._state = to
+        ev = SupervisorEvent(self._t_last, frm, to, code, reason)
+        self.events.append(ev)
+        _log.log(level, "supervisor %s -> %s at t=%.4f s [%s]: %s", frm.value, to.value, ev.t, code, reason)
+        for fn in list(self._listeners):
+            try:
+                fn(ev)
+            except Exception:  # a listener must not break the safety path
+                _log.exception("supervisor listener failed")

@@ -1,0 +1,38 @@
+# Serial-chain kernels shared with other Cython modules (e.g. machaon/control/_impedance.pyx).
+#
+# A chain of n one-DOF joints is stored "z-normalised": every joint moves about (revolute) or
+# along (prismatic) the local z axis of its frame. T_fixed holds n+1 affine 3x4 blocks
+# (row-major, 12 doubles each): block k is placed before joint k, block n is the tip (tool)
+# placement after the last joint. Units: metres, radians.
+
+cdef enum:
+    MAX_DOF = 32
+
+cdef struct ChainData:
+    int n                    # number of joints
+    const double* T_fixed    # (n + 1) x 12
+    const double* axes       # n x 3, each joint's axis in its URDF joint frame (informative)
+    const int* jtype         # n: 0 revolute, 1 prismatic
+
+
+cdef class ChainKernel:
+    cdef ChainData c
+    cdef object _T_fixed     # numpy arrays that own the memory ChainData points into
+    cdef object _axes
+    cdef object _jtype
+    cdef object _C           # n x 3 x 3: URDF joint frame = normalised frame @ C[k]^T
+    cdef object _lower
+    cdef object _upper
+    cdef const double* lo
+    cdef const double* hi
+
+
+# T_out: 16 doubles, row-major 4x4 homogeneous transform of the tip in the base frame.
+cdef void fk_c(const ChainData* c, const double* q, double* T_out) noexcept nogil
+
+# T_out as above; J_out: 6 x n row-major, rows [vx vy vz wx wy wz], base frame, referenced at
+# the tip origin (pinocchio's LOCAL_WORLD_ALIGNED frame Jacobian).
+cdef void fk_jac_c(const ChainData* c, const double* q, double* T_out, double* J_out) noexcept nogil
+
+# Rotation vector of a 3x3 row-major rotation matrix (the SO(3) log map), robust near 0 and pi.
+cdef void log3_c(const double* R, double* w_out) noexcept nogil

@@ -1,0 +1,598 @@
+# cython: language_level=3
+"""Compiled serial-chain kernels: FK, Jacobian, their batch and fused forms, and LM inverse kinematics.
+
+The typed Python face is ``ChainKernel``'s methods: they check every input (shape, dtype, NaN/Inf)
+once, then run the loops on raw pointers. Batch and IK calls release the GIL; the single-pose
+calls (~0.1 us of arithmetic) keep it, since releasing and re-taking it would cost more than the
+work. Every method has an ``out=`` form that
+writes into a caller's buffer and allocates nothing. ``machaon.kinematics.chain.Chain`` builds the
+kernel from pinocchio's model and is what users call.
+"""
+
+cimport numpy as cnp
+from libc.math cimport atan2, cos, fabs, isfinite, sin, sqrt
+from libc.string cimport memcpy
+from libc.stdint cimport uint64_t
+
+import numpy as np
+
+cnp.import_array()
+
+cdef double PI = 3.141592653589793
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks (the only place that checks; the loops below trust their arguments)
+
+cdef inline bint _is_f64_c(object x):
+    return (
+        cnp.PyArray_Check(x)
+        and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE
+        and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+    )
+
+
+cdef cnp.ndarray _as_input(str name, object x, int ndim, int d0, int d1, int d2):
+    """x as a C-contiguous float64 array with the given shape (-1: free), all finite."""
+    cdef cnp.ndarray a
+    cdef Py_ssize_t i, size
+    cdef const double* p
+    if _is_f64_c(x):
+        a = <cnp.ndarray>x
+    else:
+        try:
+            a = np.ascontiguousarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: not a numeric array ({exc})") from None
+    cdef int want[3]
+    cdef bint bad
+    want[0] = d0
+    want[1] = d1
+    want[2] = d2
+    bad = cnp.PyArray_NDIM(a) != ndim
+    if not bad:
+        for i in range(ndim):
+            if want[i] >= 0 and cnp.PyArray_DIM(a, i) != want[i]:
+                bad = True
+    if bad:
+        shape = "x".join("N" if want[i] < 0 else str(want[i]) for i in range(ndim))
+        raise ValueError(f"{name}: expected shape {shape}, got {np.shape(a)}")
+    size = cnp.PyArray_SIZE(a)
+    p = <const double*>cnp.PyArray_DATA(a)
+    for i in range(size):
+        if not isfinite(p[i]):
+            raise ValueError(f"{name}: contains NaN or Inf")
+    return a
+
+
+cdef cnp.ndarray _as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2):
+    """``out`` checked (writable, C-contiguous float64, exact shape), or a new array."""
+    cdef cnp.npy_intp dims[3]
+    dims[0] = d0
+    dims[1] = d1
+    dims[2] = d2
+    cdef cnp.ndarray a
+    cdef int i
+    if out is None:
+        return cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_DOUBLE, 0)
+    if not _is_f64_c(out) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+        raise ValueError(f"{name}: must be a writable C-contiguous float64 array")
+    a = <cnp.ndarray>out
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got {cnp.PyArray_NDIM(a)}")
+    for i in range(ndim):
+        if cnp.PyArray_DIM(a, i) != dims[i]:
+            raise ValueError(f"{name}: expected shape {tuple(dims[j] for j in range(ndim))}, got {np.shape(a)}")
+    return a
+
+
+cdef cnp.ndarray _as_transform(str name, object T):
+    """A finite 4x4 homogeneous transform with a proper rotation (to 1e-6) and last row 0 0 0 1."""
+    cdef cnp.ndarray a = _as_input(name, T, 2, 4, 4, -1)
+    cdef const double* t = <const double*>cnp.PyArray_DATA(a)
+    cdef int i, j
+    cdef double s, det
+    if t[12] != 0.0 or t[13] != 0.0 or t[14] != 0.0 or t[15] != 1.0:
+        raise ValueError(f"{name}: last row must be [0, 0, 0, 1]")
+    for i in range(3):
+        for j in range(3):
+            s = t[4 * i] * t[4 * j] + t[4 * i + 1] * t[4 * j + 1] + t[4 * i + 2] * t[4 * j + 2]
+            if fabs(s - (1.0 if i == j else 0.0)) > 1e-6:
+                raise ValueError(f"{name}: rotation part is not orthonormal")
+    det = (t[0] * (t[5] * t[10] - t[6] * t[9]) - t[1] * (t[4] * t[10] - t[6] * t[8])
+           + t[2] * (t[4] * t[9] - t[5] * t[8]))
+    if det < 0.0:
+        raise ValueError(f"{name}: rotation part is a reflection (det < 0)")
+    return a
+
+
+# ----------------------------------------------------------------------------------------------
+# small dense helpers (row-major)
+
+cdef inline void _compose(double* R, double* p, const double* A) noexcept nogil:
+    """[R p] <- [R p] @ [A] with A a 3x4 affine block (row-major)."""
+    cdef double r00 = R[0], r01 = R[1], r02 = R[2]
+    cdef double r10 = R[3], r11 = R[4], r12 = R[5]
+    cdef double r20 = R[6], r21 = R[7], r22 = R[8]
+    p[0] += r00 * A[3] + r01 * A[7] + r02 * A[11]
+    p[1] += r10 * A[3] + r11 * A[7] + r12 * A[11]
+    p[2] += r20 * A[3] + r21 * A[7] + r22 * A[11]
+    R[0] = r00 * A[0] + r01 * A[4] + r02 * A[8]
+    R[1] = r00 * A[1] + r01 * A[5] + r02 * A[9]
+    R[2] = r00 * A[2] + r01 * A[6] + r02 * A[10]
+    R[3] = r10 * A[0] + r11 * A[4] + r12 * A[8]
+    R[4] = r10 * A[1] + r11 * A[5] + r12 * A[9]
+    R[5] = r10 * A[2] + r11 * A[6] + r12 * A[10]
+    R[6] = r20 * A[0] + r21 * A[4] + r22 * A[8]
+    R[7] = r20 * A[1] + r21 * A[5] + r22 * A[9]
+    R[8] = r20 * A[2] + r21 * A[6] + r22 * A[10]
+
+
+cdef inline void _joint(double* R, double* p, int jtype, double qk) noexcept nogil:
+    """Apply joint motion about/along local z."""
+    cdef double c, s, x, y
+    cdef int i
+    if jtype == 0:
+        c = cos(qk)
+        s = sin(qk)
+        for i in range(3):
+            x = R[3 * i]
+            y = R[3 * i + 1]
+            R[3 * i] = c * x + s * y
+            R[3 * i + 1] = -s * x + c * y
+    else:
+        p[0] += R[2] * qk
+        p[1] += R[5] * qk
+        p[2] += R[8] * qk
+
+
+cdef inline void _identity(double* R, double* p) noexcept nogil:
+    R[0] = 1.0; R[1] = 0.0; R[2] = 0.0
+    R[3] = 0.0; R[4] = 1.0; R[5] = 0.0
+    R[6] = 0.0; R[7] = 0.0; R[8] = 1.0
+    p[0] = 0.0; p[1] = 0.0; p[2] = 0.0
+
+
+cdef inline void _store(const double* R, const double* p, double* T) noexcept nogil:
+    T[0] = R[0]; T[1] = R[1]; T[2] = R[2]; T[3] = p[0]
+    T[4] = R[3]; T[5] = R[4]; T[6] = R[5]; T[7] = p[1]
+    T[8] = R[6]; T[9] = R[7]; T[10] = R[8]; T[11] = p[2]
+    T[12] = 0.0; T[13] = 0.0; T[14] = 0.0; T[15] = 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels
+
+cdef void fk_c(const ChainData* c, const double* q, double* T_out) noexcept nogil:
+    cdef double R[9]
+    cdef double p[3]
+    cdef int k
+    _identity(R, p)
+    for k in range(c.n):
+        _compose(R, p, c.T_fixed + 12 * k)
+        _joint(R, p, c.jtype[k], q[k])
+    _compose(R, p, c.T_fixed + 12 * c.n)
+    _store(R, p, T_out)
+
+
+cdef void fk_jac_c(const ChainData* c, const double* q, double* T_out, double* J_out) noexcept nogil:
+    cdef double R[9]
+    cdef double p[3]
+    cdef double z[3 * MAX_DOF]
+    cdef double o[3 * MAX_DOF]
+    cdef int k, n = c.n
+    cdef double dx, dy, dz
+    _identity(R, p)
+    for k in range(n):
+        _compose(R, p, c.T_fixed + 12 * k)
+        z[3 * k] = R[2]
+        z[3 * k + 1] = R[5]
+        z[3 * k + 2] = R[8]
+        o[3 * k] = p[0]
+        o[3 * k + 1] = p[1]
+        o[3 * k + 2] = p[2]
+        _joint(R, p, c.jtype[k], q[k])
+    _compose(R, p, c.T_fixed + 12 * n)
+    _store(R, p, T_out)
+    for k in range(n):
+        if c.jtype[k] == 0:
+            dx = p[0] - o[3 * k]
+            dy = p[1] - o[3 * k + 1]
+            dz = p[2] - o[3 * k + 2]
+            J_out[k] = z[3 * k + 1] * dz - z[3 * k + 2] * dy
+            J_out[n + k] = z[3 * k + 2] * dx - z[3 * k] * dz
+            J_out[2 * n + k] = z[3 * k] * dy - z[3 * k + 1] * dx
+            J_out[3 * n + k] = z[3 * k]
+            J_out[4 * n + k] = z[3 * k + 1]
+            J_out[5 * n + k] = z[3 * k + 2]
+        else:
+            J_out[k] = z[3 * k]
+            J_out[n + k] = z[3 * k + 1]
+            J_out[2 * n + k] = z[3 * k + 2]
+            J_out[3 * n + k] = 0.0
+            J_out[4 * n + k] = 0.0
+            J_out[5 * n + k] = 0.0
+
+
+cdef void _fk_all_c(const ChainData* c, const double* Cm, const double* q, double* out) noexcept nogil:
+    """Frame of each joint after its motion (URDF joint orientation), then the tip."""
+    cdef double R[9]
+    cdef double p[3]
+    cdef double Ru[9]
+    cdef double A[12]
+    cdef int k, i
+    _identity(R, p)
+    for k in range(c.n):
+        _compose(R, p, c.T_fixed + 12 * k)
+        _joint(R, p, c.jtype[k], q[k])
+        # URDF joint frame = normalised frame @ C[k] (C maps the URDF axis onto z).
+        for i in range(9):
+            Ru[i] = R[i]
+        for i in range(3):
+            A[4 * i] = Cm[9 * k + 3 * i]
+            A[4 * i + 1] = Cm[9 * k + 3 * i + 1]
+            A[4 * i + 2] = Cm[9 * k + 3 * i + 2]
+            A[4 * i + 3] = 0.0
+        _compose(Ru, p, A)
+        _store(Ru, p, out + 16 * k)
+    _compose(R, p, c.T_fixed + 12 * c.n)
+    _store(R, p, out + 16 * c.n)
+
+
+cdef void log3_c(const double* R, double* w) noexcept nogil:
+    cdef double vx = R[7] - R[5]
+    cdef double vy = R[2] - R[6]
+    cdef double vz = R[3] - R[1]
+    cdef double s2 = sqrt(vx * vx + vy * vy + vz * vz)   # 2 sin(theta)
+    cdef double c2 = R[0] + R[4] + R[8] - 1.0             # 2 cos(theta)
+    cdef double theta = atan2(s2, c2)
+    cdef double f, ax, ay, az, nrm, d0, d1, d2, ct
+    if theta < 1e-5:
+        f = 0.5 * (1.0 + theta * theta / 6.0)
+        w[0] = f * vx
+        w[1] = f * vy
+        w[2] = f * vz
+    elif theta < PI - 1e-4:
+        f = theta / s2
+        w[0] = f * vx
+        w[1] = f * vy
+        w[2] = f * vz
+    else:
+        # Near pi the skew part vanishes: the axis comes from the symmetric part
+        # (R + R^T)/2 = cos(t) I + (1 - cos(t)) a a^T; its sign from the skew part.
+        ct = 0.5 * c2
+        d0 = R[0] - ct
+        d1 = R[4] - ct
+        d2 = R[8] - ct
+        if d0 >= d1 and d0 >= d2:
+            ax = d0
+            ay = 0.5 * (R[1] + R[3])
+            az = 0.5 * (R[2] + R[6])
+        elif d1 >= d2:
+            ax = 0.5 * (R[1] + R[3])
+            ay = d1
+            az = 0.5 * (R[5] + R[7])
+        else:
+            ax = 0.5 * (R[2] + R[6])
+            ay = 0.5 * (R[5] + R[7])
+            az = d2
+        nrm = sqrt(ax * ax + ay * ay + az * az)
+        ax /= nrm
+        ay /= nrm
+        az /= nrm
+        if ax * vx + ay * vy + az * vz < 0.0:
+            ax = -ax
+            ay = -ay
+            az = -az
+        w[0] = theta * ax
+        w[1] = theta * ay
+        w[2] = theta * az
+
+
+cdef inline void _pose_error(const double* T, const double* Tt, double* e) noexcept nogil:
+    """e = [p_t - p; log3(R_t R^T)] (base frame)."""
+    cdef double Re[9]
+    cdef int i, j
+    e[0] = Tt[3] - T[3]
+    e[1] = Tt[7] - T[7]
+    e[2] = Tt[11] - T[11]
+    for i in range(3):
+        for j in range(3):
+            Re[3 * i + j] = Tt[4 * i] * T[4 * j] + Tt[4 * i + 1] * T[4 * j + 1] + Tt[4 * i + 2] * T[4 * j + 2]
+    log3_c(Re, e + 3)
+
+
+cdef inline bint _cholesky_solve(double* A, double* b, int n) noexcept nogil:
+    """Solve A x = b in place (A symmetric positive definite, n x n row-major); False if not SPD."""
+    cdef int i, j, k
+    cdef double s
+    for j in range(n):
+        s = A[j * n + j]
+        for k in range(j):
+            s -= A[j * n + k] * A[j * n + k]
+        if s <= 0.0:
+            return False
+        s = sqrt(s)
+        A[j * n + j] = s
+        for i in range(j + 1, n):
+            for k in range(j):
+                A[i * n + j] -= A[i * n + k] * A[j * n + k]
+            A[i * n + j] /= s
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s -= A[i * n + k] * b[k]
+        b[i] = s / A[i * n + i]
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, n):
+            s -= A[k * n + i] * b[k]
+        b[i] = s / A[i * n + i]
+    return True
+
+
+cdef inline double _norm3(const double* v) noexcept nogil:
+    return sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+
+
+cdef int _ik_lm(const ChainData* c, const double* Tt, const double* lo, const double* hi,
+                double* q, int max_iter, double tol_pos, double tol_rot, double* err) noexcept nogil:
+    """Levenberg-Marquardt from q (in/out, kept inside [lo, hi]).
+
+    Damping lambda = mu * (E + w_bar) with E = |e|^2 / 2 (Sugihara's error-dependent damping,
+    singularity-robust), mu adapted by step acceptance. Returns the iteration count on success,
+    -1 on failure; err[0], err[1] get the position and rotation error norms of the final q.
+    """
+    cdef int n = c.n
+    cdef double T[16]
+    cdef double J[6 * MAX_DOF]
+    cdef double Tn[16]
+    cdef double Jn[6 * MAX_DOF]
+    cdef double e[6]
+    cdef double en[6]
+    cdef double A[MAX_DOF * MAX_DOF]
+    cdef double g[MAX_DOF]
+    cdef double qn[MAX_DOF]
+    cdef double E, En, lam, s, mu = 1.0
+    cdef double w_bar = 1e-6
+    cdef int it, i, j, r
+    fk_jac_c(c, q, T, J)
+    _pose_error(T, Tt, e)
+    E = 0.5 * (e[0] * e[0] + e[1] * e[1] + e[2] * e[2] + e[3] * e[3] + e[4] * e[4] + e[5] * e[5])
+    for it in range(max_iter + 1):
+        err[0] = _norm3(e)
+        err[1] = _norm3(e + 3)
+        if err[0] <= tol_pos and err[1] <= tol_rot:
+            return it
+        if it == max_iter:
+            break
+        lam = mu * (E + w_bar)
+        for i in range(n):
+            s = 0.0
+            for r in range(6):
+                s += J[r * n + i] * e[r]
+            g[i] = s
+            for j in range(i + 1):
+                s = 0.0
+                for r in range(6):
+                    s += J[r * n + i] * J[r * n + j]
+                A[i * n + j] = s
+                A[j * n + i] = s
+            A[i * n + i] += lam
+        if not _cholesky_solve(A, g, n):
+            mu *= 10.0
+            continue
+        for i in range(n):
+            qn[i] = q[i] + g[i]
+            if qn[i] < lo[i]:
+                qn[i] = lo[i]
+            elif qn[i] > hi[i]:
+                qn[i] = hi[i]
+        fk_jac_c(c, qn, Tn, Jn)
+        _pose_error(Tn, Tt, en)
+        En = 0.5 * (en[0] * en[0] + en[1] * en[1] + en[2] * en[2] + en[3] * en[3] + en[4] * en[4] + en[5] * en[5])
+        if En < E:
+            memcpy(q, qn, n * sizeof(double))
+            memcpy(J, Jn, 6 * n * sizeof(double))
+            memcpy(e, en, 6 * sizeof(double))
+            E = En
+            mu *= 0.3
+            if mu < 1e-3:
+                mu = 1e-3
+        else:
+            mu *= 8.0
+            if mu > 1e8:
+                # Stuck (a limit or a local minimum): give up on this start.
+                break
+    return -1
+
+
+cdef inline double _uniform(uint64_t* state) noexcept nogil:
+    """splitmix64 -> [0, 1). Deterministic for a seed, independent of global state."""
+    cdef uint64_t z
+    state[0] += <uint64_t>0x9E3779B97F4A7C15
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+    z = z ^ (z >> 31)
+    return (z >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef inline double _wrap_pi(double x) noexcept nogil:
+    while x > PI:
+        x -= 2.0 * PI
+    while x < -PI:
+        x += 2.0 * PI
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# the typed Python face
+
+cdef class ChainKernel:
+    """Compiled z-normalised chain (see _chain.pxd). Built by ``Chain``; methods check inputs.
+
+    Arguments: ``T_fixed`` (n+1, 3, 4) placements, ``jtype`` (n,) 0 revolute / 1 prismatic,
+    ``axes`` (n, 3) URDF axes, ``C`` (n, 3, 3) rotations mapping each URDF joint frame onto the
+    normalised one, ``lower``/``upper`` (n,) limits (+-inf for continuous joints).
+    """
+
+    def __cinit__(self, T_fixed, jtype, axes, C, lower, upper):
+        T = np.ascontiguousarray(T_fixed, dtype=np.float64)
+        n = T.shape[0] - 1
+        if T.shape != (n + 1, 3, 4) or n < 0 or n > MAX_DOF:
+            raise ValueError(f"T_fixed: expected (n+1, 3, 4) with n <= {MAX_DOF}, got {T.shape}")
+        self._T_fixed = T
+        self._jtype = np.ascontiguousarray(jtype, dtype=np.intc).reshape(n)
+        self._axes = np.ascontiguousarray(axes, dtype=np.float64).reshape(n, 3)
+        self._C = np.ascontiguousarray(C, dtype=np.float64).reshape(n, 3, 3)
+        self._lower = np.ascontiguousarray(lower, dtype=np.float64).reshape(n)
+        self._upper = np.ascontiguousarray(upper, dtype=np.float64).reshape(n)
+        self.c.n = n
+        self.c.T_fixed = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._T_fixed)
+        self.c.axes = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._axes)
+        self.c.jtype = <const int*>cnp.PyArray_DATA(<cnp.ndarray>self._jtype)
+        self.lo = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._lower)
+        self.hi = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._upper)
+
+    @property
+    def dof(self):
+        return self.c.n
+
+    def fk(self, q, out=None):
+        """Tip pose T_base_tip (4x4) at joint values q (n,)."""
+        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
+        cdef cnp.ndarray o = _as_output("out", out, 2, 4, 4, 0)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
+        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        fk_c(&self.c, qp, op)
+        return o
+
+    def fk_all(self, q, out=None):
+        """(n+1, 4, 4): each joint's frame after its motion (URDF orientation), then the tip."""
+        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
+        cdef cnp.ndarray o = _as_output("out", out, 3, self.c.n + 1, 4, 4)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
+        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        cdef const double* Cm = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._C)
+        _fk_all_c(&self.c, Cm, qp, op)
+        return o
+
+    def jacobian(self, q, out=None):
+        """(6, n) geometric Jacobian [linear; angular] in the base frame at the tip origin."""
+        cdef double T[16]
+        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
+        cdef cnp.ndarray o = _as_output("out", out, 2, 6, self.c.n, 0)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
+        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        fk_jac_c(&self.c, qp, T, op)
+        return o
+
+    def fk_jacobian(self, q, T_out=None, J_out=None):
+        """(T_base_tip, J) from one pass over the chain."""
+        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
+        cdef cnp.ndarray To = _as_output("T_out", T_out, 2, 4, 4, 0)
+        cdef cnp.ndarray Jo = _as_output("J_out", J_out, 2, 6, self.c.n, 0)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
+        cdef double* tp = <double*>cnp.PyArray_DATA(To)
+        cdef double* jp = <double*>cnp.PyArray_DATA(Jo)
+        fk_jac_c(&self.c, qp, tp, jp)
+        return To, Jo
+
+    def fk_batch(self, Q, out=None):
+        """(N, 4, 4) tip poses for the rows of Q (N, n)."""
+        cdef cnp.ndarray Qa = _as_input("Q", Q, 2, -1, self.c.n, -1)
+        cdef Py_ssize_t N = cnp.PyArray_DIM(Qa, 0), i
+        cdef cnp.ndarray o = _as_output("out", out, 3, N, 4, 4)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(Qa)
+        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        cdef int n = self.c.n
+        with nogil:
+            for i in range(N):
+                fk_c(&self.c, qp + i * n, op + 16 * i)
+        return o
+
+    def jacobian_batch(self, Q, out=None):
+        """(N, 6, n) Jacobians for the rows of Q (N, n)."""
+        cdef double T[16]
+        cdef cnp.ndarray Qa = _as_input("Q", Q, 2, -1, self.c.n, -1)
+        cdef Py_ssize_t N = cnp.PyArray_DIM(Qa, 0), i
+        cdef cnp.ndarray o = _as_output("out", out, 3, N, 6, self.c.n)
+        cdef const double* qp = <const double*>cnp.PyArray_DATA(Qa)
+        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        cdef int n = self.c.n
+        with nogil:
+            for i in range(N):
+                fk_jac_c(&self.c, qp + i * n, T, op + 6 * n * i)
+        return o
+
+    def ik(self, T_target, q0, double tol_pos, double tol_rot, int max_iter, int restarts,
+           unsigned long long seed, out=None):
+        """LM IK with random restarts; returns (q, success, pos_err, rot_err, iterations).
+
+        The first attempt starts at q0 (clamped into the limits), so a solution reachable from
+        q0 is preferred; restarts draw uniformly inside the limits ([-pi, pi] for continuous
+        joints) from a splitmix64 stream seeded by ``seed``. Continuous joints of the answer are
+        wrapped to within pi of q0. The returned q is always inside the limits; on failure it is
+        the attempt with the smallest error.
+        """
+        cdef int n = self.c.n
+        cdef cnp.ndarray Ta = _as_transform("T_base_target", T_target)
+        cdef cnp.ndarray qa = _as_input("q0", q0, 1, n, -1, -1)
+        cdef cnp.ndarray o = _as_output("out", out, 1, n, 0, 0)
+        if max_iter < 1 or restarts < 0:
+            raise ValueError("max_iter must be >= 1 and restarts >= 0")
+        if not (tol_pos > 0.0 and tol_rot > 0.0):
+            raise ValueError("tol_pos and tol_rot must be > 0")
+        cdef const double* Tt = <const double*>cnp.PyArray_DATA(Ta)
+        cdef const double* qs = <const double*>cnp.PyArray_DATA(qa)
+        cdef double* qo = <double*>cnp.PyArray_DATA(o)
+        cdef double q[MAX_DOF]
+        cdef double best[MAX_DOF]
+        cdef double err[2]
+        cdef double best_err[2]
+        cdef double best_cost = 1e300, cost, lo, hi
+        cdef uint64_t state = <uint64_t>seed
+        cdef int attempt, i, it, total = 0, result = -1
+        with nogil:
+            best_err[0] = 1e300
+            best_err[1] = 1e300
+            for attempt in range(restarts + 1):
+                for i in range(n):
+                    lo = self.lo[i]
+                    hi = self.hi[i]
+                    if attempt == 0:
+                        q[i] = qs[i]
+                        if q[i] < lo:
+                            q[i] = lo
+                        elif q[i] > hi:
+                            q[i] = hi
+                    else:
+                        if not isfinite(lo) or not isfinite(hi):
+                            lo = -PI
+                            hi = PI
+                        q[i] = lo + (hi - lo) * _uniform(&state)
+                it = _ik_lm(&self.c, Tt, self.lo, self.hi, q, max_iter, tol_pos, tol_rot, err)
+                total += it if it >= 0 else max_iter
+                cost = err[0] + err[1]
+                if it >= 0 or cost < best_cost:
+                    best_cost = cost
+                    memcpy(best, q, n * sizeof(double))
+                    best_err[0] = err[0]
+                    best_err[1] = err[1]
+                if it >= 0:
+                    result = 0
+                    break
+            for i in range(n):
+                if not isfinite(self.lo[i]) and not isfinite(self.hi[i]):
+                    best[i] = qs[i] + _wrap_pi(best[i] - qs[i])
+                qo[i] = best[i]
+        return o, result == 0, best_err[0], best_err[1], total
+
+
+def log3(R, out=None):
+    """Rotation vector (3,) of a rotation matrix R (3x3): the SO(3) log map, robust near 0 and pi."""
+    cdef cnp.ndarray Ra = _as_input("R", R, 2, 3, 3, -1)
+    cdef cnp.ndarray o = _as_output("out", out, 1, 3, 0, 0)
+    log3_c(<const double*>cnp.PyArray_DATA(Ra), <double*>cnp.PyArray_DATA(o))
+    return o

@@ -1,0 +1,81 @@
+"""Rigid-body dynamics terms of a chain through pinocchio: gravity, mass matrix, nonlinear effects.
+
+The model is the URDF's, reduced to the chain's joints (every other joint locked at its neutral
+value). Gravity is pinocchio's default, -9.81 m/s^2 along the root frame's z; for the usual arm
+whose base link is the URDF root that is the base frame. Units: N m (revolute), N (prismatic).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pinocchio as pin
+
+from machaon._validate import finite_array, transform
+from machaon.kinematics.chain import Chain, _pin_q
+
+
+class Dynamics:
+    """Dynamics of ``chain`` with an optional payload (mass in kg, centre of mass in the tool frame).
+
+    Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
+    """
+
+    def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0)):
+        if not np.isfinite(payload_mass) or payload_mass < 0:
+            raise ValueError("payload_mass: must be a finite mass >= 0 kg")
+        com = finite_array("payload_com", payload_com, (3,))
+        full = pin.buildModelFromUrdf(str(chain.urdf_path))
+        keep = {full.getJointId(name) for name in chain.joint_names}
+        lock = [j for j in range(1, full.njoints) if j not in keep]
+        self.model = pin.buildReducedModel(full, lock, pin.neutral(full)) if lock else full
+        self.chain = chain
+        self.payload_mass = float(payload_mass)
+        if payload_mass > 0:
+            tip = self.model.frames[self.model.getFrameId(chain.tip_link, pin.FrameType.BODY)]
+            # Payload as a point mass at its centre of mass, expressed in the tool frame.
+            T_joint_tool = tip.placement.homogeneous @ chain.T_flange_tool
+            p_joint = T_joint_tool[:3, :3] @ com + T_joint_tool[:3, 3]
+            inertia = pin.Inertia(float(payload_mass), p_joint, np.zeros((3, 3)))
+            self.model.inertias[tip.parentJoint] = self.model.inertias[tip.parentJoint] + inertia
+        self.data = self.model.createData()
+        self._idx_v = np.array([self.model.joints[self.model.getJointId(n)].idx_v for n in chain.joint_names])
+
+    @classmethod
+    def from_urdf(
+        cls,
+        path: str | Path,
+        base_link: str,
+        tip_link: str,
+        payload_mass: float = 0.0,
+        payload_com: np.ndarray = (0.0, 0.0, 0.0),
+        T_flange_tool: np.ndarray | None = None,
+    ) -> Dynamics:
+        """Dynamics of the chain ``base_link`` -> ``tip_link`` of a URDF (see ``Chain.from_urdf``)."""
+        chain = Chain.from_urdf(path, base_link, tip_link)
+        if T_flange_tool is not None:
+            chain = chain.with_tool(transform("T_flange_tool", T_flange_tool))
+        return cls(chain, payload_mass, payload_com)
+
+    def _q(self, q: np.ndarray) -> np.ndarray:
+        return _pin_q(self.model, self.chain, finite_array("q", q, (self.chain.dof,)))
+
+    def _reorder(self, v: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(v[self._idx_v])
+
+    def gravity(self, q: np.ndarray) -> np.ndarray:
+        """Generalised gravity torques g(q) (dof,)."""
+        return self._reorder(pin.computeGeneralizedGravity(self.model, self.data, self._q(q)))
+
+    def mass_matrix(self, q: np.ndarray) -> np.ndarray:
+        """Joint-space inertia M(q) (dof x dof), symmetric positive definite."""
+        M = pin.crba(self.model, self.data, self._q(q))
+        M = np.triu(M) + np.triu(M, 1).T
+        return np.ascontiguousarray(M[np.ix_(self._idx_v, self._idx_v)])
+
+    def nonlinear(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Coriolis, centrifugal and gravity torques C(q, dq) dq + g(q) (dof,)."""
+        v = np.zeros(self.model.nv)
+        v[self._idx_v] = finite_array("dq", dq, (self.chain.dof,))
+        return self._reorder(pin.nonLinearEffects(self.model, self.data, self._q(q), v))

@@ -1,0 +1,54 @@
+"""The ``Backend`` protocol: the one interface the control loop drives, in sim and on hardware.
+
+A backend owns its clock. The loop does ``state = backend.read()``, computes a command,
+``backend.write(cmd)``, then ``backend.clock.wait_until(t_next)``. In simulation, waiting steps
+the physics up to ``t_next``; on hardware it sleeps on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from machaon.types import JointCommand, JointState
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Time source of a backend, in seconds."""
+
+    def now(self) -> float:
+        """Current time of this backend's clock (s)."""
+        ...
+
+    def wait_until(self, t: float) -> None:
+        """Return once ``now() >= t``. A simulator steps its physics here."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A robot the control loop can drive: the PyBullet arm, a serial actuator chain, or a fake.
+
+    ``read`` and ``write`` never raise for device trouble: faults come back inside
+    ``JointState.faults`` (house rule 6). They raise ``ValueError`` only for a malformed
+    command (wrong length, NaN), which is a programming error of the caller.
+    """
+
+    @property
+    def dof(self) -> int: ...
+
+    @property
+    def joint_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def read(self) -> JointState: ...
+
+    def write(self, cmd: JointCommand) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...

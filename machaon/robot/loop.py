@@ -1,0 +1,305 @@
+"""``ControlLoop``: the one fixed-rate loop that runs any controller on any backend.
+
+Each cycle::
+
+    t = clock.now(); state = backend.read()
+    cmd = controller.update(state, t)            # an exception here -> protective stop
+    cmd = supervisor.check(state, cmd, t)        # limits, watchdogs, safe commands
+    backend.write(cmd); recorder.record_cycle(t, state, cmd)
+    clock.wait_until(t_next)                     # sim: steps physics; hardware: sleep-then-spin
+
+The schedule is absolute (``t_next = t_prev_next + period``), so there is no drift; a cycle that
+ends after its next start time counts as an overrun and re-anchors the schedule at "now" (no
+burst of catch-up cycles). The clock is the backend's: ``FakeClock`` and simulators advance when
+waited on, so ``run_for`` is deterministic there; on hardware it is ``MonotonicClock``.
+
+Controllers are objects with ``update(state, t) -> JointCommand``; an optional
+``on_activate(state, t)`` is called on the first cycle a controller runs (at start and after
+``set_controller``), so it can align its target with the current pose. ``set_controller`` may be
+called from any thread while the loop runs; the swap happens at the next cycle boundary.
+
+Device faults never raise (they arrive in ``JointState``); if ``backend.read``/``write`` raise
+anyway, the loop asks the supervisor for a protective stop, logs, and ends with ``error`` set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from machaon.control.supervisor import Supervisor
+from machaon.robot.backend import Backend
+from machaon.types import JointCommand
+
+_log = logging.getLogger(__name__)
+
+_RING = 1 << 17  # periods kept for statistics (~131 s at 1 kHz)
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """Timing of a loop run, from the backend clock (s).
+
+    ``period_*`` describe the time between consecutive cycle starts; ``error_*`` the absolute
+    difference of the period from nominal (jitter); ``compute_*`` the time from a cycle's start
+    to its write. Percentiles cover the last ~131 000 cycles.
+    """
+
+    cycles: int
+    overruns: int
+    nominal_period: float
+    period_mean: float
+    period_median: float
+    period_p99: float
+    period_max: float
+    jitter_std: float
+    error_median: float
+    error_p99: float
+    compute_median: float
+    compute_p99: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class ControlLoop:
+    """Runs ``controller`` on ``backend`` under ``supervisor`` at ``rate_hz`` (see module docstring).
+
+    ``recorder`` (e.g. ``machaon.robot.runlog.RunLogRecorder``) gets every cycle and every
+    supervisor event. Use as a context manager (``with ControlLoop(...) as loop:`` starts the
+    thread and stops it on exit) or call ``run_for(seconds)`` synchronously.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        controller: object,
+        supervisor: Supervisor | None = None,
+        rate_hz: float = 1000.0,
+        recorder: object | None = None,
+    ) -> None:
+        if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
+            raise ValueError(f"rate_hz: must be a positive finite number, got {rate_hz!r}")
+        if not callable(getattr(controller, "update", None)):
+            raise ValueError("controller: needs an update(state, t) method")
+        self.backend = backend
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
+        self.rate_hz = float(rate_hz)
+        self.period = 1.0 / self.rate_hz
+        self.recorder = recorder
+        self._controller = controller
+        self._active: object | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.last_state = None
+        self.last_command: JointCommand | None = None
+        self._periods = np.zeros(_RING)
+        self._compute = np.zeros(_RING)
+        self._n_periods = 0
+        self._n_compute = 0
+        self.cycles = 0
+        self.overruns = 0
+        self._t_last_start: float | None = None
+        self._next: float | None = None
+        self._events_recorded = 0
+        self.supervisor.bind_clock(backend.clock)
+        self.supervisor.bind_period(self.period)
+
+    # -- control ----------------------------------------------------------------------------------
+
+    @property
+    def controller(self) -> object:
+        return self._controller
+
+    def set_controller(self, controller: object) -> None:
+        """Swap the controller at the next cycle boundary (thread-safe)."""
+        if not callable(getattr(controller, "update", None)):
+            raise ValueError("controller: needs an update(state, t) method")
+        self._controller = controller
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Run the loop in its own thread until ``stop()``."""
+        with self._lock:
+            if self.running:
+                raise RuntimeError("control loop already running")
+            self._stop.clear()
+            self.error = None
+            self._begin()
+            self._thread = threading.Thread(target=self._run_thread, name="machaon-control-loop", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread, then command a hold at the current pose (supervisor HOLD) and record stats."""
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            self._stop.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                _log.error("control loop thread did not stop within %.1f s", timeout)
+                return
+            self._thread = None
+            self._finish(hold=True)
+
+    def __enter__(self) -> ControlLoop:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run_for(self, seconds: float) -> LoopStats:
+        """Run ``round(seconds * rate_hz)`` cycles in the calling thread and return the statistics.
+
+        The supervisor keeps its state afterwards; nothing is commanded beyond the last cycle.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds: must be finite and >= 0, got {seconds!r}")
+        if self.running:
+            raise RuntimeError("control loop is running in its thread; stop() it first")
+        n = int(round(seconds * self.rate_hz))
+        self._begin()
+        for _ in range(n):
+            if not self._cycle():
+                break
+        self._finish(hold=False)
+        if self.error is not None:
+            raise RuntimeError(f"control loop ended on a backend error: {self.error!r}") from self.error
+        return self.stats()
+
+    # -- statistics -----------------------------------------------------------------------------------
+
+    def stats(self) -> LoopStats:
+        n = min(self._n_periods, _RING)
+        m = min(self._n_compute, _RING)
+        p = self._periods[:n]
+        c = self._compute[:m]
+        if n == 0:
+            p = np.array([self.period])
+        if m == 0:
+            c = np.zeros(1)
+        err = np.abs(p - self.period)
+        return LoopStats(
+            cycles=self.cycles,
+            overruns=self.overruns,
+            nominal_period=self.period,
+            period_mean=float(p.mean()),
+            period_median=float(np.median(p)),
+            period_p99=float(np.percentile(p, 99)),
+            period_max=float(p.max()),
+            jitter_std=float(p.std()),
+            error_median=float(np.median(err)),
+            error_p99=float(np.percentile(err, 99)),
+            compute_median=float(np.median(c)),
+            compute_p99=float(np.percentile(c, 99)),
+        )
+
+    def reset_stats(self) -> None:
+        self._n_periods = 0
+        self._n_compute = 0
+        self.cycles = 0
+        self.overruns = 0
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        self.supervisor.restart_timing()
+        self._t_last_start = None
+        self._next = None
+        self._active = None
+
+    def _run_thread(self) -> None:
+        while not self._stop.is_set():
+            if not self._cycle():
+                break
+
+    def _finish(self, hold: bool) -> None:
+        if hold and self.error is None and self.last_state is not None:
+            self.supervisor.hold("control loop stopped")
+            try:
+                state = self.backend.read()
+                cmd = self.supervisor.check(state, None, self.backend.clock.now())
+                self.backend.write(cmd)
+                self.last_command = cmd
+            except Exception as exc:  # the backend is going away; nothing more to do safely
+                _log.error("final hold command failed: %r", exc)
+        rec = self.recorder
+        if rec is not None:
+            try:
+                rec.record_events(self.supervisor.drain_events())
+                rec.record_stats(self.stats())
+            except Exception:
+                _log.exception("run log recorder failed; recording disabled")
+                self.recorder = None
+
+    def _cycle(self) -> bool:
+        """One control cycle; False when the loop must end (backend error)."""
+        clock = self.backend.clock
+        t = clock.now()
+        if self._t_last_start is not None:
+            self._periods[self._n_periods % _RING] = t - self._t_last_start
+            self._n_periods += 1
+        self._t_last_start = t
+        if self._next is None:
+            self._next = t
+        sup = self.supervisor
+        try:
+            state = self.backend.read()
+        except Exception as exc:
+            return self._backend_failed("read", exc)
+        controller = self._controller
+        cmd = None
+        try:
+            if controller is not self._active:
+                hook = getattr(controller, "on_activate", None)
+                if hook is not None:
+                    hook(state, t)
+                self._active = controller
+            cmd = controller.update(state, t)
+        except Exception as exc:
+            _log.error("controller %s raised: %r", type(controller).__name__, exc)
+            sup.protective_stop(f"controller {type(controller).__name__} raised {exc!r}", code="bad_command")
+        cmd = sup.check(state, cmd, t)
+        try:
+            self.backend.write(cmd)
+        except Exception as exc:
+            return self._backend_failed("write", exc)
+        t_done = clock.now()
+        self._compute[self._n_compute % _RING] = t_done - t
+        self._n_compute += 1
+        self.cycles += 1
+        self.last_state = state
+        self.last_command = cmd
+        rec = self.recorder
+        if rec is not None:
+            try:
+                rec.record_cycle(t, state, cmd)
+                if len(sup.events) != self._events_recorded:
+                    self._events_recorded = len(sup.events)
+                    rec.record_events(sup.drain_events())
+            except Exception:
+                _log.exception("run log recorder failed; recording disabled")
+                self.recorder = None
+        self._next += self.period
+        if clock.now() > self._next:
+            self.overruns += 1
+            self._next = clock.now()
+        clock.wait_until(self._next)
+        return True
+
+    def _backend_failed(self, what: str, exc: BaseException) -> bool:
+        _log.error("backend %s raised %r; stopping the control loop", what, exc)
+        self.error = exc
+        self.supervisor.protective_stop(f"backend {what} raised {exc!r}", code="device")
+        return False

@@ -1,0 +1,602 @@
+"""``ArmSim``: a six-DOF (or any serial) arm in PyBullet, behind the ``Backend`` protocol.
+
+Each ``ArmSim`` owns its own PyBullet physics client (``p.DIRECT`` or ``p.GUI``) and passes its id
+to every call, so several simulations coexist in one process; nothing uses PyBullet's default
+client. Physics runs at a fixed step (1 kHz by default). Its ``clock`` (a ``SimClock``) steps the
+physics in ``wait_until(t)``, so the hardware-agnostic ``ControlLoop`` drives it unchanged.
+
+Frames and units: joint values in rad, rad/s, N m. The arm's base frame sits at ``T_world_base``
+in the PyBullet world. ``JointState.wrench_tool`` is the wrench that the environment exerts on
+the tool, ``[f; m]`` in N and N m, expressed in the base frame and referred to the tool centre
+point (the flange when no tool is mounted). It comes from a PyBullet joint force/torque sensor
+on the joint that carries the flange, with the static weight of the flange and tool removed (as
+a real F/T sensor's gravity compensation does); inertial forces of an accelerating tool remain.
+
+Command modes: TORQUE (the default velocity motors are switched off, so the command is the only
+actuation besides the configured viscous damping and Coulomb friction), POSITION (PyBullet's
+position motors with gains ``kp``/``kd`` and the effort limits, plus an optional torque
+feed-forward) and VELOCITY. Commanded torques are saturated at the effort limits, as real drives
+do; ``JointState.tau`` reports what was applied.
+
+Determinism: in DIRECT mode the same commands give bit-identical states. In GUI mode with
+``realtime=True`` the clock paces simulated time to the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from machaon._validate import finite_array, transform
+from machaon.robot.description import RobotDescription, load_description
+from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["ArmSim", "Contact", "SimClock", "SimSnapshot", "SimError"]
+
+
+class SimError(RuntimeError):
+    """The simulator cannot start or was used after ``close()``."""
+
+
+def _quat_from_matrix(R: np.ndarray) -> tuple[float, float, float, float]:
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(R).as_quat()
+    return (float(x), float(y), float(z), float(w))
+
+
+def _pose_to_matrix(pos: object, quat: object) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
+    T[:3, 3] = pos
+    return T
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A contact between the arm (or tool) and another body, world frame.
+
+    ``normal_force`` (N, >= 0) acts along ``normal_world``, which points from the other body
+    towards the arm; ``distance`` (m) is negative for penetration.
+    """
+
+    arm_link: str
+    other_body: int
+    other_link: int
+    p_world: np.ndarray
+    normal_world: np.ndarray
+    normal_force: float
+    distance: float
+
+
+@dataclass(frozen=True)
+class SimSnapshot:
+    """A saved simulation state (see ``ArmSim.save`` / ``restore``)."""
+
+    state_id: int
+    t: float
+    steps: int
+    cmd: JointCommand
+
+
+class SimClock:
+    """The simulation's clock: ``now()`` is simulated time; ``wait_until(t)`` steps the physics.
+
+    Time advances in whole physics steps: ``wait_until(t)`` steps until ``now() >= t`` (to within
+    a nanosecond, so that a 1 kHz loop does exactly one step per period). With pacing on, it also
+    sleeps so simulated time does not run ahead of the wall clock (times ``rate``).
+    A non-finite ``t`` raises ``ValueError``; a ``t`` in the past returns at once.
+    """
+
+    def __init__(self, sim: ArmSim) -> None:
+        self._sim = sim
+        self.realtime = False
+        self.rate = 1.0
+        self._wall0: float | None = None
+        self._sim0 = 0.0
+
+    def now(self) -> float:
+        return self._sim.t
+
+    def resync(self) -> None:
+        """Restart real-time pacing from the current instant (after a pause or restore)."""
+        self._wall0 = None
+
+    def wait_until(self, t: float) -> None:
+        if not math.isfinite(t):
+            raise ValueError(f"t: must be finite, got {t!r}")
+        sim = self._sim
+        n = math.ceil((t - sim.t) / sim.dt - 1e-6)
+        if n > 0:
+            sim.step(n)
+        if self.realtime:
+            wall = time.monotonic()
+            if self._wall0 is None:
+                self._wall0, self._sim0 = wall, sim.t
+                return
+            ahead = (sim.t - self._sim0) / self.rate - (wall - self._wall0)
+            if ahead > 0:
+                time.sleep(ahead)
+            elif ahead < -0.25:  # fell far behind (slow machine, paused window): do not try to catch up
+                self._wall0, self._sim0 = wall, sim.t
+
+
+class ArmSim:
+    """A PyBullet arm implementing ``Backend`` (see module docstring). Use as a context manager.
+
+    ``description``: a ``RobotDescription`` or anything ``load_description`` accepts.
+    ``tool``: name of a tool in the description, fixed to the flange (None: bare flange).
+    ``gui``: open a PyBullet GUI window (needs a display); ``realtime`` defaults to ``gui``.
+    ``q0``: initial joint positions (default: the description's home pose).
+    ``joint_damping`` (N m s/rad) / ``joint_friction`` (N m): per joint, default from the description.
+    ``kp``/``kd``: PyBullet position-motor gains used in POSITION mode.
+    ``ft_sensor``: enable the flange force/torque sensor (costs a little per step).
+    """
+
+    def __init__(
+        self,
+        description: RobotDescription | str | os.PathLike[str] = "machaon_arm",
+        *,
+        tool: str | None = None,
+        gui: bool = False,
+        realtime: bool | None = None,
+        dt: float = 1e-3,
+        q0: np.ndarray | None = None,
+        gravity: float = 9.81,
+        joint_damping: np.ndarray | None = None,
+        joint_friction: np.ndarray | None = None,
+        kp: float = 0.3,
+        kd: float = 1.0,
+        T_world_base: np.ndarray | None = None,
+        ft_sensor: bool = True,
+        solver_iterations: int = 50,
+        gui_options: str = "",
+    ) -> None:
+        self.desc = description if isinstance(description, RobotDescription) else load_description(description)
+        if not (math.isfinite(dt) and 0 < dt <= 0.01):
+            raise ValueError(f"dt: must be in (0, 0.01] s, got {dt!r}")
+        self.dt = float(dt)
+        n = self.desc.dof
+        self._tool = None if tool is None else self.desc.tool(tool)
+        self._client = -1
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="machaon_sim_")
+        self._closed = False
+        self._snapshots: list[int] = []
+        self.gui = bool(gui)
+        if gui:
+            self._client = p.connect(p.GUI, options=gui_options)
+        else:
+            self._client = p.connect(p.DIRECT)
+        if self._client < 0:
+            self._tmpdir.cleanup()
+            raise SimError("PyBullet could not connect (is there a display for the GUI?)")
+        cid = self._client
+        try:
+            p.resetSimulation(physicsClientId=cid)
+            p.setPhysicsEngineParameter(
+                fixedTimeStep=self.dt,
+                numSolverIterations=int(solver_iterations),
+                numSubSteps=0,
+                deterministicOverlappingPairs=1,
+                physicsClientId=cid,
+            )
+            if not (math.isfinite(gravity) and gravity >= 0):
+                raise ValueError(f"gravity: must be a finite magnitude >= 0 m/s^2, got {gravity!r}")
+            self.gravity = float(gravity)
+            p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=cid)
+            urdf = Path(self._tmpdir.name) / f"{self.desc.name}_{tool or 'bare'}.urdf"
+            urdf.write_text(self.desc.urdf_with_tool(tool))
+            T_wb = (
+                np.array(self.desc.T_world_base)
+                if T_world_base is None
+                else transform("T_world_base", T_world_base)
+            )
+            self.T_world_base = T_wb
+            flags = p.URDF_USE_INERTIA_FROM_FILE
+            self.body = p.loadURDF(
+                str(urdf),
+                basePosition=T_wb[:3, 3].tolist(),
+                baseOrientation=_quat_from_matrix(T_wb[:3, :3]),
+                useFixedBase=True,
+                flags=flags,
+                physicsClientId=cid,
+            )
+            self._init_indices()
+            self._damping = self._per_joint("joint_damping", joint_damping, self.desc.joint_damping)
+            self._friction = self._per_joint("joint_friction", joint_friction, self.desc.joint_friction)
+            for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
+                # PyBullet adds 0.04 linear/angular damping to every link by default; the model has none.
+                p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
+            for i, j in enumerate(self._jidx):
+                p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
+            self.kp, self.kd = float(kp), float(kd)
+            self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
+            q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
+            self._ft = bool(ft_sensor)
+            if self._ft:
+                p.enableJointForceTorqueSensor(self.body, self._sensor_joint, True, physicsClientId=cid)
+            self._payload_mass, self._payload_com_sensor = self._payload_below_sensor()
+            self._t = 0.0
+            self._steps = 0
+            self._cmd = JointCommand.torque(np.zeros(n))
+            self._tau_applied = np.zeros(n)
+            self._motor_mode: CommandMode | None = None
+            self._faults: list[DeviceFault] = []
+            self._step_hooks: list = []
+            self.reset(q_init)
+        except Exception:
+            self.close()
+            raise
+        self.clock = SimClock(self)
+        self.clock.realtime = self.gui if realtime is None else bool(realtime)
+        from machaon.sim.scene import Scene  # scene objects live in this client
+
+        self.scene = Scene(cid, self)
+
+    # ------------------------------------------------------------------ setup helpers
+
+    def _per_joint(self, name: str, value: np.ndarray | None, default: np.ndarray) -> np.ndarray:
+        if value is None:
+            return np.array(default, dtype=np.float64)
+        arr = np.atleast_1d(finite_array(name, value))
+        if arr.shape == (1,):
+            arr = np.full(self.desc.dof, arr[0])
+        if arr.shape != (self.desc.dof,) or (arr < 0).any():
+            raise ValueError(f"{name}: expected {self.desc.dof} values >= 0")
+        return arr
+
+    def _init_indices(self) -> None:
+        cid = self._client
+        by_joint, by_link = {}, {}
+        self.link_names: dict[int, str] = {-1: p.getBodyInfo(self.body, physicsClientId=cid)[0].decode()}
+        for j in range(p.getNumJoints(self.body, physicsClientId=cid)):
+            info = p.getJointInfo(self.body, j, physicsClientId=cid)
+            by_joint[info[1].decode()] = j
+            by_link[info[12].decode()] = j
+            self.link_names[j] = info[12].decode()
+        self._link_index = by_link
+        self._link_index[self.link_names[-1]] = -1
+        try:
+            self._jidx = [by_joint[name] for name in self.desc.joint_names]
+        except KeyError as exc:
+            raise SimError(f"joint {exc} of the description is not in the URDF PyBullet loaded") from None
+        if self.desc.tip_link not in by_link:
+            raise SimError(f"tip link {self.desc.tip_link!r} not found")
+        self._tip = by_link[self.desc.tip_link]
+        self._tcp = by_link[self._tool.tcp_link] if self._tool is not None else self._tip
+        # The F/T sensor sits on the joint whose child is the tip link (the flange's mounting joint).
+        self._sensor_joint = self._tip
+        self._arm_links = set(self.link_names)
+
+    def _payload_below_sensor(self) -> tuple[float, np.ndarray]:
+        """Mass (kg) and centre of mass (m, sensor frame: see ``_sensor_frame_world``) below the sensor."""
+        cid = self._client
+        below = [self._sensor_joint]
+        for j in range(self._sensor_joint + 1, p.getNumJoints(self.body, physicsClientId=cid)):
+            if p.getJointInfo(self.body, j, physicsClientId=cid)[16] in below:
+                below.append(j)
+        states = p.getLinkStates(self.body, below, computeForwardKinematics=True, physicsClientId=cid)
+        T_w_s = self._sensor_frame_world()
+        m_tot, mc = 0.0, np.zeros(3)
+        for j, st in zip(below, states, strict=True):
+            m = p.getDynamicsInfo(self.body, j, physicsClientId=cid)[0]
+            c_world = np.asarray(st[0])  # link COM (inertial frame origin), world
+            m_tot += m
+            mc += m * c_world
+        c_world = mc / m_tot if m_tot > 0 else T_w_s[:3, 3]
+        c_s = T_w_s[:3, :3].T @ (c_world - T_w_s[:3, 3])
+        return m_tot, c_s
+
+    # ------------------------------------------------------------------ Backend protocol
+
+    @property
+    def dof(self) -> int:
+        return self.desc.dof
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.desc.joint_names
+
+    @property
+    def client(self) -> int:
+        """This simulation's PyBullet physics client id (pass it as ``physicsClientId``)."""
+        self._check_open()
+        return self._client
+
+    @property
+    def t(self) -> float:
+        """Simulated time (s) since construction."""
+        return self._t
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    @property
+    def tool(self) -> str | None:
+        return None if self._tool is None else self._tool.name
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SimError("ArmSim is closed")
+
+    def read(self) -> JointState:
+        """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc)."""
+        self._check_open()
+        sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
+        q = np.fromiter((s[0] for s in sts), np.float64, self.dof)
+        dq = np.fromiter((s[1] for s in sts), np.float64, self.dof)
+        motor = np.fromiter((s[3] for s in sts), np.float64, self.dof)
+        tau = self._tau_applied + motor
+        wrench = self._tool_wrench() if self._ft else None
+        faults = tuple(self._faults)
+        self._faults.clear()
+        return JointState(t=self._t, q=q, dq=dq, tau=tau, wrench_tool=wrench, faults=faults, ok=True)
+
+    def write(self, cmd: JointCommand) -> None:
+        """Hold ``cmd`` until the next write. ``ValueError`` for a wrong length or NaN/Inf."""
+        self._check_open()
+        n = self.dof
+        if not isinstance(cmd, JointCommand):
+            raise ValueError(f"cmd: expected a JointCommand, got {type(cmd).__name__}")
+        if cmd.mode is CommandMode.TORQUE:
+            tau = finite_array("cmd.tau", cmd.tau, (n,))
+            sat = np.clip(tau, -self._effort, self._effort)
+            if not np.array_equal(sat, tau):
+                _log.debug("torque command saturated at the effort limits")
+            self._cmd = JointCommand(CommandMode.TORQUE, tau=sat, info=cmd.info)
+        elif cmd.mode is CommandMode.POSITION:
+            q = finite_array("cmd.q", cmd.q, (n,))
+            dq = None if cmd.dq is None else finite_array("cmd.dq", cmd.dq, (n,))
+            tau = None if cmd.tau is None else finite_array("cmd.tau", cmd.tau, (n,))
+            self._cmd = JointCommand(CommandMode.POSITION, q=q, dq=dq, tau=tau, info=cmd.info)
+        elif cmd.mode is CommandMode.VELOCITY:
+            dq = finite_array("cmd.dq", cmd.dq, (n,))
+            self._cmd = JointCommand(CommandMode.VELOCITY, dq=dq, info=cmd.info)
+        else:  # pragma: no cover - enum is closed
+            raise ValueError(f"cmd.mode: unsupported {cmd.mode!r}")
+        self._apply_motors()
+
+    def close(self) -> None:
+        """Disconnect the physics client and delete temporary files. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        scene = getattr(self, "scene", None)
+        if scene is not None:
+            scene.close()
+        if self._client >= 0:
+            try:
+                p.disconnect(physicsClientId=self._client)
+            except p.error:  # already gone (GUI window closed by the user)
+                pass
+        self._tmpdir.cleanup()
+
+    def __enter__(self) -> ArmSim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten close() must not leak a physics server
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ stepping
+
+    def _apply_motors(self) -> None:
+        cid, body, idx = self._client, self.body, self._jidx
+        cmd = self._cmd
+        if cmd.mode is CommandMode.TORQUE:
+            if self._motor_mode is not CommandMode.TORQUE:
+                # Velocity motors with zero target act as Coulomb friction up to `force`; 0 switches them off.
+                p.setJointMotorControlArray(
+                    body, idx, p.VELOCITY_CONTROL, targetVelocities=[0.0] * self.dof,
+                    forces=self._friction.tolist(), physicsClientId=cid,
+                )
+                self._motor_mode = CommandMode.TORQUE
+            self._tau_applied = cmd.tau
+        elif cmd.mode is CommandMode.POSITION:
+            kw = {} if cmd.dq is None else {"targetVelocities": cmd.dq.tolist()}
+            p.setJointMotorControlArray(
+                body, idx, p.POSITION_CONTROL, targetPositions=cmd.q.tolist(),
+                forces=self._effort.tolist(), positionGains=[self.kp] * self.dof,
+                velocityGains=[self.kd] * self.dof, physicsClientId=cid, **kw,
+            )
+            self._motor_mode = CommandMode.POSITION
+            self._tau_applied = np.zeros(self.dof) if cmd.tau is None else cmd.tau
+        else:
+            p.setJointMotorControlArray(
+                body, idx, p.VELOCITY_CONTROL, targetVelocities=cmd.dq.tolist(),
+                forces=self._effort.tolist(), physicsClientId=cid,
+            )
+            self._motor_mode = CommandMode.VELOCITY
+            self._tau_applied = np.zeros(self.dof)
+
+    def step(self, n: int = 1) -> None:
+        """Advance the physics by ``n`` steps of ``dt``, holding the current command."""
+        self._check_open()
+        cid, body, idx = self._client, self.body, self._jidx
+        tau = self._tau_applied.tolist()
+        use_tau = bool(np.any(self._tau_applied))
+        for _ in range(int(n)):
+            if use_tau:  # PyBullet clears applied joint torques after every step
+                p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
+            for hook in self._step_hooks:
+                hook()
+            p.stepSimulation(physicsClientId=cid)
+            self._steps += 1
+            self._t = self._steps * self.dt
+
+    def add_step_hook(self, fn) -> None:
+        """Call ``fn()`` before every physics step (e.g. external forces, kinematic attachments)."""
+        self._step_hooks.append(fn)
+
+    def remove_step_hook(self, fn) -> None:
+        self._step_hooks.remove(fn)
+
+    def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> None:
+        """Teleport the joints to ``q`` (default home) with velocity ``dq`` (default 0); zero torque."""
+        self._check_open()
+        n = self.dof
+        q = np.array(self.desc.q_home) if q is None else finite_array("q", q, (n,))
+        dq = np.zeros(n) if dq is None else finite_array("dq", dq, (n,))
+        for i, j in enumerate(self._jidx):
+            p.resetJointState(self.body, j, float(q[i]), float(dq[i]), physicsClientId=self._client)
+        self._cmd = JointCommand.torque(np.zeros(n))
+        self._motor_mode = None
+        self._apply_motors()
+
+    # ------------------------------------------------------------------ save / restore
+
+    def save(self) -> SimSnapshot:
+        """Snapshot of the physics state, time and held command (in memory, this client only)."""
+        self._check_open()
+        sid = p.saveState(physicsClientId=self._client)
+        self._snapshots.append(sid)
+        return SimSnapshot(state_id=sid, t=self._t, steps=self._steps, cmd=self._cmd)
+
+    def restore(self, snap: SimSnapshot) -> None:
+        """Return to ``snap`` exactly: joint states, contacts cache, time and the held command."""
+        self._check_open()
+        if snap.state_id not in self._snapshots:
+            raise ValueError("snap: not a snapshot of this simulation (or already released)")
+        p.restoreState(stateId=snap.state_id, physicsClientId=self._client)
+        self._steps, self._t = snap.steps, snap.t
+        self._cmd = snap.cmd
+        self._motor_mode = None
+        self._apply_motors()
+        self.clock.resync()
+
+    def release(self, snap: SimSnapshot) -> None:
+        """Free a snapshot's memory in the physics server."""
+        if snap.state_id in self._snapshots:
+            self._snapshots.remove(snap.state_id)
+            p.removeState(snap.state_id, physicsClientId=self._client)
+
+    # ------------------------------------------------------------------ frames and sensors
+
+    def _link_frame_world(self, link: int) -> np.ndarray:
+        if link == -1:
+            pos, orn = p.getBasePositionAndOrientation(self.body, physicsClientId=self._client)
+            return _pose_to_matrix(pos, orn)
+        st = p.getLinkState(self.body, link, computeForwardKinematics=True, physicsClientId=self._client)
+        return _pose_to_matrix(st[4], st[5])  # URDF link frame (not the inertial frame)
+
+    def _sensor_frame_world(self) -> np.ndarray:
+        """World pose of the frame PyBullet reports the sensor wrench in: the child's inertial frame."""
+        st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=True,
+                            physicsClientId=self._client)
+        return _pose_to_matrix(st[0], st[1])
+
+    def link_index(self, link_name: str) -> int:
+        """PyBullet link index of a link of the arm (-1 for the base); ``KeyError`` if unknown."""
+        return self._link_index[link_name]
+
+    def T_world_link(self, link_name: str) -> np.ndarray:
+        """Pose (4x4, m) of a URDF link frame of the arm in the world, from PyBullet's kinematics."""
+        self._check_open()
+        return self._link_frame_world(self._link_index[link_name])
+
+    def T_base_link(self, link_name: str) -> np.ndarray:
+        """Pose of a link frame in the arm's base frame."""
+        return np.linalg.solve(self.T_world_base, self.T_world_link(link_name))
+
+    def T_base_tcp(self) -> np.ndarray:
+        """Pose of the tool centre point (the flange without a tool) in the base frame."""
+        return np.linalg.solve(self.T_world_base, self._link_frame_world(self._tcp))
+
+    @property
+    def tcp_link(self) -> str:
+        return self.link_names[self._tcp]
+
+    @property
+    def payload(self) -> tuple[float, np.ndarray]:
+        """Mass (kg) and COM (m, in the tip link's inertial frame) carried by the F/T sensor: flange + tool."""
+        return self._payload_mass, self._payload_com_sensor.copy()
+
+    def sensor_wrench_raw(self) -> np.ndarray:
+        """The F/T sensor's raw reading ``[Fx Fy Fz Mx My Mz]`` as PyBullet reports it (joint frame)."""
+        self._check_open()
+        return np.asarray(
+            p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2], dtype=np.float64
+        )
+
+    def _tool_wrench(self) -> np.ndarray:
+        # PyBullet reports the wrench that the parent link exerts on the sensor's child link through
+        # the joint, in the child link's inertial (centre-of-mass) frame, moment about that frame's
+        # origin. Balance of the subtree below the sensor at rest: w_joint + w_weight + w_env = 0.
+        raw = self.sensor_wrench_raw()
+        T_w_s = self._sensor_frame_world()
+        R_ws = T_w_s[:3, :3]
+        weight_w = self._payload_mass * np.array([0.0, 0.0, -self.gravity])
+        f_w = -(R_ws @ raw[:3]) - weight_w
+        m_w = -(R_ws @ raw[3:]) - np.cross(R_ws @ self._payload_com_sensor, weight_w)
+        # refer the moment to the TCP
+        p_tcp = self._link_frame_world(self._tcp)[:3, 3] - T_w_s[:3, 3]
+        m_tcp = m_w - np.cross(p_tcp, f_w)
+        R_bw = self.T_world_base[:3, :3].T
+        return np.concatenate([R_bw @ f_w, R_bw @ m_tcp])
+
+    def contacts(self) -> list[Contact]:
+        """Current contacts of any arm or tool link with other bodies (after the last step)."""
+        self._check_open()
+        out = []
+        for c in self._arm_contacts():
+            out.append(
+                Contact(
+                    arm_link=self.link_names[c[3]],
+                    other_body=c[2],
+                    other_link=c[4],
+                    p_world=np.asarray(c[5], dtype=np.float64),
+                    normal_world=np.asarray(c[7], dtype=np.float64),
+                    normal_force=float(c[9]),
+                    distance=float(c[8]),
+                )
+            )
+        return out
+
+    def _arm_contacts(self) -> list[tuple]:
+        """Contact points with the arm as body A (normal from the other body towards the arm)."""
+        res = []
+        for c in p.getContactPoints(physicsClientId=self._client):
+            a, b = c[1], c[2]
+            if (a == self.body) == (b == self.body):
+                continue  # not involving the arm, or a self-contact
+            if a == self.body:
+                res.append(c)
+            else:  # swap A and B; PyBullet's normal points from B to A
+                neg = tuple(-x for x in c[7])
+                res.append((c[0], b, a, c[4], c[3], c[6], c[5], neg, c[8], c[9],
+                            c[10], tuple(-x for x in c[11]), c[12], tuple(-x for x in c[13])))
+        return res
+
+    def contact_wrench(self) -> np.ndarray:
+        """Sum of contact normal and friction forces on the arm and tool, ``[f; m]`` base frame, at the TCP."""
+        self._check_open()
+        p_tcp = self._link_frame_world(self._tcp)[:3, 3]
+        f = np.zeros(3)
+        m = np.zeros(3)
+        for c in self._arm_contacts():
+            # the normal points from the other body to the arm: the force on the arm is along it
+            fc = c[9] * np.asarray(c[7]) + c[10] * np.asarray(c[11]) + c[12] * np.asarray(c[13])
+            f += fc
+            m += np.cross(np.asarray(c[5]) - p_tcp, fc)
+        R_bw = self.T_world_base[:3, :3].T
+        return np.concatenate([R_bw @ f, R_bw @ m])
+
+    def inject_fault(self, fault: DeviceFault) -> None:
+        """Report ``fault`` in the next ``read()`` (for testing how the loop and supervisor react)."""
+        self._faults.append(fault)

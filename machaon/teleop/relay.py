@@ -1,0 +1,343 @@
+"""UDP latency-injection relay: a user-space netem for one UDP flow, in both directions.
+
+::
+
+    client --> [listen socket] --(uplink LinkModel)--> [per-client socket] --> target
+    client <-- [listen socket] <--(downlink LinkModel)-- [per-client socket] <-- target
+
+A receiver thread takes each datagram's arrival time from the kernel (``SO_TIMESTAMPNS``,
+converted to ``time.monotonic()``; so a receiver that was briefly kept off the CPU or the GIL
+does not shift the delay), asks the direction's ``LinkModel`` for its release time(s) and pushes
+them onto one heap. A scheduler thread releases them: it sleeps on a condition variable until
+``spin_s`` before the earliest release time (its timer slack set to 1 us via ``prctl`` on
+Linux), then busy-waits holding the GIL until the exact time, and sends. Holding the GIL is
+deliberate: yielding it in the spin lets another thread keep it for up to the interpreter's
+switch interval (5 ms). A packet that arrives with an earlier release time wakes the
+scheduler. Replies from the
+target go back to the client that owns the per-client socket, through the downlink model.
+
+Every datagram is counted: forwarded, or dropped with the reason (loss, outage, queue, cut,
+too many clients). ``stats()`` returns a snapshot with release-time errors (actual minus
+scheduled send time) and applied delays.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import heapq
+import itertools
+import logging
+import math
+import selectors
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from machaon.teleop.profiles import LinkCounters, LinkModel, LinkProfile
+
+log = logging.getLogger(__name__)
+
+_MAX_DATAGRAM = 65535
+_RING = 1 << 16
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> (host, port). Raises ``ValueError`` with the offending text."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    try:
+        p = int(port)
+    except ValueError:
+        raise ValueError(f"expected HOST:PORT with a numeric port, got {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise ValueError(f"port out of range in {text!r}")
+    return host.strip("[]"), p
+
+
+@dataclass(frozen=True)
+class DirectionStats:
+    """One direction of the relay since start. Times in seconds."""
+
+    received: int
+    forwarded: int
+    link: LinkCounters
+    dropped_cut: int
+    release_err_p50_s: float
+    release_err_p99_s: float
+    release_err_max_s: float
+    delay_p50_s: float
+    delay_p99_s: float
+
+
+@dataclass(frozen=True)
+class RelayStats:
+    up: DirectionStats
+    down: DirectionStats
+    clients: int
+    dropped_clients: int
+    in_flight: int
+
+
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None)
+_CMSG_SPACE = socket.CMSG_SPACE(16) if _SO_TIMESTAMPNS is not None else 0
+
+
+def _enable_timestamps(sock: socket.socket) -> None:
+    if _SO_TIMESTAMPNS is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:  # not supported here: fall back to user-space timestamps
+            pass
+
+
+def _arrival_time(ancdata: list) -> float:
+    """Monotonic arrival time of a datagram: kernel receive timestamp (CLOCK_REALTIME) turned
+    into monotonic time by its age, or ``time.monotonic()`` when there is none."""
+    now_mono = time.monotonic()
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            age = time.time() - (sec + nsec * 1e-9)
+            if 0.0 <= age < 1.0:
+                return now_mono - age
+    return now_mono
+
+
+def _set_thread_timer_slack(ns: int) -> None:
+    """Linux: shrink the calling thread's timer slack (default 50 us) so timed waits wake on time."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(29, ctypes.c_ulong(ns), 0, 0, 0)  # PR_SET_TIMERSLACK
+    except (OSError, AttributeError):
+        pass
+
+
+class _Ring:
+    """Last ``_RING`` values of a float series (thread-safe enough: one writer)."""
+
+    def __init__(self) -> None:
+        self.buf = np.zeros(_RING)
+        self.n = 0
+
+    def add(self, v: float) -> None:
+        self.buf[self.n % _RING] = v
+        self.n += 1
+
+    def values(self) -> np.ndarray:
+        return self.buf[: min(self.n, _RING)].copy()
+
+
+class _Direction:
+    def __init__(self, profile: LinkProfile, seed: int) -> None:
+        self.model = LinkModel(profile, seed)
+        self.received = 0
+        self.forwarded = 0
+        self.dropped_cut = 0
+        self.err = _Ring()
+        self.delay = _Ring()
+
+    def snapshot(self) -> DirectionStats:
+        e = self.err.values()
+        d = self.delay.values()
+
+        def pct(a: np.ndarray, q: float) -> float:
+            return float(np.percentile(a, q)) if a.size else math.nan
+
+        return DirectionStats(
+            received=self.received,
+            forwarded=self.forwarded,
+            link=self.model.counters,
+            dropped_cut=self.dropped_cut,
+            release_err_p50_s=pct(e, 50),
+            release_err_p99_s=pct(e, 99),
+            release_err_max_s=float(e.max()) if e.size else math.nan,
+            delay_p50_s=pct(d, 50),
+            delay_p99_s=pct(d, 99),
+        )
+
+
+class UdpRelay:
+    """The relay. Use as a context manager; ``address`` is the bound listen address.
+
+    ``profile`` shapes client->target traffic, ``down_profile`` (default: the same profile,
+    seeded ``seed + 1``) shapes replies. ``spin_s`` is how long before a release time the
+    scheduler stops sleeping and spins. ``cut()``/``restore()`` simulate a broken link (every
+    datagram is dropped and counted as ``dropped_cut``).
+    """
+
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        target: tuple[str, int],
+        profile: LinkProfile,
+        *,
+        down_profile: LinkProfile | None = None,
+        seed: int = 0,
+        spin_s: float = 5e-4,
+        max_clients: int = 16,
+    ) -> None:
+        if spin_s < 0 or not math.isfinite(spin_s):
+            raise ValueError(f"spin_s must be a finite value >= 0, got {spin_s}")
+        self._target = target
+        self._spin_s = spin_s
+        self._max_clients = max_clients
+        self._up = _Direction(profile, seed)
+        self._down = _Direction(down_profile or profile, seed + 1)
+        self._listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        _enable_timestamps(self._listen)
+        try:
+            self._listen.bind(listen)
+        except OSError:
+            self._listen.close()
+            raise
+        self._clients: dict[tuple[str, int], socket.socket] = {}
+        self._owner: dict[socket.socket, tuple[str, int]] = {}
+        self._dropped_clients = 0
+        self._heap: list[tuple[float, int, float, socket.socket, tuple[str, int], bytes, _Direction]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._stop = threading.Event()
+        self._cut = False
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listen, selectors.EVENT_READ, None)
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._listen.getsockname()
+
+    def start(self) -> UdpRelay:
+        if self._threads:
+            return self
+        self._threads = [
+            threading.Thread(target=self._receiver, name="relay-rx", daemon=True),
+            threading.Thread(target=self._scheduler, name="relay-sched", daemon=True),
+        ]
+        for th in self._threads:
+            th.start()
+        log.info("relay %s:%d -> %s:%d started", *self.address, *self._target)
+        return self
+
+    def cut(self) -> None:
+        """Drop every datagram from now on (and those already in flight), until ``restore()``."""
+        with self._cv:
+            self._cut = True
+            for item in self._heap:
+                item[6].dropped_cut += 1
+            self._heap.clear()
+        log.warning("relay: link cut")
+
+    def restore(self) -> None:
+        self._cut = False
+        log.warning("relay: link restored")
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        for th in self._threads:
+            th.join(timeout=2.0)
+        self._sel.close()
+        for s in [self._listen, *self._clients.values()]:
+            s.close()
+
+    def __enter__(self) -> UdpRelay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> RelayStats:
+        with self._cv:
+            in_flight = len(self._heap)
+        return RelayStats(
+            up=self._up.snapshot(),
+            down=self._down.snapshot(),
+            clients=len(self._clients),
+            dropped_clients=self._dropped_clients,
+            in_flight=in_flight,
+        )
+
+    # --- threads ------------------------------------------------------------------------------
+    def _client_socket(self, addr: tuple[str, int]) -> socket.socket | None:
+        s = self._clients.get(addr)
+        if s is not None:
+            return s
+        if len(self._clients) >= self._max_clients:
+            return None
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        _enable_timestamps(s)
+        s.bind((self._listen.getsockname()[0], 0))
+        self._clients[addr] = s
+        self._owner[s] = addr
+        self._sel.register(s, selectors.EVENT_READ, addr)
+        log.info("relay: new client %s:%d", *addr)
+        return s
+
+    def _receiver(self) -> None:
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(timeout=0.05):
+                sock = key.fileobj
+                try:
+                    data, ancdata, _, src = sock.recvmsg(_MAX_DATAGRAM, _CMSG_SPACE)  # type: ignore[union-attr]
+                except OSError as exc:  # e.g. ICMP port unreachable surfacing on a UDP socket
+                    log.debug("relay: recv error %s", exc)
+                    continue
+                t = _arrival_time(ancdata)
+                if sock is self._listen:
+                    out = self._client_socket(src)
+                    if out is None:
+                        self._dropped_clients += 1
+                        log.warning("relay: dropped datagram from %s:%d (too many clients)", *src)
+                        continue
+                    self._push(self._up, t, data, out, self._target)
+                else:
+                    self._push(self._down, t, data, self._listen, key.data)
+
+    def _push(self, d: _Direction, t: float, data: bytes, out: socket.socket, dest: tuple[str, int]) -> None:
+        d.received += 1
+        if self._cut:
+            d.dropped_cut += 1
+            return
+        releases = d.model.transmit(t, len(data))
+        if not releases:
+            return
+        with self._cv:
+            for t_rel in releases:
+                heapq.heappush(self._heap, (t_rel, next(self._seq), t, out, dest, data, d))
+            if self._heap[0][0] in releases:
+                self._cv.notify()
+
+    def _scheduler(self) -> None:
+        _set_thread_timer_slack(1000)
+        spin = self._spin_s
+        while not self._stop.is_set():
+            with self._cv:
+                if not self._heap:
+                    self._cv.wait(0.1)
+                    continue
+                t_rel = self._heap[0][0]
+                wait = t_rel - time.monotonic() - spin
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue  # re-check: an earlier packet may have arrived
+                t_rel, _, t_in, out, dest, data, d = heapq.heappop(self._heap)
+            while time.monotonic() < t_rel:
+                pass  # busy-wait holding the GIL (see the module docstring)
+            t_out = time.monotonic()
+            try:
+                out.sendto(data, dest)
+            except OSError as exc:
+                log.warning("relay: send to %s:%d failed: %s", *dest, exc)
+                continue
+            d.forwarded += 1
+            d.err.add(t_out - t_rel)
+            d.delay.add(t_out - t_in)

@@ -1,0 +1,55 @@
+"""Dynamics terms through pinocchio, and the payload model against an independent Jacobian check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from machaon.kinematics import Chain, Dynamics
+from machaon.kinematics.chain import _pin_q
+from tests.kinematics.conftest import arm_spec
+
+
+@pytest.mark.parametrize("name", ["machaon_arm", "kuka_iiwa"])
+def test_gravity_mass_matrix_nonlinear(name):
+    dyn = Dynamics.from_urdf(*arm_spec(name))
+    chain = dyn.chain
+    model = pin.buildModelFromUrdf(str(chain.urdf_path))
+    data = model.createData()
+    rng = np.random.default_rng(1)
+    for q in chain.random_q(rng, 5):
+        dq = rng.normal(0, 1, chain.dof)
+        qp = _pin_q(model, chain, q)
+        np.testing.assert_allclose(dyn.gravity(q), pin.computeGeneralizedGravity(model, data, qp), atol=1e-9)
+        M = dyn.mass_matrix(q)
+        np.testing.assert_allclose(M, M.T, atol=1e-12)
+        assert np.all(np.linalg.eigvalsh(M) > 0)
+        np.testing.assert_allclose(dyn.nonlinear(q, np.zeros(chain.dof)), dyn.gravity(q), atol=1e-9)
+        np.testing.assert_allclose(dyn.nonlinear(q, dq), pin.nonLinearEffects(model, data, qp, dq), atol=1e-9)
+
+
+def test_payload_adds_jacobian_transpose_of_its_weight():
+    path, base, tip = arm_spec("machaon_arm")
+    T_tool = np.eye(4)
+    T_tool[:3, 3] = [0.0, 0.0, 0.1]
+    com = np.array([0.01, -0.02, 0.05])
+    bare = Dynamics.from_urdf(path, base, tip, T_flange_tool=T_tool)
+    loaded = Dynamics.from_urdf(path, base, tip, payload_mass=1.5, payload_com=com, T_flange_tool=T_tool)
+    T_com = T_tool.copy()
+    T_com[:3, 3] += com
+    com_chain = Chain.from_urdf(path, base, tip).with_tool(T_com)
+    q = com_chain.random_q(np.random.default_rng(8))
+    Jp = com_chain.jacobian(q)[:3]
+    expected = Jp.T @ np.array([0.0, 0.0, 1.5 * 9.81])
+    np.testing.assert_allclose(loaded.gravity(q) - bare.gravity(q), expected, atol=1e-9)
+
+
+def test_dynamics_rejects_bad_input():
+    dyn = Dynamics.from_urdf(*arm_spec("kuka_iiwa"))
+    with pytest.raises(ValueError, match="q"):
+        dyn.gravity(np.full(7, np.nan))
+    with pytest.raises(ValueError, match="dq"):
+        dyn.nonlinear(np.zeros(7), np.zeros(3))
+    with pytest.raises(ValueError, match="payload_mass"):
+        Dynamics.from_urdf(*arm_spec("kuka_iiwa"), payload_mass=-1.0)
