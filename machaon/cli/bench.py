@@ -1,8 +1,13 @@
-"""``machaon bench``: the actuator bench test suite against a real bus (or the emulator)."""
+"""``machaon bench``: the actuator bench test suite against a real bus (or the emulator).
+
+Exit status: 0 when every check passed, 1 when a check failed, 2 for bad arguments or a port that
+cannot be opened, 130 when interrupted (the servos are left in the safe state).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,14 +19,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan-bauds", default=None,
                    help="comma-separated baud rates to scan (default: only --baud)")
     p.add_argument("--out", default="bench-report", help="report directory (default ./bench-report)")
-    p.add_argument("--dry-run", action="store_true", help="plan and print the steps; move nothing")
-    p.add_argument("--step-rad", type=float, default=0.2, help="position step amplitude, rad (max 0.5)")
-    p.add_argument("--current-a", type=float, default=0.15, help="current step amplitude, A (max 0.5)")
+    p.add_argument("--dry-run", action="store_true", help="read-only checks and the motion plan; move nothing")
+    p.add_argument("--step-rad", type=float, default=0.2, help="position step, rad (at most 0.5)")
+    p.add_argument("--current-a", type=float, default=0.15, help="current step, A (at most 0.5)")
+    p.add_argument("--step-duration", type=float, default=0.5, help="duration of each step, s")
     p.add_argument("--latency-samples", type=int, default=300, help="round trips for the latency histogram")
+    p.add_argument("--min-rate", type=float, default=200.0, help="loop rate the chain must reach, Hz")
+    p.add_argument("--latency-ms", type=float, default=10.0,
+                   help="adapter latency margin added to every transaction deadline (default 10 ms)")
+    p.add_argument("--safe-state", choices=("hold", "torque_off"), default="hold",
+                   help="what the servos do when the bench stops early (default hold)")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from machaon.hardware.bench import run_bench_cli
+    from machaon.cli.hw import parse_ids
+    from machaon.hardware.bench import BenchOptions, parse_bauds, run_bench
+    from machaon.hardware.protocol import PortError
 
-    return run_bench_cli(args)
+    try:
+        opts = BenchOptions(port=args.port, ids=tuple(parse_ids(args.ids)), baudrate=args.baud,
+                            scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
+                            step_rad=args.step_rad, current_a=args.current_a, step_duration_s=args.step_duration,
+                            latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate,
+                            safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if opts.dry_run:
+        print("dry run: no motion; planned steps:")
+    try:
+        report = run_bench(opts, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    except PortError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if opts.dry_run:
+        for line in report.plan:
+            print(f"  - {line}")
+    for c in report.checks:
+        tag = "PASS" if c.passed else "FAIL"
+        who = f" [id {c.dxl_id}]" if c.dxl_id is not None else ""
+        print(f"{tag}  {c.name}{who}: {c.detail}")
+    n_fail = sum(not c.passed for c in report.checks)
+    print(f"{'PASSED' if report.passed else 'FAILED'}: {len(report.checks) - n_fail}/{len(report.checks)} checks; "
+          f"report in {opts.out_dir}/report.md")
+    if report.interrupted:
+        return 130
+    return 0 if report.passed else 1

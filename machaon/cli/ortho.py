@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+import time
 
 log = logging.getLogger(__name__)
+
+MM = 1e-3  # the one place this module converts: mm on the command line -> m inside
 
 
 def _levels(text: str) -> tuple[str, ...]:
@@ -31,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pp = osub.add_parser("plan", help="auto-plan pedicle screws on a phantom or a mesh; write the plan JSON")
     pp.add_argument("--levels", type=_levels, default=("L3", "L4"), help="phantom levels (default L3,L4)")
-    pp.add_argument("--mesh", default=None, help="bone mesh (STL/OBJ/PLY, mm) to plan on instead of the phantom")
+    pp.add_argument("--mesh", nargs="+", default=None, metavar="FILE",
+                    help="bone mesh file(s) (STL/OBJ/PLY, mm; one per level, named by file stem) instead of the phantom")
+    pp.add_argument("--starts", default=None, metavar="PLAN",
+                    help="plan JSON with one rough trajectory per screw (needed for meshes)")
+    pp.add_argument("--length-fraction", type=float, default=0.8, help="screw length / bone chord (default 0.8)")
     pp.add_argument("--out", "-o", default="plan.json", help="plan JSON to write (default plan.json)")
     pp.set_defaults(func=_cmd_plan)
 
@@ -39,10 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--headless", action="store_true", help="PyBullet DIRECT mode (no window)")
     pr.add_argument("--levels", type=_levels, default=("L3", "L4"), help="phantom levels (default L3,L4)")
     pr.add_argument("--plan", default=None, help="plan JSON to execute (default: auto-plan the phantom)")
+    pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
+                    help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
     pr.add_argument("--report", default=None, metavar="DIR", help="write DIR/report.json and PNG pictures")
     pr.add_argument("--seed", type=int, default=0, help="seed for tracker noise and bumps")
     pr.add_argument("--no-breathing", action="store_true", help="keep the patient still")
-    pr.add_argument("--bump", action="store_true", help="inject a bump during the first drilling")
+    pr.add_argument("--no-bump", action="store_true", help="no patient bump during the first drilling")
+    pr.add_argument("--feed-mm-s", type=float, default=3.0, help="drill feed rate, mm/s (default 3)")
+    pr.add_argument("--fast-calibration", action="store_true",
+                    help="hand-eye calibration from the tracker noise model instead of rendered images")
     pr.set_defaults(func=_cmd_run)
 
     pq = osub.add_parser("report", help="print a run report and render its pictures")
@@ -52,45 +65,83 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from machaon.ortho import planning
+    from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
+    from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
+    t0 = time.perf_counter()
     try:
-        plan = planning.plan_from_cli(levels=args.levels, mesh_path=args.mesh)
-    except (ValueError, OSError) as exc:
+        if args.mesh:
+            anatomy = BoneModel.from_files(args.mesh, units="mm")
+            if args.starts is None:
+                print("ortho plan: a mesh has no pedicle axes; give --starts PLAN with rough trajectories",
+                      file=sys.stderr)
+                return 2
+            plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
+        else:
+            anatomy = SpineSegment(args.levels)
+            starts = None if args.starts is None else Plan.load(args.starts)
+            plan = auto_plan(anatomy, starts=starts, length_fraction=args.length_fraction)
+    except (PlanError, AnatomyError, ValueError, OSError) as exc:
         print(f"ortho plan: {exc}", file=sys.stderr)
         return 2
-    plan.save(args.out)
-    print(f"wrote {args.out} ({len(plan.screws)} screws)")
+    dt = time.perf_counter() - t0
+    print(f"{'screw':<8}{'length mm':>10}{'diam mm':>8}{'clear mm':>9}{'canal mm':>9}  breach")
+    for s in plan:
+        c = check_plan(anatomy, s)
+        print(f"{s.name:<8}{s.length / MM:10.1f}{s.diameter / MM:8.1f}{c.min_clearance / MM:9.2f}"
+              f"{c.canal_clearance / MM:9.2f}  {c.breach_location if c.breach else '-'}")
+    try:
+        plan.save(args.out)
+    except OSError as exc:
+        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from machaon.ortho.procedure import ProcedureConfig, run_procedure
+    from machaon.ortho.procedure import ProcedureConfig, ProcedureError, run_procedure
 
+    if not (math.isfinite(args.feed_mm_s) and 0.1 <= args.feed_mm_s <= 10.0):
+        print("ortho run: --feed-mm-s must be within 0.1..10", file=sys.stderr)
+        return 2
+    gui = not args.headless
+    if gui:
+        import os
+
+        if not os.environ.get("DISPLAY"):
+            print("ortho run: no DISPLAY; running headless", file=sys.stderr)
+            gui = False
     cfg = ProcedureConfig(
         levels=args.levels,
         seed=args.seed,
-        gui=not args.headless,
-        breathing=not args.no_breathing,
-        bump=args.bump,
+        gui=gui,
         plan_path=args.plan,
+        plan_mode=args.plan_mode,
+        breathing=not args.no_breathing,
+        bump=not args.no_bump,
+        feed_m_s=args.feed_mm_s * MM,
+        calibration_from_images=not args.fast_calibration,
     )
+    t0 = time.perf_counter()
     try:
-        result = run_procedure(cfg, report_dir=args.report)
-    except (ValueError, OSError, RuntimeError) as exc:
+        result = run_procedure(cfg, report_dir=args.report, say=lambda msg: print(f"[{time.perf_counter() - t0:6.1f} s] {msg}",
+                                                                                   flush=True))
+    except (ProcedureError, ValueError, OSError) as exc:
         print(f"ortho run: {exc}", file=sys.stderr)
         return 2
     print(result.summary())
     if args.report:
-        print(f"report and pictures in {args.report}")
+        print(f"report: {args.report}/report.json; pictures: {args.report}/*.png")
     return 0 if result.all_within_tolerance else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from machaon.ortho.execution import print_report
+    from machaon.ortho.procedure import print_report
+    from machaon.ortho.report import ReportError
 
     try:
         return print_report(args.dir, render=not args.no_render)
-    except (ValueError, OSError) as exc:
+    except (ReportError, ValueError, OSError) as exc:
         print(f"ortho report: {exc}", file=sys.stderr)
         return 2

@@ -1,22 +1,95 @@
 """``machaon teleop``: link profiles, the latency-injection relay, the robot server, the console.
 
-Subcommands: ``keygen`` (a pre-shared key file, mode 0600).
+Subcommands:
+
+- ``netem``: UDP relay applying a link profile in both directions, with live statistics.
+- ``serve``: the robot server (``--backend sim`` or ``hardware``; chosen here, by name).
+- ``console``: the operator console (terminal UI), or ``--script FILE`` for a headless replay.
+- ``sweep``: a scripted task through every link profile in simulation; table and plots.
+- ``profiles``: list the link profiles.
+- ``keygen``: a new pre-shared key file (mode 0600).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+import time
+
+log = logging.getLogger("machaon.cli.teleop")
+
+DEFAULT_SERVER = "127.0.0.1:47000"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("teleop", help="teleoperation: latency injection, robot server, operator console")
     tsub = p.add_subparsers(dest="teleop_command", metavar="SUBCOMMAND", required=True)
 
+    n = tsub.add_parser("netem", help="UDP relay that injects a link profile's delay, jitter and loss")
+    n.add_argument("--listen", required=True, metavar="HOST:PORT", help="where clients send (e.g. 127.0.0.1:47001)")
+    n.add_argument("--to", required=True, metavar="HOST:PORT", help="where the relay forwards (the server)")
+    n.add_argument("--profile", default="5g_sa_surgery", help="link profile name (see `teleop profiles`)")
+    n.add_argument("--profiles-file", metavar="TOML", help="extra user profiles")
+    n.add_argument("--delay-ms", type=float, help="override the mean one-way delay")
+    n.add_argument("--jitter-ms", type=float, help="override the delay standard deviation")
+    n.add_argument("--loss", type=float, help="override the loss rate (0..1)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--stats-s", type=float, default=1.0, help="statistics print interval (0: quiet)")
+    n.add_argument("--duration", type=float, help="stop after this many seconds")
+    n.add_argument("--rt-priority", type=int, default=10,
+                   help="SCHED_FIFO priority of the release thread, so other processes cannot delay a "
+                        "release (0: normal scheduling; refused without privileges, then normal)")
+    n.set_defaults(func=_netem)
+
+    s = tsub.add_parser("serve", help="run the robot server (control loop + authenticated link)")
+    s.add_argument("--backend", choices=("sim", "hardware"), default="sim")
+    s.add_argument("--listen", default=DEFAULT_SERVER, metavar="HOST:PORT")
+    s.add_argument("--key", required=True, metavar="FILE", help="pre-shared key file (mode 0600)")
+    s.add_argument("--robot", default="machaon_arm", help="robot description name or TOML/URDF path")
+    s.add_argument("--tool", help="tool of the description to mount and drive (default: flange)")
+    s.add_argument("--hw-config", metavar="TOML", help="hardware: actuator chain config")
+    s.add_argument("--port", help="hardware: serial port (overrides the config)")
+    s.add_argument("--gui", action="store_true", help="sim: open the PyBullet window")
+    s.add_argument("--rate-hz", type=float, default=1000.0)
+    s.add_argument("--timeout-ms", type=float, default=100.0, help="command gap that puts the arm in HOLD")
+    s.add_argument("--v-max", type=float, default=0.10, help="tool speed limit at speed scale 1 (m/s)")
+    s.add_argument("--tremor-hz", type=float, default=4.0, help="tremor low-pass cut-off (0: off)")
+    s.add_argument("--state-hz", type=float, default=100.0, help="state messages per second")
+    s.add_argument("--duration", type=float, help="stop after this many seconds")
+    s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
+    s.set_defaults(func=_serve)
+
+    c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
+    c.add_argument("--connect", default=DEFAULT_SERVER, metavar="HOST:PORT")
+    c.add_argument("--key", required=True, metavar="FILE")
+    c.add_argument("--script", metavar="FILE", help="replay an operator script (JSON) headless")
+    c.add_argument("--rate-hz", type=float, default=100.0, help="command stream rate")
+    c.add_argument("--out", metavar="JSON", help="with --script: write a summary of the run here")
+    c.set_defaults(func=_console)
+
+    w = tsub.add_parser("sweep", help="scripted task through every link profile in simulation")
+    w.add_argument("--profiles", help="comma-separated profile names (default: all)")
+    w.add_argument("--profiles-file", metavar="TOML")
+    w.add_argument("--task", choices=("square", "hold"), default="square")
+    w.add_argument("--out", default="teleop_sweep", metavar="DIR", help="directory for table and plots")
+    w.add_argument("--seed", type=int, default=0)
+    w.set_defaults(func=_sweep)
+
+    pr = tsub.add_parser("profiles", help="list the link profiles")
+    pr.add_argument("--profiles-file", metavar="TOML")
+    pr.set_defaults(func=_profiles)
+
     k = tsub.add_parser("keygen", help="write a new random pre-shared key file (mode 0600)")
     k.add_argument("path", help="key file to create")
     k.add_argument("--force", action="store_true", help="overwrite an existing file")
     k.set_defaults(func=_keygen)
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -25,7 +98,217 @@ def _keygen(args: argparse.Namespace) -> int:
     try:
         write_key(args.path, overwrite=args.force)
     except KeyFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _err(str(exc))
     print(f"wrote {args.path} (mode 0600)")
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from machaon.teleop.profiles import ProfileError, load_profiles
+
+    try:
+        profiles = load_profiles(args.profiles_file)
+    except (ProfileError, OSError) as exc:
+        return _err(str(exc))
+    print(f"{'name':18s} {'delay ms':>9s} {'jitter ms':>9s} {'loss %':>7s} {'burst':>5s} {'outage':>12s}  description")
+    for name, p in profiles.items():
+        out = f"{p.outage_s * 1e3:.0f}ms/{p.outage_every_s:g}s" if p.outage_every_s and p.outage_s else "-"
+        print(f"{name:18s} {p.delay_s * 1e3:9.2f} {p.jitter_s * 1e3:9.2f} {p.loss * 100:7.3f} "
+              f"{p.loss_burst:5.1f} {out:>12s}  {p.description}")
+    return 0
+
+
+def _netem(args: argparse.Namespace) -> int:
+    from machaon.teleop.profiles import ProfileError, get_profile
+    from machaon.teleop.relay import UdpRelay, parse_hostport
+
+    try:
+        listen, to = parse_hostport(args.listen), parse_hostport(args.to)
+        prof = get_profile(args.profile, args.profiles_file).with_overrides(
+            delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, loss=args.loss)
+    except (ValueError, OSError) as exc:
+        return _err(str(exc))
+    except ProfileError as exc:
+        return _err(str(exc))
+    # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
+    # one can wait for the other (this process runs nothing else).
+    sys.setswitchinterval(5e-4)
+    try:
+        relay = UdpRelay(listen, to, prof, seed=args.seed, rt_priority=args.rt_priority)
+    except OSError as exc:
+        return _err(f"cannot listen on {args.listen}: {exc}")
+    print(f"netem {args.listen} -> {args.to}: profile {prof.name} (delay {prof.delay_s * 1e3:.2f} ms, "
+          f"jitter {prof.jitter_s * 1e3:.2f} ms, loss {prof.loss * 100:.3f} %)", flush=True)
+    t_end = None if args.duration is None else time.monotonic() + args.duration
+    with relay:
+        try:
+            while t_end is None or time.monotonic() < t_end:
+                time.sleep(args.stats_s if args.stats_s > 0 else 0.5)
+                if args.stats_s > 0:
+                    _print_relay(relay.stats())
+        except KeyboardInterrupt:
+            pass
+    _print_relay(relay.stats())
+    return 0
+
+
+def _print_relay(st: object) -> None:
+    for name, d in (("up", st.up), ("down", st.down)):
+        print(f"{name:4s} rx {d.received:7d} fwd {d.forwarded:7d} lost {d.link.lost:5d} "
+              f"(ge {d.link.lost_random} outage {d.link.lost_outage} queue {d.link.lost_queue}) "
+              f"dup {d.link.duplicated} reord {d.link.reordered} | delay p50 {d.delay_p50_s * 1e3:7.2f} "
+              f"p99 {d.delay_p99_s * 1e3:7.2f} ms | release err p50 {d.release_err_p50_s * 1e6:6.1f} "
+              f"p99 {d.release_err_p99_s * 1e6:7.1f} us", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from machaon.robot.description import DescriptionError, load_description
+    from machaon.teleop.keys import KeyFileError, load_key
+    from machaon.teleop.mapping import TeleopConfig
+    from machaon.teleop.relay import parse_hostport
+    from machaon.teleop.robot_setup import inner_controller, robot_model, safety_settings
+    from machaon.teleop.server import RobotServer, build_supervisor
+    from machaon.types import CommandMode
+
+    try:
+        psk = load_key(args.key)
+        listen = parse_hostport(args.listen)
+        desc = load_description(args.robot)
+        model = robot_model(desc, args.tool)
+        config = TeleopConfig(
+            command_timeout_s=args.timeout_ms * 1e-3, v_max=args.v_max, tremor_cutoff_hz=args.tremor_hz,
+            workspace_min=desc.workspace_min, workspace_max=desc.workspace_max, state_rate_hz=args.state_hz,
+        )
+    except (KeyFileError, DescriptionError, ValueError, OSError) as exc:
+        return _err(str(exc))
+    if args.backend == "sim":
+        from machaon.sim import ArmSim
+
+        backend = ArmSim(desc, tool=args.tool, gui=args.gui, realtime=True)
+        position = False
+    else:
+        if not args.hw_config:
+            return _err("--backend hardware needs --hw-config TOML")
+        from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
+
+        try:
+            hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
+            backend = ActuatorBackend(hw)
+        except Exception as exc:  # port missing, servo missing: say which and stop
+            return _err(f"hardware backend: {exc}")
+        position = getattr(backend, "_cmd_mode", CommandMode.TORQUE) == CommandMode.POSITION
+    with backend:
+        inner = inner_controller(model, position_mode=position)
+        sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety_settings(model))
+        try:
+            server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
+                                 supervisor=sup, rate_hz=args.rate_hz)
+        except OSError as exc:
+            return _err(f"cannot listen on {args.listen}: {exc}")
+        print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
+        t_end = None if args.duration is None else time.monotonic() + args.duration
+        with server:
+            try:
+                while t_end is None or time.monotonic() < t_end:
+                    time.sleep(min(args.stats_s or 0.5, 0.5) if t_end is None else
+                               max(0.0, min(args.stats_s or 0.5, t_end - time.monotonic())))
+                    if args.stats_s > 0:
+                        _print_server(server)
+                    if server.loop.error is not None:
+                        return _err(f"control loop stopped: {server.loop.error}")
+            except KeyboardInterrupt:
+                pass
+            _print_server(server)
+    return 0
+
+
+def _print_server(server: object) -> None:
+    st = server.stats()
+    snap = server.controller.snapshot()
+    pos = "" if snap is None else " tool [" + ", ".join(f"{x * 1e3:7.1f}" for x in snap.T_base_tool[:3, 3]) + "] mm"
+    rtt = st.link.rtt_p50_s * 1e3
+    print(f"{st.supervisor.value:15s} hold={st.hold_reason.name:11s} cmds {st.accepted:6d} "
+          f"dropped {sum(st.dropped.values()):4d} {dict(st.dropped) or ''} rtt p50 {rtt:6.2f} ms"
+          f"{pos}", flush=True)
+
+
+def _console(args: argparse.Namespace) -> int:
+    from machaon.teleop.client import ConnectError, TeleopClient
+    from machaon.teleop.keys import KeyFileError, load_key
+    from machaon.teleop.relay import parse_hostport
+
+    try:
+        psk = load_key(args.key)
+        server = parse_hostport(args.connect)
+    except (KeyFileError, ValueError) as exc:
+        return _err(str(exc))
+    if args.script:
+        from machaon.teleop.replay import replay
+        from machaon.teleop.script import OperatorScript, ScriptError
+
+        try:
+            script = OperatorScript.load(args.script)
+        except (ScriptError, OSError) as exc:
+            return _err(str(exc))
+        client = TeleopClient(server, psk, rate_hz=args.rate_hz)
+        try:
+            client.connect()
+        except ConnectError as exc:
+            client.close()
+            return _err(str(exc))
+        with client.start():
+            res = replay(client, script)
+        summary = _replay_summary(res)
+        print(json.dumps(summary, indent=2))
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=2)
+        return 0
+    from machaon.teleop.console import ConsoleApp
+
+    client = TeleopClient(server, psk, rate_hz=args.rate_hz)
+    try:
+        client.connect()
+    except ConnectError as exc:
+        client.close()
+        return _err(str(exc))
+    with client.start():
+        ConsoleApp(client).run()
+    return 0
+
+
+def _replay_summary(res: object) -> dict:
+    h = res.health
+    last = res.states[-1][1] if res.states else None
+    return {
+        "commands_sent": int(res.t_sent.size),
+        "states_received": len(res.states),
+        "rtt_p50_ms": h.rtt_p50_s * 1e3,
+        "rtt_p99_ms": h.rtt_p99_s * 1e3,
+        "jitter_ms": h.jitter_s * 1e3,
+        "state_loss": h.loss,
+        "final_supervisor": None if last is None else last.supervisor.name,
+        "final_hold_reason": None if last is None else last.hold_reason.name,
+        "final_tool_position_m": None if last is None else list(last.p_base_tool),
+    }
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from machaon.teleop.profiles import ProfileError, load_profiles
+    from machaon.teleop.sweep import run_sweep
+
+    try:
+        profiles = load_profiles(args.profiles_file)
+        names = list(profiles) if not args.profiles else [n.strip() for n in args.profiles.split(",")]
+        missing = [n for n in names if n not in profiles]
+        if missing:
+            return _err(f"unknown profiles {missing}; known: {', '.join(profiles)}")
+    except (ProfileError, OSError) as exc:
+        return _err(str(exc))
+    from machaon.sim import ArmSim
+
+    report = run_sweep([profiles[n] for n in names], lambda desc: ArmSim(desc, realtime=False), task=args.task,
+                       out_dir=args.out, seed=args.seed)
+    print(report.table())
+    print(f"wrote {report.out_dir}/sweep.json, sweep.png")
     return 0

@@ -178,6 +178,39 @@ cdef inline void _rotate_gain(const double* R, const double* G_task, double* G_b
 
 # ----------------------------------------------------------------------------- Python-callable kernels
 
+cdef inline int _check_transform(const double* T, double tol) noexcept nogil:
+    cdef int i, j, k
+    cdef double s, det, x
+    for i in range(16):
+        x = T[i]
+        if not (x - x == 0.0):          # NaN or Inf
+            return 1
+    if T[12] != 0.0 or T[13] != 0.0 or T[14] != 0.0 or T[15] != 1.0:
+        return 2
+    for i in range(3):
+        for j in range(3):
+            s = 0.0
+            for k in range(3):
+                s = s + T[4 * i + k] * T[4 * j + k]
+            if fabs(s - (1.0 if i == j else 0.0)) > tol:
+                return 3
+    det = (T[0] * (T[5] * T[10] - T[6] * T[9])
+           - T[1] * (T[4] * T[10] - T[6] * T[8])
+           + T[2] * (T[4] * T[9] - T[5] * T[8]))
+    if det <= 0.0:
+        return 3
+    return 0
+
+
+def check_transform(const double[:, ::1] T, double tol):
+    """0 if T (4x4) is a finite rigid transform (R R^T = I to tol, det R > 0, last row 0 0 0 1);
+    1: NaN/Inf, 2: bad last row, 3: rotation part not a proper rotation. (Fast path of the face.)"""
+    cdef int code
+    with nogil:
+        code = _check_transform(&T[0, 0], tol)
+    return code
+
+
 def pose_error(const double[:, ::1] T, const double[:, ::1] T_d, double[::1] out):
     """out (6) = [p_d - p; log3(R_d R^T)] for 4x4 poses T, T_d in the base frame."""
     with nogil:
@@ -212,16 +245,21 @@ def joint_law(const double[::1] q, const double[::1] dq, const double[::1] q_d, 
               double[::1] out):
     """out = k (q_d - q) + d (dq_d - dq) + g + tau_ff, element-wise (g, tau_ff may be None)."""
     cdef Py_ssize_t j, n = q.shape[0]
-    cdef bint has_g = g is not None
-    cdef bint has_ff = tau_ff is not None
+    cdef const double* pg = NULL
+    cdef const double* pf = NULL
     cdef double s
-    for j in range(n):
-        s = k[j] * (q_d[j] - q[j]) + d[j] * (dq_d[j] - dq[j])
-        if has_g:
-            s = s + g[j]
-        if has_ff:
-            s = s + tau_ff[j]
-        out[j] = s
+    if g is not None:
+        pg = &g[0]
+    if tau_ff is not None:
+        pf = &tau_ff[0]
+    with nogil:
+        for j in range(n):
+            s = k[j] * (q_d[j] - q[j]) + d[j] * (dq_d[j] - dq[j])
+            if pg != NULL:
+                s = s + pg[j]
+            if pf != NULL:
+                s = s + pf[j]
+            out[j] = s
 
 
 def limit_torque(double[::1] tau, const double[::1] tau_max, const double[::1] tau_prev,

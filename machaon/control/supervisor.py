@@ -32,7 +32,10 @@ tool origin outside the workspace box (needs a chain)  ``workspace``       PROTE
 tool linear speed above ``tool_speed_max`` (chain)     ``tool_speed``      PROTECTIVE_STOP
 loop period above ``period_max_s`` (watchdog)          ``overrun``         PROTECTIVE_STOP
 no ``target_updated`` for ``target_timeout_s``         ``stale_target``    HOLD
+limits in the config do not fit the robot's joints     ``config``          PROTECTIVE_STOP
 =====================================================  ==================  ===================
+
+The state checks run in a small Cython kernel (``_safety.StateCheck``), one call per cycle.
 
 Every transition is logged (``logging`` at WARNING, or INFO for requested ones) and appended to
 ``events`` as a ``SupervisorEvent(t, from_state, to_state, code, reason)``; ``drain_events()``
@@ -64,9 +67,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon.control import _safety
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
+
+_CODE = _safety.CODES
+_REQUIRED = {CommandMode.TORQUE: "tau", CommandMode.POSITION: "q", CommandMode.VELOCITY: "dq"}
+
+
+def cmd_len(cmd: JointCommand) -> int:
+    v = getattr(cmd, _REQUIRED[cmd.mode])
+    return int(np.shape(v)[0])
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """SafetyConfig broadcast to n joints (+-inf where a limit is off) and its state-check kernel."""
+
+    n: int
+    qmin: np.ndarray
+    qmax: np.ndarray
+    dqmax: np.ndarray
+    taumax: np.ndarray
+    taumin: np.ndarray
+    dqmin: np.ndarray
+    check: object
 
 
 class SupervisorState(enum.Enum):
@@ -210,6 +236,7 @@ class Supervisor:
         self._active_fault: tuple[str, str] | None = None
         self.cycles = 0
         self.saturated_cycles = 0
+        self._limits: _Limits | None = None
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -315,24 +342,19 @@ class Supervisor:
             self.cycles += 1
             self._t_last = t
             fault = self._check_timing(t)
-            q = np.asarray(state.q, dtype=np.float64)
-            dq = np.asarray(state.dq, dtype=np.float64)
-            state_finite = (
-                q.ndim == 1
-                and dq.shape == q.shape
-                and np.isfinite(q).all()
-                and np.isfinite(dq).all()
-                and np.isfinite(np.asarray(state.tau, dtype=np.float64)).all()
-            )
+            q, dq, tau = (np.ascontiguousarray(x, dtype=np.float64) for x in (state.q, state.dq, state.tau))
+            n = q.shape[0] if q.ndim == 1 else -1
+            state_finite = n > 0 and dq.shape == q.shape == tau.shape and _safety.all_finite(q) \
+                and _safety.all_finite(dq) and _safety.all_finite(tau)
             if state_finite:
-                self._last_q = q.copy()
+                self._last_q = q
                 if self._q_safe is None:
                     self._q_safe = q.copy()
             fault = fault or self._check_device(state)
             if not state_finite:
                 fault = fault or ("nan", "NaN/Inf or wrong shape in the measured joint state")
             elif state.ok:
-                fault = fault or self._check_limits(q, dq, np.asarray(state.tau, dtype=np.float64))
+                fault = fault or self._check_limits(q, dq, tau)
             self._active_fault = fault
             if fault is not None:
                 self.last_fault = fault
@@ -343,12 +365,12 @@ class Supervisor:
                 if stale:
                     self._transition(SupervisorState.HOLD, "stale_target", stale, logging.WARNING)
             if self._state is SupervisorState.RUN:
-                bad = self._check_command(cmd, q.shape[0])
+                bad = self._check_command(cmd, n)
                 if bad is not None:
                     self.last_fault = bad
                     self._enter_stop(SupervisorState.PROTECTIVE_STOP, *bad)
                 else:
-                    self._q_safe = q.copy()
+                    self._q_safe = q.copy()  # the backend may reuse its arrays
                     return self._limit_command(cmd)
             if not state_finite:
                 q = self._q_safe if self._q_safe is not None else np.zeros(0)
@@ -379,41 +401,59 @@ class Supervisor:
             self._bad_reads = 0
         return None
 
-    def _check_limits(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray) -> tuple[str, str] | None:
+    def _limits_for(self, n: int) -> _Limits | str:
+        """Per-joint limit vectors and the state-check kernel for n joints (built once), or an error text."""
+        lim = self._limits
+        if lim is not None and lim.n == n:
+            return lim
         c = self.config
-        if c.q_min is not None:
-            bad = np.flatnonzero(q < c.q_min)
-            if bad.size:
-                j = int(bad[0])
-                qmin = c.q_min if c.q_min.size > 1 else np.full(q.shape, c.q_min[0])
-                return ("joint_limit", f"joint {j} at {q[j]:.4f} rad below its limit {qmin[j]:.4f}")
-        if c.q_max is not None:
-            bad = np.flatnonzero(q > c.q_max)
-            if bad.size:
-                j = int(bad[0])
-                qmax = c.q_max if c.q_max.size > 1 else np.full(q.shape, c.q_max[0])
-                return ("joint_limit", f"joint {j} at {q[j]:.4f} rad above its limit {qmax[j]:.4f}")
-        if c.dq_max is not None:
-            bad = np.flatnonzero(np.abs(dq) > c.dq_max)
-            if bad.size:
-                j = int(bad[0])
-                return ("joint_speed", f"joint {j} speed {abs(dq[j]):.4f} rad/s above its limit")
-        if c.tau_measured_max is not None:
-            bad = np.flatnonzero(np.abs(tau) > c.tau_measured_max)
-            if bad.size:
-                j = int(bad[0])
-                return ("torque", f"joint {j} measured torque {tau[j]:.3f} N m above its limit")
-        if self.chain is not None and (c.workspace_min is not None or c.tool_speed_max is not None):
-            T, J = self.chain.fk_jacobian(q)
-            p = T[:3, 3]
-            if c.workspace_min is not None:
-                if (p < c.workspace_min).any() or (p > c.workspace_max).any():
-                    return ("workspace", f"tool at {np.round(p, 4).tolist()} m outside the workspace box")
-            if c.tool_speed_max is not None:
-                v = float(np.linalg.norm(J[:3] @ dq))
-                if v > c.tool_speed_max:
-                    return ("tool_speed", f"tool speed {v:.3f} m/s above {c.tool_speed_max:.3f} m/s")
-        return None
+
+        def vec(name: str, v: np.ndarray | None, fill: float) -> np.ndarray:
+            if v is None:
+                return np.full(n, fill)
+            if v.size not in (1, n):
+                raise ValueError(f"SafetyConfig.{name} has {v.size} values for {n} joints")
+            return np.ascontiguousarray(np.broadcast_to(v, (n,)), dtype=np.float64)
+
+        try:
+            qmin, qmax = vec("q_min", c.q_min, -np.inf), vec("q_max", c.q_max, np.inf)
+            dqmax, taumeas = vec("dq_max", c.dq_max, np.inf), vec("tau_measured_max", c.tau_measured_max, np.inf)
+            taumax = vec("tau_max", c.tau_max, np.inf)
+            kernel = None
+            if self.chain is not None and (c.workspace_min is not None or c.tool_speed_max is not None):
+                if self.chain.dof != n:
+                    raise ValueError(f"chain has {self.chain.dof} joints, the state {n}")
+                kernel = self.chain.kernel
+            check = _safety.StateCheck(qmin, qmax, dqmax, taumeas, kernel, c.workspace_min, c.workspace_max,
+                                       np.inf if c.tool_speed_max is None else c.tool_speed_max)
+        except ValueError as exc:
+            return str(exc)
+        self._limits = _Limits(n, qmin, qmax, dqmax, taumax, -taumax, -dqmax, check)
+        return self._limits
+
+    def _check_limits(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray) -> tuple[str, str] | None:
+        lim = self._limits_for(q.shape[0])
+        if isinstance(lim, str):
+            return ("config", lim)
+        chk = lim.check
+        code = chk.check(q, dq, tau)
+        if code == 0:
+            return None
+        j, v = chk.joint, chk.value
+        if code == _CODE["below_limit"]:
+            return ("joint_limit", f"joint {j} at {v:.4f} below its limit {lim.qmin[j]:.4f}")
+        if code == _CODE["above_limit"]:
+            return ("joint_limit", f"joint {j} at {v:.4f} above its limit {lim.qmax[j]:.4f}")
+        if code == _CODE["joint_speed"]:
+            return ("joint_speed", f"joint {j} speed {abs(v):.4f} /s above its limit {lim.dqmax[j]:.4f}")
+        if code == _CODE["torque"]:
+            return ("torque", f"joint {j} measured torque {v:.3f} above its limit")
+        if code == _CODE["workspace"]:
+            p = np.round(chk.tool_position(), 4).tolist()
+            return ("workspace", f"tool at {p} m outside the workspace box (axis {'xyz'[j]})")
+        if code == _CODE["tool_speed"]:
+            return ("tool_speed", f"tool speed {v:.3f} m/s above {self.config.tool_speed_max:.3f} m/s")
+        return ("nan", "NaN/Inf in the measured joint state")
 
     def _stale(self, t: float) -> str | None:
         timeout = self.config.target_timeout_s
@@ -429,45 +469,44 @@ class Supervisor:
             return ("bad_command", "controller produced no command")
         if not isinstance(cmd, JointCommand):
             return ("bad_command", f"controller returned {type(cmd).__name__}, not JointCommand")
-        fields = {
-            CommandMode.TORQUE: ("tau",),
-            CommandMode.POSITION: ("q",),
-            CommandMode.VELOCITY: ("dq",),
-        }[cmd.mode]
-        for name in fields + tuple(f for f in ("q", "dq", "tau") if f not in fields):
+        required = _REQUIRED[cmd.mode]
+        for name in ("tau", "q", "dq"):
             v = getattr(cmd, name)
             if v is None:
-                if name in fields:
+                if name == required:
                     return ("bad_command", f"{cmd.mode.value} command without {name}")
                 continue
-            v = np.asarray(v, dtype=np.float64)
+            if not (isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.c_contiguous):
+                v = np.ascontiguousarray(v, dtype=np.float64)
             if v.shape != (n,):
                 return ("bad_command", f"command {name} has shape {v.shape}, expected ({n},)")
-            if not np.isfinite(v).all():
+            if not _safety.all_finite(v):
                 return ("nan", f"NaN/Inf in the commanded {name}")
         if self.config.hold_mode is None:
             self._mode = cmd.mode
         return None
 
     def _limit_command(self, cmd: JointCommand) -> JointCommand:
-        c = self.config
-        if cmd.mode is CommandMode.TORQUE and c.tau_max is not None:
-            tau = np.clip(cmd.tau, -c.tau_max, c.tau_max)
-            if not np.array_equal(tau, cmd.tau):
+        lim = self._limits_for(cmd_len(cmd))
+        if isinstance(lim, str):
+            return cmd
+        if cmd.mode is CommandMode.TORQUE:
+            tau = np.ascontiguousarray(cmd.tau, dtype=np.float64)
+            if not _safety.within(tau, lim.taumin, lim.taumax):
                 self.saturated_cycles += 1
-                return JointCommand(cmd.mode, tau=tau, q=cmd.q, dq=cmd.dq, info=cmd.info)
-        elif cmd.mode is CommandMode.POSITION and (c.q_min is not None or c.q_max is not None):
-            lo = c.q_min if c.q_min is not None else -np.inf
-            hi = c.q_max if c.q_max is not None else np.inf
-            qc = np.clip(cmd.q, lo, hi)
-            if not np.array_equal(qc, cmd.q):
+                return JointCommand(cmd.mode, tau=np.clip(tau, lim.taumin, lim.taumax), q=cmd.q, dq=cmd.dq,
+                                    info=cmd.info)
+        elif cmd.mode is CommandMode.POSITION:
+            q = np.ascontiguousarray(cmd.q, dtype=np.float64)
+            if not _safety.within(q, lim.qmin, lim.qmax):
                 self.saturated_cycles += 1
-                return JointCommand(cmd.mode, tau=cmd.tau, q=qc, dq=cmd.dq, info=cmd.info)
-        elif cmd.mode is CommandMode.VELOCITY and c.dq_max is not None:
-            dqc = np.clip(cmd.dq, -c.dq_max, c.dq_max)
-            if not np.array_equal(dqc, cmd.dq):
+                return JointCommand(cmd.mode, tau=cmd.tau, q=np.clip(q, lim.qmin, lim.qmax), dq=cmd.dq, info=cmd.info)
+        elif cmd.mode is CommandMode.VELOCITY:
+            dq = np.ascontiguousarray(cmd.dq, dtype=np.float64)
+            if not _safety.within(dq, lim.dqmin, lim.dqmax):
                 self.saturated_cycles += 1
-                return JointCommand(cmd.mode, tau=cmd.tau, q=cmd.q, dq=dqc, info=cmd.info)
+                return JointCommand(cmd.mode, tau=cmd.tau, q=cmd.q, dq=np.clip(dq, lim.dqmin, lim.dqmax),
+                                    info=cmd.info)
         return cmd
 
     def _gravity(self, q: np.ndarray) -> np.ndarray:
@@ -495,7 +534,8 @@ class Supervisor:
             self._q_hold = q.copy()
         if self._braking:
             if mode is CommandMode.TORQUE:
-                tau = self._gravity(q) - c.brake_damping * dq
+                _, _, d_brake = self._safe_gains(n)
+                tau = self._gravity(q) - d_brake * dq
                 return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
             if mode is CommandMode.POSITION:
                 return JointCommand(CommandMode.POSITION, q=self._q_hold.copy(), info=info)
@@ -505,18 +545,28 @@ class Supervisor:
         return self._hold_command(mode, self._q_hold, q, dq, info)
 
     def _hold_command(self, mode: CommandMode, q_hold, q, dq, info) -> JointCommand:
-        c = self.config
         if mode is CommandMode.TORQUE:
-            tau = c.hold_stiffness * (q_hold - q) - c.hold_damping * dq + self._gravity(q)
+            k_hold, d_hold, _ = self._safe_gains(q.shape[0])
+            tau = k_hold * (q_hold - q) - d_hold * dq + self._gravity(q)
             return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
         if mode is CommandMode.POSITION:
             return JointCommand(CommandMode.POSITION, q=q_hold.copy(), info=info)
         return JointCommand(CommandMode.VELOCITY, dq=np.zeros(q.shape[0]), info=info)
 
+    def _safe_gains(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hold stiffness, hold damping and brake damping for n joints (the defaults if they do not fit)."""
+        c = self.config
+        out = []
+        for name, default in (("hold_stiffness", 100.0), ("hold_damping", 10.0), ("brake_damping", 5.0)):
+            v = getattr(c, name)
+            out.append(v if v.size in (1, n) else np.full(n, default))
+        return out[0], out[1], out[2]
+
     def _sat(self, tau: np.ndarray) -> np.ndarray:
-        if self.config.tau_max is None:
+        lim = self._limits_for(tau.shape[0])
+        if isinstance(lim, str):
             return tau
-        return np.clip(tau, -self.config.tau_max, self.config.tau_max)
+        return np.clip(tau, lim.taumin, lim.taumax)
 
     def _enter_stop(self, to: SupervisorState, code: str, reason: str) -> None:
         self._braking = True

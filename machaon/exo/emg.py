@@ -160,8 +160,9 @@ class QualityMonitor:
     """Streaming channel-quality checks: saturation, flat line, electrode off (mains dominated).
 
     Keeps exponentially weighted statistics; ``update(raw, clean)`` takes a block of raw samples
-    and the same block after band-pass + notch, ``codes`` gives the current verdicts. Until one
-    window of samples has been seen the verdict is OK unless a sample is saturated.
+    and the same block after band-pass + notch (folded in 10 ms chunks), ``codes`` gives the
+    current verdicts. Until one window of samples has been seen the verdict is OK unless a
+    sample is saturated.
     """
 
     def __init__(self, cfg: EMGConfig, n_channels: int, qcfg: QualityConfig | None = None) -> None:
@@ -178,12 +179,31 @@ class QualityMonitor:
         self._ms_clean = np.zeros(n_channels)
         self._ms_mains = np.zeros(n_channels)
         self._seen = 0
+        self._any_sat_now = np.zeros(n_channels, dtype=bool)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._n_pending = 0
+        # Statistics are folded in chunks of at least this many samples (cheaper than per 1 ms
+        # block; the windows are 250 ms long). Saturation is flagged on every block.
+        self.chunk = max(1, int(0.01 * cfg.fs_hz))
 
     def update(self, raw: np.ndarray, clean: np.ndarray) -> None:
         """Fold a block (samples, channels) of raw and band-passed/notched samples into the statistics."""
-        n = raw.shape[0]
-        if n == 0:
+        if raw.shape[0] == 0:
             return
+        self._any_sat_now = (np.abs(raw) >= 0.98 * self.cfg.full_scale_v).any(axis=0)
+        self._pending.append((raw, clean))
+        self._n_pending += raw.shape[0]
+        if self._n_pending >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        """Fold the buffered samples into the statistics now."""
+        if not self._pending:
+            return
+        raw = np.concatenate([r for r, _ in self._pending]) if len(self._pending) > 1 else self._pending[0][0]
+        clean = np.concatenate([c for _, c in self._pending]) if len(self._pending) > 1 else self._pending[0][1]
+        self._pending, self._n_pending = [], 0
+        n = raw.shape[0]
         mains, self._zi_mains = signal.sosfilt(self._sos_mains, raw, axis=0, zi=self._zi_mains)
         # Block-wise EMA: weight of the block is 1-(1-alpha)^n, applied to the block means.
         w = 1.0 - (1.0 - self._alpha) ** n
@@ -192,7 +212,6 @@ class QualityMonitor:
         self._ms_clean += w * ((clean * clean).mean(axis=0) - self._ms_clean)
         self._ms_mains += w * ((mains * mains).mean(axis=0) - self._ms_mains)
         self._seen += n
-        self._any_sat_now = sat > 0
 
     def codes(self) -> tuple[QualityCode, ...]:
         """Current verdict per channel."""
@@ -202,7 +221,7 @@ class QualityMonitor:
         rms_clean = np.sqrt(self._ms_clean)
         rms_mains = np.sqrt(self._ms_mains)
         for c in range(self.n_channels):
-            if self._sat[c] > q.sat_fraction or (not warm and self._seen and self._any_sat_now[c]):
+            if self._sat[c] > q.sat_fraction or (not warm and self._any_sat_now[c]):
                 out.append(QualityCode.SATURATED)
             elif not warm:
                 out.append(QualityCode.OK)

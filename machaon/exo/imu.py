@@ -278,16 +278,34 @@ class AdaptiveOscillator:
 class GaitPhaseEstimator:
     """Continuous gait phase in [0, 1) (0 = heel strike) of one leg from thigh angle + shank gyro.
 
-    An ``AdaptiveOscillator`` on the thigh angle gives a smooth phase and the stride frequency;
-    the offset between its phase and heel strike is learned at every detected heel strike
-    (``StreamingGaitEvents``) with a circular low-pass. ``locked`` is True once at least two heel
-    strikes were seen and the last stride time is consistent with the oscillator frequency.
+    An ``AdaptiveOscillator`` on the thigh angle gives a smooth phase and the stride frequency.
+    Its phase is tied to the gait cycle in one of two ways:
+
+    - ``reference_harmonic`` given (the first Fourier coefficient ``A1 - i B1`` of the reference
+      hip curve, ``ReferenceGait.hip_harmonic()``): the learned first harmonic of the thigh angle
+      is aligned with the reference's, so phase 0 is where the reference has heel strike. This
+      does not depend on when an event detector fires, and a leg that lags shows a lagging phase.
+    - otherwise: the offset between the oscillator phase and detected heel strikes
+      (``StreamingGaitEvents``) is learned with a circular low-pass.
+
+    Heel strikes / toe offs from the shank gyroscope are recorded either way (``heel_strikes``,
+    ``toe_offs``, s). ``locked`` is True once the oscillator has learned a thigh swing of at
+    least ``min_amplitude`` rad, two heel strikes were seen, and the last stride time agrees
+    with the oscillator frequency within 25 %.
     """
 
-    def __init__(self, stride_time_s: float = 1.1, offset_gain: float = 0.3) -> None:
+    def __init__(
+        self,
+        stride_time_s: float = 1.1,
+        offset_gain: float = 0.3,
+        reference_harmonic: complex | None = None,
+        min_amplitude: float = 0.05,
+    ) -> None:
         self.osc = AdaptiveOscillator(omega0=2 * math.pi / stride_time_s)
         self.events = StreamingGaitEvents()
         self.offset_gain = offset_gain
+        self.reference_harmonic = reference_harmonic
+        self.min_amplitude = min_amplitude
         self._offset = 0.0  # rad, oscillator phase at heel strike
         self._n_hs = 0
         self.heel_strikes: list[float] = []
@@ -311,7 +329,12 @@ class GaitPhaseEstimator:
             self.heel_strikes.append(t_hs)
         elif ev == "toe_off":
             self.toe_offs.append(self.events.last_event_t)
-        self.phase = ((self.osc.phase - self._offset) / (2 * math.pi)) % 1.0
+        if self.reference_harmonic is not None:
+            c_osc = complex(self.osc.a[0], -self.osc.b[0])
+            offset = math.atan2(self.reference_harmonic.imag, self.reference_harmonic.real) - math.atan2(c_osc.imag, c_osc.real)
+        else:
+            offset = self._offset
+        self.phase = ((self.osc.phase - offset) / (2 * math.pi)) % 1.0
         return self.phase
 
     @property
@@ -320,8 +343,13 @@ class GaitPhaseEstimator:
         return 2 * math.pi / self.osc.omega
 
     @property
+    def amplitude(self) -> float:
+        """Learned first-harmonic amplitude of the thigh angle (rad)."""
+        return float(math.hypot(self.osc.a[0], self.osc.b[0]))
+
+    @property
     def locked(self) -> bool:
-        if self._n_hs < 2:
+        if self._n_hs < 2 or self.amplitude < self.min_amplitude:
             return False
         last = self.heel_strikes[-1] - self.heel_strikes[-2]
         return abs(last - self.stride_time_s) < 0.25 * self.stride_time_s

@@ -36,6 +36,12 @@ class ReferenceGait:
         T = self.stride_time_s if stride_time_s is None else stride_time_s
         return self.spline(np.mod(phase, 1.0), 1) / T
 
+    def hip_harmonic(self) -> complex:
+        """First Fourier coefficient ``A1 - i B1`` of the hip curve: hip ~ Re[c e^(i 2 pi phase)] + ..."""
+        ph = np.arange(512) / 512.0
+        hip = self.angles(ph)[:, 0]
+        return complex(2.0 * np.mean(hip * np.exp(-2j * np.pi * ph)))
+
     def accelerations(self, phase: float | np.ndarray, stride_time_s: float | None = None) -> np.ndarray:
         T = self.stride_time_s if stride_time_s is None else stride_time_s
         return self.spline(np.mod(phase, 1.0), 2) / (T * T)

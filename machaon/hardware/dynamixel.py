@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import select
+import termios
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from machaon.hardware.protocol import (
     params_sync_read,
     params_sync_write,
     params_write,
-    u16,
+    wire_time_s,
 )
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class Bus:
         if self._ser is not None:
             try:
                 self._ser.baudrate = baudrate
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except (serial.SerialException, OSError, termios.error, ValueError) as exc:
                 self._lost(exc)
 
     def __enter__(self) -> Bus:
@@ -189,7 +190,8 @@ class Bus:
     # ------------------------------------------------------------------ raw I/O
 
     def wire_time(self, n_bytes: int) -> float:
-        return n_bytes * 10.0 / self.baudrate
+        """Seconds ``n_bytes`` occupy the bus at this baud rate."""
+        return wire_time_s(n_bytes, self.baudrate)
 
     def _send(self, packet: bytes) -> float:
         if self._ser is None:
@@ -200,7 +202,7 @@ class Bus:
             n = os.write(self._fd, packet)
             while n < len(packet):
                 n += os.write(self._fd, packet[n:])
-        except (OSError, serial.SerialException) as exc:
+        except (OSError, termios.error, serial.SerialException) as exc:  # termios.error: tcflush on a dead pty
             self._lost(exc)
         return time.monotonic()
 
@@ -464,4 +466,4 @@ def alert(error: int) -> bool:
     return bool(error & ALERT_BIT)
 
 
-__all__ = ["Bus", "GroupReadResult", "Health", "PingInfo", "alert", "u16"]
+__all__ = ["Bus", "GroupReadResult", "Health", "PingInfo", "alert"]

@@ -103,6 +103,7 @@ class ChainEmulator:
         self._lock = threading.RLock()
         self._parser = StreamParser()
         self._bus_free_at = 0.0
+        self._last_rx = 0.0
         self._t_phys = time.monotonic()
         self._stop = threading.Event()
         self._master = -1
@@ -256,11 +257,13 @@ class ChainEmulator:
             if data:
                 self._last_rx = now
 
-    _last_rx = 0.0
-
     def _serve(self, t_rx: float) -> None:
         baud = self._line_baud()
-        while (pkt := self._parser.next_packet()) is not None:
+        while True:
+            pkt = self._parser.next_packet()
+            if pkt is None:
+                self._answer_crc_errors(baud, t_rx)
+                return
             raw_len = len(self._parser.last_raw)
             self.stats["instructions"] += 1
             if pkt.is_status:
@@ -275,13 +278,35 @@ class ChainEmulator:
                 continue
             listeners = [s for s in self.servos if (baud is None or BAUD_CODES.get(s.baud_code) == baud)
                          and s.dxl_id not in self.faults.missing_ids and s.offline_until <= t_rx]
+            for s in listeners:
+                s.heard()
             replies = self._execute(pkt, listeners, t_rx)
             if replies:
-                self._emit(replies, t_end, byte_t)
+                fast = pkt.instruction in (Instruction.FAST_SYNC_READ, Instruction.FAST_BULK_READ)
+                self._emit(replies, t_end, byte_t, coalesce=fast)
 
-    def _emit(self, replies: list[bytes | tuple[EmulatedServo, bytes]], t_start: float, byte_t: float) -> None:
-        """Send status packets one after another, each after its servo's return delay."""
+    def _answer_crc_errors(self, baud: int | None, t_rx: float) -> None:
+        """A servo that receives a packet for its id with a bad CRC answers CRC Error (e-Manual)."""
+        rejected = self._parser.rejected
+        while rejected:
+            dxl_id, inst = rejected.popleft()
+            if inst == 0x55 or dxl_id == BROADCAST_ID or self.faults.stuck or dxl_id in self.faults.missing_ids:
+                continue
+            for s in self.servos:
+                if s.dxl_id == dxl_id and (baud is None or BAUD_CODES.get(s.baud_code) == baud) \
+                        and s.offline_until <= t_rx and s.status_return_level == 2:
+                    bus_baud = baud or BAUD_CODES[s.baud_code]
+                    t_end = max(t_rx, self._bus_free_at) if self.realtime else t_rx
+                    self._emit([self._status(s, StatusErrorCode.CRC_ERROR)], t_end, 10.0 / bus_baud)
+
+    def _emit(self, replies: list, t_start: float, byte_t: float, *, coalesce: bool = False) -> None:
+        """Send status packets one after another, each after its servo's return delay.
+
+        ``replies`` holds raw bytes or (servo, bytes). ``coalesce``: the parts form one frame (fast
+        read) and are delivered together when the last byte would have left the wire.
+        """
         t = t_start
+        held = bytearray()
         for item in replies:
             if isinstance(item, tuple):
                 servo, data = item
@@ -289,27 +314,37 @@ class ChainEmulator:
             else:
                 data = item
             t += self.faults.delay_s
-            if self.faults.drop_next > 0 or (self.faults.drop_prob and self._rng.random() < self.faults.drop_prob):
-                self.faults.drop_next = max(0, self.faults.drop_next - 1)
+            f = self.faults
+            if f.drop_next > 0 or (f.drop_prob and self._rng.random() < f.drop_prob):
+                f.drop_next = max(0, f.drop_next - 1)
                 self.stats["dropped"] += 1
+                if coalesce:
+                    break  # the rest of a fast frame never follows a silent servo
                 continue
-            if self.faults.corrupt_next > 0 or (
-                    self.faults.corrupt_prob and self._rng.random() < self.faults.corrupt_prob):
-                self.faults.corrupt_next = max(0, self.faults.corrupt_next - 1)
+            if f.corrupt_next > 0 or (f.corrupt_prob and self._rng.random() < f.corrupt_prob):
+                f.corrupt_next = max(0, f.corrupt_next - 1)
                 b = bytearray(data)
                 k = self._rng.randrange(len(b))
                 b[k] ^= 1 << self._rng.randrange(8)
                 data = bytes(b)
                 self.stats["corrupted"] += 1
             t += len(data) * byte_t
-            if self.realtime:
-                _sleep_until(t)
-            try:
-                os.write(self._master, data)
-            except OSError:
-                return
-            self.stats["statuses"] += 1
+            if coalesce:
+                held += data
+                continue
+            self._write_at(t, data)
+        if held:
+            self._write_at(t, bytes(held))
         self._bus_free_at = max(self._bus_free_at, t)
+
+    def _write_at(self, t: float, data: bytes) -> None:
+        if self.realtime:
+            _sleep_until(t)
+        try:
+            os.write(self._master, data)
+        except OSError:
+            return
+        self.stats["statuses"] += 1
 
     # ------------------------------------------------------------------ instructions
 
@@ -334,8 +369,8 @@ class ChainEmulator:
         targets = servos if target == BROADCAST_ID else ([s] if s is not None else [])
         replies = []
         for s in targets:
+            level = s.status_return_level  # the level in force when the instruction arrived
             err, data = self._single(s, inst, p, now)
-            level = s.status_return_level
             if target == BROADCAST_ID or err is None:
                 continue
             if level == 0 or (level == 1 and inst != Instruction.READ):

@@ -21,6 +21,7 @@ raises on bad bytes, it skips them and counts what it skipped.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass
 
 HEADER = b"\xff\xff\xfd\x00"
@@ -332,6 +333,9 @@ class StreamParser:
         self._max_length = max_length
         self.stats = ParserStats()
         self.last_raw = b""
+        #: (id, instruction) of the latest complete frames rejected for their CRC (a servo answers
+        #: those addressed to it with a CRC Error status); bounded, consumers pop from it.
+        self.rejected: deque[tuple[int, int]] = deque(maxlen=16)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
@@ -391,6 +395,7 @@ class StreamParser:
             crc = buf[end - 2] | (buf[end - 1] << 8)
             if crc16(memoryview(buf)[: end - 2]) != crc:
                 self.stats.crc_errors += 1
+                self.rejected.append((buf[4], buf[7]))
                 self.stats.skipped_bytes += 1
                 del buf[:1]
                 continue
@@ -470,7 +475,3 @@ def wire_time_s(n_bytes: int, baudrate: int) -> float:
     """Time ``n_bytes`` take on the wire: 10 bits a byte (start, 8 data, stop) at ``baudrate``."""
     return n_bytes * 10.0 / baudrate
 
-
-def stuffed_length(payload: bytes) -> int:
-    """Length of ``payload`` after byte stuffing."""
-    return len(payload) + payload.count(b"\xff\xff\xfd")

@@ -12,9 +12,11 @@ bounded by Current Limit and by the voltage left after back-EMF, ``|V - ke w| / 
 ``R = V_nom / I_stall`` and ``ke = V_nom / w_no_load`` (so stall torque and no-load speed match the
 datasheet); torque ``kt i - b w - tc tanh(w / 0.01)`` goes to the plant. Gains follow the e-Manual
 scalings (KPP = P/128, KPI = I/65536, KPD = D/16, KVP = P/128, KVI = I/65536, PWM full scale 885).
-Heating (first-order thermal model), overload (sustained current near the limit while stalled) and
-input-voltage checks set Hardware Error Status bits; bits in Shutdown (63) also turn torque off
-until a reboot. Not modelled: Drive Mode bits, velocity/acceleration profiles, Bus Watchdog.
+The current follows its target with a first-order lag (``CURRENT_TAU_S``). The Bus Watchdog
+(98) stops the servo when the host falls silent. Heating (first-order thermal model), overload
+(sustained current near the limit while stalled) and input-voltage checks set Hardware Error
+Status bits; bits in Shutdown (63) also turn torque off
+until a reboot. Not modelled: Drive Mode bits, velocity/acceleration profiles.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ MEMORY_SIZE = 662
 _INDIRECT_ADDR0 = 168
 _INDIRECT_DATA0 = 224
 _N_INDIRECT = 28
+#: Time constant of the current response (motor L/R and the firmware current loop), s.
+CURRENT_TAU_S = 5e-4
+_GOALS = ("goal_pwm", "goal_current", "goal_velocity", "goal_position")
 
 
 class EmulatedServo:
@@ -72,6 +77,7 @@ class EmulatedServo:
         self._vel_integral = 0.0
         self._prev_err = 0.0
         self._overload_time = 0.0
+        self._since_heard = 0.0
         self._health_dt = 0.0
         self._tick_ms = 0.0
         self._q = 0.0
@@ -178,10 +184,13 @@ class EmulatedServo:
                 return StatusErrorCode.ACCESS_ERROR
             touched[f.name] = f
         torque_on = bool(self.mem[64])
+        watchdog_tripped = self.mem[98] == 0xFF
         new_vals: dict[str, int] = {}
         for f in touched.values():
             if f.access != "RW":
                 return StatusErrorCode.ACCESS_ERROR
+            if watchdog_tripped and f.name in _GOALS:
+                return StatusErrorCode.DATA_RANGE_ERROR  # goals are read-only after a Bus Watchdog Error
             if not all(a in staged for a in range(f.address, f.address + f.size)):
                 return StatusErrorCode.DATA_LENGTH_ERROR
             if f.eeprom and torque_on:
@@ -273,9 +282,33 @@ class EmulatedServo:
         if self.mode in (MODE_POSITION, MODE_EXTENDED_POSITION, MODE_CURRENT_POSITION):
             self._set("position_trajectory", self.goal_position)
 
+    def heard(self) -> None:
+        """An instruction packet reached this servo (feeds the Bus Watchdog)."""
+        self._since_heard = 0.0
+
+    def _watchdog(self, dt: float) -> None:
+        """Bus Watchdog (98, units of 20 ms): with torque on and no instruction for longer than
+        its value, the servo stops (position modes hold, others get zero goals) and the item reads -1;
+        goals then refuse writes (Data Range Error) until Bus Watchdog is written 0."""
+        wd = self.mem[98]
+        if not self.torque_on or not 1 <= wd <= 127:
+            self._since_heard = 0.0
+            return
+        self._since_heard += dt
+        if self._since_heard <= wd * 0.020:
+            return
+        if self.mode in (MODE_POSITION, MODE_EXTENDED_POSITION, MODE_CURRENT_POSITION):
+            self._set("goal_position", self._position_ticks())
+        else:
+            for name in ("goal_pwm", "goal_velocity") + (("goal_current",) if self.model.has_current else ()):
+                self._set(name, 0)
+        self.mem[98] = 0xFF
+        self._refresh()
+
     def step(self, q_rad: float, dq_rad_s: float, dt: float) -> float:
         """Run the servo's controller for ``dt`` s at output state (q, dq); return the net torque (N m)."""
         m = self.model
+        self._watchdog(dt)
         self._q, self._dq = q_rad, dq_rad_s
         self._tick_ms += dt * 1000.0
         v_s = self.supply_voltage
@@ -317,6 +350,8 @@ class EmulatedServo:
                     pwm = max(-self.pwm_limit, min(self.pwm_limit, out))
                     i = (pwm / 885.0 * v_s - ke * dq_rad_s) / r
                     i = max(-i_lim, min(i_lim, i))
+        # the current follows its target with the electrical/current-loop time constant
+        i = self.current_a + (i - self.current_a) * (1.0 - math.exp(-dt / CURRENT_TAU_S))
         self.current_a = i
         self.pwm = pwm
         self._update_health(i, i_lim, dq_rad_s, dt)

@@ -25,6 +25,7 @@ Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,12 @@ from scipy.spatial import cKDTree
 from machaon._validate import finite_array, transform
 
 log = logging.getLogger(__name__)
+
+try:  # the compiled CSG kernel; the NumPy reference below computes the same values, slower
+    from machaon.ortho._anatomy_sdf import csg_sdf as _csg_sdf
+except ImportError:  # pragma: no cover - only when the extension was not built
+    _csg_sdf = None
+    log.warning("machaon.ortho._anatomy_sdf is not built; using the slower NumPy SDF")
 
 MM = 1e-3  # metres per millimetre: the one place mm enter this module (presets and mesh files)
 
@@ -131,6 +138,22 @@ class _Prim:
         if math.isinf(h):
             return d2
         return _extrude(d2, p[:, 2], h)
+
+
+def _program(prims: list[_Prim], n_union: int) -> tuple:
+    """Arrays for the compiled kernel: (kind, R (P, 9), centre (P, 3), size (P, 3), n_union)."""
+    kind = np.array([1 if p.kind == "box" else 0 for p in prims], dtype=np.int32)
+    R = np.ascontiguousarray(np.stack([p.R.reshape(9) for p in prims]), dtype=np.float64)
+    c = np.ascontiguousarray(np.stack([p.c for p in prims]), dtype=np.float64)
+    size = np.ascontiguousarray(np.stack([p.size for p in prims]), dtype=np.float64)
+    radius = np.array([float(np.linalg.norm(p.size)) for p in prims])  # box corner / capped cylinder rim
+    return kind, R, c, size, radius, n_union
+
+
+def _run(prog: tuple, p: np.ndarray) -> np.ndarray:
+    kind, R, c, size, radius, n_union = prog
+    out = np.empty(len(p), dtype=np.float64)
+    return _csg_sdf(np.ascontiguousarray(p, dtype=np.float64), kind, R, c, size, radius, n_union, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,8 +306,7 @@ class VertebraParams:
                 raise AnatomyError(f"vertebra params: missing {key!r}")
             kw[f] = math.radians(float(d[key])) if ang else float(d[key]) * MM
         extra = set(d) - {
-            f + ("_deg" if f in ("pedicle_convergence", "spinous_tilt") else "_mm")
-            for f in cls.__dataclass_fields__
+            f + ("_deg" if f in ("pedicle_convergence", "spinous_tilt") else "_mm") for f in cls.__dataclass_fields__
         }
         if extra:
             raise AnatomyError(f"vertebra params: unknown keys {sorted(extra)}")
@@ -356,9 +378,7 @@ def region_from_sdf(d_bone: np.ndarray, d_canal: np.ndarray, cortical_thickness:
     return out
 
 
-def marching_cubes_mesh(
-    sdf_fn, lo: np.ndarray, hi: np.ndarray, spacing: float, level: float = 0.0
-) -> trimesh.Trimesh:
+def marching_cubes_mesh(sdf_fn, lo: np.ndarray, hi: np.ndarray, spacing: float, level: float = 0.0) -> trimesh.Trimesh:
     """Mesh the ``level`` set of ``sdf_fn`` (points (N,3) -> (N,)) over the box [lo, hi] (m).
 
     Uses ``skimage.measure.marching_cubes``; the result has outward normals, metres.
@@ -408,6 +428,7 @@ class Vertebra:
         self.cortical_thickness = self.params.cortical_thickness
         self._R = T[:3, :3].copy()
         self._t = T[:3, 3].copy()
+        self._meshes: dict[float, trimesh.Trimesh] = {}
         self._build()
 
     # geometry --------------------------------------------------------------------------------
@@ -418,9 +439,7 @@ class Vertebra:
         self._pedicle_x = P.canal_semi_width + P.pedicle_medial_gap + P.pedicle_semi_width
         self._lamina_y = self._canal_y + P.canal_semi_depth + P.lamina_half_thickness
         y_post = self._lamina_y + P.lamina_half_thickness
-        body = _Prim(
-            "ecyl", np.zeros(3), eye, np.array([P.body_semi_width, P.body_semi_depth, P.body_half_height])
-        )
+        body = _Prim("ecyl", np.zeros(3), eye, np.array([P.body_semi_width, P.body_semi_depth, P.body_half_height]))
         prims = [body]
         self._ped: dict[str, tuple[np.ndarray, np.ndarray, float, float]] = {}
         c, s = math.cos(P.pedicle_convergence), math.sin(P.pedicle_convergence)
@@ -445,18 +464,14 @@ class Vertebra:
             )
             self._ped[side] = (isth, d, l_ant, l_post)
             tp_c = np.array([sx * (self._pedicle_x + P.transverse_length / 2), self._canal_y + 3.0 * MM, 0.0])
-            tp_half = np.array(
-                [P.transverse_length / 2, P.transverse_half_thickness, P.transverse_half_height]
-            )
+            tp_half = np.array([P.transverse_length / 2, P.transverse_half_thickness, P.transverse_half_height])
             prims.append(_Prim("box", tp_c, eye, tp_half))
         lam_half = np.array([self._pedicle_x, P.lamina_half_thickness, P.lamina_half_height])
         prims.append(_Prim("box", np.array([0.0, self._lamina_y, 0.0]), eye, lam_half))
         R_sp = _rot_x(-P.spinous_tilt)  # y axis of the process tilted down (caudal)
         half_len = P.spinous_length / 2 + P.lamina_half_thickness
         sp_c = np.array([0.0, self._lamina_y, 0.0]) + R_sp @ np.array([0.0, half_len, 0.0])
-        prims.append(
-            _Prim("box", sp_c, R_sp, np.array([P.spinous_half_width, half_len, P.spinous_half_height]))
-        )
+        prims.append(_Prim("box", sp_c, R_sp, np.array([P.spinous_half_width, half_len, P.spinous_half_height])))
         self._prims = prims
         canal_h = P.body_half_height * 1.6
         self._canal = _Prim(
@@ -465,6 +480,8 @@ class Vertebra:
             eye,
             np.array([P.canal_semi_width, P.canal_semi_depth, canal_h]),
         )
+        self._bone_prog = _program(self._prims + [self._canal], n_union=len(self._prims))
+        self._canal_prog = _program([self._canal], n_union=1)
         # local bounding box (conservative)
         tip = sp_c + R_sp @ np.array([0.0, half_len, 0.0])
         x_max = max(
@@ -508,15 +525,19 @@ class Vertebra:
     def bounds(self) -> np.ndarray:
         """(2, 3) axis-aligned box [lo, hi] enclosing the bone in the image frame, m."""
         lo, hi = self._local_lo, self._local_hi
-        corners = np.array(
-            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        )
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
         c = self.to_image(corners)
         return np.stack([c.min(axis=0), c.max(axis=0)])
 
     # fields ---------------------------------------------------------------------------------
     def sdf_local(self, p: np.ndarray) -> np.ndarray:
         """Bone SDF for vertebra-frame points (N, 3) (no checks)."""
+        if _csg_sdf is not None:
+            return _run(self._bone_prog, p)
+        return self.sdf_local_reference(p)
+
+    def sdf_local_reference(self, p: np.ndarray) -> np.ndarray:
+        """NumPy reference of ``sdf_local`` (same mathematics as the compiled kernel)."""
         d = self._prims[0].sdf(p)
         for prim in self._prims[1:]:
             d = np.minimum(d, prim.sdf(p))
@@ -524,6 +545,8 @@ class Vertebra:
 
     def canal_sdf_local(self, p: np.ndarray) -> np.ndarray:
         """Canal SDF for vertebra-frame points (N, 3) (no checks)."""
+        if _csg_sdf is not None:
+            return _run(self._canal_prog, p)
         return self._canal.sdf(p)
 
     def sdf(self, points: np.ndarray) -> np.ndarray:
@@ -540,15 +563,19 @@ class Vertebra:
         """``Region`` codes (int8, shape (...)) of image-frame points (..., 3)."""
         p, lead = _points(points)
         q = self.to_local(p)
-        return region_from_sdf(self.sdf_local(q), self.canal_sdf_local(q), self.cortical_thickness).reshape(
-            lead
-        )
+        return region_from_sdf(self.sdf_local(q), self.canal_sdf_local(q), self.cortical_thickness).reshape(lead)
 
     def mesh(self, spacing: float = 1e-3) -> trimesh.Trimesh:
-        """Marching-cubes mesh of the bone surface in the image frame (m), grid ``spacing`` m."""
-        m = marching_cubes_mesh(self.sdf_local, self._local_lo, self._local_hi, spacing)
-        m.apply_transform(self.T_image_vertebra)
-        return m
+        """Marching-cubes mesh of the bone surface in the image frame (m), grid ``spacing`` m.
+
+        Meshes are remembered per spacing (the vertebra is immutable); each call returns a copy.
+        """
+        key = float(spacing)
+        if key not in self._meshes:
+            m = marching_cubes_mesh(self.sdf_local, self._local_lo, self._local_hi, spacing)
+            m.apply_transform(self.T_image_vertebra)
+            self._meshes[key] = m
+        return self._meshes[key].copy()
 
     def pedicle_axis(self, level: str, side: str) -> PedicleAxis:
         """Ground-truth pedicle axis (image frame) of ``side`` ('left'/'right')."""
@@ -574,35 +601,57 @@ class Vertebra:
 
 
 def ray_exit(
-    anatomy: Anatomy, start: np.ndarray, direction: np.ndarray, max_dist: float = 0.2, step: float = 2e-4
+    anatomy: Anatomy, start: np.ndarray, direction: np.ndarray, max_dist: float = 0.2, step: float = 1e-3
 ) -> np.ndarray:
     """First point where the ray ``start + s*direction`` (s > 0) leaves the bone (image frame, m).
 
-    ``start`` should be inside bone. Marches in ``step`` increments, then bisects to ~1e-9 m.
-    Raises ``AnatomyError`` if the ray never leaves the bone within ``max_dist``.
+    ``start`` should be inside bone. Marches in ``step`` increments (features thinner than the
+    step can be jumped), then refines the bracket to ~1e-10 m. Raises ``AnatomyError`` if the
+    ray never leaves the bone within ``max_dist``.
     """
-    start = finite_array("start", start, (3,))
     direction = finite_array("direction", direction, (3,))
-    n = np.linalg.norm(direction)
-    if n < 1e-12:
+    return ray_exits(anatomy, start, direction[None], max_dist, step)[0]
+
+
+def ray_exits(
+    anatomy: Anatomy, start: np.ndarray, directions: np.ndarray, max_dist: float = 0.2, step: float = 1e-3
+) -> np.ndarray:
+    """``ray_exit`` for several directions from one start at once; returns (K, 3) points."""
+    start = finite_array("start", start, (3,))
+    dirs = finite_array("directions", directions, (None, 3))
+    n = np.linalg.norm(dirs, axis=1, keepdims=True)
+    if (n < 1e-12).any():
         raise ValueError("direction: zero vector")
-    direction = direction / n
+    dirs = dirs / n
+    k_rays = len(dirs)
+    inside = getattr(anatomy, "inside", None)
+
+    def outside(q: np.ndarray) -> np.ndarray:
+        return ~inside(q) if inside is not None else anatomy.sdf(q) > 0.0
+
     s = np.arange(0.0, max_dist + step, step)
-    d = anatomy.sdf(start + s[:, None] * direction)
-    out = np.nonzero(d > 0.0)[0]
-    if out.size == 0:
+    out = outside((start + s[None, :, None] * dirs[:, None, :]).reshape(-1, 3)).reshape(k_rays, len(s))
+    if not out.any(axis=1).all():
         raise AnatomyError("ray does not leave the bone within max_dist")
-    k = int(out[0])
-    if k == 0:
-        return start.copy()
-    lo, hi = s[k - 1], s[k]
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if anatomy.sdf((start + mid * direction)[None])[0] > 0.0:
-            hi = mid
-        else:
-            lo = mid
-    return start + hi * direction
+    k = np.argmax(out, axis=1)
+    lo = np.where(k > 0, s[np.maximum(k - 1, 0)], 0.0)
+    hi = s[k]
+    rows = np.arange(k_rays)
+    for _ in range(2):  # each round shrinks the bracket 32-fold: ~1 um after 2
+        ss = np.linspace(lo, hi, 33, axis=1)  # (K, 33)
+        oo = outside((start + ss[:, :, None] * dirs[:, None, :]).reshape(-1, 3)).reshape(k_rays, 33)
+        j = np.argmax(oo, axis=1)
+        j = np.where(oo[rows, j], j, 32)
+        jm = np.maximum(j - 1, 0)
+        lo, hi = ss[rows, jm], ss[rows, j]
+    # the distance field is smooth across the surface: one secant step lands within ~1e-10 m,
+    # and a final check keeps the point just outside (or on) the surface
+    d_lo = anatomy.sdf(start + lo[:, None] * dirs)
+    d_hi = anatomy.sdf(start + hi[:, None] * dirs)
+    den = d_hi - d_lo
+    frac = np.where(den > 0, -d_lo / np.where(den > 0, den, 1.0), 1.0)
+    sx = lo + np.clip(frac, 0.0, 1.0) * (hi - lo)
+    return start + sx[:, None] * dirs
 
 
 # --------------------------------------------------------------------------------------------
@@ -797,9 +846,7 @@ class SpineSegment:
     def region(self, points: np.ndarray) -> np.ndarray:
         """``Region`` codes (int8, shape (...)) of image-frame points (..., 3)."""
         p, lead = _points(points)
-        return region_from_sdf(
-            self._eval(p, False)[0], self._eval(p, True)[0], self.cortical_thickness
-        ).reshape(lead)
+        return region_from_sdf(self._eval(p, False)[0], self._eval(p, True)[0], self.cortical_thickness).reshape(lead)
 
     def meshes(self, spacing: float = 1e-3) -> dict[str, trimesh.Trimesh]:
         """One marching-cubes mesh per level (image frame, m)."""
@@ -829,9 +876,7 @@ def _T_from_mm_list(rows: object) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _closest_on_triangles(
-    p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closest points on triangles (a, b, c) to p (all (M, 3)); returns (points, barycentric (M, 3))."""
     ab = b - a
     ac = c - a
@@ -849,28 +894,29 @@ def _closest_on_triangles(
     vc = d1 * d4 - d3 * d2
     denom = va + vb + vc
     denom = np.where(np.abs(denom) < 1e-300, 1e-300, denom)
-    v = vb / denom
+    v = vb / denom  # face interior by default
     w = vc / denom
-    bary = np.stack([1 - v - w, v, w], axis=1)  # face interior by default
     done = np.zeros(len(p), dtype=bool)
-
-    def setb(mask: np.ndarray, vals: np.ndarray) -> None:
-        m = mask & ~done
-        bary[m] = vals[m]
-        done[m] = True
-
-    zeros = np.zeros(len(p))
-    ones = np.ones(len(p))
-    setb((d1 <= 0) & (d2 <= 0), np.stack([ones, zeros, zeros], 1))
-    setb((d3 >= 0) & (d4 <= d3), np.stack([zeros, ones, zeros], 1))
-    setb((d6 >= 0) & (d5 <= d6), np.stack([zeros, zeros, ones], 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.clip(d1 / (d1 - d3), 0, 1)
-        setb((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - t, t, zeros], 1))
-        t = np.clip(d2 / (d2 - d6), 0, 1)
-        setb((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - t, zeros, t], 1))
-        t = np.clip((d4 - d3) / ((d4 - d3) + (d5 - d6)), 0, 1)
-        setb((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), np.stack([zeros, 1 - t, t], 1))
+        t_ab = np.clip(d1 / (d1 - d3), 0, 1)
+        t_ac = np.clip(d2 / (d2 - d6), 0, 1)
+        t_bc = np.clip((d4 - d3) / ((d4 - d3) + (d5 - d6)), 0, 1)
+    # Voronoi regions in priority order: vertex a, b, c, edge ab, ac, bc (Ericson 2005, 5.1.5)
+    regions = (
+        ((d1 <= 0) & (d2 <= 0), 0.0, 0.0),
+        ((d3 >= 0) & (d4 <= d3), 1.0, 0.0),
+        ((d6 >= 0) & (d5 <= d6), 0.0, 1.0),
+        ((vc <= 0) & (d1 >= 0) & (d3 <= 0), t_ab, 0.0),
+        ((vb <= 0) & (d2 >= 0) & (d6 <= 0), 0.0, t_ac),
+        ((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), 1.0 - t_bc, t_bc),
+    )
+    for mask, vv, ww in regions:
+        m = mask & ~done
+        if m.any():
+            v = np.where(m, vv, v)
+            w = np.where(m, ww, w)
+            done |= m
+    bary = np.stack([1.0 - v - w, v, w], axis=1)
     pts = bary[:, :1] * a + bary[:, 1:2] * b + bary[:, 2:3] * c
     return pts, bary
 
@@ -880,11 +926,14 @@ class MeshSDF:
 
     Candidate triangles come from a ``cKDTree`` over triangle centroids; a candidate set is
     certified complete when the next centroid is farther than the best distance plus the largest
-    triangle circumradius, otherwise a ball query completes it. The mesh must be watertight with
-    outward normals (``AnatomyError`` otherwise). Points and distances in the mesh's units.
+    triangle circumradius, otherwise a ball query completes it. That makes the distance exact
+    within ``exact_band`` of the surface; farther away it may exceed the truth by up to the
+    largest triangle's size (the sign is still that of the nearest triangle found). The mesh must
+    be watertight with outward normals (``AnatomyError`` otherwise). Points and distances in the
+    mesh's units.
     """
 
-    def __init__(self, mesh: trimesh.Trimesh, k: int = 8) -> None:
+    def __init__(self, mesh: trimesh.Trimesh, k: int = 8, exact_band: float = 0.01) -> None:
         if not mesh.is_watertight:
             raise AnatomyError("mesh: not watertight; signed distance needs a closed surface")
         if mesh.volume < 0:
@@ -894,42 +943,66 @@ class MeshSDF:
         tri = mesh.triangles
         self._a, self._b, self._c = tri[:, 0].copy(), tri[:, 1].copy(), tri[:, 2].copy()
         cen = tri.mean(axis=1)
-        self._rmax = float(np.linalg.norm(tri - cen[:, None], axis=2).max())
+        self._rtri = np.linalg.norm(tri - cen[:, None], axis=2).max(axis=1)
+        self._rmax = float(self._rtri.max())
+        self._cen = cen
         self._tree = cKDTree(cen)
         self._vn = np.asarray(mesh.vertex_normals, dtype=float)
         self._faces = np.asarray(mesh.faces)
         self._k = int(min(k, len(cen)))
+        self.exact_band = float(exact_band)
 
-    def __call__(self, p: np.ndarray) -> np.ndarray:
+    def __call__(self, p: np.ndarray, exact: bool = True) -> np.ndarray:
+        """Signed distances of points p (N, 3); ``exact=False`` skips the certification (the sign
+        and an upper bound of the distance from the k nearest triangles: much faster)."""
         p = np.asarray(p, dtype=float)
         n = len(p)
         dk, ik = self._tree.query(p, k=self._k)
         if self._k == 1:
             dk, ik = dk[:, None], ik[:, None]
-        best = np.full(n, np.inf)
-        best_pt = np.zeros((n, 3))
-        best_bary = np.zeros((n, 3))
-        best_f = np.zeros(n, dtype=np.int64)
-        for j in range(self._k):
-            f = ik[:, j]
-            q, bary = _closest_on_triangles(p, self._a[f], self._b[f], self._c[f])
-            dd = np.linalg.norm(p - q, axis=1)
-            m = dd < best
-            best[m], best_pt[m], best_bary[m], best_f[m] = dd[m], q[m], bary[m], f[m]
-        unsure = np.nonzero(dk[:, -1] < best + self._rmax)[0]
-        for i in unsure:
-            cand = np.array(self._tree.query_ball_point(p[i], best[i] + self._rmax), dtype=np.int64)
-            if cand.size == 0:
-                continue
-            pi = np.repeat(p[i][None], len(cand), axis=0)
-            q, bary = _closest_on_triangles(pi, self._a[cand], self._b[cand], self._c[cand])
-            dd = np.linalg.norm(pi - q, axis=1)
-            j = int(np.argmin(dd))
-            if dd[j] < best[i]:
-                best[i], best_pt[i], best_bary[i], best_f[i] = dd[j], q[j], bary[j], cand[j]
+        # all k candidates of all points in one vectorised call
+        f_all = ik.reshape(-1)
+        p_rep = np.repeat(p, self._k, axis=0)
+        q_all, bary_all = _closest_on_triangles(p_rep, self._a[f_all], self._b[f_all], self._c[f_all])
+        d_all = np.linalg.norm(p_rep - q_all, axis=1).reshape(n, self._k)
+        j = np.argmin(d_all, axis=1)
+        flat = np.arange(n) * self._k + j
+        best = d_all[np.arange(n), j]
+        best_pt = q_all[flat]
+        best_bary = bary_all[flat]
+        best_f = f_all[flat]
+        # a triangle outside the k nearest centroids is at least dk[-1] - rmax away: points
+        # where that could still beat the best get a complete ball query (vectorised)
+        unsure = np.nonzero((dk[:, -1] - self._rmax < best) & (best < self.exact_band))[0]
+        if unsure.size and exact:
+            lists = self._tree.query_ball_point(p[unsure], best[unsure] + self._rmax)
+            lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+            if lens.sum() > 0:
+                cand = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
+                owner = np.repeat(unsure, lens)
+                # a triangle is at least |p - centroid| - its circumradius away: keep only those
+                # that could beat the best found so far
+                lb = np.linalg.norm(p[owner] - self._cen[cand], axis=1) - self._rtri[cand]
+                keep = lb < best[owner]
+                cand, owner = cand[keep], owner[keep]
+            if lens.sum() > 0 and cand.size:
+                q, bary = _closest_on_triangles(p[owner], self._a[cand], self._b[cand], self._c[cand])
+                dd = np.linalg.norm(p[owner] - q, axis=1)
+                order = np.lexsort((dd, owner))
+                firsts = order[np.concatenate([[0], np.nonzero(np.diff(owner[order]))[0] + 1])]
+                i = owner[firsts]
+                better = dd[firsts] < best[i]
+                i, f = i[better], firsts[better]
+                best[i], best_pt[i], best_bary[i], best_f[i] = dd[f], q[f], bary[f], cand[f]
         nrm = np.einsum("ij,ijk->ik", best_bary, self._vn[self._faces[best_f]])
         sign = np.where(np.einsum("ij,ij->i", p - best_pt, nrm) < 0.0, -1.0, 1.0)
+        self.last_closest = best_pt
         return sign * best
+
+    def closest(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signed distance (N,), closest surface points (N, 3)) for points p (N, 3)."""
+        d = self(p)
+        return d, self.last_closest
 
 
 class BoneModel:
@@ -958,9 +1031,7 @@ class BoneModel:
         if not (cortical_thickness > 0 and math.isfinite(cortical_thickness)):
             raise ValueError("cortical_thickness: must be a positive length")
         self.cortical_thickness = float(cortical_thickness)
-        self._frames = {
-            k.upper(): transform(f"level_frames[{k}]", v) for k, v in (level_frames or {}).items()
-        }
+        self._frames = {k.upper(): transform(f"level_frames[{k}]", v) for k, v in (level_frames or {}).items()}
         self._axes = {(lv.upper(), s): a for (lv, s), a in (pedicle_axes or {}).items()}
 
     @classmethod
@@ -979,6 +1050,8 @@ class BoneModel:
         scale = {"mm": MM, "m": 1.0}.get(units)
         if scale is None:
             raise ValueError(f"units: expected 'mm' or 'm', got {units!r}")
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
         if not isinstance(paths, dict):
             paths = {Path(p).stem: p for p in paths}
         bones = {lv: load_mesh(p, scale) for lv, p in paths.items()}
@@ -1015,6 +1088,25 @@ class BoneModel:
         """Signed distance (m) to the nearest bone mesh; < 0 inside."""
         p, lead = _points(points)
         return self._min_sdf(self._bone_sdf, p).reshape(lead)
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """True where image-frame points (..., 3) are inside bone (fast: no distance certification)."""
+        p, lead = _points(points)
+        out = np.zeros(len(p), dtype=bool)
+        for fn in self._bone_sdf.values():
+            out |= fn(p, exact=False) < 0.0
+        return out.reshape(lead)
+
+    def closest_surface_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signed distance (...), nearest bone-surface point (..., 3)) of image-frame points."""
+        p, lead = _points(points)
+        best = np.full(len(p), np.inf)
+        near = np.zeros_like(p)
+        for fn in self._bone_sdf.values():
+            d, q = fn.closest(p)
+            m = d < best
+            best[m], near[m] = d[m], q[m]
+        return best.reshape(lead), near.reshape(lead + (3,))
 
     def canal_sdf(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (m) to the canal meshes (+inf without canal meshes)."""
@@ -1093,16 +1185,18 @@ def surface_samples(
 
 
 def sdf_gradient(anatomy: Anatomy, points: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """Unit SDF gradient (outward normal direction) by central differences, (N, 3)."""
+    """Unit SDF gradient (outward normal direction) by central differences, (..., 3).
+
+    One ``sdf`` call on the 6N offset points. Where the gradient vanishes (a medial point of
+    the shape) the result is zero.
+    """
     p, lead = _points(points)
-    g = np.zeros_like(p)
-    for i in range(3):
-        e = np.zeros(3)
-        e[i] = h
-        g[:, i] = anatomy.sdf(p + e) - anatomy.sdf(p - e)
+    off = np.concatenate([np.eye(3) * h, -np.eye(3) * h])  # (6, 3)
+    d = anatomy.sdf((p[:, None, :] + off[None]).reshape(-1, 3)).reshape(len(p), 6)
+    g = d[:, :3] - d[:, 3:]
     n = np.linalg.norm(g, axis=1, keepdims=True)
-    n[n < 1e-300] = 1.0
-    return (g / n).reshape(lead + (3,))
+    g = np.where(n > 1e-300, g / np.where(n > 1e-300, n, 1.0), 0.0)
+    return g.reshape(lead + (3,))
 
 
 __all__ = [
@@ -1122,6 +1216,7 @@ __all__ = [
     "ray_exit",
     "region_from_sdf",
     "marching_cubes_mesh",
+    "ray_exits",
     "load_mesh",
     "save_mesh",
     "surface_samples",

@@ -92,6 +92,12 @@ class ToolDescription:
     com_flange: np.ndarray
     inertia_com: np.ndarray
 
+    @property
+    def com_tcp(self) -> np.ndarray:
+        """Centre of mass in the TCP frame (m), e.g. for ``Dynamics(payload_com=...)``."""
+        T = self.T_flange_tcp
+        return T[:3, :3].T @ (self.com_flange - T[:3, 3])
+
 
 @dataclass(frozen=True, eq=False)
 class RobotDescription:
@@ -99,7 +105,8 @@ class RobotDescription:
 
     Arrays are read-only, one entry per joint in ``joint_names`` order. ``workspace_min/max`` bound
     the tool centre point in the base frame (m). Cartesian stiffness is ``[kx ky kz krx kry krz]``
-    (N/m, N m/rad); damping is given as a ratio of critical damping.
+    (N/m, N m/rad); damping is given as a ratio of critical damping. ``hold_*``/``brake_damping``
+    (N m/rad, N m s/rad) and ``tool_speed_max`` (m/s) are the supervisor's safe-stop settings.
     """
 
     name: str
@@ -121,6 +128,10 @@ class RobotDescription:
     joint_damping: np.ndarray
     joint_friction: np.ndarray
     T_world_base: np.ndarray
+    hold_stiffness: np.ndarray
+    hold_damping: np.ndarray
+    brake_damping: np.ndarray
+    tool_speed_max: float
     tools: Mapping[str, ToolDescription] = field(default_factory=dict)
 
     @property
@@ -310,6 +321,11 @@ def _from_toml(path: Path) -> RobotDescription:
         _floats(sim.get("base_xyz_m", [0.0, 0.0, 0.0]), "simulation.base_xyz_m", 3),
         _deg(sim.get("base_rpy_deg", [0.0, 0.0, 0.0]), "simulation.base_rpy_deg"),
     )
+    saf = cfg.get("safety", {})
+    hold_k = _floats(saf.get("hold_stiffness_nm_rad", [100.0] * n), "safety.hold_stiffness_nm_rad", n)
+    hold_d = _floats(saf.get("hold_damping_nms_rad", [10.0] * n), "safety.hold_damping_nms_rad", n)
+    brake_d = _floats(saf.get("brake_damping_nms_rad", [5.0] * n), "safety.brake_damping_nms_rad", n)
+    v_tool = float(_floats(saf.get("tool_speed_max_m_s", 0.25), "safety.tool_speed_max_m_s", 1)[0])
     tools = {}
     for spec in cfg.get("tools", []):
         tool = _load_tool(spec, base_dir)
@@ -334,6 +350,10 @@ def _from_toml(path: Path) -> RobotDescription:
         joint_damping=_readonly(damping),
         joint_friction=_readonly(friction),
         T_world_base=_readonly(T_world_base),
+        hold_stiffness=_readonly(hold_k),
+        hold_damping=_readonly(hold_d),
+        brake_damping=_readonly(brake_d),
+        tool_speed_max=v_tool,
         tools=MappingProxyType(tools),
     )
 
@@ -381,6 +401,10 @@ def _from_urdf(path: Path) -> RobotDescription:
         joint_damping=_readonly(np.zeros(n)),
         joint_friction=_readonly(np.zeros(n)),
         T_world_base=_readonly(np.eye(4)),
+        hold_stiffness=_readonly(np.full(n, 100.0)),
+        hold_damping=_readonly(np.full(n, 10.0)),
+        brake_damping=_readonly(np.full(n, 5.0)),
+        tool_speed_max=0.25,
         tools=MappingProxyType({}),
     )
 

@@ -58,7 +58,7 @@ class FakeBackend:
             if np.linalg.eigvalsh(M).min() <= 0.0:
                 raise ValueError("mass_matrix: must be positive definite")
         self._M = M.copy()
-        self._Minv = np.linalg.inv(M)
+        self._Minv = None if np.array_equal(M, np.eye(dof)) else np.linalg.inv(M)
         self._q = np.zeros(dof) if q0 is None else finite_array("q0", q0, (dof,)).copy()
         self._dq = np.zeros(dof) if dq0 is None else finite_array("dq0", dq0, (dof,)).copy()
         if joint_names is None:
@@ -197,7 +197,9 @@ class FakeBackend:
             return
         cmd = self._cmd
         if cmd.mode is CommandMode.TORQUE:
-            a = self._Minv @ (cmd.tau + self._tau_ext)
+            a = cmd.tau + self._tau_ext
+            if self._Minv is not None:
+                a = self._Minv @ a
             self._q = self._q + self._dq * h + 0.5 * a * h * h
             self._dq = self._dq + a * h
         elif cmd.mode is CommandMode.VELOCITY:

@@ -14,9 +14,15 @@ burst of catch-up cycles). The clock is the backend's: ``FakeClock`` and simulat
 waited on, so ``run_for`` is deterministic there; on hardware it is ``MonotonicClock``.
 
 Controllers are objects with ``update(state, t) -> JointCommand``; an optional
-``on_activate(state, t)`` is called on the first cycle a controller runs (at start and after
-``set_controller``), so it can align its target with the current pose. ``set_controller`` may be
-called from any thread while the loop runs; the swap happens at the next cycle boundary.
+``on_activate(state, t)`` is called on the first cycle a controller runs (on the loop's first
+cycle, after ``start()`` and after ``set_controller``; consecutive ``run_for`` calls continue), so
+it can align its target with the current pose. ``set_controller`` may be called from any thread
+while the loop runs; the swap happens at the next cycle boundary.
+
+``realtime_priority`` (1-99, Linux ``SCHED_FIFO``) runs the cycling thread at a real-time priority
+so that other processes cannot preempt it between cycles; it needs CAP_SYS_NICE (root), and
+without it the loop logs a warning and runs at normal priority. ``run_for`` restores the calling
+thread's policy afterwards.
 
 Device faults never raise (they arrive in ``JointState``); if ``backend.read``/``write`` raise
 anyway, the loop asks the supervisor for a protective stop, logs, and ends with ``error`` set.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 
@@ -81,7 +88,12 @@ class ControlLoop:
         supervisor: Supervisor | None = None,
         rate_hz: float = 1000.0,
         recorder: object | None = None,
+        *,
+        realtime_priority: int | None = None,
     ) -> None:
+        if realtime_priority is not None and not (isinstance(realtime_priority, int) and 1 <= realtime_priority <= 99):
+            raise ValueError(f"realtime_priority: an int in 1..99 or None, got {realtime_priority!r}")
+        self.realtime_priority = realtime_priority
         if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz: must be a positive finite number, got {rate_hz!r}")
         if not callable(getattr(controller, "update", None)):
@@ -134,6 +146,7 @@ class ControlLoop:
                 raise RuntimeError("control loop already running")
             self._stop.clear()
             self.error = None
+            self._active = None  # (re)starting: the controller aligns itself with the robot again
             self._begin()
             self._thread = threading.Thread(target=self._run_thread, name="machaon-control-loop", daemon=True)
             self._thread.start()
@@ -170,9 +183,13 @@ class ControlLoop:
             raise RuntimeError("control loop is running in its thread; stop() it first")
         n = int(round(seconds * self.rate_hz))
         self._begin()
-        for _ in range(n):
-            if not self._cycle():
-                break
+        saved = self._enter_realtime()
+        try:
+            for _ in range(n):
+                if not self._cycle():
+                    break
+        finally:
+            self._leave_realtime(saved)
         self._finish(hold=False)
         if self.error is not None:
             raise RuntimeError(f"control loop ended on a backend error: {self.error!r}") from self.error
@@ -217,12 +234,33 @@ class ControlLoop:
         self.supervisor.restart_timing()
         self._t_last_start = None
         self._next = None
-        self._active = None
 
     def _run_thread(self) -> None:
+        self._enter_realtime()
         while not self._stop.is_set():
             if not self._cycle():
                 break
+
+    def _enter_realtime(self) -> tuple[int, object] | None:
+        """Switch the calling thread to SCHED_FIFO; returns the previous policy to restore, or None."""
+        if self.realtime_priority is None:
+            return None
+        try:
+            saved = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+            return saved
+        except (AttributeError, OSError) as exc:
+            _log.warning("real-time priority %d not available (%s); running at normal priority",
+                         self.realtime_priority, exc)
+            return None
+
+    @staticmethod
+    def _leave_realtime(saved: tuple[int, object] | None) -> None:
+        if saved is not None:
+            try:
+                os.sched_setscheduler(0, saved[0], saved[1])
+            except OSError as exc:  # pragma: no cover - restoring a lower priority does not fail
+                _log.warning("could not restore the scheduling policy: %s", exc)
 
     def _finish(self, hold: bool) -> None:
         if hold and self.error is None and self.last_state is not None:

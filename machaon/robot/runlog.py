@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from mcap.exceptions import McapError
 from mcap.reader import make_reader
+from mcap.records import Channel, Message, Metadata
+from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
 from machaon.types import JointCommand, JointState
@@ -115,6 +116,9 @@ class RunLogRecorder:
 
     ``decimation`` records every k-th cycle's state, command and target (events and stats are
     always recorded). ``metadata`` (str -> str) is stored as the MCAP metadata record "machaon".
+    Chunks are small (``chunk_size`` bytes before compression, ~0.1 s at 1 kHz) and written as they
+    fill, so a run that crashes before ``close`` loses at most the last chunk; ``read_run_log``
+    reads such a truncated file up to its last complete chunk.
     """
 
     def __init__(
@@ -124,13 +128,14 @@ class RunLogRecorder:
         joint_names: Sequence[str] | None = None,
         decimation: int = 1,
         metadata: dict[str, str] | None = None,
+        chunk_size: int = 64 * 1024,
     ) -> None:
         if not (isinstance(decimation, int) and decimation >= 1):
             raise ValueError(f"decimation: must be an int >= 1, got {decimation!r}")
         self.path = Path(path)
         self.decimation = decimation
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._writer = Writer(self._file, compression=CompressionType.ZSTD)
+        self._writer = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.ZSTD)
         self._writer.start(profile=PROFILE, library="machaon")
         self._channels: dict[str, int] = {}
         for topic, schema in _SCHEMAS.items():
@@ -246,6 +251,7 @@ class RunLog:
     faults: tuple[dict, ...]
     stats: dict[str, float] | None
     metadata: dict[str, str] = field(default_factory=dict)
+    path: str = ""
 
     @property
     def dof(self) -> int:
@@ -260,16 +266,31 @@ def _rows(rows: list[list[float | None] | None], n: int) -> np.ndarray:
     return out
 
 
+def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Messages and metadata read record by record, stopping quietly at the first bad record."""
+    msgs: dict[str, list[dict]] = {}
+    metadata: dict[str, str] = {}
+    channels: dict[int, str] = {}
+    try:
+        with open(path, "rb") as f:
+            for record in StreamReader(f, skip_magic=False).records:
+                if isinstance(record, Channel):
+                    channels[record.id] = record.topic
+                elif isinstance(record, Metadata) and record.name == "machaon":
+                    metadata = dict(record.metadata)
+                elif isinstance(record, Message) and record.channel_id in channels:
+                    msgs.setdefault(channels[record.channel_id], []).append(json.loads(record.data))
+    except Exception:  # truncated or corrupt from here on: keep what was read
+        pass
+    return msgs, metadata
+
+
 def read_run_log(path: str | os.PathLike[str]) -> RunLog:
     """Load a run log written by ``RunLogRecorder``. Raises ``RunLogError`` if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise RunLogError(f"no such file: {path}")
-    state_msgs: list[dict] = []
-    cmd_msgs: list[dict] = []
-    target_msgs: list[dict] = []
-    events: list[dict] = []
-    stats = None
+    msgs: dict[str, list[dict]] = {}
     metadata: dict[str, str] = {}
     try:
         with open(path, "rb") as f:
@@ -278,22 +299,19 @@ def read_run_log(path: str | os.PathLike[str]) -> RunLog:
                 if meta.name == "machaon":
                     metadata = dict(meta.metadata)
             for _schema, channel, message in reader.iter_messages():
-                msg = json.loads(message.data)
-                topic = channel.topic
-                if topic == TOPIC_STATE:
-                    state_msgs.append(msg)
-                elif topic == TOPIC_COMMAND:
-                    cmd_msgs.append(msg)
-                elif topic == TOPIC_TARGET:
-                    target_msgs.append(msg)
-                elif topic == TOPIC_SUPERVISOR:
-                    events.append(msg)
-                elif topic == TOPIC_STATS:
-                    stats = msg
-    except (McapError, ValueError, EOFError, OSError, KeyError, TypeError, AssertionError) as exc:
-        raise RunLogError(f"{path}: not a readable MCAP run log ({type(exc).__name__}: {exc})") from None
+                msgs.setdefault(channel.topic, []).append(json.loads(message.data))
     except Exception as exc:  # the mcap reader raises assorted errors on corrupt input
-        raise RunLogError(f"{path}: not a readable MCAP run log ({type(exc).__name__}: {exc})") from None
+        # No usable summary section (e.g. the run crashed before close): read the records in
+        # order up to the first damaged one.
+        msgs, metadata = _read_linear(path)
+        if not msgs:
+            raise RunLogError(f"{path}: not a readable MCAP run log ({type(exc).__name__}: {exc})") from None
+        metadata["truncated"] = f"read up to a damaged or missing record ({type(exc).__name__})"
+    state_msgs = msgs.get(TOPIC_STATE, [])
+    cmd_msgs = msgs.get(TOPIC_COMMAND, [])
+    target_msgs = msgs.get(TOPIC_TARGET, [])
+    events = msgs.get(TOPIC_SUPERVISOR, [])
+    stats = msgs[TOPIC_STATS][-1] if msgs.get(TOPIC_STATS) else None
     if not state_msgs:
         raise RunLogError(f"{path}: no joint states on {TOPIC_STATE}")
     n = len(state_msgs[0]["q"])
@@ -327,6 +345,7 @@ def read_run_log(path: str | os.PathLike[str]) -> RunLog:
         faults=faults,
         stats=stats,
         metadata=metadata,
+        path=str(path),
     )
 
 
@@ -346,7 +365,9 @@ def tracking_error(run: RunLog) -> tuple[np.ndarray, np.ndarray, str] | None:
 
 def format_summary(run: RunLog) -> str:
     """Human-readable summary: duration, rates, loop timing, tracking, faults and supervisor events."""
-    lines = []
+    lines = [f"run log       {run.path}"] if run.path else []
+    if "truncated" in run.metadata:
+        lines.append(f"WARNING       truncated file, {run.metadata['truncated']}")
     dur = float(run.t[-1] - run.t[0]) if len(run.t) > 1 else 0.0
     dec = int(run.metadata.get("decimation", "1") or 1)
     lines.append(f"joints        {run.dof} ({', '.join(run.joint_names)})")
@@ -377,7 +398,8 @@ def format_summary(run: RunLog) -> str:
         with np.errstate(all="ignore"):
             lines.append(f"tracking      {label}: max {np.nanmax(np.abs(e)):.4g}, final {np.abs(e[-1]).max():.4g}")
     if np.isfinite(run.tau).any():
-        lines.append(f"torque        max |tau| per joint (N m): {np.round(np.nanmax(np.abs(run.tau), axis=0), 3).tolist()}")
+        peak = np.round(np.nanmax(np.abs(run.tau), axis=0), 3).tolist()
+        lines.append(f"torque        max |tau| per joint (N m): {peak}")
     bad = int((~run.ok).sum())
     if bad or run.faults:
         lines.append(f"device        {bad} untrusted readings, {len(run.faults)} faults reported")
@@ -407,7 +429,8 @@ def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
         if "q_d" in run.targets and run.targets["q_d"].shape[1] == run.dof:
             ax.plot(run.target_t - t0, run.targets["q_d"][:, j], "--", color=line.get_color(), lw=0.8)
     ax.set_ylabel("q (rad or m)")
-    ax.set_title(f"{Path(run.metadata.get('title', '')).name or 'run log'}: joint positions (dashed: target)")
+    name = run.metadata.get("title") or Path(run.path).name or "run log"
+    ax.set_title(f"{name}: joint positions (dashed: target)")
     ax.legend(loc="upper right", fontsize="small", ncol=min(run.dof, 6))
     k = 1
     if tr is not None:

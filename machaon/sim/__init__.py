@@ -1,1 +1,24 @@
-"""machaon.sim"""
+"""Layer 4: the PyBullet simulation backend (``ArmSim``), its scenes, cameras and collision checks.
+
+``ArmSim`` implements ``machaon.robot.backend.Backend``; its ``SimClock`` steps the physics, so the
+same ``ControlLoop`` that drives hardware drives the simulation.
+"""
+
+from machaon.sim.arm import ArmSim, Contact, SimClock, SimError, SimSnapshot
+from machaon.sim.collision import ClosestPoint, CollisionChecker
+from machaon.sim.scene import Camera, MarkerPlate, Scene, load_mesh, primitive_bone_mesh
+
+__all__ = [
+    "ArmSim",
+    "Camera",
+    "ClosestPoint",
+    "CollisionChecker",
+    "Contact",
+    "MarkerPlate",
+    "Scene",
+    "SimClock",
+    "SimError",
+    "SimSnapshot",
+    "load_mesh",
+    "primitive_bone_mesh",
+]

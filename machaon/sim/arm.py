@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,8 @@ class SimClock:
         n = math.ceil((t - sim.t) / sim.dt - 1e-6)
         if n > 0:
             sim.step(n)
+        if sim.auto_sync and time.monotonic() - sim._last_sync >= sim.viewer_sync_period:
+            sim.sync_viewer()
         if self.realtime:
             wall = time.monotonic()
             if self._wall0 is None:
@@ -136,7 +139,9 @@ class ArmSim:
 
     ``description``: a ``RobotDescription`` or anything ``load_description`` accepts.
     ``tool``: name of a tool in the description, fixed to the flange (None: bare flange).
-    ``gui``: open a PyBullet GUI window (needs a display); ``realtime`` defaults to ``gui``.
+    ``gui``: open a PyBullet GUI window (needs a display) that mirrors the physics, which always
+    runs in its own DIRECT client; the clock syncs the window about 30 times a wall-clock second
+    (``auto_sync``; ``sync_viewer()`` to do it yourself). ``realtime`` defaults to ``gui``.
     ``q0``: initial joint positions (default: the description's home pose).
     ``joint_damping`` (N m s/rad) / ``joint_friction`` (N m): per joint, default from the description.
     ``kp``/``kd``: PyBullet position-motor gains used in POSITION mode.
@@ -173,15 +178,22 @@ class ArmSim:
         self._closed = False
         self._snapshots: list[int] = []
         self.gui = bool(gui)
-        if gui:
-            self._client = p.connect(p.GUI, options=gui_options)
-        else:
-            self._client = p.connect(p.DIRECT)
+        self._viewer = -1
+        self.viewer_body = -1
+        self._client = p.connect(p.DIRECT)
         if self._client < 0:
             self._tmpdir.cleanup()
-            raise SimError("PyBullet could not connect (is there a display for the GUI?)")
+            raise SimError("PyBullet could not start a DIRECT physics client")
         cid = self._client
         try:
+            if gui:
+                # The physics always runs in DIRECT; the window is a second client that mirrors it.
+                # Every call into a GUI client waits for the GUI thread (tens of ms with software
+                # OpenGL), which a 1 kHz loop cannot afford; the viewer is synced at frame rate.
+                self._viewer = p.connect(p.GUI, options=gui_options)
+                if self._viewer < 0:
+                    raise SimError("PyBullet could not open the GUI (is there a display? try xvfb-run)")
+                p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self._viewer)
             p.resetSimulation(physicsClientId=cid)
             p.setPhysicsEngineParameter(
                 fixedTimeStep=self.dt,
@@ -211,6 +223,12 @@ class ArmSim:
                 flags=flags,
                 physicsClientId=cid,
             )
+            if self._viewer >= 0:
+                self.viewer_body = p.loadURDF(
+                    str(urdf), basePosition=T_wb[:3, 3].tolist(),
+                    baseOrientation=_quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
+                    physicsClientId=self._viewer,
+                )
             self._init_indices()
             self._damping = self._per_joint("joint_damping", joint_damping, self.desc.joint_damping)
             self._friction = self._per_joint("joint_friction", joint_friction, self.desc.joint_friction)
@@ -223,9 +241,19 @@ class ArmSim:
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
             self._ft = bool(ft_sensor)
+            self._fk_stale = True
             if self._ft:
                 p.enableJointForceTorqueSensor(self.body, self._sensor_joint, True, physicsClientId=cid)
             self._payload_mass, self._payload_com_sensor = self._payload_below_sensor()
+            # The tool hangs on fixed joints below the sensor: the TCP is a constant offset from it.
+            self._p_tcp_sensor = np.linalg.solve(
+                self._sensor_frame_world(), self._link_frame_world(self._tcp)
+            )[:3, 3].copy()
+            self._R_base_world = np.ascontiguousarray(self.T_world_base[:3, :3].T)
+            self._base_rotated = not np.array_equal(self._R_base_world, np.eye(3))
+            self._p_tcp_sensor_t = tuple(float(x) for x in self._p_tcp_sensor)
+            self._payload_com_sensor_t = tuple(float(x) for x in self._payload_com_sensor)
+            self._read_idx = [*self._jidx, self._sensor_joint]
             self._t = 0.0
             self._steps = 0
             self._cmd = JointCommand.torque(np.zeros(n))
@@ -233,6 +261,7 @@ class ArmSim:
             self._motor_mode: CommandMode | None = None
             self._faults: list[DeviceFault] = []
             self._step_hooks: list = []
+            self._post_step_hooks: list = []
             self.reset(q_init)
         except Exception:
             self.close()
@@ -241,7 +270,13 @@ class ArmSim:
         self.clock.realtime = self.gui if realtime is None else bool(realtime)
         from machaon.sim.scene import Scene  # scene objects live in this client
 
-        self.scene = Scene(cid, self)
+        self.scene = Scene(cid, self, viewer=self._viewer if self._viewer >= 0 else None)
+        self.viewer_sync_period = 1.0 / 30.0  # s of wall time between automatic viewer syncs
+        self.auto_sync = self.gui
+        self._last_sync = -math.inf
+        if gui:
+            self.sync_viewer()
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self._viewer)
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -314,6 +349,32 @@ class ArmSim:
         return self._client
 
     @property
+    def viewer_client(self) -> int | None:
+        """The GUI window's PyBullet client (debug items, sliders, keys), or None without a GUI."""
+        return self._viewer if self._viewer >= 0 else None
+
+    def viewer_alive(self) -> bool:
+        """True while the GUI window is open (always False without a GUI)."""
+        return self._viewer >= 0 and not self._closed and p.isConnected(physicsClientId=self._viewer)
+
+    def sync_viewer(self) -> None:
+        """Copy the arm's joint positions and moving scene objects into the GUI window.
+
+        A no-op without a GUI or once the window was closed. About ten PyBullet calls.
+        """
+        if not self.viewer_alive():
+            return
+        self._last_sync = time.monotonic()
+        sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
+        try:
+            p.resetJointStatesMultiDof(
+                self.viewer_body, self._jidx, [[s[0]] for s in sts], physicsClientId=self._viewer
+            )
+            self.scene.sync_viewer()
+        except p.error:  # the user closed the window
+            pass
+
+    @property
     def t(self) -> float:
         """Simulated time (s) since construction."""
         return self._t
@@ -333,12 +394,13 @@ class ArmSim:
     def read(self) -> JointState:
         """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc)."""
         self._check_open()
-        sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
-        q = np.fromiter((s[0] for s in sts), np.float64, self.dof)
-        dq = np.fromiter((s[1] for s in sts), np.float64, self.dof)
-        motor = np.fromiter((s[3] for s in sts), np.float64, self.dof)
-        tau = self._tau_applied + motor
-        wrench = self._tool_wrench() if self._ft else None
+        n = self.dof
+        sts = p.getJointStates(self.body, self._read_idx, physicsClientId=self._client)
+        js = sts[:n]
+        q = np.array([s[0] for s in js])
+        dq = np.array([s[1] for s in js])
+        tau = self._tau_applied + np.array([s[3] for s in js])
+        wrench = self._tool_wrench(sts[n][2]) if self._ft else None
         faults = tuple(self._faults)
         self._faults.clear()
         return JointState(t=self._t, q=q, dq=dq, tau=tau, wrench_tool=wrench, faults=faults, ok=True)
@@ -350,10 +412,15 @@ class ArmSim:
         if not isinstance(cmd, JointCommand):
             raise ValueError(f"cmd: expected a JointCommand, got {type(cmd).__name__}")
         if cmd.mode is CommandMode.TORQUE:
-            tau = finite_array("cmd.tau", cmd.tau, (n,))
-            sat = np.clip(tau, -self._effort, self._effort)
-            if not np.array_equal(sat, tau):
-                _log.debug("torque command saturated at the effort limits")
+            tau = cmd.tau
+            if not (type(tau) is np.ndarray and tau.shape == (n,) and tau.dtype == np.float64
+                    and np.isfinite(tau).all()):
+                tau = finite_array("cmd.tau", tau, (n,))  # raises ValueError naming the problem
+            eff = self._effort
+            sat = np.minimum(np.maximum(tau, -eff), eff)  # drives saturate at their effort limits
+            if self._motor_mode is CommandMode.TORQUE:
+                self._tau_applied = sat  # fast path: motors already off
+                return
             self._cmd = JointCommand(CommandMode.TORQUE, tau=sat, info=cmd.info)
         elif cmd.mode is CommandMode.POSITION:
             q = finite_array("cmd.q", cmd.q, (n,))
@@ -375,11 +442,12 @@ class ArmSim:
         scene = getattr(self, "scene", None)
         if scene is not None:
             scene.close()
-        if self._client >= 0:
-            try:
-                p.disconnect(physicsClientId=self._client)
-            except p.error:  # already gone (GUI window closed by the user)
-                pass
+        for cid in (self._viewer, self._client):
+            if cid >= 0:
+                try:
+                    p.disconnect(physicsClientId=cid)
+                except p.error:  # already gone (GUI window closed by the user)
+                    pass
         self._tmpdir.cleanup()
 
     def __enter__(self) -> ArmSim:
@@ -437,15 +505,23 @@ class ArmSim:
             for hook in self._step_hooks:
                 hook()
             p.stepSimulation(physicsClientId=cid)
+            self._fk_stale = False
+            for hook in self._post_step_hooks:
+                hook()
             self._steps += 1
             self._t = self._steps * self.dt
 
-    def add_step_hook(self, fn) -> None:
-        """Call ``fn()`` before every physics step (e.g. external forces, kinematic attachments)."""
-        self._step_hooks.append(fn)
+    def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None:
+        """Call ``fn()`` before (or with ``after=True`` after) every physics step.
 
-    def remove_step_hook(self, fn) -> None:
-        self._step_hooks.remove(fn)
+        Before: external forces (PyBullet clears them each step). After: kinematic attachments.
+        """
+        (self._post_step_hooks if after else self._step_hooks).append(fn)
+
+    def remove_step_hook(self, fn: Callable[[], None]) -> None:
+        for hooks in (self._step_hooks, self._post_step_hooks):
+            if fn in hooks:
+                hooks.remove(fn)
 
     def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> None:
         """Teleport the joints to ``q`` (default home) with velocity ``dq`` (default 0); zero torque."""
@@ -455,6 +531,7 @@ class ArmSim:
         dq = np.zeros(n) if dq is None else finite_array("dq", dq, (n,))
         for i, j in enumerate(self._jidx):
             p.resetJointState(self.body, j, float(q[i]), float(dq[i]), physicsClientId=self._client)
+        self._fk_stale = True
         self._cmd = JointCommand.torque(np.zeros(n))
         self._motor_mode = None
         self._apply_motors()
@@ -466,7 +543,10 @@ class ArmSim:
         self._check_open()
         sid = p.saveState(physicsClientId=self._client)
         self._snapshots.append(sid)
-        return SimSnapshot(state_id=sid, t=self._t, steps=self._steps, cmd=self._cmd)
+        cmd = self._cmd
+        if cmd.mode is CommandMode.TORQUE:  # the fast write path keeps only the applied torque
+            cmd = JointCommand.torque(np.array(self._tau_applied))
+        return SimSnapshot(state_id=sid, t=self._t, steps=self._steps, cmd=cmd)
 
     def restore(self, snap: SimSnapshot) -> None:
         """Return to ``snap`` exactly: joint states, contacts cache, time and the held command."""
@@ -474,6 +554,7 @@ class ArmSim:
         if snap.state_id not in self._snapshots:
             raise ValueError("snap: not a snapshot of this simulation (or already released)")
         p.restoreState(stateId=snap.state_id, physicsClientId=self._client)
+        self._fk_stale = True
         self._steps, self._t = snap.steps, snap.t
         self._cmd = snap.cmd
         self._motor_mode = None
@@ -519,6 +600,11 @@ class ArmSim:
         return np.linalg.solve(self.T_world_base, self._link_frame_world(self._tcp))
 
     @property
+    def joint_indices(self) -> list[int]:
+        """PyBullet joint indices of the controlled joints, in ``joint_names`` order."""
+        return list(self._jidx)
+
+    @property
     def tcp_link(self) -> str:
         return self.link_names[self._tcp]
 
@@ -534,21 +620,40 @@ class ArmSim:
             p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2], dtype=np.float64
         )
 
-    def _tool_wrench(self) -> np.ndarray:
+    def _tool_wrench(self, raw: tuple | None = None) -> np.ndarray:
         # PyBullet reports the wrench that the parent link exerts on the sensor's child link through
         # the joint, in the child link's inertial (centre-of-mass) frame, moment about that frame's
         # origin. Balance of the subtree below the sensor at rest: w_joint + w_weight + w_env = 0.
-        raw = self.sensor_wrench_raw()
-        T_w_s = self._sensor_frame_world()
-        R_ws = T_w_s[:3, :3]
-        weight_w = self._payload_mass * np.array([0.0, 0.0, -self.gravity])
-        f_w = -(R_ws @ raw[:3]) - weight_w
-        m_w = -(R_ws @ raw[3:]) - np.cross(R_ws @ self._payload_com_sensor, weight_w)
-        # refer the moment to the TCP
-        p_tcp = self._link_frame_world(self._tcp)[:3, 3] - T_w_s[:3, 3]
-        m_tcp = m_w - np.cross(p_tcp, f_w)
-        R_bw = self.T_world_base[:3, :3].T
-        return np.concatenate([R_bw @ f_w, R_bw @ m_tcp])
+        # Plain float arithmetic: this runs every cycle and 3-vectors are slower through numpy.
+        if raw is None:
+            raw = p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2]
+        st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=self._fk_stale,
+                            physicsClientId=self._client)
+        qx, qy, qz, qw = st[1]
+        r00, r01, r02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)
+        r10, r11, r12 = 2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)
+        r20, r21, r22 = 2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)
+        fx, fy, fz, mx, my, mz = raw
+        w = -self._payload_mass * self.gravity  # weight along world z (negative)
+        f0 = -(r00 * fx + r01 * fy + r02 * fz)
+        f1 = -(r10 * fx + r11 * fy + r12 * fz)
+        f2 = -(r20 * fx + r21 * fy + r22 * fz) - w
+        cx, cy, cz = self._payload_com_sensor_t
+        c0, c1 = r00 * cx + r01 * cy + r02 * cz, r10 * cx + r11 * cy + r12 * cz
+        m0 = -(r00 * mx + r01 * my + r02 * mz) - c1 * w  # minus c x (0, 0, w)
+        m1 = -(r10 * mx + r11 * my + r12 * mz) + c0 * w
+        m2 = -(r20 * mx + r21 * my + r22 * mz)
+        px, py, pz = self._p_tcp_sensor_t  # sensor frame origin -> TCP: refer the moment to the TCP
+        t0, t1, t2 = r00 * px + r01 * py + r02 * pz, r10 * px + r11 * py + r12 * pz, r20 * px + r21 * py + r22 * pz
+        m0 -= t1 * f2 - t2 * f1
+        m1 -= t2 * f0 - t0 * f2
+        m2 -= t0 * f1 - t1 * f0
+        out = np.array((f0, f1, f2, m0, m1, m2))
+        if self._base_rotated:
+            R_bw = self._R_base_world
+            out[:3] = R_bw @ out[:3]
+            out[3:] = R_bw @ out[3:]
+        return out
 
     def contacts(self) -> list[Contact]:
         """Current contacts of any arm or tool link with other bodies (after the last step)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,31 +198,78 @@ class Camera:
 
 
 class Scene:
-    """Named scene objects in one physics client (owned by an ``ArmSim``, see module doc)."""
+    """Named scene objects in one physics client (owned by an ``ArmSim``, see module doc).
 
-    def __init__(self, client: int, sim: ArmSim | None = None) -> None:
+    With ``viewer`` (a GUI client id), every object is also built, visual only, in the viewer,
+    and ``sync_viewer()`` copies the poses of the objects that moved (by dynamics, attachments or
+    a caller's ``resetBasePositionAndOrientation`` in the physics client).
+    """
+
+    def __init__(self, client: int, sim: ArmSim | None = None, viewer: int | None = None) -> None:
         self._client = client
+        self._viewer = viewer
         self._sim = sim
         self.objects: dict[str, int] = {}
         self.plates: dict[str, MarkerPlate] = {}
+        self._view_ids: dict[str, int] = {}
+        self._synced: dict[str, tuple] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="machaon_scene_")
         self._following = False
 
     # ---------------------------------------------------------------- generic
 
-    def _register(self, name: str, body: int) -> int:
-        self.objects[name] = body
-        return body
+    def _clients(self) -> list[tuple[int, bool]]:
+        """(client id, is the physics client) for the physics client and the viewer, if any."""
+        out = [(self._client, True)]
+        if self._viewer is not None and p.isConnected(physicsClientId=self._viewer):
+            out.append((self._viewer, False))
+        return out
 
     def _check_name(self, name: str) -> None:
         if not name or name in self.objects:
             raise ValueError(f"name: {name!r} is empty or already used in this scene")
 
+    def _add_body(
+        self,
+        name: str,
+        make: Callable[[int, bool], tuple[int, int]],
+        T_world_obj: np.ndarray,
+        mass: float = 0.0,
+    ) -> int:
+        """Build ``make(client, physics) -> (collision shape, visual shape)`` in every client."""
+        self._check_name(name)
+        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        if not (math.isfinite(mass) and mass >= 0):
+            raise ValueError("mass: must be >= 0 kg")
+        body = -1
+        for cid, physics in self._clients():
+            col, vis = make(cid, physics)
+            if (physics and col < 0 and vis < 0) or vis == -2:
+                raise ValueError(f"{name}: PyBullet rejected the shape")
+            b = p.createMultiBody(
+                baseMass=mass if physics else 0.0,
+                baseCollisionShapeIndex=col if physics else -1,
+                baseVisualShapeIndex=vis,
+                basePosition=pos,
+                baseOrientation=orn,
+                physicsClientId=cid,
+            )
+            if physics:
+                body = b
+            else:
+                self._view_ids[name] = b
+        self.objects[name] = body
+        return body
+
     def remove(self, name: str) -> None:
         """Remove the object called ``name`` (``KeyError`` if absent)."""
         body = self.objects.pop(name)
         self.plates.pop(name, None)
+        self._synced.pop(name, None)
         p.removeBody(body, physicsClientId=self._client)
+        vid = self._view_ids.pop(name, None)
+        if vid is not None and self._viewer is not None and p.isConnected(physicsClientId=self._viewer):
+            p.removeBody(vid, physicsClientId=self._viewer)
 
     def pose(self, name: str) -> np.ndarray:
         """World pose (4x4) of a scene object's base frame."""
@@ -232,26 +280,26 @@ class Scene:
         """Move an object (teleport; intended for static objects and setup)."""
         pos, orn = _pose(transform("T_world_obj", T_world_obj))
         p.resetBasePositionAndOrientation(self.objects[name], pos, orn, physicsClientId=self._client)
+        self._sync_one(name)
 
-    def _add_static(
-        self,
-        name: str,
-        col: int,
-        vis: int,
-        T_world_obj: np.ndarray,
-        mass: float = 0.0,
-    ) -> int:
-        self._check_name(name)
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
-        body = p.createMultiBody(
-            baseMass=mass,
-            baseCollisionShapeIndex=col,
-            baseVisualShapeIndex=vis,
-            basePosition=pos,
-            baseOrientation=orn,
-            physicsClientId=self._client,
-        )
-        return self._register(name, body)
+    def _sync_one(self, name: str, force: bool = True) -> None:
+        vid = self._view_ids.get(name)
+        if vid is None or self._viewer is None or not p.isConnected(physicsClientId=self._viewer):
+            return
+        pose = p.getBasePositionAndOrientation(self.objects[name], physicsClientId=self._client)
+        if not force and self._synced.get(name) == pose:
+            return
+        self._synced[name] = pose
+        p.resetBasePositionAndOrientation(vid, pose[0], pose[1], physicsClientId=self._viewer)
+
+    def sync_viewer(self) -> None:
+        """Copy the poses of objects that moved since the last sync into the viewer.
+
+        Reading poses from the physics client is cheap; only changed objects cost a GUI round trip,
+        so objects moved by anyone (step hooks of the layers above, attachments, dynamics) show.
+        """
+        for name in self.objects:
+            self._sync_one(name, force=False)
 
     # ---------------------------------------------------------------- objects
 
@@ -267,10 +315,12 @@ class Scene:
         half = (finite_array("size", size, (3,)) / 2).tolist()
         if min(half) <= 0:
             raise ValueError("size: edges must be > 0")
-        cid = self._client
-        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=cid)
-        vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba, physicsClientId=cid)
-        return self._add_static(name, col, vis, T_world_obj, mass)
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=cid) if physics else -1
+            return col, p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba, physicsClientId=cid)
+
+        return self._add_body(name, make, T_world_obj, mass)
 
     def add_sphere(
         self,
@@ -283,10 +333,12 @@ class Scene:
         """A sphere obstacle of ``radius`` (m)."""
         if not (math.isfinite(radius) and radius > 0):
             raise ValueError("radius: must be > 0")
-        cid = self._client
-        col = p.createCollisionShape(p.GEOM_SPHERE, radius=radius, physicsClientId=cid)
-        vis = p.createVisualShape(p.GEOM_SPHERE, radius=radius, rgbaColor=rgba, physicsClientId=cid)
-        return self._add_static(name, col, vis, T_world_obj, mass)
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            col = p.createCollisionShape(p.GEOM_SPHERE, radius=radius, physicsClientId=cid) if physics else -1
+            return col, p.createVisualShape(p.GEOM_SPHERE, radius=radius, rgbaColor=rgba, physicsClientId=cid)
+
+        return self._add_body(name, make, T_world_obj, mass)
 
     def add_cylinder(
         self,
@@ -297,15 +349,22 @@ class Scene:
         rgba: tuple[float, float, float, float] = (0.8, 0.3, 0.3, 1.0),
     ) -> int:
         """A static cylinder along the object's z axis."""
-        if not (radius > 0 and length > 0):
+        if not (math.isfinite(radius) and math.isfinite(length) and radius > 0 and length > 0):
             raise ValueError("radius/length: must be > 0")
-        cid = self._client
-        col = p.createCollisionShape(p.GEOM_CYLINDER, radius=radius, height=length, physicsClientId=cid)
-        vis = p.createVisualShape(p.GEOM_CYLINDER, radius=radius, length=length, rgbaColor=rgba, physicsClientId=cid)
-        return self._add_static(name, col, vis, T_world_obj)
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            col = (
+                p.createCollisionShape(p.GEOM_CYLINDER, radius=radius, height=length, physicsClientId=cid)
+                if physics else -1
+            )
+            vis = p.createVisualShape(p.GEOM_CYLINDER, radius=radius, length=length, rgbaColor=rgba,
+                                      physicsClientId=cid)
+            return col, vis
+
+        return self._add_body(name, make, T_world_obj)
 
     def add_floor(self, name: str = "floor", z: float = 0.0) -> int:
-        """A large static floor plane at height ``z`` (a thin box, so closest-point queries work)."""
+        """A large static floor at height ``z`` (a thin box, so closest-point queries work)."""
         T = np.eye(4)
         T[2, 3] = z - 0.01
         return self.add_box(name, (6.0, 6.0, 0.02), T, rgba=(0.55, 0.57, 0.6, 1.0))
@@ -320,7 +379,7 @@ class Scene:
         """A surgical table: a top of ``size`` (m) whose upper surface is the table frame's z = 0.
 
         Default: the table top surface at ``height`` m above the world origin (the arm's base stands
-        on a pedestal level with the floor of the scene), centred 0.55 m in front of the arm (+x),
+        on a pedestal level with the floor of the scene), centred 0.62 m in front of the arm (+x),
         long side along y. A single-column pedestal below the top. Returns the body id.
         """
         if T_world_table is None:
@@ -330,20 +389,23 @@ class Scene:
         sx, sy, sz = (float(v) for v in finite_array("size", size, (3,)))
         top_h = (sx / 2, sy / 2, sz / 2)
         col_h = (0.12, 0.2, max(T_wt[2, 3] - sz, 0.01) / 2)
-        cid = self._client
-        self._check_name(name)
-        cols = p.createCollisionShapeArray(
-            [p.GEOM_BOX, p.GEOM_BOX], halfExtents=[top_h, col_h],
-            collisionFramePositions=[[0, 0, -sz / 2], [0, 0, -sz - col_h[2]]], physicsClientId=cid,
-        )
-        vis = p.createVisualShapeArray(
-            [p.GEOM_BOX, p.GEOM_BOX], halfExtents=[top_h, col_h],
-            visualFramePositions=[[0, 0, -sz / 2], [0, 0, -sz - col_h[2]]],
-            rgbaColors=[[0.35, 0.55, 0.62, 1.0], [0.5, 0.5, 0.52, 1.0]], physicsClientId=cid,
-        )
-        pos, orn = _pose(T_wt)
-        body = p.createMultiBody(0.0, cols, vis, pos, orn, physicsClientId=cid)
-        return self._register(name, body)
+        frames = [[0, 0, -sz / 2], [0, 0, -sz - col_h[2]]]
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            col = (
+                p.createCollisionShapeArray(
+                    [p.GEOM_BOX, p.GEOM_BOX], halfExtents=[top_h, col_h], collisionFramePositions=frames,
+                    physicsClientId=cid,
+                )
+                if physics else -1
+            )
+            vis = p.createVisualShapeArray(
+                [p.GEOM_BOX, p.GEOM_BOX], halfExtents=[top_h, col_h], visualFramePositions=frames,
+                rgbaColors=[[0.35, 0.55, 0.62, 1.0], [0.5, 0.5, 0.52, 1.0]], physicsClientId=cid,
+            )
+            return col, vis
+
+        return self._add_body(name, make, T_wt)
 
     def add_mesh(
         self,
@@ -354,19 +416,23 @@ class Scene:
     ) -> int:
         """A static triangle mesh (vertices m + faces, or an OBJ/STL/PLY path), concave allowed."""
         V, F = load_mesh(mesh)
-        cid = self._client
         idx = F.reshape(-1).tolist()
         verts = V.tolist()
-        col = p.createCollisionShape(
-            p.GEOM_MESH, vertices=verts, indices=idx, flags=p.GEOM_FORCE_CONCAVE_TRIMESH, physicsClientId=cid
-        )
         normals = _vertex_normals(V, F).tolist()
-        vis = p.createVisualShape(
-            p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=rgba, physicsClientId=cid
-        )
-        if col < 0 or vis < 0:
-            raise ValueError("mesh: PyBullet rejected the mesh")
-        return self._add_static(name, col, vis, T_world_obj)
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            col = (
+                p.createCollisionShape(p.GEOM_MESH, vertices=verts, indices=idx,
+                                       flags=p.GEOM_FORCE_CONCAVE_TRIMESH, physicsClientId=cid)
+                if physics else -1
+            )
+            vis = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=rgba,
+                                      physicsClientId=cid)
+            if (physics and col < 0) or vis < 0:
+                return -1, -2
+            return col, vis
+
+        return self._add_body(name, make, T_world_obj)
 
     def add_bone_phantom(
         self,
@@ -377,7 +443,7 @@ class Scene:
         """The patient's bone phantom: ``mesh`` from the caller (ortho layer), else ``primitive_bone_mesh()``.
 
         Default pose: lying on the default operating table, 0.55 m in front of the arm, shaft along
-        y, 3 cm above the table top (on supports in a real set-up).
+        y, 3.5 cm above the table top (on supports in a real set-up).
         """
         if T_world_bone is None:
             T_world_bone = np.eye(4)
@@ -418,34 +484,40 @@ class Scene:
         png = Path(self._tmp.name) / f"{name}.png"
         if not cv2.imwrite(str(png), cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2BGR)):
             raise ValueError("image: could not be encoded")
-        cid = self._client
         h = size / 2
         # The image face: a quad at z = 0 with UVs mapping image column -> +x, row -> -y.
         verts = [[-h, -h, 0.0], [h, -h, 0.0], [h, h, 0.0], [-h, h, 0.0]]
-        uvs = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+        uvs = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]  # as PyBullet's renderers sample them
         idx = [0, 1, 2, 0, 2, 3]
-        vis = p.createVisualShape(
-            p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
-        )
-        col = p.createCollisionShape(
-            p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
-            physicsClientId=cid,
-        )
+
+        def make(cid: int, physics: bool) -> tuple[int, int]:
+            vis = p.createVisualShape(
+                p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
+            )
+            col = (
+                p.createCollisionShape(
+                    p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
+                    physicsClientId=cid,
+                )
+                if physics else -1
+            )
+            return col, vis
+
         pbody, plink = self._resolve_parent(parent, parent_link)
         T_world = T_pp if pbody is None else self._link_pose(pbody, plink) @ T_pp
-        pos, orn = _pose(T_world)
-        body = p.createMultiBody(0.0, col, vis, pos, orn, physicsClientId=cid)
-        tex = p.loadTexture(str(png), physicsClientId=cid)
-        p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
+        body = self._add_body(name, make, T_world)
+        for cid, physics in self._clients():
+            b = body if physics else self._view_ids[name]
+            tex = p.loadTexture(str(png), physicsClientId=cid)
+            p.changeVisualShape(b, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
         if pbody is not None:
-            # Kinematic attachment: no collisions with its carrier, pose refreshed before each step.
-            for link in range(-1, p.getNumJoints(pbody, physicsClientId=cid)):
-                p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=cid)
+            # Kinematic attachment: no collisions with its carrier, pose refreshed after each step.
+            for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
+                p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
         plate = MarkerPlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
-        self._register(name, body)
         self.plates[name] = plate
         if pbody is not None and self._sim is not None and not self._following:
-            self._sim.add_step_hook(self.update_attachments)
+            self._sim.add_step_hook(self.update_attachments, after=True)
             self._following = True
         return plate
 
@@ -473,7 +545,7 @@ class Scene:
         return _T_from_pq(pos, orn)
 
     def update_attachments(self) -> None:
-        """Move attached marker plates to their carriers' current poses (called before each step)."""
+        """Move attached marker plates to their carriers' current poses (called after each step)."""
         for pl in self.plates.values():
             if pl.parent_body is not None:
                 T = self._link_pose(pl.parent_body, pl.parent_link) @ pl.T_link_plate

@@ -29,9 +29,11 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import selectors
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -84,16 +86,25 @@ class RelayStats:
     in_flight: int
 
 
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", None)
+# Python's socket module does not export SO_TIMESTAMPNS; 35 is its value in Linux's generic ABI.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 _CMSG_SPACE = socket.CMSG_SPACE(16) if _SO_TIMESTAMPNS is not None else 0
 
 
-def _enable_timestamps(sock: socket.socket) -> None:
+def enable_timestamps(sock: socket.socket) -> None:
+    """Ask the kernel to timestamp datagrams arriving on ``sock`` (Linux ``SO_TIMESTAMPNS``)."""
     if _SO_TIMESTAMPNS is not None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         except OSError:  # not supported here: fall back to user-space timestamps
             pass
+
+
+def recv_timestamped(sock: socket.socket, bufsize: int = _MAX_DATAGRAM) -> tuple[bytes, object, float]:
+    """(data, source, monotonic arrival time) of one datagram from a socket on which
+    ``enable_timestamps`` was called (else the arrival time is the time of this call)."""
+    data, ancdata, _, src = sock.recvmsg(bufsize, _CMSG_SPACE)
+    return data, src, _arrival_time(ancdata)
 
 
 def _arrival_time(ancdata: list) -> float:
@@ -167,7 +178,12 @@ class UdpRelay:
 
     ``profile`` shapes client->target traffic, ``down_profile`` (default: the same profile,
     seeded ``seed + 1``) shapes replies. ``spin_s`` is how long before a release time the
-    scheduler stops sleeping and spins. ``cut()``/``restore()`` simulate a broken link (every
+    scheduler stops sleeping and spins. ``rt_priority`` > 0 puts the scheduler thread in
+    ``SCHED_FIFO`` at that priority (needs privileges; on a loaded machine it keeps other
+    processes from preempting a release; the spin is short, and Linux RT throttling applies).
+    Other Python threads in the same process share the GIL with the relay and can still delay
+    it: for accurate timing run the relay in its own process (``machaon teleop netem``).
+    ``cut()``/``restore()`` simulate a broken link (every
     datagram is dropped and counted as ``dropped_cut``).
     """
 
@@ -181,17 +197,19 @@ class UdpRelay:
         seed: int = 0,
         spin_s: float = 5e-4,
         max_clients: int = 16,
+        rt_priority: int = 0,
     ) -> None:
         if spin_s < 0 or not math.isfinite(spin_s):
             raise ValueError(f"spin_s must be a finite value >= 0, got {spin_s}")
         self._target = target
         self._spin_s = spin_s
+        self._rt_priority = int(rt_priority)
         self._max_clients = max_clients
         self._up = _Direction(profile, seed)
         self._down = _Direction(down_profile or profile, seed + 1)
         self._listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        _enable_timestamps(self._listen)
+        enable_timestamps(self._listen)
         try:
             self._listen.bind(listen)
         except OSError:
@@ -274,7 +292,7 @@ class UdpRelay:
             return None
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        _enable_timestamps(s)
+        enable_timestamps(s)
         s.bind((self._listen.getsockname()[0], 0))
         self._clients[addr] = s
         self._owner[s] = addr
@@ -282,7 +300,18 @@ class UdpRelay:
         log.info("relay: new client %s:%d", *addr)
         return s
 
+    def _set_priority(self) -> None:
+        """Both relay threads run at ``rt_priority``: were only the scheduler real-time, a
+        preempted receiver holding the GIL would block it (priority inversion through the GIL)."""
+        if self._rt_priority <= 0:
+            return
+        try:  # Linux: pid 0 = the calling thread only
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self._rt_priority))
+        except (OSError, AttributeError) as exc:
+            log.warning("relay: real-time priority %d refused (%s); running without", self._rt_priority, exc)
+
     def _receiver(self) -> None:
+        self._set_priority()
         while not self._stop.is_set():
             for key, _ in self._sel.select(timeout=0.05):
                 sock = key.fileobj
@@ -318,6 +347,7 @@ class UdpRelay:
 
     def _scheduler(self) -> None:
         _set_thread_timer_slack(1000)
+        self._set_priority()
         spin = self._spin_s
         while not self._stop.is_set():
             with self._cv:

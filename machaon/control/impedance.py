@@ -1,0 +1,568 @@
+"""Impedance control: the checked Python face of the ``_impedance`` Cython kernels, and controllers.
+
+Laws (SI units; base frame; wrenches ``[force; moment]`` at the tool origin)::
+
+    joint      tau = k (q_d - q) + d (dq_d - dq) + g(q) + tau_ff
+    Cartesian  e   = [p_d - p; log3(R_d R^T)]          (rotation-vector error, exact for large errors)
+               tau = J^T (K e + D (v_d - J dq) + w_ff) + g(q) + N (k_n (q_n - q) - d_n dq)
+
+``N = I - J^T (J J^T)^-1 J`` projects the posture torque out of the task; for a 6-joint arm with a
+full-rank Jacobian it is zero, so it is only evaluated for redundant arms (n > 6).
+
+Stiffness is described per axis in a task frame (``CartesianGains``): the target frame rotated by
+``R_frame_task`` (it turns with the target: stiff across a drill axis and soft along it, wherever
+the drill points), or the base frame. Damping comes from damping ratios: with a mass matrix the
+design uses the Cartesian inertia ``Lambda = (J M^-1 J^T)^-1`` (``D = A Z K1 + K1 Z A`` with
+``A = Lambda^1/2``, ``K1 = K^1/2``, ``Z`` the ratios: each closed-loop mode gets its ratio), without
+one a diagonal ``2 zeta sqrt(k)`` (unit inertia).
+
+Controllers (``JointImpedance``, ``CartesianImpedance``; ``Admittance`` in ``admittance.py``) share
+``update(state, t) -> JointCommand``; ``set_target`` may be called from any thread and raises
+``ValueError`` for a NaN/Inf or malformed target, keeping the previous one (the robot stays put).
+``set_gains`` interpolates linearly over ``ramp_s`` seconds, so a gain change never jumps the torque.
+Torques are saturated per joint (``tau_max``) and rate limited (``dtau_max``, N m/s).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from machaon._validate import finite_array, transform
+from machaon.control import _impedance as _k
+from machaon.types import CommandMode, JointCommand, JointState
+
+__all__ = [
+    "CartesianGains",
+    "CartesianImpedance",
+    "JointImpedance",
+    "cartesian_damping",
+    "cartesian_impedance_torque",
+    "cartesian_inertia",
+    "joint_impedance_torque",
+    "limit_torque",
+    "pose_error",
+]
+
+_EYE3 = np.eye(3)
+
+
+def _vec(name: str, value: object, n: int, *, nonneg: bool = False, allow_none: bool = False) -> np.ndarray | None:
+    """A length-n float64 vector from a scalar or a vector, checked (None passes if allowed)."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name}: required")
+    arr = finite_array(name, np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)) if np.ndim(value) == 0
+                       else value, (n,)).copy()
+    if nonneg and (arr < 0).any():
+        raise ValueError(f"{name}: must be >= 0")
+    return arr
+
+
+def _pose(name: str, value: object) -> np.ndarray:
+    """A checked 4x4 rigid transform (a fast path of ``machaon._validate.transform`` for per-cycle targets).
+
+    Raises ``ValueError`` naming ``name`` for a non-numeric value, a wrong shape, NaN/Inf, a last
+    row other than 0 0 0 1, or a rotation part that is not orthonormal with det +1 (to 1e-6).
+    """
+    try:
+        T = np.ascontiguousarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: not a numeric array ({exc})") from None
+    if T.shape != (4, 4):
+        raise ValueError(f"{name}: expected shape 4x4, got {T.shape}")
+    code = _k.check_transform(T, 1e-6)
+    if code:
+        raise ValueError(f"{name}: " + ("contains NaN or Inf", "last row must be [0, 0, 0, 1]",
+                                        "rotation part is not a proper rotation matrix")[code - 1])
+    return T
+
+
+# ----------------------------------------------------------------------------- functional faces
+
+def pose_error(T_base_tool: np.ndarray, T_base_target: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``[p_target - p; log3(R_target R^T)]`` (6,), base frame, m and rad. Bad poses raise ValueError."""
+    T = _pose("T_base_tool", T_base_tool)
+    Td = _pose("T_base_target", T_base_target)
+    e = np.empty(6) if out is None else out
+    _k.pose_error(T, Td, e)
+    return e
+
+
+def cartesian_impedance_torque(
+    chain: object,
+    q: np.ndarray,
+    dq: np.ndarray,
+    T_base_target: np.ndarray,
+    K: np.ndarray,
+    D: np.ndarray,
+    g: np.ndarray | None = None,
+    *,
+    v_d: np.ndarray | None = None,
+    w_ff: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``tau = J^T (K e + D (v_d - J dq) + w_ff) + g`` with ``e = [p_t - p; log3(R_t R^T)]``.
+
+    ``chain``: a ``machaon.kinematics.Chain`` (J and the pose from ``chain.fk_jacobian(q)``);
+    K, D: 6x6 base-frame gains (N/m, N m/rad; N s/m, N m s/rad); g: torque added as is
+    (gravity, N m) or None; v_d: desired tool twist (base frame) or None; w_ff: feed-forward
+    wrench or None. NaN/Inf or wrong shapes raise ``ValueError`` naming the argument.
+    """
+    n = chain.dof
+    q = finite_array("q", q, (n,))
+    dq = finite_array("dq", dq, (n,))
+    Td = _pose("T_base_target", T_base_target)
+    K = finite_array("K", K, (6, 6))
+    D = finite_array("D", D, (6, 6))
+    g = None if g is None else finite_array("g", g, (n,))
+    v_d = None if v_d is None else finite_array("v_d", v_d, (6,))
+    w_ff = None if w_ff is None else finite_array("w_ff", w_ff, (6,))
+    T, J = chain.fk_jacobian(q)
+    tau = np.empty(n) if out is None else out
+    if tau.shape != (n,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous float64 array of shape ({n},)")
+    e = np.empty(6)
+    w = np.empty(6)
+    _k.cartesian_law(T, J, dq, Td, K, D, v_d, w_ff, g, e, w, tau)
+    return tau
+
+
+def joint_impedance_torque(
+    q: np.ndarray,
+    dq: np.ndarray,
+    q_d: np.ndarray,
+    dq_d: np.ndarray | None,
+    k: np.ndarray | float,
+    d: np.ndarray | float,
+    g: np.ndarray | None = None,
+    tau_ff: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff`` element-wise (diagonal gains, SI)."""
+    q = finite_array("q", q, (None,))
+    n = q.shape[0]
+    dq = finite_array("dq", dq, (n,))
+    q_d = finite_array("q_d", q_d, (n,))
+    dq_d = np.zeros(n) if dq_d is None else finite_array("dq_d", dq_d, (n,))
+    k = _vec("k", k, n, nonneg=True)
+    d = _vec("d", d, n, nonneg=True)
+    g = None if g is None else finite_array("g", g, (n,))
+    tau_ff = None if tau_ff is None else finite_array("tau_ff", tau_ff, (n,))
+    tau = np.empty(n) if out is None else out
+    _k.joint_law(q, dq, q_d, dq_d, k, d, g, tau_ff, tau)
+    return tau
+
+
+def limit_torque(
+    tau: np.ndarray,
+    tau_max: np.ndarray | float | None = None,
+    tau_prev: np.ndarray | None = None,
+    dtau_max: np.ndarray | float | None = None,
+    dt: float = 0.0,
+) -> np.ndarray:
+    """A copy of ``tau`` rate-limited to ``tau_prev +- dtau_max * dt`` (N m/s, s), then clipped to ``+-tau_max``."""
+    out = finite_array("tau", tau, (None,)).copy()
+    n = out.shape[0]
+    tm = _vec("tau_max", tau_max, n, nonneg=True, allow_none=True)
+    tp = None if tau_prev is None else finite_array("tau_prev", tau_prev, (n,))
+    dm = _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True)
+    if not (math.isfinite(dt) and dt >= 0):
+        raise ValueError(f"dt: must be finite and >= 0, got {dt!r}")
+    _k.limit_torque(out, tm, tp if dt > 0 else None, dm, dt)
+    return out
+
+
+def cartesian_inertia(J: np.ndarray, M: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """``(Lambda, Lambda^1/2)`` with ``Lambda = (J M^-1 J^T)^-1``, eigenvalues of ``J M^-1 J^T`` floored at eps.
+
+    The floor keeps Lambda finite at singularities (and for arms with fewer than six joints).
+    """
+    Minv_JT = np.linalg.solve(M, J.T)
+    inv_lam = J @ Minv_JT
+    inv_lam = 0.5 * (inv_lam + inv_lam.T)
+    w, U = np.linalg.eigh(inv_lam)
+    w = np.maximum(w, eps)
+    Lam = (U / w) @ U.T
+    A = (U / np.sqrt(w)) @ U.T
+    return Lam, A
+
+
+def _block(R: np.ndarray) -> np.ndarray:
+    B = np.zeros((6, 6))
+    B[:3, :3] = R
+    B[3:, 3:] = R
+    return B
+
+
+def cartesian_damping(
+    stiffness: np.ndarray,
+    damping_ratio: np.ndarray | float,
+    R_base_task: np.ndarray | None = None,
+    sqrt_inertia: np.ndarray | None = None,
+) -> np.ndarray:
+    """Base-frame 6x6 damping for per-axis task stiffness ``stiffness`` (6,) and ratios (6,) or scalar.
+
+    Without ``sqrt_inertia`` (``Lambda^1/2``, base frame) the result is ``B diag(2 zeta sqrt(k)) B^T``
+    (unit inertia); with it, ``A Z K1 + K1 Z A`` (A = Lambda^1/2, K1 = B diag(sqrt k) B^T,
+    Z = B diag(zeta) B^T), which gives every closed-loop mode its damping ratio when the ratios
+    are equal, and is the usual factorisation design otherwise.
+    """
+    k = _vec("stiffness", stiffness, 6, nonneg=True)
+    z = _vec("damping_ratio", damping_ratio, 6, nonneg=True)
+    R = _EYE3 if R_base_task is None else finite_array("R_base_task", R_base_task, (3, 3))
+    A = None if sqrt_inertia is None else finite_array("sqrt_inertia", sqrt_inertia, (6, 6))
+    return _damping(k, z, R, A)
+
+
+def _damping(k: np.ndarray, z: np.ndarray, R: np.ndarray, A: np.ndarray | None) -> np.ndarray:
+    """``cartesian_damping`` without the checks (inputs already validated), for the control cycle."""
+    B = _block(R)
+    if A is None:
+        return (B * (2.0 * z * np.sqrt(k))) @ B.T
+    K1 = (B * np.sqrt(k)) @ B.T
+    Z = (B * z) @ B.T
+    AZK = A @ Z @ K1
+    return AZK + AZK.T  # = A Z K1 + K1 Z A, as A, Z and K1 are symmetric
+
+
+# ----------------------------------------------------------------------------- gains
+
+@dataclass(frozen=True)
+class CartesianGains:
+    """Cartesian impedance gains, per axis of a task frame.
+
+    ``stiffness`` (6,): N/m along and N m/rad about the task axes x, y, z. ``damping_ratio``:
+    scalar or (6,). ``frame``: ``"target"`` (the task frame is the target frame rotated by
+    ``R_frame_task`` and turns with the target) or ``"base"`` (fixed, ``R_frame_task`` = R_base_task).
+    """
+
+    stiffness: np.ndarray
+    damping_ratio: np.ndarray | float = 0.7
+    frame: str = "target"
+    R_frame_task: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stiffness", _vec("stiffness", self.stiffness, 6, nonneg=True))
+        object.__setattr__(self, "damping_ratio", _vec("damping_ratio", self.damping_ratio, 6, nonneg=True))
+        if self.frame not in ("target", "base"):
+            raise ValueError(f"frame: 'target' or 'base', got {self.frame!r}")
+        T = np.eye(4)
+        T[:3, :3] = finite_array("R_frame_task", self.R_frame_task, (3, 3))
+        object.__setattr__(self, "R_frame_task", transform("R_frame_task", T)[:3, :3].copy())
+
+    @classmethod
+    def isotropic(cls, k_trans: float, k_rot: float, damping_ratio: float = 0.7) -> CartesianGains:
+        return cls(np.array([k_trans] * 3 + [k_rot] * 3), damping_ratio)
+
+    @classmethod
+    def axial(cls, k_across: float, k_along: float, k_rot_across: float, k_rot_about: float,
+              damping_ratio: float = 0.7) -> CartesianGains:
+        """Gains about the target's z axis (a drill or needle axis): across x/y, along z."""
+        return cls(np.array([k_across, k_across, k_along, k_rot_across, k_rot_across, k_rot_about]), damping_ratio)
+
+
+# ----------------------------------------------------------------------------- controllers
+
+class _GainRamp:
+    """Linear interpolation between two gain sets over a duration (time-based, so rate-independent)."""
+
+    def __init__(self, start: tuple, end: tuple, t0: float | None, duration: float) -> None:
+        self.start, self.end, self.t0, self.duration = start, end, t0, duration
+
+    def at(self, t: float) -> tuple[tuple, bool]:
+        if self.t0 is None:
+            self.t0 = t
+        a = 1.0 if self.duration <= 0 else min(max((t - self.t0) / self.duration, 0.0), 1.0)
+        return tuple(s + a * (e - s) for s, e in zip(self.start, self.end, strict=True)), a >= 1.0
+
+
+class JointImpedance:
+    """Joint impedance ``tau = k (q_d - q) + d (dq_d - dq) + g(q) + tau_ff`` (module docstring).
+
+    ``stiffness`` k (N m/rad, scalar or per joint); damping either explicit ``damping`` d or from
+    ``damping_ratio``: ``d = 2 zeta sqrt(k m_jj)`` with ``m_jj`` the diagonal of ``mass_matrix``
+    (constant (n, n), or the ``dynamics`` mass matrix at activation), unit inertia otherwise.
+    ``dynamics`` (``machaon.kinematics.Dynamics``) adds ``g(q)``. The target defaults to the pose
+    at activation (hold where it stands).
+    """
+
+    def __init__(
+        self,
+        dof: int,
+        stiffness: np.ndarray | float,
+        damping_ratio: np.ndarray | float = 0.7,
+        *,
+        damping: np.ndarray | float | None = None,
+        dynamics: object | None = None,
+        mass_matrix: np.ndarray | None = None,
+        tau_max: np.ndarray | float | None = None,
+        dtau_max: np.ndarray | float | None = None,
+        ramp_s: float = 0.25,
+    ) -> None:
+        self.dof = n = int(dof)
+        self.dynamics = dynamics
+        if mass_matrix is None:
+            self._m = np.ones(n)
+        else:
+            self._m = np.diag(finite_array("mass_matrix", mass_matrix, (n, n))).copy()
+        self._m_from_dyn = mass_matrix is None and dynamics is not None
+        self._tau_max = _vec("tau_max", tau_max, n, nonneg=True, allow_none=True)
+        self._dtau_max = _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True)
+        self.ramp_s = float(ramp_s)
+        k = _vec("stiffness", stiffness, n, nonneg=True)
+        self._zeta = None if damping is not None else _vec("damping_ratio", damping_ratio, n, nonneg=True)
+        d = _vec("damping", damping, n, nonneg=True) if damping is not None else self._d_from_ratio(k, self._zeta)
+        self._k, self._d = k, d
+        self._ramp: _GainRamp | None = None
+        self._lock = threading.Lock()
+        self._target: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self._tau_prev: np.ndarray | None = None
+        self._t_prev: float | None = None
+        self._activated = False
+
+    def _d_from_ratio(self, k: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+        return 2.0 * zeta * np.sqrt(k * self._m)
+
+    @property
+    def gains(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (possibly ramping) stiffness and damping."""
+        return self._k.copy(), self._d.copy()
+
+    def set_target(self, q_d: np.ndarray, dq_d: np.ndarray | None = None, tau_ff: np.ndarray | None = None) -> None:
+        """Joint target (rad or m), target velocity and feed-forward torque; bad input raises ValueError."""
+        n = self.dof
+        tgt = (
+            finite_array("q_d", q_d, (n,)).copy(),
+            np.zeros(n) if dq_d is None else finite_array("dq_d", dq_d, (n,)).copy(),
+            None if tau_ff is None else finite_array("tau_ff", tau_ff, (n,)).copy(),
+        )
+        self._target = tgt
+
+    def set_gains(self, stiffness: np.ndarray | float, damping_ratio: np.ndarray | float | None = None,
+                  *, damping: np.ndarray | float | None = None, ramp_s: float | None = None) -> None:
+        """New gains, reached linearly over ``ramp_s`` (default: the constructor's) from the current ones."""
+        n = self.dof
+        k = _vec("stiffness", stiffness, n, nonneg=True)
+        if damping is not None:
+            d = _vec("damping", damping, n, nonneg=True)
+        else:
+            zeta = self._zeta if damping_ratio is None else _vec("damping_ratio", damping_ratio, n, nonneg=True)
+            if zeta is None:
+                raise ValueError("damping_ratio: required when the controller was built with explicit damping")
+            self._zeta = zeta
+            d = self._d_from_ratio(k, zeta)
+        with self._lock:
+            self._ramp = _GainRamp((self._k, self._d), (k, d), None, self.ramp_s if ramp_s is None else float(ramp_s))
+
+    def on_activate(self, state: JointState, t: float) -> None:
+        if self._target is None:
+            self.set_target(state.q)
+        if self._m_from_dyn:
+            self._m = np.diag(self.dynamics.mass_matrix(state.q)).copy()
+            if self._zeta is not None:
+                self._k, self._d = self._k, self._d_from_ratio(self._k, self._zeta)
+        self._tau_prev = np.array(state.tau, dtype=np.float64) if state.tau is not None else None
+        self._t_prev = t
+        self._activated = True
+
+    def update(self, state: JointState, t: float) -> JointCommand:
+        n = self.dof
+        q, dq = state.q, state.dq
+        if q.shape != (n,) or dq.shape != (n,):
+            raise ValueError(f"state: expected {n} joints, got q {q.shape}, dq {dq.shape}")
+        if not self._activated:
+            self.on_activate(state, t)
+        q_d, dq_d, tau_ff = self._target
+        with self._lock:
+            if self._ramp is not None:
+                (self._k, self._d), done = self._ramp.at(t)
+                if done:
+                    self._ramp = None
+        g = None if self.dynamics is None else self.dynamics.gravity(q)
+        tau = np.empty(n)
+        _k.joint_law(q, dq, q_d, dq_d, self._k, self._d, g, tau_ff, tau)
+        dt = 0.0 if self._t_prev is None else t - self._t_prev
+        _k.limit_torque(tau, self._tau_max, self._tau_prev if dt > 0 else None, self._dtau_max, dt)
+        self._tau_prev = tau.copy()
+        self._t_prev = t
+        return JointCommand(CommandMode.TORQUE, tau=tau, info={"q_d": q_d})
+
+
+class CartesianImpedance:
+    """Cartesian impedance of ``chain``'s tip (the tool) toward a target pose, one fused kernel call per cycle.
+
+    ``gains``: ``CartesianGains``. ``dynamics`` adds gravity and, unless ``inertia_damping`` is
+    False, the Cartesian-inertia damping design (M from ``dynamics``, or ``mass_matrix``: a
+    constant (n, n) array or a callable q -> M); Lambda is refreshed every ``inertia_period_s``.
+    ``posture`` (q_n, default: q at activation), ``k_null``, ``d_null``: the null-space term for
+    redundant arms. ``fixtures``: a ``machaon.control.fixtures`` term (or sum) whose wrench is
+    added as feed-forward. The target defaults to the tool pose at activation.
+    """
+
+    def __init__(
+        self,
+        chain: object,
+        gains: CartesianGains,
+        *,
+        dynamics: object | None = None,
+        mass_matrix: object | None = None,
+        inertia_damping: bool = True,
+        inertia_period_s: float = 0.01,
+        tau_max: np.ndarray | float | None = None,
+        dtau_max: np.ndarray | float | None = None,
+        ramp_s: float = 0.25,
+        posture: np.ndarray | None = None,
+        k_null: np.ndarray | float = 5.0,
+        d_null: np.ndarray | float = 1.0,
+        fixtures: object | None = None,
+    ) -> None:
+        if not isinstance(gains, CartesianGains):
+            raise ValueError(f"gains: expected CartesianGains, got {type(gains).__name__}")
+        self.chain = chain
+        self.dof = n = chain.dof
+        if n > 32:
+            raise ValueError("chain: at most 32 joints")
+        self.dynamics = dynamics
+        if mass_matrix is not None and not callable(mass_matrix):
+            M = finite_array("mass_matrix", mass_matrix, (n, n)).copy()
+            self._mass = lambda q: M
+        elif mass_matrix is not None:
+            self._mass = mass_matrix
+        elif dynamics is not None and inertia_damping:
+            self._mass = dynamics.mass_matrix
+        else:
+            self._mass = None
+        if not inertia_damping:
+            self._mass = None
+        self.inertia_period_s = float(inertia_period_s)
+        self.ramp_s = float(ramp_s)
+        self.fixtures = fixtures
+        self._step = _k.CartesianStep(chain.kernel)
+        self._step.set_limits(_vec("tau_max", tau_max, n, nonneg=True, allow_none=True),
+                              _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True))
+        self._posture = None if posture is None else finite_array("posture", posture, (n,)).copy()
+        self._k_null = _vec("k_null", k_null, n, nonneg=True)
+        self._d_null = _vec("d_null", d_null, n, nonneg=True)
+        self._lock = threading.Lock()
+        self._target: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None
+        self._gains = gains
+        self._cur_k, self._cur_z = gains.stiffness, gains.damping_ratio
+        self._ramp: _GainRamp | None = None
+        self._kd = (np.diag(gains.stiffness), np.diag(2.0 * gains.damping_ratio * np.sqrt(gains.stiffness)))
+        self._apply_gains(gains)
+        self._t_prev: float | None = None
+        self._t_inertia = -math.inf
+        self._sqrt_lambda: np.ndarray | None = None
+        self._T = np.empty((4, 4))
+        self._activated = False
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def _apply_gains(self, gains: CartesianGains) -> None:
+        self._step.set_task_frame(gains.frame == "target", np.ascontiguousarray(gains.R_frame_task))
+        K, D = self._kd
+        self._step.set_gains(np.ascontiguousarray(K), np.ascontiguousarray(D))
+
+    @property
+    def gains(self) -> CartesianGains:
+        return self._gains
+
+    def set_gains(self, gains: CartesianGains, ramp_s: float | None = None) -> None:
+        """New gains (stiffness, ratios; same task frame kind), interpolated over ``ramp_s`` seconds."""
+        if gains.frame != self._gains.frame or not np.allclose(gains.R_frame_task, self._gains.R_frame_task):
+            raise ValueError("gains: changing the task frame while running is not supported; build a new controller")
+        end = (gains.stiffness, gains.damping_ratio)
+        with self._lock:
+            start = (self._cur_k, self._cur_z)
+            self._ramp = _GainRamp(start, end, None, self.ramp_s if ramp_s is None else float(ramp_s))
+            self._gains = gains
+
+    def set_target(self, T_base_target: np.ndarray, v_d: np.ndarray | None = None,
+                   w_ff: np.ndarray | None = None) -> None:
+        """Target pose (4x4, base frame), desired twist and feed-forward wrench; bad input raises ValueError."""
+        tgt = (
+            _pose("T_base_target", T_base_target).copy(),
+            None if v_d is None else finite_array("v_d", v_d, (6,)).copy(),
+            None if w_ff is None else finite_array("w_ff", w_ff, (6,)).copy(),
+        )
+        self._target = tgt
+
+    @property
+    def target(self) -> np.ndarray | None:
+        tgt = self._target
+        return None if tgt is None else tgt[0].copy()
+
+    def on_activate(self, state: JointState, t: float) -> None:
+        if self._target is None:
+            self.set_target(self.chain.fk(state.q))
+        if self._posture is None:
+            self._posture = np.array(state.q, dtype=np.float64)
+        # Tiny Tikhonov term: keeps the projector defined at singularities, leaks ~1e-9/sigma^2 into the task.
+        self._step.set_nullspace(self._posture, self._k_null, self._d_null, 1e-9)
+        tau = np.asarray(state.tau, dtype=np.float64) if state.tau is not None else None
+        self._step.reset_rate_limit(tau if tau is not None and np.isfinite(tau).all() else None)
+        self._t_prev = t
+        self._t_inertia = -math.inf
+        self._activated = True
+
+    # -- the cycle -------------------------------------------------------------------------------
+
+    def update(self, state: JointState, t: float) -> JointCommand:
+        n = self.dof
+        q, dq = state.q, state.dq
+        if q.shape != (n,) or dq.shape != (n,):
+            raise ValueError(f"state: expected {n} joints, got q {q.shape}, dq {dq.shape}")
+        if not self._activated:
+            self.on_activate(state, t)
+        Td, v_d, w_ff = self._target
+        gains = self._gains
+        ramping = False
+        with self._lock:
+            if self._ramp is not None:
+                (k, z), done = self._ramp.at(t)
+                ramping = True
+                if done:
+                    self._ramp = None
+            else:
+                k, z = gains.stiffness, gains.damping_ratio
+        self._cur_k, self._cur_z = k, z
+        if self._mass is not None and (t - self._t_inertia >= self.inertia_period_s or ramping or
+                                       self._sqrt_lambda is None):
+            if t - self._t_inertia >= self.inertia_period_s or self._sqrt_lambda is None:
+                J = self.chain.jacobian(q)
+                _, self._sqrt_lambda = cartesian_inertia(J, np.asarray(self._mass(q), dtype=np.float64))
+                self._t_inertia = t
+            R = Td[:3, :3] @ gains.R_frame_task if gains.frame == "target" else gains.R_frame_task
+            self._step.set_damping_base(np.ascontiguousarray(_damping(k, z, R, self._sqrt_lambda)))
+        if ramping:
+            self._step.set_gains(np.ascontiguousarray(np.diag(k)), np.ascontiguousarray(np.diag(2.0 * z * np.sqrt(k))))
+        if self.fixtures is not None:
+            T, J = self.chain.fk_jacobian(q)
+            w_fix = np.asarray(self.fixtures.wrench(T, J @ dq), dtype=np.float64)
+            self._step.set_feedforward(v_d, w_fix if w_ff is None else w_fix + w_ff)
+        else:
+            self._step.set_feedforward(v_d, w_ff)
+        g = None if self.dynamics is None else self.dynamics.gravity(q)
+        dt = 0.0 if self._t_prev is None else t - self._t_prev
+        self._t_prev = t
+        tau = np.empty(n)
+        self._step.step(q, dq, Td, g, dt, tau)
+        e = np.empty(6)
+        self._step.error(e)
+        return JointCommand(CommandMode.TORQUE, tau=tau, info={"x_d": Td[:3, 3], "error": e})
+
+    def wrench(self) -> np.ndarray:
+        """The task wrench ``K e + D (v_d - v) + w_ff`` (base frame, at the tool origin) of the last cycle."""
+        w = np.empty(6)
+        self._step.wrench(w)
+        return w
+
+    def tool_pose(self) -> np.ndarray:
+        """The tool pose T_base_tool computed in the last cycle."""
+        self._step.pose(self._T)
+        return self._T.copy()

@@ -1,0 +1,498 @@
+"""The simulation session behind ``machaon sim``: GUI or headless, one scenario, one control loop.
+
+``SimApp`` builds the operating-room scene around an ``ArmSim``, the Cartesian and joint impedance
+controllers and the supervisor from the robot description, and runs the hardware-agnostic
+``ControlLoop`` in slices of simulated time. Between slices it handles the user (GUI) or the
+schedule (headless): sliders, keys, overlays, snapshots, recording.
+
+GUI controls (PyBullet's own keyboard shortcuts are switched off):
+
+- sliders ``target dx/dy/dz`` (m) and ``target droll/dpitch/dyaw`` (deg) move the target frame
+  relative to the home tool pose; touching one leaves the scenario for manual control;
+  ``stiffness trans`` (N/m), ``stiffness rot`` (N m/rad), ``damping ratio`` retune the controller.
+- keys: ``c`` switch controller (Cartesian / joint impedance), ``r`` start/stop recording (MCAP),
+  ``t`` replay the trajectory file (or the scenario's path again), ``space`` protective stop,
+  ``h`` hold / resume, ``x`` reset the arm and the supervisor, ``q`` quit.
+- overlays: target frame, planned path, tool force arrow, workspace box, status line.
+
+Headless (``gui=False``): the same session in PyBullet DIRECT, with PNG snapshots from a fixed
+camera every ``snapshot_every`` seconds of simulated time and an optional MCAP run log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from machaon.control.impedance import CartesianGains, CartesianImpedance, JointImpedance
+from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
+from machaon.control.trajectory import JointTrajectory, TrajectorySequence, TrajectoryTracker
+from machaon.kinematics import Chain, Dynamics
+from machaon.robot.description import DescriptionError, load_description
+from machaon.robot.loop import ControlLoop
+from machaon.robot.runlog import RunLogRecorder
+from machaon.sim.arm import ArmSim, SimError
+from machaon.sim.overlays import Overlays
+from machaon.sim.scenarios import SCENARIOS, ScenarioError, build_or_scene, load_trajectory
+from machaon.sim.scene import Camera
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["SimApp", "SimAppError", "scenario_names", "snapshot_camera"]
+
+
+class SimAppError(RuntimeError):
+    """The session cannot start: unknown robot, tool or scenario, bad trajectory file, no display."""
+
+
+def scenario_names() -> dict[str, str]:
+    return {name: s.doc for name, s in SCENARIOS.items()}
+
+
+def snapshot_camera(width: int = 800, height: int = 600) -> Camera:
+    """A fixed camera looking at the arm and the table from the front-left corner of the room."""
+    f = 0.9 * width
+    K = np.array([[f, 0.0, width / 2 - 0.5], [0.0, f, height / 2 - 0.5], [0.0, 0.0, 1.0]])
+    eye, target = np.array([1.55, -1.25, 1.15]), np.array([0.45, 0.0, 0.35])
+    z = target - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, (0.0, 0.0, 1.0))
+    x /= np.linalg.norm(x)
+    T = np.eye(4)
+    T[:3, :3] = np.c_[x, np.cross(z, x), z]
+    T[:3, 3] = eye
+    return Camera(K, width, height, T, near=0.05, far=8.0)
+
+
+# Keys (PyBullet key codes are the ASCII codes for printable keys).
+_KEYS = {ord("c"): "controller", ord("r"): "record", ord("t"): "replay", ord(" "): "stop",
+         ord("h"): "hold", ord("x"): "reset", ord("q"): "quit"}
+
+
+class SimApp:
+    """One simulation session (see module doc). Use as a context manager; ``run(seconds)``."""
+
+    def __init__(
+        self,
+        robot: str = "machaon_arm",
+        tool: str | None = "drill_guide",
+        *,
+        gui: bool = False,
+        scenario: str = "square",
+        rate_hz: float = 1000.0,
+        record: str | os.PathLike[str] | None = None,
+        snapshots: str | os.PathLike[str] | None = None,
+        snapshot_every: float = 1.0,
+        replay: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if scenario not in SCENARIOS:
+            raise SimAppError(f"unknown scenario {scenario!r}; known: {sorted(SCENARIOS)}")
+        if not (math.isfinite(rate_hz) and 10.0 <= rate_hz <= 10_000.0):
+            raise SimAppError("rate_hz: must be within 10..10000 Hz")
+        if not (math.isfinite(snapshot_every) and snapshot_every > 0):
+            raise SimAppError("snapshot_every: must be > 0 s")
+        try:
+            desc = load_description(robot)
+            if tool is not None:
+                desc.tool(tool)
+        except DescriptionError as exc:
+            raise SimAppError(str(exc)) from None
+        self.desc = desc
+        self.gui = gui
+        self.scenario = SCENARIOS[scenario]
+        self.rate_hz = float(rate_hz)
+        self.snapshot_dir = None if snapshots is None else Path(snapshots)
+        self.snapshot_every = float(snapshot_every)
+        self.snapshots_written: list[Path] = []
+        self.record_path = None if record is None else Path(record)
+        self.replay_path = None if replay is None else Path(replay)
+        try:
+            self.sim = ArmSim(desc, tool=tool, gui=gui, gui_options="--width=1024 --height=768" if gui else "")
+        except SimError as exc:
+            raise SimAppError(str(exc)) from None
+        try:
+            self._build(tool)
+        except Exception:
+            self.sim.close()
+            raise
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self, tool: str | None) -> None:
+        desc, sim = self.desc, self.sim
+        if self.gui:  # batch the scene set-up: no GUI frame per command
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=sim.viewer_client)
+            sim.auto_sync = False  # this session syncs the window once per frame
+        chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
+        if tool is not None:
+            t = desc.tool(tool)
+            chain = chain.with_tool(t.T_flange_tcp)
+            dyn = Dynamics(chain, payload_mass=t.mass, payload_com=t.com_tcp)
+        else:
+            dyn = Dynamics(chain)
+        self.chain, self.dyn = chain, dyn
+        build_or_scene(sim)
+        self.q_home = np.array(desc.q_home)
+        self.T_home = chain.fk(self.q_home)
+        self.k_default = np.array(desc.cartesian_stiffness)
+        self.cart = CartesianImpedance(
+            chain, CartesianGains(desc.cartesian_stiffness, desc.cartesian_damping_ratio),
+            dynamics=dyn, tau_max=desc.effort_limit,
+        )
+        self.joint = JointImpedance(
+            desc.dof, desc.joint_stiffness, desc.joint_damping_ratio, dynamics=dyn, tau_max=desc.effort_limit
+        )
+        self.cart.set_target(self.T_home)
+        self.joint.set_target(self.q_home)
+        cfg = SafetyConfig.from_chain(
+            chain,
+            tau_max=desc.effort_limit,
+            workspace_min=desc.workspace_min,
+            workspace_max=desc.workspace_max,
+            tool_speed_max=desc.tool_speed_max,
+            hold_stiffness=desc.hold_stiffness,
+            hold_damping=desc.hold_damping,
+            brake_damping=desc.brake_damping,
+        )
+        self.sup = Supervisor(cfg, chain=chain, dynamics=dyn)
+        self.controller_name = "cartesian"
+        self.recorder: RunLogRecorder | None = None
+        self.loop = ControlLoop(sim, self.cart, self.sup, rate_hz=self.rate_hz)
+        self.tracker: TrajectoryTracker | None = None
+        self.trajectory: TrajectorySequence | None = None
+        self.overlays = None  # set up with the GUI below; the planned path is drawn then
+        planned = self._load_plan()
+        if planned is not None:
+            self._play(planned)
+        self.camera = snapshot_camera()
+        self.overlays = Overlays(sim.viewer_client, sim.T_world_base) if self.gui else None
+        self._sliders: dict[str, int] = {}
+        self._slider_values: dict[str, float] = {}
+        self._manual = False
+        self._t_next_snapshot = 0.0
+        self._wall_start = None
+        if self.gui:
+            self._setup_gui()
+
+    def _load_plan(self) -> TrajectorySequence | None:
+        if self.replay_path is not None:
+            try:
+                return load_trajectory(self.replay_path, self.T_home, self.q_home)
+            except ScenarioError as exc:
+                raise SimAppError(str(exc)) from None
+        return self.scenario.build(self.sim, self.T_home)
+
+    def _setup_gui(self) -> None:
+        cid = self.sim.viewer_client
+        p.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 0, physicsClientId=cid)
+        p.configureDebugVisualizer(p.COV_ENABLE_KEYBOARD_SHORTCUTS, 0, physicsClientId=cid)
+        for preview in (p.COV_ENABLE_RGB_BUFFER_PREVIEW, p.COV_ENABLE_DEPTH_BUFFER_PREVIEW,
+                        p.COV_ENABLE_SEGMENTATION_MARK_PREVIEW):
+            p.configureDebugVisualizer(preview, 0, physicsClientId=cid)
+        p.configureDebugVisualizer(p.COV_ENABLE_GUI, 1, physicsClientId=cid)
+        p.resetDebugVisualizerCamera(1.7, 40.0, -28.0, [0.45, 0.0, 0.35], physicsClientId=cid)
+        k = self.k_default
+        specs = [
+            ("target dx (m)", -0.15, 0.15, 0.0), ("target dy (m)", -0.15, 0.15, 0.0),
+            ("target dz (m)", -0.15, 0.15, 0.0), ("target droll (deg)", -45.0, 45.0, 0.0),
+            ("target dpitch (deg)", -45.0, 45.0, 0.0), ("target dyaw (deg)", -90.0, 90.0, 0.0),
+            ("stiffness trans (N/m)", 50.0, 3000.0, float(k[:3].mean())),
+            ("stiffness rot (N m/rad)", 2.0, 150.0, float(k[3:].mean())),
+            ("damping ratio", 0.1, 1.5, float(np.mean(self.desc.cartesian_damping_ratio))),
+        ]
+        for name, lo, hi, v in specs:
+            self._sliders[name] = p.addUserDebugParameter(name, lo, hi, v, physicsClientId=cid)
+            self._slider_values[name] = v
+        self.overlays.workspace_box(self.desc.workspace_min, self.desc.workspace_max)
+        self.overlays.target_frame(self.T_home)
+        if self.trajectory is not None:
+            self.overlays.planned_path(self._path_points(self.trajectory))
+        p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=cid)
+
+    # ------------------------------------------------------------------ target sources
+
+    def _path_points(self, traj: TrajectorySequence) -> np.ndarray:
+        ts = np.linspace(traj.t0, traj.t_end, max(2, int(traj.duration * 20) + 2))
+        pts = []
+        for t in ts:
+            try:
+                pos = traj.sample(t)[0]
+            except ValueError:  # a profile sample a rounding error outside [0, 1]: skip that point
+                continue
+            pts.append(pos[:3, 3] if np.ndim(pos) == 2 else self.chain.fk(pos)[:3, 3])
+        return np.array(pts)
+
+    def _play(self, traj: TrajectorySequence) -> None:
+        """Follow ``traj`` from the current loop time with the controller its kind needs."""
+        joint_kind = isinstance(traj.segments[0], JointTrajectory)
+        inner = self.joint if joint_kind else self.cart
+        self.controller_name = "joint" if joint_kind else "cartesian"
+        self.trajectory = traj
+        self.tracker = TrajectoryTracker(inner, traj, self.sup)
+        self.loop.set_controller(self.tracker)
+        self._manual = False
+        if self.overlays is not None:
+            self.overlays.planned_path(self._path_points(traj))
+
+    def _stop_trajectory(self) -> None:
+        if self.tracker is not None:
+            self.tracker = None
+            self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
+
+    def current_target(self) -> np.ndarray:
+        """The tool target pose (base frame) the active controller tracks."""
+        if self.controller_name == "cartesian":
+            T = self.cart.target
+            return self.T_home if T is None else T
+        q_d = self.joint._target[0] if self.joint._target is not None else self.q_home
+        return self.chain.fk(q_d)
+
+    def set_target(self, T_base_target: np.ndarray) -> bool:
+        """Manual target for the active controller; a NaN/invalid pose is refused and logged."""
+        try:
+            if self.controller_name == "cartesian":
+                self.cart.set_target(T_base_target)
+            else:
+                res = self.chain.ik(T_base_target, q0=self.sim.read().q, restarts=3)
+                if not res.success:
+                    _log.warning("target not reachable (IK error %.2g m); keeping the previous one", res.pos_err)
+                    return False
+                self.joint.set_target(res.q)
+        except ValueError as exc:
+            _log.error("target refused: %s", exc)
+            return False
+        self.sup.target_updated()
+        return True
+
+    def switch_controller(self) -> str:
+        """Cartesian <-> joint impedance, continuing from the current target."""
+        T = self.current_target()
+        self._stop_trajectory()
+        if self.controller_name == "cartesian":
+            res = self.chain.ik(T, q0=self.sim.read().q, restarts=3)
+            self.joint.set_target(res.q if res.success else self.sim.read().q)
+            self.controller_name = "joint"
+            self.loop.set_controller(self.joint)
+        else:
+            self.cart.set_target(T)
+            self.controller_name = "cartesian"
+            self.loop.set_controller(self.cart)
+        _log.info("controller: %s impedance", self.controller_name)
+        return self.controller_name
+
+    def toggle_recording(self) -> Path | None:
+        """Start (returns the file) or stop (returns None) the MCAP run log."""
+        if self.recorder is not None:
+            self.loop.recorder = None
+            self.recorder.record_events(self.sup.drain_events())
+            self.recorder.record_stats(self.loop.stats())
+            self.recorder.close()
+            _log.info("recording stopped: %s", self.recorder.path)
+            self.recorder = None
+            return None
+        path = self.record_path or Path(f"machaon_sim_{datetime.now():%Y%m%d_%H%M%S}.mcap")
+        self.recorder = RunLogRecorder(
+            path, joint_names=self.sim.joint_names,
+            metadata={"robot": self.desc.name, "tool": str(self.sim.tool), "scenario": self.scenario.name},
+        )
+        self.loop.recorder = self.recorder
+        _log.info("recording to %s", path)
+        return path
+
+    def replay(self) -> None:
+        """Play the trajectory file again (or the scenario's planned path) from the home pose."""
+        try:
+            traj = self._load_plan_again()
+        except SimAppError as exc:
+            _log.error("%s", exc)
+            return
+        if traj is not None:
+            self._play(traj)
+
+    def _load_plan_again(self) -> TrajectorySequence | None:
+        if self.replay_path is not None:
+            try:
+                return load_trajectory(self.replay_path, self.current_target(), self.sim.read().q)
+            except ScenarioError as exc:
+                raise SimAppError(str(exc)) from None
+        if self.trajectory is None:
+            return None
+        segs = self.trajectory.segments
+        return TrajectorySequence(segs)
+
+    def reset(self) -> None:
+        """Arm back to home at rest, targets to home, supervisor back to RUN."""
+        self._stop_trajectory()
+        self.sim.reset(self.q_home)
+        self.cart.set_target(self.T_home)
+        self.joint.set_target(self.q_home)
+        self.sup.reset()
+        self.sup.resume()
+        self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
+
+    # ------------------------------------------------------------------ GUI polling
+
+    def _poll_gui(self) -> bool:
+        """Handle keys and sliders; False when the user asked to quit or closed the window."""
+        cid = self.sim.viewer_client
+        if not self.sim.viewer_alive():
+            return False
+        try:
+            keys = p.getKeyboardEvents(physicsClientId=cid)
+        except p.error:
+            return False
+        for code, state in keys.items():
+            if not state & p.KEY_WAS_TRIGGERED or code not in _KEYS:
+                continue
+            action = _KEYS[code]
+            if action == "quit":
+                return False
+            if action == "controller":
+                self.switch_controller()
+            elif action == "record":
+                self.toggle_recording()
+            elif action == "replay":
+                self.replay()
+            elif action == "stop":
+                self.sup.protective_stop("operator pressed the stop key")
+            elif action == "hold":
+                if self.sup.state is SupervisorState.RUN:
+                    self.sup.hold("operator")
+                else:
+                    self.sup.resume()
+            elif action == "reset":
+                self.reset()
+        vals = {n: p.readUserDebugParameter(i, physicsClientId=cid) for n, i in self._sliders.items()}
+        changed = {n for n, v in vals.items() if abs(v - self._slider_values[n]) > 1e-9}
+        self._slider_values = vals
+        if changed & {"stiffness trans (N/m)", "stiffness rot (N m/rad)", "damping ratio"}:
+            k = np.array([vals["stiffness trans (N/m)"]] * 3 + [vals["stiffness rot (N m/rad)"]] * 3)
+            self.cart.set_gains(CartesianGains(k, vals["damping ratio"]))
+        if any(n.startswith("target") for n in changed):
+            self._manual = True
+            self._stop_trajectory()
+        if self._manual:
+            from scipy.spatial.transform import Rotation
+
+            T = self.T_home.copy()
+            T[:3, 3] += (vals["target dx (m)"], vals["target dy (m)"], vals["target dz (m)"])
+            d_rpy = [vals["target droll (deg)"], vals["target dpitch (deg)"], vals["target dyaw (deg)"]]
+            T[:3, :3] = Rotation.from_euler("xyz", d_rpy, degrees=True).as_matrix() @ self.T_home[:3, :3]
+            self.set_target(T)
+        return True
+
+    def _draw(self, rtf: float) -> None:
+        ov = self.overlays
+        st = self.loop.last_state
+        ov.target_frame(self.current_target())
+        T_tcp = self.sim.T_base_tcp()
+        if st is not None and st.wrench_tool is not None:
+            ov.tool_force(T_tcp[:3, 3], st.wrench_tool[:3])
+        stats = self.loop.stats()
+        rec = "REC" if self.recorder is not None else "rec off"
+        ov.status(
+            f"{self.controller_name} impedance | {self.sup.state.value.upper()} | "
+            f"loop {1.0 / stats.period_mean:.0f} Hz | "
+            f"RTF {rtf:.2f} | {rec} | t {self.sim.t:.1f} s"
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def snapshot(self) -> Path | None:
+        """Write a PNG from the snapshot camera into the snapshot directory (if one was given)."""
+        if self.snapshot_dir is None:
+            return None
+        import cv2
+
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        img = self.camera.render(self.sim.client, bgr=True)  # TinyRenderer: same picture in GUI and DIRECT
+        path = self.snapshot_dir / f"snapshot_{len(self.snapshots_written):04d}_t{self.sim.t:07.2f}.png"
+        if not cv2.imwrite(str(path), img):
+            raise SimAppError(f"cannot write {path}")
+        self.snapshots_written.append(path)
+        return path
+
+    def run(self, seconds: float | None = None) -> str:
+        """Run for ``seconds`` of simulated time (None: until the GUI quits); return a summary."""
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise SimAppError("seconds: must be > 0")
+        if self.record_path is not None and self.recorder is None:
+            self.toggle_recording()
+        sim = self.sim
+        slice_s = 1.0 / 30.0 if self.gui else 0.1
+        t_start, wall_start = sim.t, time.monotonic()
+        t_frame = wall_start
+        rtf = 0.0
+        t_end = math.inf if seconds is None else t_start + seconds
+        while sim.t < t_end - 1e-9:
+            if self.gui and not self._poll_gui():
+                break
+            if self.tracker is None:
+                self.sup.target_updated()  # holding a target is a fresh target
+            if sim.t >= self._t_next_snapshot:
+                self.snapshot()
+                self._t_next_snapshot += self.snapshot_every
+            if self.gui:
+                # Keep simulated time in step with the wall clock however slow the window is: a
+                # frame that took longer is followed by a longer slice of physics (up to 0.25 s).
+                now = time.monotonic()
+                slice_s = min(max(now - t_frame, 1.0 / 60.0), 0.25)
+                t_frame = now
+            n = min(slice_s, t_end - sim.t)
+            self.loop.run_for(n)
+            if self.tracker is not None and self.tracker.done(sim.t):
+                self._stop_trajectory()
+            wall = time.monotonic() - wall_start
+            rtf = (sim.t - t_start) / wall if wall > 0 else 0.0
+            if self.gui:
+                try:
+                    self.sim.sync_viewer()
+                    self._draw(rtf)
+                except p.error:  # window closed between two calls
+                    break
+        if self.snapshot_dir is not None and p.isConnected(physicsClientId=sim.client):
+            self.snapshot()
+        wall = time.monotonic() - wall_start
+        rtf = (sim.t - t_start) / wall if wall > 0 else 0.0
+        return self._summary(sim.t - t_start, wall, rtf)
+
+    def _summary(self, sim_s: float, wall_s: float, rtf: float) -> str:
+        st = self.loop.last_state
+        T = self.sim.T_base_tcp() if p.isConnected(physicsClientId=self.sim.client) else None
+        lines = [
+            f"[{'GUI' if self.gui else 'headless'}] scenario {self.scenario.name}: "
+            f"{sim_s:.2f} s simulated in {wall_s:.2f} s wall "
+            f"(real-time factor {rtf:.2f}), {self.loop.cycles} cycles at {self.rate_hz:.0f} Hz",
+            f"controller {self.controller_name} impedance, supervisor {self.sup.state.value}, "
+            f"{wall_s / max(self.loop.cycles, 1) * 1e6:.0f} us wall per cycle (physics and snapshots included)",
+        ]
+        if T is not None:
+            err = np.linalg.norm(T[:3, 3] - self.current_target()[:3, 3])
+            lines.append(f"tool at {np.round(T[:3, 3], 4).tolist()} m (base), {err * 1e3:.2f} mm from the target")
+        if st is not None and st.wrench_tool is not None:
+            lines.append(f"tool force {np.round(st.wrench_tool[:3], 2).tolist()} N (base frame)")
+        for ev in self.sup.events[-5:]:
+            lines.append(f"supervisor t={ev.t:.3f}s {ev.from_state.value}->{ev.to_state.value} {ev.code}: {ev.reason}")
+        if self.snapshots_written:
+            lines.append(f"{len(self.snapshots_written)} snapshots in {self.snapshot_dir.resolve()}")
+        if self.recorder is not None:
+            lines.append(f"run log {self.recorder.path.resolve()}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.toggle_recording()
+        self.sim.close()
+
+    def __enter__(self) -> SimApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

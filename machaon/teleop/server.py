@@ -1,0 +1,193 @@
+"""The robot server: the control loop driving a ``Backend`` from authenticated operator commands.
+
+::
+
+    UDP socket --(network thread)--> ServerEndpoint (auth, replay, bounds, stale)
+                                  --> TeleopController.submit (E-stop latches here, at once)
+    ControlLoop (backend clock, default 1 kHz):
+        TeleopController.update -> mapper (clutch, scaling, tremor, fixture, speed) -> inner
+        Cartesian controller -> Supervisor.check (HOLD on a command gap, limits) -> backend
+    network thread, every 1/state_rate_hz: snapshot -> RobotStateMsg -> sealed -> operator
+
+The server takes a ``Backend`` object; which backend (simulation or hardware) is the CLI's
+choice. ``build_supervisor`` gives the supervisor the server expects: it starts in HOLD (the
+arm does nothing until the operator presses the clutch) and its target watchdog is the
+command timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
+from machaon.robot.backend import Backend
+from machaon.robot.loop import ControlLoop
+from machaon.teleop.controller import _SUP_CODE, TeleopController
+from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
+from machaon.teleop.mapping import TeleopConfig
+from machaon.teleop.messages import FORCE_LIMIT, HoldReason, RobotStateMsg, Timing, pose_to_wire
+
+log = logging.getLogger(__name__)
+
+
+def build_supervisor(
+    chain: object, config: TeleopConfig, dynamics: object | None = None, **safety: object
+) -> Supervisor:
+    """A ``Supervisor`` for teleoperation: starts in HOLD, joint limits from ``chain``, target
+    watchdog = ``config.command_timeout_s``; ``dynamics`` gives the torque-mode hold its gravity
+    compensation (needed on a torque backend); ``safety`` overrides other ``SafetyConfig`` fields."""
+    safety.setdefault("target_timeout_s", config.command_timeout_s)
+    return Supervisor(
+        SafetyConfig.from_chain(chain, **safety), chain=chain, dynamics=dynamics,
+        initial_state=SupervisorState.HOLD,
+    )
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    accepted: int
+    dropped: dict[str, int]
+    session_id: int | None
+    link: LinkHealth
+    supervisor: SupervisorState
+    hold_reason: HoldReason
+    states_sent: int
+    loop_cycles: int
+
+
+class RobotServer:
+    """Teleoperation server (module docstring). Use as a context manager.
+
+    ``chain``: kinematic chain whose tip is the tool frame the operator drives; ``inner``: the
+    Cartesian controller (``CartesianImpedance`` / ``Admittance``); ``psk``: 32-byte key.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        chain: object,
+        inner: object,
+        psk: bytes,
+        *,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        config: TeleopConfig | None = None,
+        supervisor: Supervisor | None = None,
+        rate_hz: float = 1000.0,
+        recorder: object | None = None,
+    ) -> None:
+        self.config = config or TeleopConfig()
+        self.supervisor = supervisor or build_supervisor(chain, self.config)
+        tt = self.supervisor.config.target_timeout_s
+        if tt is None or not math.isclose(tt, self.config.command_timeout_s):
+            log.warning("supervisor target_timeout_s=%s differs from command_timeout_s=%s",
+                        tt, self.config.command_timeout_s)
+        self.backend = backend
+        self.controller = TeleopController(chain, inner, self.supervisor, self.config, rate_hz)
+        self.loop = ControlLoop(backend, self.controller, self.supervisor, rate_hz, recorder)
+        self.endpoint = ServerEndpoint(psk)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind(listen)
+        except OSError:
+            self._sock.close()
+            raise
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.states_sent = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._sock.getsockname()
+
+    def start(self) -> RobotServer:
+        self.loop.start()
+        self._thread = threading.Thread(target=self._network, name="teleop-server-net", daemon=True)
+        self._thread.start()
+        log.info("teleop server listening on %s:%d", *self.address)
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self.loop.stop()
+        self._sock.close()
+
+    def __enter__(self) -> RobotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> ServerStats:
+        snap = self.controller.snapshot()
+        return ServerStats(
+            self.endpoint.accepted,
+            dict(self.endpoint.drops.by_reason),
+            None if self.endpoint.session is None else self.endpoint.session.session_id,
+            self.endpoint.meter.health(time.monotonic()),
+            self.supervisor.state,
+            snap.hold_reason if snap else HoldReason.NO_SESSION,
+            self.states_sent,
+            self.loop.cycles,
+        )
+
+    # -- network thread ---------------------------------------------------------------------------
+    def _network(self) -> None:
+        period = 1.0 / self.config.state_rate_hz
+        t_next = time.monotonic() + period
+        while not self._stop.is_set():
+            timeout = max(0.0, t_next - time.monotonic())
+            readable, _, _ = select.select([self._sock], [], [], min(timeout, 0.05))
+            if readable:
+                try:
+                    data, peer = self._sock.recvfrom(2048)
+                except OSError as exc:
+                    log.debug("teleop server: recv error %s", exc)
+                    continue
+                cmd, replies = self.endpoint.handle(data, peer, time.monotonic())
+                for r in replies:
+                    self._send(r, peer)
+                if cmd is not None:
+                    self.controller.submit(cmd)
+            now = time.monotonic()
+            if now >= t_next:
+                t_next = max(t_next + period, now)
+                self._send_state(now)
+
+    def _send(self, packet: bytes, peer: object) -> None:
+        try:
+            self._sock.sendto(packet, peer)
+        except OSError as exc:
+            log.warning("teleop server: send to %s failed: %s", peer, exc)
+
+    def _send_state(self, now: float) -> None:
+        snap = self.controller.snapshot()
+        if snap is None or self.endpoint.session is None or self.endpoint.peer is None:
+            return
+        msg = state_message(snap, self.endpoint.last_seq, self.endpoint.drops.total)
+        pkt = self.endpoint.state_packet(msg, now)
+        if pkt is not None:
+            self._send(pkt, self.endpoint.peer)
+            self.states_sent += 1
+
+
+def state_message(snap: object, last_seq: int, dropped: int) -> RobotStateMsg:
+    """``RobotStateMsg`` for a ``TeleopSnapshot`` (timing is filled in by the endpoint)."""
+    p, q = pose_to_wire(snap.T_base_tool)
+    pt, qt = pose_to_wire(snap.T_base_target)
+    # the wire bounds wrenches to +-FORCE_LIMIT; a larger reading is clipped (and is a fault anyway)
+    w = tuple(float(x) for x in np.clip(np.nan_to_num(snap.wrench), -FORCE_LIMIT, FORCE_LIMIT))
+    return RobotStateMsg(
+        Timing(0.0), snap.t, p, q, pt, qt, w, _SUP_CODE[snap.supervisor],
+        snap.hold_reason if snap.commands else HoldReason.NO_SESSION,
+        snap.mode, snap.clutch, snap.supervisor is SupervisorState.ESTOP, last_seq, dropped,
+    )
