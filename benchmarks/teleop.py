@@ -11,7 +11,9 @@ Each forwarder runs in its own process, as deployed; the sender and a kernel-tim
    listed too.
 2. Sustained rate: offered 10k..160k datagrams/s (64 B) for 0.5 s each with zero delay; the
    highest achieved send rate delivered with < 1 % loss (the Python sender tops out near the
-   high end, so the achieved rate is reported). Peers: the asyncio forwarder and a plain blocking
+   high end, so the achieved rate is reported; on a 2-core machine the sender and our relay's
+   receiver thread, which runs the link model per datagram, share the CPUs, so our figure is a
+   lower bound). Peers: the asyncio forwarder and a plain blocking
    ``recvfrom``/``sendto`` loop (the ceiling of a Python forwarder).
 
 Run: ``python -m benchmarks.teleop [--packets 3000]``.

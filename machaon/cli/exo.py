@@ -92,7 +92,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     results = {}
     for assist in runs:
         print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-        with LegSim(wearer, sim_cfg, gui=not args.headless) as sim:
+        try:
+            sim = LegSim(wearer, sim_cfg, gui=not args.headless)
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        with sim:
             results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip)
     if args.report:
         settings = {
@@ -180,6 +185,127 @@ def _plot_replay(res: object, path: Path) -> None:
     plt.close(fig)
 
 
+# -- run (live) ------------------------------------------------------------------------------------
+
+def _calibrate_live(acq: object, seconds: float, emg_cfg: object) -> object:
+    """MVC levels from ``seconds`` of board EMG while the wearer contracts each muscle maximally."""
+    import time
+
+    import numpy as np
+
+    from machaon.exo.emg import MVCNormaliser, envelope_offline
+
+    print(f"MVC calibration: contract each muscle maximally for {seconds:.1f} s ...", file=sys.stderr)
+    chunks = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        b = acq.poll()
+        if b.emg_v.shape[0]:
+            chunks.append(b.emg_v)
+        time.sleep(0.01)
+    emg = np.vstack(chunks) if chunks else np.zeros((0, 8))
+    if emg.shape[0] < 0.5 * emg_cfg.fs_hz or not np.isfinite(emg).all():
+        raise ValueError(f"only {emg.shape[0]} valid EMG samples in {seconds:.1f} s: is the board streaming?")
+    env = envelope_offline(emg, emg_cfg)
+    return MVCNormaliser.from_trial(env, emg_cfg.fs_hz, window_s=min(0.5, 0.25 * emg.shape[0] / emg_cfg.fs_hz))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import collections
+    import time
+    import tomllib
+
+    import numpy as np
+
+    from machaon.control.supervisor import Supervisor
+    from machaon.exo.acquisition import AcquisitionError, SerialAcquisition
+    from machaon.exo.controller import AssistController
+    from machaon.exo.emg import EMGConfig
+    from machaon.exo.recording import RecordingError, read_recording
+    from machaon.exo.reference import DESCRIPTIONS
+    from machaon.exo.replay import mvc_from_recording
+    from machaon.exo.session import RecordingController, exo_safety_config
+    from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
+    from machaon.hardware.protocol import PortError, ProtocolError
+    from machaon.robot.loop import ControlLoop
+
+    path = Path(args.config) if args.config else DESCRIPTIONS / "exo_actuators.toml"
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+        act_cfg = ActuatorConfig.from_dict(raw, port=args.port)
+        lim = raw.get("assist", {})
+        extra = {k: tuple(lim[k]) for k in ("tau_max_nm", "power_max_w", "rate_max_nm_s") if k in lim}
+        for k in ("sensor_timeout_s", "imu_timeout_s"):
+            if k in lim:
+                extra[k] = float(lim[k])
+        if "k_max" in lim and args.k_max is None:
+            extra["k_max"] = float(lim["k_max"])
+            extra["k_init"] = min(20.0, float(lim["k_max"]))
+        cfg = _assist_config(args, not args.no_assist, **extra)
+        rate_hz = args.rate or float(lim.get("rate_hz", 500.0))
+        emg_cfg = EMGConfig(mains_hz=args.mains)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"bad exo configuration {path}: {exc}", file=sys.stderr)
+        return 2
+    if [j.name for j in act_cfg.joints] != list(cfg.joints):
+        print(f"{path}: joints must be {list(cfg.joints)} in that order", file=sys.stderr)
+        return 2
+    try:
+        acq = SerialAcquisition(args.acq_port).open()
+    except AcquisitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    with acq:
+        try:
+            mvc = (mvc_from_recording(read_recording(args.mvc), emg_cfg) if args.mvc
+                   else _calibrate_live(acq, args.calibrate, emg_cfg))
+        except (RecordingError, ValueError) as exc:
+            print(f"MVC calibration failed: {exc}", file=sys.stderr)
+            return 2
+        try:
+            backend = ActuatorBackend(act_cfg)
+        except (PortError, ProtocolError, OSError) as exc:
+            print(f"cannot start the exo actuators on {args.port}: {exc}", file=sys.stderr)
+            return 2
+        with backend:
+            ctrl = AssistController(acq, mvc, cfg, emg_cfg)
+            rec = RecordingController(ctrl)
+            sup = Supervisor(exo_safety_config(cfg.tau_max_nm))
+            loop = ControlLoop(backend, rec, sup, rate_hz=rate_hz)
+            try:
+                if args.duration:
+                    loop.run_for(args.duration)
+                else:
+                    print("running; Ctrl-C stops (the exo goes limp)", file=sys.stderr)
+                    with loop:
+                        while loop.running:
+                            time.sleep(0.2)
+            except KeyboardInterrupt:
+                pass
+            except RuntimeError as exc:
+                print(f"control loop stopped: {exc}", file=sys.stderr)
+            stats = loop.stats()
+    sts = rec.statuses
+    reasons = collections.Counter(s.reason for s in sts if s.mode != "assist")
+    taus = np.array([s.tau for s in sts]) if sts else np.zeros((0, 4))
+    summary = {
+        "cycles": len(sts),
+        "rate_hz": rate_hz,
+        "assist_fraction": float(np.mean([s.mode == "assist" for s in sts])) if sts else 0.0,
+        "fallbacks": ctrl.fallback_count,
+        "fallback_cycles": ctrl.fallback_cycles,
+        "transparent_reasons": dict(reasons),
+        "tau_rms_nm": np.sqrt(np.mean(taus**2, axis=0)).round(4).tolist() if sts else None,
+        "acquisition": acq.stats.__dict__,
+        "supervisor_state": sup.state.value,
+        "supervisor_last_fault": list(sup.last_fault) if sup.last_fault else None,
+        "loop": {k: float(v) for k, v in stats.as_dict().items()},
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 # -- registration ----------------------------------------------------------------------------------
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -209,3 +335,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="write commands.csv, commands.png, summary.json")
     _add_gains(p)
     p.set_defaults(func=_cmd_replay)
+
+    p = exo.add_parser("run", help="live assist on the Dynamixel exo actuators with the EMG/IMU board")
+    p.add_argument("--port", required=True, help="serial port of the actuator bus (e.g. /dev/ttyUSB0)")
+    p.add_argument("--acq-port", required=True, help="serial port of the EMG/IMU acquisition board")
+    p.add_argument("--config", help="actuator TOML (default: exo_actuators.toml)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--rate", type=float, help="control rate (Hz; default from the TOML)")
+    p.add_argument("--mvc", help="MVC trial recording; without it, a live MVC calibration runs first")
+    p.add_argument("--calibrate", type=float, default=5.0, help="live MVC calibration time (s)")
+    p.add_argument("--mains", type=float, default=50.0, choices=(50.0, 60.0), help="mains frequency (Hz)")
+    p.add_argument("--no-assist", action="store_true", help="transparent mode only (zero assist + damping)")
+    _add_gains(p)
+    p.set_defaults(func=_cmd_run)

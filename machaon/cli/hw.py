@@ -1,7 +1,9 @@
 """``machaon hw ...``: serial actuator tools.
 
 - ``machaon hw emulate --ids 1-6 [--baud N] [--model XM430-W350] [--sim]``: a Dynamixel chain on a
-  pseudo-terminal; the first line of output is the pty path, then it serves until Ctrl-C.
+  pseudo-terminal; the first line of output is the pty path, then it serves until Ctrl-C. SIGUSR1
+  unplugs the emulated adapter, SIGUSR2 plugs a new one in and prints its path (``--link`` keeps
+  one stable path across both).
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
   layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
   emulator's ``Plant`` interface.
@@ -161,6 +163,9 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
+    signal.signal(signal.SIGUSR1, lambda *_: em.unplug())
+    signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
     print(f"emulating {em.model.name} ids {ids} at {args.baud} baud"
           f"{' coupled to the PyBullet arm' if sim else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)

@@ -18,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Open the PyBullet GUI with the arm under Cartesian impedance (sliders move the target, "
             "keys switch controller / record / replay / stop / reset), or run a scenario headless."
         ),
+        epilog=(
+            "GUI keys: c switch controller (Cartesian/joint impedance), r start/stop recording (MCAP), "
+            "t replay the trajectory file or the scenario path, space protective stop, h hold/resume, "
+            "x reset arm and supervisor, q quit. Sliders: target offset from home (m, deg), stiffness, "
+            "damping ratio. Example: machaon sim --headless --seconds 5 --scenario wall "
+            "--record run.mcap --snapshots shots/"
+        ),
     )
     ap.add_argument("--robot", default="machaon_arm", help="robot name or .toml/.urdf path")
     ap.add_argument("--tool", default="drill_guide", help="tool on the flange ('none' for a bare flange)")

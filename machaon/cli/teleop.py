@@ -13,6 +13,7 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -59,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--state-hz", type=float, default=100.0, help="state messages per second")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
+    s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
+    s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
     s.set_defaults(func=_serve)
 
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
@@ -120,7 +123,7 @@ def _profiles(args: argparse.Namespace) -> int:
 
 def _netem(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, get_profile
-    from machaon.teleop.relay import UdpRelay, parse_hostport
+    from machaon.teleop.relay import parse_hostport
 
     try:
         listen, to = parse_hostport(args.listen), parse_hostport(args.to)
@@ -132,7 +135,17 @@ def _netem(args: argparse.Namespace) -> int:
         return _err(str(exc))
     # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
     # one can wait for the other (this process runs nothing else).
+    old_interval = sys.getswitchinterval()
     sys.setswitchinterval(5e-4)
+    try:
+        return _run_relay(args, listen, to, prof)
+    finally:
+        sys.setswitchinterval(old_interval)
+
+
+def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: object) -> int:
+    from machaon.teleop.relay import UdpRelay
+
     try:
         relay = UdpRelay(listen, to, prof, seed=args.seed, rt_priority=args.rt_priority)
     except OSError as exc:
@@ -164,7 +177,7 @@ def _print_relay(st: object) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from machaon.robot.description import DescriptionError, load_description
     from machaon.teleop.keys import KeyFileError, load_key
-    from machaon.teleop.mapping import TeleopConfig
+    from machaon.teleop.mapping import TeleopConfig, workspace_fixture
     from machaon.teleop.relay import parse_hostport
     from machaon.teleop.robot_setup import inner_controller, robot_model, safety_settings
     from machaon.teleop.server import RobotServer, build_supervisor
@@ -193,29 +206,52 @@ def _serve(args: argparse.Namespace) -> int:
 
         try:
             hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
+            if hw.mode == "velocity":
+                return _err("teleop needs the servos in current (torque) or position mode, not velocity")
             backend = ActuatorBackend(hw)
         except Exception as exc:  # port missing, servo missing: say which and stop
             return _err(f"hardware backend: {exc}")
-        position = getattr(backend, "_cmd_mode", CommandMode.TORQUE) == CommandMode.POSITION
-    with backend:
-        inner = inner_controller(model, position_mode=position)
-        sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety_settings(model))
+        position = hw.mode in ("position", "current_position")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(backend)
+        inner = inner_controller(model, position_mode=position,
+                                 fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
+        safety = safety_settings(model)
+        if position:  # the supervisor's hold/stop commands must be in the servos' mode
+            safety["hold_mode"] = CommandMode.POSITION
+        sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
+        recorder = None
+        if args.record:
+            from machaon.robot.runlog import RunLogRecorder
+
+            try:
+                recorder = stack.enter_context(RunLogRecorder(
+                    args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
+                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot}))
+            except (OSError, ValueError) as exc:
+                return _err(f"cannot record to {args.record}: {exc}")
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
-                                 supervisor=sup, rate_hz=args.rate_hz)
+                                 supervisor=sup, rate_hz=args.rate_hz, recorder=recorder)
         except OSError as exc:
             return _err(f"cannot listen on {args.listen}: {exc}")
+        # The network thread shares the GIL with the control loop; a short switch interval bounds
+        # how long a command or a state message waits for it (the default 5 ms, several times per
+        # packet, shows up as tens of ms of "network" latency).
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(5e-4)
         print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
         with server:
+            t_print = time.monotonic() + args.stats_s
             try:
                 while t_end is None or time.monotonic() < t_end:
-                    time.sleep(min(args.stats_s or 0.5, 0.5) if t_end is None else
-                               max(0.0, min(args.stats_s or 0.5, t_end - time.monotonic())))
-                    if args.stats_s > 0:
-                        _print_server(server)
+                    time.sleep(0.1)
                     if server.loop.error is not None:
                         return _err(f"control loop stopped: {server.loop.error}")
+                    if args.stats_s > 0 and time.monotonic() >= t_print:
+                        t_print += args.stats_s
+                        _print_server(server)
             except KeyboardInterrupt:
                 pass
             _print_server(server)

@@ -2,7 +2,8 @@
 
 - ``cartesian_impedance_torque``, ``joint_impedance_torque``, ``limit_torque``, ``pose_error``:
   the laws' functional faces; ``JointImpedance``, ``CartesianImpedance``, ``Admittance``: controllers
-  with ``update(state, t) -> JointCommand`` (``machaon.control.impedance`` / ``.admittance``).
+  with ``update(state, t) -> JointCommand`` (``machaon.control.impedance`` / ``.admittance``);
+  ``TorqueWrenchEstimator`` estimates the tool wrench from joint torques for admittance.
 - ``machaon.control.trajectory``: minimum-jerk and trapezoidal profiles, joint/Cartesian trajectories.
 - ``machaon.control.fixtures``: line guide, plane boundary, forbidden sphere/cylinder, depth stop.
 - ``machaon.control.supervisor``: ``Supervisor``, ``SupervisorState``, ``SafetyConfig``.

@@ -18,6 +18,18 @@ from machaon.kinematics._chain cimport MAX_DOF, ChainData, ChainKernel, fk_jac_c
 
 import numpy as np
 
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef inline cnp.ndarray _c_double(object a):
+    """a itself if it is a C-contiguous float64 ndarray (the per-cycle fast path), else a converted copy."""
+    if cnp.PyArray_Check(a):
+        if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+            return <cnp.ndarray>a
+    return np.ascontiguousarray(a, dtype=np.float64)
+
 
 # ----------------------------------------------------------------------------- pointer kernels
 
@@ -442,18 +454,36 @@ cdef class CartesianStep:
             K_out[i // 6, i % 6] = self.K_base[i]
             D_out[i // 6, i % 6] = self.D_base[i]
 
-    def step(self, const double[::1] q, const double[::1] dq, const double[:, ::1] T_target,
-             const double[::1] g, double dt, double[::1] tau_out):
-        """One cycle: tau_out = limits(J^T (K e + D (v_d - J dq) + w_ff) + g + N tau_posture).
+    def step(self, q, dq, T_target, g, double dt, cnp.ndarray out):
+        """One cycle: out = limits(J^T (K e + D (v_d - J dq) + w_ff) + g + N tau_posture).
 
         q, dq: joint state (n); T_target: T_base_target (4x4); g: gravity torque (n) or None;
-        dt: time since the previous step (s) for the rate limit (<= 0: no rate limit this step).
+        dt: time since the previous step (s) for the rate limit (<= 0: no rate limit this step);
+        out: a writable C-contiguous float64 array of n torques. Sizes are checked (ValueError);
+        values are not (the Python face validates targets; NaN propagates to the supervisor).
+        Arrays are taken by pointer (no buffer acquisition): this is the per-cycle call.
         """
+        cdef int n = self.n
+        cdef cnp.ndarray aq = _c_double(q)
+        cdef cnp.ndarray adq = _c_double(dq)
+        cdef cnp.ndarray aT = _c_double(T_target)
+        cdef cnp.ndarray ag = None
         cdef const double* pg = NULL
+        if cnp.PyArray_SIZE(aq) != n or cnp.PyArray_SIZE(adq) != n:
+            raise ValueError(f"q, dq: expected {n} values each")
+        if cnp.PyArray_SIZE(aT) != 16:
+            raise ValueError("T_target: expected a 4x4 array")
         if g is not None:
-            pg = &g[0]
+            ag = _c_double(g)
+            if cnp.PyArray_SIZE(ag) != n:
+                raise ValueError(f"g: expected {n} values")
+            pg = <const double*>cnp.PyArray_DATA(ag)
+        if (cnp.PyArray_TYPE(out) != cnp.NPY_DOUBLE or not cnp.PyArray_IS_C_CONTIGUOUS(out)
+                or not cnp.PyArray_ISWRITEABLE(out) or cnp.PyArray_SIZE(out) != n):
+            raise ValueError(f"out: expected a writable C-contiguous float64 array of {n} values")
         with nogil:
-            self._step(&q[0], &dq[0], &T_target[0, 0], pg, dt, &tau_out[0])
+            self._step(<const double*>cnp.PyArray_DATA(aq), <const double*>cnp.PyArray_DATA(adq),
+                       <const double*>cnp.PyArray_DATA(aT), pg, dt, <double*>cnp.PyArray_DATA(out))
 
     cdef void _step(self, const double* q, const double* dq, const double* Td, const double* g,
                     double dt, double* tau) noexcept nogil:

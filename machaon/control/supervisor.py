@@ -373,7 +373,9 @@ class Supervisor:
                     self._q_safe = q.copy()  # the backend may reuse its arrays
                     return self._limit_command(cmd)
             if not state_finite:
-                q = self._q_safe if self._q_safe is not None else np.zeros(0)
+                if self._q_safe is None:
+                    return self._blind_command(n)
+                q = self._q_safe
                 dq = np.zeros_like(q)
             return self._safe_command(q, dq)
 
@@ -523,8 +525,10 @@ class Supervisor:
         info = {"supervisor": self._state.value}
         mode = self._mode
         if self._state is SupervisorState.HOLD:
-            q_hold = self._q_hold if self._q_hold is not None and self._q_hold.shape == (n,) else q
-            return self._hold_command(mode, q_hold, q, dq, info)
+            if self._q_hold is None or self._q_hold.shape != (n,):
+                # Started in HOLD (or the pose was unknown at the transition): hold where it is now.
+                self._q_hold = q.copy()
+            return self._hold_command(mode, self._q_hold, q, dq, info)
         # Protective stop / estop: brake, then hold or torque off.
         if self._braking and float(np.max(np.abs(dq), initial=0.0)) < c.brake_speed:
             self._braking = False
@@ -543,6 +547,14 @@ class Supervisor:
         if c.stop_action == "torque_off" and mode is CommandMode.TORQUE:
             return JointCommand(CommandMode.TORQUE, tau=np.zeros(n), info=info)
         return self._hold_command(mode, self._q_hold, q, dq, info)
+
+    def _blind_command(self, n: int) -> JointCommand:
+        """No trustworthy pose was ever seen (e.g. NaN in the very first reading): torque off, or zero velocity."""
+        n = max(n, 0)
+        info = {"supervisor": self._state.value}
+        if self._mode is CommandMode.TORQUE:
+            return JointCommand(CommandMode.TORQUE, tau=np.zeros(n), info=info)
+        return JointCommand(CommandMode.VELOCITY, dq=np.zeros(n), info=info)
 
     def _hold_command(self, mode: CommandMode, q_hold, q, dq, info) -> JointCommand:
         if mode is CommandMode.TORQUE:

@@ -14,12 +14,13 @@ the caller: ``poll`` returns empty batches, ``connected`` turns False and the lo
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import serial
@@ -57,6 +58,9 @@ class SerialAcquisition:
         self.last_frame_monotonic = -np.inf
 
     def open(self) -> SerialAcquisition:
+        """Open the port and start the reader thread (a second call does nothing)."""
+        if self._ser is not None:
+            return self
         try:
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0.002)
         except (serial.SerialException, OSError) as exc:
@@ -196,6 +200,14 @@ class BoardEmulator:
                 b[len(b) // 2] = 0x01
             data = bytes(b)
         return data
+
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[BoardEmulator]:
+        """Context that closes the emulator on exit without starting it (call ``start`` later)."""
+        try:
+            yield self
+        finally:
+            self.close()
 
     def start(self) -> BoardEmulator:
         self._thread = threading.Thread(target=self._run, name="exo-board-emulator", daemon=True)

@@ -67,6 +67,7 @@ class AssistConfig:
     emg_pairs: tuple[tuple[int, int], ...] = ((0, 1), (3, 2), (4, 5), (7, 6))
     imu_index: tuple[int, int, int, int] = (0, 1, 2, 3)
     imu_rate_hz: float = 200.0
+    ahrs_algorithm: str = "madgwick"
     k_myo_nm: tuple[float, ...] = (8.0, 6.0, 8.0, 6.0)
     profile_nm: tuple[float, ...] = (10.0, 6.0, 10.0, 6.0)
     k_min: float = 5.0
@@ -171,7 +172,7 @@ class AssistController:
         n = len(self.cfg.joints)
         if n != 4:
             raise ValueError("the assist controller drives exactly 4 joints (hip_l, knee_l, hip_r, knee_r)")
-        self._imu_est = [SegmentOrientation(self.cfg.imu_rate_hz) for _ in range(4)]
+        self._imu_est = [SegmentOrientation(self.cfg.imu_rate_hz, self.cfg.ahrs_algorithm) for _ in range(4)]
         c1 = self.ref.hip_harmonic()
         self.gait = {s: GaitPhaseEstimator(self.ref.stride_time_s, reference_harmonic=c1) for s in SIDES}
         self.K_table = np.full((n, self.cfg.phase_bins), self.cfg.k_init)
@@ -186,6 +187,7 @@ class AssistController:
         self._alpha = np.zeros(4)
         self.status: AssistStatus | None = None
         self.fallback_count = 0
+        self.fallback_cycles = 0
         self._ph_s: np.ndarray | None = None
 
     # -- sensing -------------------------------------------------------------------------
@@ -240,9 +242,12 @@ class AssistController:
         tau = -self.cfg.damping_nm_s * dq
         tau = np.clip(tau, -np.asarray(self.cfg.tau_max_nm), self.cfg.tau_max_nm)
         if reason not in ("assist_off", "warming_up", "phase_not_locked", "recovering"):
-            if self.status is None or self.status.mode != "transparent" or self.status.reason != reason:
+            # A fallback event is counted (and logged) when the fault reason changes; every cycle
+            # spent in fallback is counted in fallback_cycles.
+            if self.status is None or self.status.reason != reason:
                 log.warning("exo assist -> transparent at t=%.3f s: %s", t, reason)
-            self.fallback_count += 1
+                self.fallback_count += 1
+            self.fallback_cycles += 1
         self._tau_prev = tau.copy()
         self._ph_s = None  # re-seed the phase tracker when assistance resumes
         z = np.zeros(n)

@@ -180,6 +180,7 @@ class QualityMonitor:
         self._ms_mains = np.zeros(n_channels)
         self._seen = 0
         self._any_sat_now = np.zeros(n_channels, dtype=bool)
+        self._codes = tuple(QualityCode.OK for _ in range(n_channels))
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._n_pending = 0
         # Statistics are folded in chunks of at least this many samples (cheaper than per 1 ms
@@ -212,9 +213,15 @@ class QualityMonitor:
         self._ms_clean += w * ((clean * clean).mean(axis=0) - self._ms_clean)
         self._ms_mains += w * ((mains * mains).mean(axis=0) - self._ms_mains)
         self._seen += n
+        self._codes = self._compute_codes()
 
     def codes(self) -> tuple[QualityCode, ...]:
         """Current verdict per channel."""
+        if self._seen < self.qcfg.window_s * self.cfg.fs_hz:
+            return self._compute_codes()  # warm-up: a saturated block counts at once
+        return self._codes  # recomputed whenever the statistics change (every flushed chunk)
+
+    def _compute_codes(self) -> tuple[QualityCode, ...]:
         q = self.qcfg
         warm = self._seen >= q.window_s * self.cfg.fs_hz
         out = []
@@ -252,11 +259,13 @@ class EMGStream:
         self.cfg = cfg
         self.n_channels = n_channels
         self.filters = design_filters(cfg)
-        self._zi_pre = np.zeros((self.filters.sos_pre.shape[0], 2, n_channels))
+        # Filter states are kept channel-major (filtering along the last axis of a (channels,
+        # samples) array spares SciPy an axis move per call; the arithmetic is the same).
+        self._zi_pre = np.zeros((self.filters.sos_pre.shape[0], n_channels, 2))
         if self.filters.sos_env is not None:
-            self._zi_env = np.zeros((self.filters.sos_env.shape[0], 2, n_channels))
+            self._zi_env = np.zeros((self.filters.sos_env.shape[0], n_channels, 2))
         else:
-            self._zi_env = np.zeros((self.filters.rms_taps.size - 1, n_channels))
+            self._zi_env = np.zeros((n_channels, self.filters.rms_taps.size - 1))
         self.quality = QualityMonitor(cfg, n_channels, quality)
         self.last_envelope = np.zeros(n_channels)
         self.samples_seen = 0
@@ -273,17 +282,19 @@ class EMGStream:
         x = _check_block(block, self.n_channels)
         if x.shape[0] == 0:
             return x.copy()
-        clean, self._zi_pre = signal.sosfilt(self.filters.sos_pre, x, axis=0, zi=self._zi_pre)
-        self.quality.update(x, clean)
+        xt = np.ascontiguousarray(x.T)
+        clean, zi_pre = signal.sosfilt(self.filters.sos_pre, xt, axis=-1, zi=self._zi_pre)
         rect = np.abs(clean)
         if self.filters.sos_env is not None:
-            env, self._zi_env = signal.sosfilt(self.filters.sos_env, rect, axis=0, zi=self._zi_env)
+            env, zi_env = signal.sosfilt(self.filters.sos_env, rect, axis=-1, zi=self._zi_env)
         else:
-            ms, self._zi_env = signal.lfilter(self.filters.rms_taps, [1.0], rect * rect, axis=0, zi=self._zi_env)
+            ms, zi_env = signal.lfilter(self.filters.rms_taps, [1.0], rect * rect, axis=-1, zi=self._zi_env)
             env = np.sqrt(np.maximum(ms, 0.0))
-        self.last_envelope = env[-1].copy()
+        self._zi_pre, self._zi_env = zi_pre, zi_env
+        self.quality.update(x, clean.T)
+        self.last_envelope = env[:, -1].copy()
         self.samples_seen += x.shape[0]
-        return env
+        return env.T
 
 
 @dataclass(frozen=True)

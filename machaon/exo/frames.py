@@ -111,7 +111,9 @@ def encode_frame(
         flags, m = FLAG_IMU, im.shape[0]
         raw = np.concatenate([_quantise(im[:, :3], GYRO_RAD_S_PER_LSB), _quantise(im[:, 3:], ACC_M_S2_PER_LSB)], axis=1)
         body.append(raw.tobytes())
-    payload = HEADER.pack(VERSION, flags, counter & 0xFFFFFFFF, emg.shape[1], emg.shape[0], m, 0, emg_rate_hz, frame_rate_hz)
+    payload = HEADER.pack(
+        VERSION, flags, counter & 0xFFFFFFFF, emg.shape[1], emg.shape[0], m, 0, emg_rate_hz, frame_rate_hz
+    )
     payload += b"".join(body)
     payload += struct.pack("<H", binascii.crc_hqx(payload, 0xFFFF))
     return cobs.encode(payload) + b"\x00"
@@ -157,14 +159,20 @@ class FrameDecoder:
     """Incremental decoder: ``feed(chunk)`` returns the frames completed by the chunk.
 
     Splits on 0x00, decodes each piece, counts corrupt frames and counter gaps (dropped frames).
-    A partial frame at the end of a chunk is kept for the next call. Corruption never raises;
-    it is logged and counted.
+    A partial frame at the end of a chunk is kept for the next call; pieces that fail to decode
+    before the first good frame (the tail of a frame sent before listening began) are skipped,
+    not counted. Corruption
+    never raises; it is logged and counted.
     """
 
     MAX_FRAME = 4096
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        # Until the first good frame, undecodable pieces are the tail of a frame sent before we
+        # started listening (a port opened mid-stream): skipped, not counted as corruption.
+        self._synced = False
+        self.bytes_skipped = 0
         self._last_counter: int | None = None
         self.frames_ok = 0
         self.frames_corrupt = 0
@@ -190,6 +198,10 @@ class FrameDecoder:
             try:
                 frame = decode_payload(piece)
             except FrameError as exc:
+                if not self._synced:
+                    self.bytes_skipped += len(piece)
+                    log.debug("skipped %d bytes of a frame begun before listening: %s", len(piece), exc)
+                    continue
                 self.frames_corrupt += 1
                 log.warning("corrupt frame dropped: %s", exc)
                 continue
@@ -203,6 +215,7 @@ class FrameDecoder:
                         log.info("%d frame(s) dropped before counter %d", gap, frame.counter)
                     else:
                         log.warning("frame counter went back to %d (board reset?)", frame.counter)
+            self._synced = True
             self._last_counter = frame.counter
             self.frames_ok += 1
             out.append(frame)

@@ -58,22 +58,38 @@ class SegmentOrientation:
 
     ``update(gyr, acc)`` folds one sample (rad/s, m/s^2, sensor frame) and returns the quaternion
     (x, y, z, w) of the sensor in an Earth frame with z up. The initial orientation is levelled
-    from the first accelerometer sample (heading 0). NaN samples raise ``ValueError`` and leave
-    the estimate unchanged.
+    from the first accelerometer sample (heading 0); during the first ``init_s`` seconds the
+    filter gain starts ``init_gain_factor`` times higher and ramps down, so a start during motion
+    converges in about a second instead of tens of seconds. Accelerometer samples whose norm is
+    off gravity by more than ``acc_rejection`` (fraction of g: impacts, fast swing) are not used
+    for the correction (gyroscope integration only for that sample). NaN samples raise
+    ``ValueError`` and leave the estimate unchanged.
     """
 
-    def __init__(self, fs_hz: float, algorithm: str = "madgwick", gain: float | None = None) -> None:
+    def __init__(
+        self,
+        fs_hz: float,
+        algorithm: str = "madgwick",
+        gain: float | None = None,
+        init_s: float = 1.0,
+        init_gain_factor: float = 20.0,
+        acc_rejection: float = 0.5,
+    ) -> None:
         if fs_hz <= 0:
             raise ValueError("fs_hz must be > 0")
         self.dt = 1.0 / fs_hz
         if algorithm == "madgwick":
-            self._filter = Madgwick(frequency=fs_hz, gain=0.033 if gain is None else gain)
+            self._gain = 0.033 if gain is None else gain
+            self._filter = Madgwick(frequency=fs_hz, gain=self._gain)
         elif algorithm == "mahony":
-            self._filter = Mahony(frequency=fs_hz, k_P=1.0 if gain is None else gain, k_I=0.3)
+            self._gain = 1.0 if gain is None else gain
+            self._filter = Mahony(frequency=fs_hz, k_P=self._gain, k_I=0.3)
         else:
             raise ValueError(f"algorithm must be 'madgwick' or 'mahony', got {algorithm!r}")
         self.algorithm = algorithm
+        self.init_s, self.init_gain_factor, self.acc_rejection = init_s, init_gain_factor, acc_rejection
         self._q_wxyz: np.ndarray | None = None
+        self._n = 0
 
     @staticmethod
     def _level(acc: np.ndarray) -> np.ndarray:
@@ -89,9 +105,18 @@ class SegmentOrientation:
         a = finite_array("acc", acc, (3,))
         if self._q_wxyz is None:
             self._q_wxyz = self._level(a)
-        elif self.algorithm == "madgwick":
+            return quat_wxyz_to_xyzw(self._q_wxyz)
+        t = self._n * self.dt
+        self._n += 1
+        ramp = max(0.0, 1.0 - t / self.init_s) if self.init_s > 0 else 0.0
+        gain = self._gain * (1.0 + (self.init_gain_factor - 1.0) * ramp)
+        if abs(float(np.linalg.norm(a)) / GRAVITY - 1.0) > self.acc_rejection:
+            a = np.zeros(3)  # ahrs skips the correction for a zero accelerometer vector
+        if self.algorithm == "madgwick":
+            self._filter.gain = gain
             self._q_wxyz = self._filter.updateIMU(self._q_wxyz, g, a, dt=self.dt)
         else:
+            self._filter.k_P = gain
             self._q_wxyz = self._filter.updateIMU(self._q_wxyz, g, a)
         return quat_wxyz_to_xyzw(self._q_wxyz)
 
@@ -331,7 +356,8 @@ class GaitPhaseEstimator:
             self.toe_offs.append(self.events.last_event_t)
         if self.reference_harmonic is not None:
             c_osc = complex(self.osc.a[0], -self.osc.b[0])
-            offset = math.atan2(self.reference_harmonic.imag, self.reference_harmonic.real) - math.atan2(c_osc.imag, c_osc.real)
+            c_ref = self.reference_harmonic
+            offset = math.atan2(c_ref.imag, c_ref.real) - math.atan2(c_osc.imag, c_osc.real)
         else:
             offset = self._offset
         self.phase = ((self.osc.phase - offset) / (2 * math.pi)) % 1.0
@@ -341,6 +367,11 @@ class GaitPhaseEstimator:
     def stride_time_s(self) -> float:
         """Stride time (s) from the oscillator frequency."""
         return 2 * math.pi / self.osc.omega
+
+    @property
+    def cadence_steps_min(self) -> float:
+        """Cadence (steps per minute, two steps per stride) from the oscillator frequency."""
+        return 120.0 / self.stride_time_s
 
     @property
     def amplitude(self) -> float:
@@ -377,6 +408,8 @@ def symmetry_index(left: float, right: float) -> float:
 def gait_timing(heel_strikes: dict[str, np.ndarray], toe_offs: dict[str, np.ndarray]) -> GaitTiming:
     """Stride, stance, swing and step times (median over strides) and cadence from event times (s).
 
+    Cadence (steps/min) is 120 / the mean of the legs' stride times.
+
     ``heel_strikes`` / ``toe_offs`` map ``"l"`` and ``"r"`` to increasing event times. The step
     time of a leg is the time from the contralateral heel strike to its own heel strike.
     Missing data gives NaN for that value.
@@ -399,6 +432,7 @@ def gait_timing(heel_strikes: dict[str, np.ndarray], toe_offs: dict[str, np.ndar
         stance[side] = float(np.median(st)) if st else math.nan
         swing[side] = float(np.median(sw)) if sw else math.nan
         step[side] = float(np.median(sp)) if sp else math.nan
-    all_hs = np.sort(np.concatenate([np.asarray(v, dtype=np.float64) for v in heel_strikes.values()]))
-    cadence = 60.0 / float(np.median(np.diff(all_hs))) if all_hs.size > 2 else math.nan
+    # Two steps per stride; the mean over both legs is robust to left/right step asymmetry.
+    strides = [v for v in stride.values() if math.isfinite(v)]
+    cadence = 120.0 / float(np.mean(strides)) if strides else math.nan
     return GaitTiming(stride, stance, swing, step, cadence)

@@ -10,7 +10,7 @@ without an IMU sample. EMG is in volts, gyro rad/s, accel m/s^2 (SI in our own f
 C3D: EMG are analog channels whose label matches an EMG name (``EMG_CHANNELS`` or any label
 starting with ``EMG``), scaled by their ANALOG:UNITS (V, mV or uV accepted); IMU channels, if
 present, are analog channels named ``<sensor>_GX`` ... ``<sensor>_AZ`` (deg/s or rad/s, m/s^2 or
-g per UNITS), resampled by picking every k-th analog sample. Units are converted here only.
+g per UNITS), brought down to at most 200 Hz by block averaging. Units are converted here only.
 
 Bad files raise ``RecordingError`` with the reason (missing columns, non-numeric data, NaN).
 """
@@ -30,6 +30,7 @@ from machaon.exo.sensors import SensorBatch
 
 log = logging.getLogger(__name__)
 
+IMU_MAX_RATE_HZ = 200.0
 _IMU_SUFFIX = ("gx", "gy", "gz", "ax", "ay", "az")
 _EMG_UNIT = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6}
 _GYRO_UNIT = {"rad/s": 1.0, "deg/s": math.pi / 180.0, "dps": math.pi / 180.0}
@@ -151,8 +152,15 @@ def read_c3d(path: str | Path) -> Recording:
     imu = np.stack(imu_list, axis=1) if imu_list else np.zeros((0, 0, 6))
     if not (np.isfinite(emg).all() and np.isfinite(imu).all()):
         raise RecordingError(f"{path}: contains NaN or Inf")
-    # IMU stored at the analog rate in C3D: keep it at the analog rate (the consumer decimates).
-    return Recording(emg, rate, tuple(labels[i] for i in emg_idx), imu, rate if imu_list else 0.0, tuple(sensors))
+    # C3D keeps IMU channels at the analog (EMG) rate; bring them back to an IMU rate of at most
+    # IMU_MAX_RATE_HZ by averaging blocks of k samples (anti-aliasing and decimation in one).
+    imu_rate = rate if imu_list else 0.0
+    k = int(rate // IMU_MAX_RATE_HZ) if imu_list else 1
+    if k > 1:
+        n = imu.shape[0] // k
+        imu = imu[: n * k].reshape(n, k, *imu.shape[1:]).mean(axis=1)
+        imu_rate = rate / k
+    return Recording(emg, rate, tuple(labels[i] for i in emg_idx), imu, imu_rate, tuple(sensors))
 
 
 def write_c3d(path: str | Path, rec: Recording, point_rate_hz: float = 100.0) -> None:

@@ -39,7 +39,8 @@ def plot_emg(res: WalkResult, path: Path, seconds: float = 3.3) -> None:
             ax.plot(st.t[m], st.activation[m, ch], label=EMG_CHANNELS[ch])
         ax.set_ylabel("envelope / MVC")
         ax.legend(loc="upper right", ncol=4, fontsize=8)
-        ax.set_title(f"EMG envelopes, {'left' if side == 0 else 'right'} leg ({'assist' if res.assist else 'no assist'})")
+        mode = "assist" if res.assist else "no assist"
+        ax.set_title(f"EMG envelopes, {'left' if side == 0 else 'right'} leg ({mode})")
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -159,8 +160,9 @@ def write_sim_report(out_dir: str | Path, no_assist: WalkResult, assist: WalkRes
     st = assist.status
     phase_err = None
     if st.t.size:
-        true = np.array([[np.interp(t, assist.trace.t, np.unwrap(2 * np.pi * assist.wearer_phase[:, s]))
-                          for s in range(2)] for t in st.t[st.t >= st.t[0] + skip_s]])
+        tt = st.t[st.t >= st.t[0] + skip_s]
+        true = np.stack([np.interp(tt, assist.trace.t, np.unwrap(2 * np.pi * assist.wearer_phase[:, s]))
+                         for s in range(2)], axis=1)
         est = 2 * np.pi * st.phase[st.t >= st.t[0] + skip_s]
         d = np.angle(np.exp(1j * (est - true))) / (2 * np.pi)
         phase_err = float(np.sqrt(np.mean(d**2)))

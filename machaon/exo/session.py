@@ -12,6 +12,7 @@ it (layer 6 does).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,8 +123,13 @@ def run_walk(
     reference: ReferenceGait | None = None,
     rate_hz: float = 1000.0,
     skip_s: float = 3.0,
+    events: list[tuple[float, Callable[[object], None]]] | None = None,
 ) -> WalkResult:
-    """Walk for ``duration_s`` (s) with the assist controller on ``sim``; metrics after ``skip_s``."""
+    """Walk for ``duration_s`` (s) with the assist controller on ``sim``; metrics after ``skip_s``.
+
+    ``events``: (time s, action(sim)) pairs applied when the walk reaches that time, e.g. to
+    inject a sensor fault (``lambda s: setattr(s.sensors, "dropout", True)``).
+    """
     cfg = cfg or AssistConfig()
     emg_cfg = emg_cfg or EMGConfig()
     ref = reference or load_reference_gait()
@@ -132,7 +138,13 @@ def run_walk(
     rec = RecordingController(ctrl)
     sup = Supervisor(exo_safety_config(cfg.tau_max_nm))
     loop = ControlLoop(sim, rec, sup, rate_hz=rate_hz)
-    stats = loop.run_for(duration_s)
+    t_done = 0.0
+    for t_ev, action in sorted(events or [], key=lambda e: e[0]):
+        if t_done < t_ev < duration_s:
+            loop.run_for(t_ev - t_done)
+            t_done = t_ev
+            action(sim)
+    stats = loop.run_for(duration_s - t_done)
     tr = sim.trace()
     phase = np.array([sim.wearer_phase(t) for t in tr.t]).reshape(-1, 2)
     report = gait_report(tr.t, tr.q, tr.tau_wearer, tr.contact, ref, phase, skip_s=skip_s)

@@ -193,15 +193,23 @@ class Bus:
         """Seconds ``n_bytes`` occupy the bus at this baud rate."""
         return wire_time_s(n_bytes, self.baudrate)
 
-    def _send(self, packet: bytes) -> float:
+    def _send(self, packet: bytes, *, flush: bool = True) -> float:
+        """Write ``packet``; ``flush`` first drops stale input (not needed before a write-only packet)."""
         if self._ser is None:
             raise PortError(f"port {self.port} is not open")
         self._parser.clear()
         try:
-            self._ser.reset_input_buffer()  # stale answers from an earlier timed-out transaction
-            n = os.write(self._fd, packet)
+            if flush:
+                self._ser.reset_input_buffer()  # stale answers from an earlier timed-out transaction
+            n = 0
+            deadline = time.monotonic() + self.wire_time(len(packet)) + 0.1
             while n < len(packet):
-                n += os.write(self._fd, packet[n:])
+                try:
+                    n += os.write(self._fd, packet[n:])
+                except BlockingIOError:  # output buffer full: the adapter is not draining
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([], [self._fd], [], left)[1]:
+                        raise CommunicationTimeout(f"port {self.port}: output stays full") from None
         except (OSError, termios.error, serial.SerialException) as exc:  # termios.error: tcflush on a dead pty
             self._lost(exc)
         return time.monotonic()
@@ -342,11 +350,12 @@ class Bus:
     def sync_write(self, address: int, length: int, data: Mapping[int, bytes]) -> None:
         """SYNC_WRITE ``length`` bytes at ``address`` to every id in ``data`` (no answers)."""
         self._send(encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE,
-                                      params_sync_write(address, length, dict(data))))
+                                      params_sync_write(address, length, dict(data))), flush=False)
 
     def bulk_write(self, items: Sequence[tuple[int, int, bytes]]) -> None:
         """BULK_WRITE [(id, address, data)] in one instruction (no answers)."""
-        self._send(encode_instruction(BROADCAST_ID, Instruction.BULK_WRITE, params_bulk_write(list(items))))
+        self._send(encode_instruction(BROADCAST_ID, Instruction.BULK_WRITE, params_bulk_write(list(items))),
+                   flush=False)
 
     def sync_read(self, ids: Iterable[int], address: int, length: int, *, fast: bool = False,
                   retry: bool = True) -> GroupReadResult:

@@ -16,7 +16,8 @@ The current follows its target with a first-order lag (``CURRENT_TAU_S``). The B
 (98) stops the servo when the host falls silent. Heating (first-order thermal model), overload
 (sustained current near the limit while stalled) and input-voltage checks set Hardware Error
 Status bits; bits in Shutdown (63) also turn torque off
-until a reboot. Not modelled: Drive Mode bits, velocity/acceleration profiles.
+until a reboot. Position modes follow the velocity-based profile (Profile Velocity/Acceleration).
+Not modelled: Drive Mode bits (reverse direction, time-based profile).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class EmulatedServo:
         self.current_a = 0.0
         self.pwm = 0.0
         self._pos_integral = 0.0
+        self._traj_pos: float | None = None  # profile generator state (ticks, ticks/s)
+        self._traj_vel = 0.0
         self._vel_integral = 0.0
         self._prev_err = 0.0
         self._overload_time = 0.0
@@ -151,6 +154,8 @@ class EmulatedServo:
         self.kvp, self.kvi = g("velocity_p_gain") / 128, g("velocity_i_gain") / 65536
         self.homing_offset = g("homing_offset")
         self.moving_threshold = g("moving_threshold")
+        self.profile_velocity = g("profile_velocity")
+        self.profile_acceleration = g("profile_acceleration")
 
     def _map(self, address: int) -> int:
         """Physical address behind ``address`` (follows Indirect Data 1..28)."""
@@ -223,8 +228,9 @@ class EmulatedServo:
             self._vel_integral = 0.0
             if self.get("operating_mode") in (MODE_POSITION, MODE_EXTENDED_POSITION, MODE_CURRENT_POSITION):
                 self._set("goal_position", self._position_ticks())
-        if "operating_mode" in new_vals:
+        if "operating_mode" in new_vals or "torque_enable" in new_vals:
             self._pos_integral = self._vel_integral = 0.0
+            self._traj_pos = None
         self._refresh()
         return 0
 
@@ -280,11 +286,45 @@ class EmulatedServo:
         self._set("moving", int(abs(vel) > self.moving_threshold))
         self._set("realtime_tick", int(self._tick_ms) % 32768)
         if self.mode in (MODE_POSITION, MODE_EXTENDED_POSITION, MODE_CURRENT_POSITION):
-            self._set("position_trajectory", self.goal_position)
+            ref = self.goal_position if self._traj_pos is None else int(round(self._traj_pos))
+            self._set("position_trajectory", ref)
+            self._set("velocity_trajectory", int(round(self._traj_vel / (VELOCITY_UNIT_RAD_S / RAD_PER_TICK))))
 
     def heard(self) -> None:
         """An instruction packet reached this servo (feeds the Bus Watchdog)."""
         self._since_heard = 0.0
+
+    def _profile(self, pos: float, dt: float) -> float:
+        """Position reference (ticks) from the velocity/acceleration profile (Profile Velocity 112 in
+        0.229 rpm, Profile Acceleration 108 in 214.577 rev/min^2; 0 = unlimited): a trapezoid, or a
+        triangle when the move is too short to reach the profile velocity."""
+        goal = float(self.goal_position)
+        if self.profile_velocity == 0 and self.profile_acceleration == 0:
+            self._traj_pos, self._traj_vel = None, 0.0
+            return goal
+        if self._traj_pos is None:
+            self._traj_pos, self._traj_vel = pos, 0.0
+        ticks_per_rev = 2.0 * math.pi / RAD_PER_TICK
+        v_max = self.profile_velocity * 0.229 / 60.0 * ticks_per_rev if self.profile_velocity else math.inf
+        a_max = self.profile_acceleration * 214.577 / 3600.0 * ticks_per_rev if self.profile_acceleration \
+            else math.inf
+        x, v = self._traj_pos, self._traj_vel
+        e = goal - x
+        if e == 0.0 and v == 0.0:
+            return goal
+        v_des = math.copysign(min(v_max, math.sqrt(2.0 * a_max * abs(e)) if math.isfinite(a_max) else v_max), e)
+        if math.isinf(v_des):
+            x, v = goal, 0.0
+        else:
+            dv = v_des - v
+            if math.isfinite(a_max):
+                dv = max(-a_max * dt, min(a_max * dt, dv))
+            v += dv
+            x += v * dt
+            if (goal - x) * e <= 0:  # reached (or passed) the goal this step
+                x, v = goal, 0.0
+        self._traj_pos, self._traj_vel = x, v
+        return x
 
     def _watchdog(self, dt: float) -> None:
         """Bus Watchdog (98, units of 20 ms): with torque on and no instruction for longer than
@@ -335,7 +375,7 @@ class EmulatedServo:
                 elif mode == MODE_PWM:
                     out = float(self.goal_pwm)
                 else:  # position modes
-                    err = self.goal_position - pos
+                    err = self._profile(pos, dt) - pos
                     self._pos_integral += err * dt_ms
                     self._pos_integral = max(-1e6, min(1e6, self._pos_integral))
                     derr = -dq_rad_s / RAD_PER_TICK / 1000.0  # ticks per ms, derivative on measurement

@@ -13,7 +13,7 @@ import numpy as np
 import pinocchio as pin
 
 from machaon._validate import finite_array, transform
-from machaon.kinematics.chain import Chain, _pin_q
+from machaon.kinematics.chain import Chain
 
 
 class Dynamics:
@@ -41,6 +41,13 @@ class Dynamics:
             self.model.inertias[tip.parentJoint] = self.model.inertias[tip.parentJoint] + inertia
         self.data = self.model.createData()
         self._idx_v = np.array([self.model.joints[self.model.getJointId(n)].idx_v for n in chain.joint_names])
+        # Where each chain angle goes in pinocchio's configuration vector, resolved once (the
+        # lookups cost more than the dynamics): plain joints take q, continuous ones (cos, sin).
+        idx_q = np.array([self.model.joints[self.model.getJointId(n)].idx_q for n in chain.joint_names])
+        self._plain = ~chain.continuous
+        self._iq_plain = idx_q[self._plain]
+        self._iq_cont = idx_q[chain.continuous]
+        self._q_neutral = pin.neutral(self.model)
 
     @classmethod
     def from_urdf(
@@ -59,7 +66,14 @@ class Dynamics:
         return cls(chain, payload_mass, payload_com)
 
     def _q(self, q: np.ndarray) -> np.ndarray:
-        return _pin_q(self.model, self.chain, finite_array("q", q, (self.chain.dof,)))
+        q = finite_array("q", q, (self.chain.dof,))
+        qp = self._q_neutral.copy()
+        qp[self._iq_plain] = q[self._plain]
+        if self._iq_cont.size:
+            qc = q[~self._plain]
+            qp[self._iq_cont] = np.cos(qc)
+            qp[self._iq_cont + 1] = np.sin(qc)
+        return qp
 
     def _reorder(self, v: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(v[self._idx_v])

@@ -28,6 +28,7 @@ from machaon.ortho.planning import (
     check_all,
     check_plan,
     optimize_screw,
+    plan_mesh,
     trajectory_regions,
 )
 from machaon.ortho.registration import (
@@ -38,6 +39,7 @@ from machaon.ortho.registration import (
     predicted_tre,
     register_paired,
 )
+from machaon.ortho.report import ScrewResult, evaluate_screw, make_report, render_pictures, write_report
 
 __all__ = [
     "SIDES",
@@ -59,6 +61,12 @@ __all__ = [
     "check_all",
     "check_plan",
     "optimize_screw",
+    "plan_mesh",
+    "ScrewResult",
+    "evaluate_screw",
+    "make_report",
+    "render_pictures",
+    "write_report",
     "trajectory_regions",
     "ICPResult",
     "PairedRegistration",

@@ -14,9 +14,10 @@ DICOM LPS convention. ``T_image_vertebra`` places a vertebra in the image frame.
 
 The phantom is a constructive-solid-geometry composition (hard min/max) of exact distance
 primitives: elliptic cylinders (distance to the ellipse computed by an iterative closest-point
-solve, accurate to ~1e-9 m) and boxes. Its zero level set is exact; the magnitude is exact
-outside the bone and a lower bound inside it near the seams of unions (so clearances computed
-from it are never over-estimated). ``SpineSegment`` evaluates each level exactly within
+solve, accurate to ~1e-10 m) and boxes. Its zero level set (the surface, hence every in/out and
+region answer) is exact; the magnitude is the exact distance at most points and a lower bound
+near the seams of unions and where the canal is carved out, so clearances computed from it are
+never over-estimated. ``SpineSegment`` evaluates each level exactly within
 ``exact_band_m`` of its bounding box and returns a lower bound (>= the band) farther away.
 
 Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
@@ -577,6 +578,14 @@ class Vertebra:
             self._meshes[key] = m
         return self._meshes[key].copy()
 
+    def canal_mesh(self, spacing: float = 1e-3) -> trimesh.Trimesh:
+        """Marching-cubes mesh of this level's spinal canal (image frame, m), for display or files."""
+        c = self._canal
+        half = np.array([c.size[0], c.size[1], c.size[2]])
+        m = marching_cubes_mesh(self.canal_sdf_local, c.c - half, c.c + half, spacing)
+        m.apply_transform(self.T_image_vertebra)
+        return m
+
     def pedicle_axis(self, level: str, side: str) -> PedicleAxis:
         """Ground-truth pedicle axis (image frame) of ``side`` ('left'/'right')."""
         self.level_frame(level)
@@ -674,8 +683,10 @@ class SpineSegment:
     Levels are ordered cranial to caudal. Vertebra centres lie on a circular arc in the image
     y-z plane; ``curvature_deg`` is the total angle between the first and last level's endplates,
     positive for lordosis (ends posterior, apex anterior: lumbar), negative for kyphosis
-    (thoracic). ``disc_height`` is the gap between adjacent bodies. ``T_image_segment`` places
-    the whole segment (its origin is the middle of the arc, on the apex vertebra's axis).
+    (thoracic). ``disc_height`` is the gap between adjacent bodies. ``axial_rotation_deg`` turns
+    each level about its own z axis, as in scoliosis (positive turns x, the patient's left,
+    towards y, posterior: counter-clockwise seen from above). ``T_image_segment`` places the whole segment (its
+    origin is the middle of the arc, on the apex vertebra's axis).
     """
 
     def __init__(
@@ -686,6 +697,7 @@ class SpineSegment:
         params: dict[str, VertebraParams] | None = None,
         T_image_segment: np.ndarray | None = None,
         exact_band_m: float = 0.02,
+        axial_rotation_deg: Sequence[float] | None = None,
     ) -> None:
         levels = tuple(str(lv).upper() for lv in levels)
         if not levels:
@@ -703,6 +715,10 @@ class SpineSegment:
         if not (disc_height > 0 and math.isfinite(disc_height)):
             raise ValueError(f"disc_height: must be a positive length, got {disc_height}")
         T_seg = np.eye(4) if T_image_segment is None else transform("T_image_segment", T_image_segment)
+        rot = np.zeros(len(levels)) if axial_rotation_deg is None else np.asarray(axial_rotation_deg, float)
+        if rot.shape != (len(levels),) or not np.isfinite(rot).all() or np.abs(rot).max() > 45.0:
+            raise ValueError("axial_rotation_deg: one finite angle within +-45 deg per level")
+        self.axial_rotation_deg = tuple(float(r) for r in rot)
         self.curvature_deg = float(curvature_deg)
         self.disc_height = float(disc_height)
         self.T_image_segment = T_seg.copy()
@@ -717,7 +733,7 @@ class SpineSegment:
         total = s[0] - s[-1]
         kappa = math.radians(self.curvature_deg) / total if total > 0 else 0.0
         self.vertebrae: dict[str, Vertebra] = {}
-        for lv, si in zip(levels, s, strict=True):
+        for lv, si, rz in zip(levels, s, rot, strict=True):
             phi = kappa * si
             if abs(kappa) > 1e-12:
                 R = 1.0 / kappa
@@ -725,11 +741,19 @@ class SpineSegment:
             else:
                 pos = np.array([0.0, 0.0, si])
             T = np.eye(4)
-            T[:3, :3] = _rot_x(-phi)
+            c, sn = math.cos(math.radians(rz)), math.sin(math.radians(rz))
+            T[:3, :3] = _rot_x(-phi) @ np.array([[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]])
             T[:3, 3] = pos
             self.vertebrae[lv] = Vertebra(params[lv], lv, T_seg @ T)
         self._levels = levels
         self.cortical_thickness = min(v.cortical_thickness for v in self.vertebrae.values())
+        centres, radii = [], []
+        for v in self.vertebrae.values():
+            mid = 0.5 * (v._local_lo + v._local_hi)
+            centres.append(v.to_image(mid[None])[0])
+            radii.append(0.5 * float(np.linalg.norm(v._local_hi - v._local_lo)))
+        self._sphere_c = np.array(centres)
+        self._sphere_r = np.array(radii)
 
     # description -----------------------------------------------------------------------------
     @property
@@ -787,6 +811,7 @@ class SpineSegment:
             "curvature_deg": self.curvature_deg,
             "disc_height_mm": self.disc_height / MM,
             "T_image_segment": _T_to_mm_list(self.T_image_segment),
+            "axial_rotation_deg": list(self.axial_rotation_deg),
             "params": {lv: v.params.to_dict() for lv, v in self.vertebrae.items()},
         }
 
@@ -803,6 +828,7 @@ class SpineSegment:
                 disc_height=float(d["disc_height_mm"]) * MM,
                 params=params,
                 T_image_segment=_T_from_mm_list(d["T_image_segment"]),
+                axial_rotation_deg=d.get("axial_rotation_deg"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise AnatomyError(f"anatomy: malformed spine segment description ({exc})") from None
@@ -813,16 +839,21 @@ class SpineSegment:
         best = np.full(p.shape[0], np.inf)
         idx = np.full(p.shape[0], -1, dtype=np.int64)
         band = self.exact_band_m
+        # one vectorised bounding-sphere test first: a level farther than the band is not
+        # evaluated at all (its distance is at least the sphere distance, a valid lower bound)
+        sphere = np.linalg.norm(p[:, None, :] - self._sphere_c[None], axis=2) - self._sphere_r[None]
         for i, v in enumerate(self.vertebrae.values()):
-            q = v.to_local(p)
-            lo, hi = v._local_lo, v._local_hi
-            gap = np.maximum(np.maximum(lo - q, q - hi), 0.0)
-            box_d = np.linalg.norm(gap, axis=1)
-            near = box_d < band
-            val = box_d.copy()  # lower bound of the distance for far points
-            if near.any():
-                qn = q[near]
-                val[near] = v.canal_sdf_local(qn) if canal else v.sdf_local(qn)
+            cand = np.nonzero(sphere[:, i] < band)[0]
+            val = np.maximum(sphere[:, i], 0.0)
+            if cand.size:
+                q = v.to_local(p[cand])
+                gap = np.maximum(np.maximum(v._local_lo - q, q - v._local_hi), 0.0)
+                box_d = np.linalg.norm(gap, axis=1)
+                val[cand] = box_d  # lower bound of the distance for points outside the band
+                near = box_d < band
+                if near.any():
+                    qn = q[near]
+                    val[cand[near]] = v.canal_sdf_local(qn) if canal else v.sdf_local(qn)
             better = val < best
             best[better] = val[better]
             idx[better] = i
@@ -955,6 +986,13 @@ class MeshSDF:
     def __call__(self, p: np.ndarray, exact: bool = True) -> np.ndarray:
         """Signed distances of points p (N, 3); ``exact=False`` skips the certification (the sign
         and an upper bound of the distance from the k nearest triangles: much faster)."""
+        return self._query(p, exact)[0]
+
+    def closest(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signed distance (N,), closest surface points (N, 3)) for points p (N, 3)."""
+        return self._query(p, True)
+
+    def _query(self, p: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(p, dtype=float)
         n = len(p)
         dk, ik = self._tree.query(p, k=self._k)
@@ -996,13 +1034,7 @@ class MeshSDF:
                 best[i], best_pt[i], best_bary[i], best_f[i] = dd[f], q[f], bary[f], cand[f]
         nrm = np.einsum("ij,ijk->ik", best_bary, self._vn[self._faces[best_f]])
         sign = np.where(np.einsum("ij,ij->i", p - best_pt, nrm) < 0.0, -1.0, 1.0)
-        self.last_closest = best_pt
-        return sign * best
-
-    def closest(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(signed distance (N,), closest surface points (N, 3)) for points p (N, 3)."""
-        d = self(p)
-        return d, self.last_closest
+        return sign * best, best_pt
 
 
 class BoneModel:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ValidityFn = Callable[[np.ndarray], bool]
 
+# OMPL's random generator is process-global (its own state, not ours); remember that we seeded it
+_OMPL_SEEDED: list[bool] = []
+
 
 class PlanningFailed(RuntimeError):
     """No collision-free path was found within the time limit."""
@@ -170,10 +173,11 @@ def _plan_ompl(q_start: np.ndarray, q_goal: np.ndarray, checker: _Checker, timeo
     from ompl import util as ou
 
     ou.setLogLevel(ou.LogLevel.LOG_ERROR)
-    if ou.RNG.getSeed() != seed + 1:
-        # OMPL takes a seed only before its first random number in the process; later calls
-        # keep the first seed (deterministic per process, not per call)
+    if not _OMPL_SEEDED:
+        # OMPL's generator is process-wide and takes a seed only before its first number: the
+        # first call seeds it (deterministic per process, not per call)
         ou.RNG.setSeed(int(seed) + 1)
+        _OMPL_SEEDED.append(True)
     dof = len(q_start)
     space = ob.RealVectorStateSpace(dof)
     bounds = ob.RealVectorBounds(dof)
@@ -201,7 +205,7 @@ def _plan_ompl(q_start: np.ndarray, q_goal: np.ndarray, checker: _Checker, timeo
     status = ss.solve(timeout_s)
     if not ss.haveExactSolutionPath():
         raise PlanningFailed(f"ompl RRTConnect: {status} within {timeout_s} s")
-    ss.simplifySolution(min(1.0, timeout_s))
+    ss.simplifySolution(min(0.1, timeout_s))  # a short budget, comparable to our 60 shortcut tries
     path = ss.getSolutionPath()
     wp = np.array([[path.getState(k)[i] for i in range(dof)] for k in range(path.getStateCount())])
     # our own motion check at our resolution: never hand back a path we have not verified

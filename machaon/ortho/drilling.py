@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfilt_zi
+from scipy.signal import butter, sosfilt_zi
 
 from machaon._validate import finite_array
 
@@ -147,6 +147,7 @@ class BreachDetector:
     _sos: np.ndarray = field(init=False, repr=False)
     _zi: np.ndarray | None = field(init=False, default=None, repr=False)
     _hist: deque = field(init=False, repr=False)
+    _peaks: deque = field(init=False, repr=False)
     in_bone: bool = field(init=False, default=False)
     breached: bool = field(init=False, default=False)
     filtered_n: float = field(init=False, default=0.0)
@@ -160,26 +161,43 @@ class BreachDetector:
     def reset(self) -> None:
         self._zi = None
         self._hist = deque()
+        self._peaks = deque()
         self.in_bone = False
         self.breached = False
         self.filtered_n = 0.0
+
+    def rearm(self) -> None:
+        """Forget the force history (after a pause: the force restarts from zero, which is no exit drop)."""
+        self._zi = None
+        self._hist = deque()
+        self._peaks = deque()
 
     def update(self, force_n: float, depth_m: float) -> bool:
         """Feed one thrust sample (N) at drill depth (m along the axis); True once a breach is seen."""
         if not (np.isfinite(force_n) and np.isfinite(depth_m)):
             raise ValueError("breach detector: force and depth must be finite")
         if self._zi is None:
-            self._zi = sosfilt_zi(self._sos) * force_n
-        y, self._zi = sosfilt(self._sos, [force_n], zi=self._zi)
-        f = float(y[0])
+            self._zi = sosfilt_zi(self._sos)[0] * force_n
+        # one sample of SciPy's second-order section (direct form II transposed), inline: calling
+        # sosfilt for a single sample costs more than the control cycle can spare
+        b0, b1, b2, _, a1, a2 = self._sos[0]
+        z = self._zi
+        f = b0 * force_n + z[0]
+        z[0] = b1 * force_n - a1 * f + z[1]
+        z[1] = b2 * force_n - a2 * f
+        f = float(f)
         self.filtered_n = f
-        self._hist.append((depth_m, f))
-        while self._hist and self._hist[0][0] < depth_m - self.window_m:
-            self._hist.popleft()
+        # running maximum over the depth window: a deque of decreasing values (amortised O(1))
+        peaks = self._peaks
+        while peaks and peaks[-1][1] <= f:
+            peaks.pop()
+        peaks.append((depth_m, f))
+        while peaks and peaks[0][0] < depth_m - self.window_m:
+            peaks.popleft()
         if f > self.contact_n:
             self.in_bone = True
         if self.in_bone and not self.breached:
-            peak = max(v for _, v in self._hist)
+            peak = peaks[0][1]
             if f < self.floor_n and peak - f >= self.min_drop_n:
                 self.breached = True
         return self.breached

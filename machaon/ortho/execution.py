@@ -157,7 +157,9 @@ class Navigator:
     def valid(self) -> bool:
         return self.T_base_image is not None and self.missed <= self.max_missed
 
-    def update(self, T_cam_ref: np.ndarray | None, T_cam_toolplate: np.ndarray | None, T_base_flange: np.ndarray) -> bool:
+    def update(
+        self, T_cam_ref: np.ndarray | None, T_cam_toolplate: np.ndarray | None, T_base_flange: np.ndarray
+    ) -> bool:
         """One camera frame. ``None`` for a plate not seen. Returns ``valid``."""
         dt = 1.0 / self.rate_hz
         if T_cam_toolplate is not None:
@@ -267,10 +269,11 @@ class AxisHoldController:
         length_m: float,
         *,
         feed_m_s: float = 2e-3,
-        retract_m_s: float = 15e-3,
+        retract_m_s: float = 20e-3,
         standoff_m: float = 0.02,
         air_gap_m: float = 0.002,
         smooth_s: float = 0.03,
+        preload_m: float = 0.3e-3,
         detector: BreachDetector | None = None,
         supervisor: object | None = None,
     ) -> None:
@@ -282,6 +285,7 @@ class AxisHoldController:
         self.standoff_m = float(standoff_m)
         self.air_gap_m = float(air_gap_m)
         self.smooth_s = float(smooth_s)
+        self.preload_m = float(preload_m)
         self._meas_entry = np.zeros(3)
         self._meas_axis = np.array([0.0, 0.0, 1.0])
         self.detector = detector
@@ -310,7 +314,7 @@ class AxisHoldController:
         self.v_axis = np.zeros(3) if v_base is None else finite_array("v_base", v_base, (3,)).copy()
         if self.entry is None or self.axis is None:
             self.entry, self.axis = self._meas_entry.copy(), self._meas_axis.copy()
-        self._update_fixtures()
+        self._update_fixtures()  # at camera rate: the fixtures are walls, small steps do not matter
         if self.supervisor is not None:
             self.supervisor.target_updated()
 
@@ -324,8 +328,11 @@ class AxisHoldController:
     def set_phase(self, phase: Phase) -> None:
         if not isinstance(phase, Phase):
             raise ValueError(f"phase: expected a Phase, got {phase!r}")
-        if phase is Phase.DRILL and self.detector is not None and self.phase is Phase.ALIGN:
-            self.detector.reset()
+        if phase is Phase.DRILL and self.detector is not None:
+            if self.phase is Phase.ALIGN:
+                self.detector.reset()
+            elif self.phase is Phase.PAUSED:
+                self.detector.rearm()
         g = self.gains
         if phase is Phase.DRILL and self.phase is Phase.ALIGN:
             # the feed is position-controlled: a stiffer axial spring keeps the lag behind the
@@ -383,7 +390,6 @@ class AxisHoldController:
             a = min(1.0, dt / self.smooth_s)
             self.entry = self.entry + self.v_axis * dt + a * (self._meas_entry - self.entry - self.v_axis * dt)
             self.axis = _unit(self.axis + a * (self._meas_axis - self.axis))
-            self._update_fixtures()
         # axial force that the bone exerts against the drill, >= 0 when pushing back
         f_axial = 0.0
         if state.wrench_tool is not None:
@@ -393,13 +399,17 @@ class AxisHoldController:
         self.axial_force_n = self._f_lp
         if self.phase is Phase.DRILL:
             if self.detector is not None and self.detector.update(f_axial, self.s_cmd):
+                # stop where the tip is (it lags behind the command under thrust): no plunge
+                self.s_cmd = self.depth(self.imp.chain.fk(state.q)[:3, 3])
                 self.breach = True
                 self.phase = Phase.STOPPED
-                log.warning("breach detected at commanded depth %.1f mm: drill stopped", self.s_cmd / MM)
+                log.warning("breach detected at depth %.1f mm: drill stopped", self.s_cmd / MM)
             else:
-                # rapid advance through air down to just above the entry, then the feed rate
+                # rapid advance through air down to just above the entry, then the feed rate; the
+                # command ends a little past the stop so that the tip, which lags under thrust,
+                # still reaches the DepthStop wall with a small preload (no force fall-off there)
                 rate = self.feed_m_s if self.s_cmd >= -self.air_gap_m else self.retract_m_s
-                self.s_cmd = min(self.s_cmd + rate * dt, self.length_m)
+                self.s_cmd = min(self.s_cmd + rate * dt, self.length_m + self.preload_m)
         elif self.phase is Phase.RETRACT:
             self.s_cmd = max(self.s_cmd - self.retract_m_s * dt, -self.standoff_m)
         # target moves with the patient: the axis velocity and the feed, as a feed-forward twist
@@ -429,7 +439,8 @@ class DrillPhysics:
     """Physics step hook: thrust of the drill in the (moving) bone, applied to the tool; hole recording.
 
     ``tip_link``/``T_link_tip``: the drill tip on the arm; ``T_world_image(t)``: the true bone pose;
-    ``region_fn``: the anatomy's region codes (image frame). The thrust is evaluated every
+    ``region_fn``: the anatomy's region codes (image frame); ``bounds``: an optional image-frame box
+    around the bone outside which the region is not queried. The thrust is evaluated every
     ``every`` physics steps (held in between), with Gaussian noise ``noise_n``.
     """
 
@@ -447,6 +458,7 @@ class DrillPhysics:
         noise_n: float = 0.2,
         feed_tau_s: float = 0.08,
         rng: np.random.Generator | None = None,
+        bounds: np.ndarray | None = None,
     ) -> None:
         self.sim = sim
         self.link = sim.link_index(tip_link)
@@ -458,6 +470,8 @@ class DrillPhysics:
         self.every = int(every)
         self.noise_n = float(noise_n)
         self.feed_tau_s = float(feed_tau_s)
+        # (2, 3) image-frame box around the bone: outside it (plus the drill point) nothing is cut
+        self.bounds = None if bounds is None else finite_array("bounds", bounds, (2, 3)).copy()
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.spinning = False
         self.recording = False
@@ -474,7 +488,10 @@ class DrillPhysics:
         if self._k % self.every == 0:
             t = sim.t
             T_wt = sim.T_world_link(sim.link_names[self.link]) @ self.T_link_tip
-            T_iw = np.linalg.inv(self.T_world_image(t))
+            T_wi = self.T_world_image(t)
+            T_iw = np.eye(4)
+            T_iw[:3, :3] = T_wi[:3, :3].T
+            T_iw[:3, 3] = -T_wi[:3, :3].T @ T_wi[:3, 3]
             tip_i = T_iw[:3, :3] @ T_wt[:3, 3] + T_iw[:3, 3]
             axis_i = T_iw[:3, :3] @ T_wt[:3, 2]
             if self._prev is not None and t > self._prev[0]:
@@ -487,7 +504,10 @@ class DrillPhysics:
                 self._feed += min(1.0, dt / self.feed_tau_s) * (v - self._feed)
             self._prev = (t, tip_i)
             f = 0.0
-            if self.spinning and self._feed > 0:
+            near = self.bounds is None or bool(
+                np.all(tip_i > self.bounds[0] - 0.005) and np.all(tip_i < self.bounds[1] + 0.005)
+            )
+            if self.spinning and self._feed > 0 and near:
                 f = self.model.thrust(self.region_fn, tip_i, axis_i, self._feed, self.bit)
                 if f > 0:
                     f = max(f + self.rng.normal(0.0, self.noise_n), 0.0)

@@ -235,7 +235,13 @@ class Plan:
         screws = d.get("screws")
         if not isinstance(screws, list):
             raise PlanError("plan: 'screws' must be a list")
-        return cls(tuple(ScrewPlan.from_dict(s) for s in screws), d.get("anatomy"), dict(d.get("meta") or {}))
+        anatomy = d.get("anatomy")
+        if anatomy is not None and not isinstance(anatomy, dict):
+            raise PlanError("plan: 'anatomy' must be an object or null")
+        meta = d.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise PlanError("plan: 'meta' must be an object")
+        return cls(tuple(ScrewPlan.from_dict(s) for s in screws), anatomy, dict(meta))
 
     def save(self, path: str | Path) -> None:
         """Write the plan as JSON (mm)."""
@@ -323,7 +329,8 @@ class PlanCheck:
         return {
             "name": self.name,
             "min_clearance_mm": self.min_clearance / MM,
-            "canal_clearance_mm": self.canal_clearance / MM,
+            # a model without a canal has an infinite canal clearance: JSON null
+            "canal_clearance_mm": self.canal_clearance / MM if math.isfinite(self.canal_clearance) else None,
             "breach": self.breach,
             "breach_location": self.breach_location,
             "medial_angle_deg": math.degrees(self.medial_angle),
@@ -592,7 +599,7 @@ class _Trajectory:
 
 def _trajectory(anatomy: Anatomy, through: np.ndarray, d: np.ndarray) -> _Trajectory:
     """Entry (posterior exit of the line through ``through`` along -d) and the bone chord."""
-    back, front = ray_exits(anatomy, through, np.stack([-d, d]), max_dist=0.15)
+    back, front = ray_exits(anatomy, through, np.stack([-d, d]), max_dist=0.1)
     return _Trajectory(back, d, float(np.dot(front - back, d)))
 
 

@@ -77,9 +77,9 @@ class ScrewResult:
             "angle_error_deg": math.degrees(self.angle_error),
             "depth_error_mm": self.depth_error / MM,
             "lateral_tip_error_mm": self.lateral_tip_error / MM,
-            "min_clearance_mm": self.min_clearance / MM,
-            "canal_clearance_mm": self.canal_clearance / MM,
-            "planned_min_clearance_mm": self.planned_min_clearance / MM,
+            "min_clearance_mm": _finite_or_none(self.min_clearance / MM),
+            "canal_clearance_mm": _finite_or_none(self.canal_clearance / MM),
+            "planned_min_clearance_mm": _finite_or_none(self.planned_min_clearance / MM),
             "breach": self.breach,
             "breach_location": self.breach_location,
             "stopped_by": self.stopped_by,
@@ -90,6 +90,16 @@ class ScrewResult:
                 "tip_mm": (self.achieved_tip / MM).tolist(),
             },
         }
+
+
+def _fmt(entry: dict, key: str) -> str:
+    v = entry.get(key)
+    return "n/a" if not isinstance(v, (int, float)) else f"{v:.2f}"
+
+
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no infinity: a clearance that does not apply (nothing drilled, no canal) is null."""
+    return float(x) if math.isfinite(x) else None
 
 
 def screw_errors(planned: ScrewPlan, achieved_entry: np.ndarray, achieved_tip: np.ndarray) -> dict[str, float]:
@@ -185,7 +195,7 @@ def make_report(
             "max_entry_error_mm": max(r.entry_error for r in results) / MM,
             "max_tip_error_mm": max(r.tip_error for r in results) / MM,
             "max_angle_error_deg": math.degrees(max(r.angle_error for r in results)),
-            "min_clearance_mm": min(r.min_clearance for r in results) / MM,
+            "min_clearance_mm": _finite_or_none(min(r.min_clearance for r in results) / MM),
             "any_breach": any(r.breach for r in results),
         }
     return {
@@ -215,8 +225,8 @@ def write_report(directory: str | Path, report: dict, anatomy: Anatomy | None = 
     try:
         d.mkdir(parents=True, exist_ok=True)
         path = d / "report.json"
-        path.write_text(json.dumps(report, indent=2, default=_json_default, allow_nan=True))
-    except OSError as exc:
+        path.write_text(json.dumps(report, indent=2, default=_json_default, allow_nan=False))
+    except (OSError, ValueError) as exc:  # ValueError: a NaN/inf that JSON cannot hold
         raise ReportError(f"{directory}: cannot write report ({exc})") from None
     if pictures:
         render_pictures(d, report, anatomy)
@@ -258,7 +268,8 @@ def _slice_plane(anatomy: Anatomy, screw: ScrewPlan, up_local: np.ndarray) -> tu
 
 def render_pictures(directory: str | Path, report: dict, anatomy: Anatomy | None = None) -> list[Path]:
     """PNG per screw (two slices through the planned axis: transverse and sagittal) with the bone
-    (cancellous grey, cortical dark), the canal, the planned screw (outline) and the achieved path.
+    (cancellous grey, cortical dark), the canal, the planned screw (outline) and the achieved path,
+    plus one axial overview per level (``level_<L>.png``) with all its screws.
 
     The anatomy is rebuilt from ``report['anatomy']`` when not given (``ReportError`` if neither).
     Returns the written paths.
@@ -281,13 +292,13 @@ def render_pictures(directory: str | Path, report: dict, anatomy: Anatomy | None
     half = 12.0 * MM
     for entry in report["screws"]:
         planned, ae, at = _paths_from_report(entry)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=110)
         for ax, (title, up) in zip(
             axes, (("transverse", np.array([1.0, 0.0, 0.0])), ("sagittal", np.array([0.0, 0.0, 1.0]))), strict=True
         ):
             u, v = _slice_plane(anatomy, planned, up)
-            s = np.linspace(-8 * MM, planned.length + 8 * MM, 240)
-            r = np.linspace(-half, half, 120)
+            s = np.linspace(-8 * MM, planned.length + 8 * MM, 200)
+            r = np.linspace(-half, half, 97)
             S, Rr = np.meshgrid(s, r)
             P = planned.entry + S[..., None] * u + Rr[..., None] * v
             d = anatomy.sdf(P)
@@ -308,14 +319,64 @@ def render_pictures(directory: str | Path, report: dict, anatomy: Anatomy | None
             ax.set_ylabel("across (mm)")
             ax.set_title(f"{planned.name} {title}")
         axes[0].legend(loc="upper right", fontsize=7)
+
         fig.suptitle(
-            f"{planned.name}: entry {entry.get('entry_error_mm', float('nan')):.2f} mm, tip "
-            f"{entry.get('tip_error_mm', float('nan')):.2f} mm, angle {entry.get('angle_error_deg', float('nan')):.2f}"
-            f" deg, clearance {entry.get('min_clearance_mm', float('nan')):.2f} mm"
+            f"{planned.name}: entry {_fmt(entry, 'entry_error_mm')} mm, tip {_fmt(entry, 'tip_error_mm')} mm, "
+            f"angle {_fmt(entry, 'angle_error_deg')} deg, clearance {_fmt(entry, 'min_clearance_mm')} mm"
         )
         fig.tight_layout()
         path = out_dir / f"screw_{planned.name}.png"
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    written.extend(_render_overviews(out_dir, report, anatomy, plt))
+    return written
+
+
+def _render_overviews(out_dir: Path, report: dict, anatomy: Anatomy, plt) -> list[Path]:
+    """One axial view per level (the post-operative CT slice): the vertebra's transverse plane
+    through the pedicles, with every screw of that level projected on it (planned and achieved)."""
+    by_level: dict[str, list[tuple[ScrewPlan, np.ndarray, np.ndarray]]] = {}
+    for entry in report["screws"]:
+        planned, ae, at = _paths_from_report(entry)
+        by_level.setdefault(planned.level, []).append((planned, ae, at))
+    written = []
+    for level, screws in by_level.items():
+        try:
+            T = anatomy.level_frame(level)
+        except AnatomyError:
+            continue
+        R, o = T[:3, :3], T[:3, 3]
+        # the slice height: mean height of the planned screws in the vertebra frame
+        z0 = float(np.mean([(R.T @ (p.entry - o))[2] for p, _, _ in screws]))
+        xs = np.linspace(-45 * MM, 45 * MM, 271)
+        ys = np.linspace(-25 * MM, 60 * MM, 256)
+        X, Y = np.meshgrid(xs, ys)
+        P = o + (np.stack([X, Y, np.full_like(X, z0)], axis=-1) @ R.T)
+        d = anatomy.sdf(P)
+        dc = anatomy.canal_sdf(P)
+        fig, ax = plt.subplots(figsize=(6, 5.6), dpi=110)
+        ax.contourf(X / MM, Y / MM, d, levels=[-1.0, -anatomy.cortical_thickness, 0.0], colors=["#d9d2c3", "#8c7f68"])
+        ax.contour(X / MM, Y / MM, d, levels=[0.0], colors="k", linewidths=0.8)
+        if np.isfinite(dc).any() and (dc < 0).any():
+            ax.contourf(X / MM, Y / MM, dc, levels=[-1.0, 0.0], colors=["#f2b8b8"])
+        for i, (planned, ae, at) in enumerate(screws):
+            pe, pt = (R.T @ (planned.entry - o)) / MM, (R.T @ (planned.target - o)) / MM
+            qe, qt = (R.T @ (ae - o)) / MM, (R.T @ (at - o)) / MM
+            n = np.array([-(pt - pe)[1], (pt - pe)[0]])
+            n = n / max(np.linalg.norm(n), 1e-12) * planned.radius / MM
+            outline = np.array([pe[:2] + n, pt[:2] + n, pt[:2] - n, pe[:2] - n, pe[:2] + n])
+            ax.plot(outline[:, 0], outline[:, 1], color="tab:blue", lw=1.0, label="planned" if i == 0 else None)
+            ax.plot([qe[0], qt[0]], [qe[1], qt[1]], color="tab:red", lw=1.6, label="achieved" if i == 0 else None)
+        ax.set_aspect("equal")
+        ax.invert_xaxis()  # radiological convention: patient's left on the image right
+        ax.set_xlabel("x (mm, patient left ->)")
+        ax.set_ylabel("y (mm, posterior)")
+        ax.set_title(f"{level}: axial slice through the pedicles (z = {z0 / MM:.1f} mm)")
+        ax.legend(loc="lower right", fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"level_{level}.png"
+        fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     return written

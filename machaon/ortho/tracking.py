@@ -308,15 +308,17 @@ class Tracker:
         if not ok or len(rvecs) == 0:
             log.debug("plate %s: solvePnP failed", name)
             return None
+        # IPPE gives the two planar-pose candidates; keep the one that reprojects better, then refine it
         best = None
         for rv, tv in zip(rvecs, tvecs, strict=True):
-            rv, tv = cv2.solvePnPRefineLM(obj, img, K, d, rv.copy(), tv.copy())
             proj, _ = cv2.projectPoints(obj, rv, tv, K, d)
             rms = float(np.sqrt(np.mean(np.sum((proj - img) ** 2, axis=-1))))
             if best is None or rms < best[0]:
                 best = (rms, rv, tv)
         assert best is not None
-        rms, rv, tv = best
+        rv, tv = cv2.solvePnPRefineLM(obj, img, K, d, best[1].copy(), best[2].copy())
+        proj, _ = cv2.projectPoints(obj, rv, tv, K, d)
+        rms = float(np.sqrt(np.mean(np.sum((proj - img) ** 2, axis=-1))))
         T = pose_from_rvec(rv, tv)
         if T[2, 3] <= 0.0 or not np.isfinite(T).all():
             return None

@@ -138,6 +138,28 @@ class RobotDescription:
     def dof(self) -> int:
         return len(self.joint_names)
 
+    def safety_kwargs(self, *, workspace: bool = True) -> dict[str, object]:
+        """Keyword arguments for ``machaon.control.supervisor.SafetyConfig`` from this description.
+
+        Joint position limits, torque saturation, the tool-speed limit, the workspace box (unless
+        ``workspace=False``) and the per-joint hold/brake gains. Use these gains rather than the
+        supervisor's generic defaults: a light wrist joint is unstable at 1 kHz with a large
+        damping gain (see ``[safety]`` in the TOML).
+        """
+        kw: dict[str, object] = {
+            "q_min": np.array(self.lower),
+            "q_max": np.array(self.upper),
+            "tau_max": np.array(self.effort_limit),
+            "tool_speed_max": self.tool_speed_max,
+            "hold_stiffness": np.array(self.hold_stiffness),
+            "hold_damping": np.array(self.hold_damping),
+            "brake_damping": np.array(self.brake_damping),
+        }
+        if workspace:
+            kw["workspace_min"] = np.array(self.workspace_min)
+            kw["workspace_max"] = np.array(self.workspace_max)
+        return kw
+
     def tool(self, tool_name: str) -> ToolDescription:
         """The tool called ``tool_name``; ``DescriptionError`` listing the known tools otherwise."""
         try:

@@ -15,6 +15,10 @@ GUI controls (PyBullet's own keyboard shortcuts are switched off):
   ``h`` hold / resume, ``x`` reset the arm and the supervisor, ``q`` quit.
 - overlays: target frame, planned path, tool force arrow, workspace box, status line.
 
+The window is a viewer of the physics (see ``ArmSim``): dragging bodies with the mouse there does
+not push the simulated arm. Simulated time follows the wall clock; a slow window makes each frame
+carry a longer slice of physics rather than slowing the simulation down.
+
 Headless (``gui=False``): the same session in PyBullet DIRECT, with PNG snapshots from a fixed
 camera every ``snapshot_every`` seconds of simulated time and an optional MCAP run log.
 """
@@ -150,17 +154,9 @@ class SimApp:
             desc.dof, desc.joint_stiffness, desc.joint_damping_ratio, dynamics=dyn, tau_max=desc.effort_limit
         )
         self.cart.set_target(self.T_home)
-        self.joint.set_target(self.q_home)
-        cfg = SafetyConfig.from_chain(
-            chain,
-            tau_max=desc.effort_limit,
-            workspace_min=desc.workspace_min,
-            workspace_max=desc.workspace_max,
-            tool_speed_max=desc.tool_speed_max,
-            hold_stiffness=desc.hold_stiffness,
-            hold_damping=desc.hold_damping,
-            brake_damping=desc.brake_damping,
-        )
+        self._set_joint_target(self.q_home)
+        # this session refreshes the target once per GUI frame / slice (at most 0.2 s of sim time)
+        cfg = SafetyConfig(**desc.safety_kwargs(), target_timeout_s=1.0)
         self.sup = Supervisor(cfg, chain=chain, dynamics=dyn)
         self.controller_name = "cartesian"
         self.recorder: RunLogRecorder | None = None
@@ -241,18 +237,34 @@ class SimApp:
         if self.overlays is not None:
             self.overlays.planned_path(self._path_points(traj))
 
+    def _set_joint_target(self, q: np.ndarray) -> None:
+        self.joint.set_target(q)
+        self._q_joint_target = np.array(q, dtype=np.float64)
+
     def _stop_trajectory(self) -> None:
-        if self.tracker is not None:
-            self.tracker = None
-            self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
+        """Leave the trajectory; the controller holds the trajectory's pose at this instant."""
+        tracker, traj = self.tracker, self.trajectory
+        if tracker is None:
+            return
+        self.tracker = None
+        if tracker.start is not None:
+            t_rel = min(self.sim.t - tracker.start, traj.duration) + traj.t0
+            try:
+                pos = traj.sample(t_rel)[0]
+            except ValueError:  # a profile sample rounded just outside [0, 1]: take the end
+                pos = traj.sample(traj.t_end)[0]
+            if np.ndim(pos) == 2:
+                self.cart.set_target(pos)
+            else:
+                self._set_joint_target(pos)
+        self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
 
     def current_target(self) -> np.ndarray:
         """The tool target pose (base frame) the active controller tracks."""
         if self.controller_name == "cartesian":
             T = self.cart.target
             return self.T_home if T is None else T
-        q_d = self.joint._target[0] if self.joint._target is not None else self.q_home
-        return self.chain.fk(q_d)
+        return self.chain.fk(self._q_joint_target)
 
     def set_target(self, T_base_target: np.ndarray) -> bool:
         """Manual target for the active controller; a NaN/invalid pose is refused and logged."""
@@ -264,7 +276,7 @@ class SimApp:
                 if not res.success:
                     _log.warning("target not reachable (IK error %.2g m); keeping the previous one", res.pos_err)
                     return False
-                self.joint.set_target(res.q)
+                self._set_joint_target(res.q)
         except ValueError as exc:
             _log.error("target refused: %s", exc)
             return False
@@ -277,7 +289,7 @@ class SimApp:
         self._stop_trajectory()
         if self.controller_name == "cartesian":
             res = self.chain.ik(T, q0=self.sim.read().q, restarts=3)
-            self.joint.set_target(res.q if res.success else self.sim.read().q)
+            self._set_joint_target(res.q if res.success else self.sim.read().q)
             self.controller_name = "joint"
             self.loop.set_controller(self.joint)
         else:
@@ -332,7 +344,7 @@ class SimApp:
         self._stop_trajectory()
         self.sim.reset(self.q_home)
         self.cart.set_target(self.T_home)
-        self.joint.set_target(self.q_home)
+        self._set_joint_target(self.q_home)
         self.sup.reset()
         self.sup.resume()
         self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
@@ -395,11 +407,11 @@ class SimApp:
         T_tcp = self.sim.T_base_tcp()
         if st is not None and st.wrench_tool is not None:
             ov.tool_force(T_tcp[:3, 3], st.wrench_tool[:3])
-        stats = self.loop.stats()
         rec = "REC" if self.recorder is not None else "rec off"
+        # loop rate: cycles per simulated second, and what that is per wall-clock second right now
         ov.status(
             f"{self.controller_name} impedance | {self.sup.state.value.upper()} | "
-            f"loop {1.0 / stats.period_mean:.0f} Hz | "
+            f"loop {self.rate_hz:.0f} Hz ({self.rate_hz * rtf:.0f}/s wall) | "
             f"RTF {rtf:.2f} | {rec} | t {self.sim.t:.1f} s"
         )
 
@@ -441,9 +453,9 @@ class SimApp:
                 self._t_next_snapshot += self.snapshot_every
             if self.gui:
                 # Keep simulated time in step with the wall clock however slow the window is: a
-                # frame that took longer is followed by a longer slice of physics (up to 0.25 s).
+                # frame that took longer is followed by a longer slice of physics (up to 0.2 s).
                 now = time.monotonic()
-                slice_s = min(max(now - t_frame, 1.0 / 60.0), 0.25)
+                slice_s = min(max(now - t_frame, 1.0 / 60.0), 0.2)
                 t_frame = now
             n = min(slice_s, t_end - sim.t)
             self.loop.run_for(n)

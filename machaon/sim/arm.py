@@ -1,9 +1,13 @@
 """``ArmSim``: a six-DOF (or any serial) arm in PyBullet, behind the ``Backend`` protocol.
 
-Each ``ArmSim`` owns its own PyBullet physics client (``p.DIRECT`` or ``p.GUI``) and passes its id
-to every call, so several simulations coexist in one process; nothing uses PyBullet's default
-client. Physics runs at a fixed step (1 kHz by default). Its ``clock`` (a ``SimClock``) steps the
-physics in ``wait_until(t)``, so the hardware-agnostic ``ControlLoop`` drives it unchanged.
+Each ``ArmSim`` owns its own PyBullet physics client (always ``p.DIRECT``) and passes its id to
+every call, so several simulations coexist in one process; nothing uses PyBullet's default client.
+With ``gui=True`` a second client (``p.GUI``, ``viewer_client``) shows a visual copy of the arm and
+the scene, synced at frame rate: a call into a GUI client waits for the GUI thread, which a 1 kHz
+loop cannot afford, and the physics stays identical to a headless run. Debug drawing, sliders and
+keys belong to ``viewer_client``. Physics runs at a fixed step (1 kHz by default). Its ``clock``
+(a ``SimClock``) steps the physics in ``wait_until(t)``, so the hardware-agnostic ``ControlLoop``
+drives it unchanged.
 
 Frames and units: joint values in rad, rad/s, N m. The arm's base frame sits at ``T_world_base``
 in the PyBullet world. ``JointState.wrench_tool`` is the wrench that the environment exerts on
@@ -18,8 +22,8 @@ position motors with gains ``kp``/``kd`` and the effort limits, plus an optional
 feed-forward) and VELOCITY. Commanded torques are saturated at the effort limits, as real drives
 do; ``JointState.tau`` reports what was applied.
 
-Determinism: in DIRECT mode the same commands give bit-identical states. In GUI mode with
-``realtime=True`` the clock paces simulated time to the wall clock.
+Determinism: the same commands give bit-identical states (with or without the window). With
+``realtime=True`` (the default with a GUI) the clock paces simulated time to the wall clock.
 """
 
 from __future__ import annotations
@@ -61,6 +65,31 @@ def _pose_to_matrix(pos: object, quat: object) -> np.ndarray:
     T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
     T[:3, 3] = pos
     return T
+
+
+def _one_visual_per_link(urdf_text: str) -> str:
+    """The URDF with every extra visual of a link moved to a child link on a fixed joint.
+
+    PyBullet's OpenGL window draws a link in a single colour; splitting the visuals lets the
+    window show each part in its own colour. Only used for the viewer's copy of the arm.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(urdf_text)
+    for link in list(root.findall("link")):
+        visuals = link.findall("visual")
+        for k, vis in enumerate(visuals[1:], start=1):
+            link.remove(vis)
+            name = f"{link.get('name')}__visual{k}"
+            child = ET.SubElement(root, "link", name=name)
+            child.append(vis)
+            inertial = ET.SubElement(child, "inertial")
+            ET.SubElement(inertial, "mass", value="0.001")
+            ET.SubElement(inertial, "inertia", ixx="1e-9", ixy="0", ixz="0", iyy="1e-9", iyz="0", izz="1e-9")
+            joint = ET.SubElement(root, "joint", name=f"{name}_joint", type="fixed")
+            ET.SubElement(joint, "parent", link=link.get("name"))
+            ET.SubElement(joint, "child", link=name)
+    return ET.tostring(root, encoding="unicode")
 
 
 @dataclass(frozen=True)
@@ -224,12 +253,18 @@ class ArmSim:
                 physicsClientId=cid,
             )
             if self._viewer >= 0:
+                vurdf = Path(self._tmpdir.name) / "viewer.urdf"
+                vurdf.write_text(_one_visual_per_link(urdf.read_text()))
                 self.viewer_body = p.loadURDF(
-                    str(urdf), basePosition=T_wb[:3, 3].tolist(),
+                    str(vurdf), basePosition=T_wb[:3, 3].tolist(),
                     baseOrientation=_quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
                     physicsClientId=self._viewer,
                 )
             self._init_indices()
+            if self._viewer >= 0:
+                names = {p.getJointInfo(self.viewer_body, j, physicsClientId=self._viewer)[1].decode(): j
+                         for j in range(p.getNumJoints(self.viewer_body, physicsClientId=self._viewer))}
+                self._viewer_jidx = [names[n] for n in self.desc.joint_names]
             self._damping = self._per_joint("joint_damping", joint_damping, self.desc.joint_damping)
             self._friction = self._per_joint("joint_friction", joint_friction, self.desc.joint_friction)
             for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
@@ -241,7 +276,6 @@ class ArmSim:
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
             self._ft = bool(ft_sensor)
-            self._fk_stale = True
             if self._ft:
                 p.enableJointForceTorqueSensor(self.body, self._sensor_joint, True, physicsClientId=cid)
             self._payload_mass, self._payload_com_sensor = self._payload_below_sensor()
@@ -368,7 +402,7 @@ class ArmSim:
         sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
         try:
             p.resetJointStatesMultiDof(
-                self.viewer_body, self._jidx, [[s[0]] for s in sts], physicsClientId=self._viewer
+                self.viewer_body, self._viewer_jidx, [[s[0]] for s in sts], physicsClientId=self._viewer
             )
             self.scene.sync_viewer()
         except p.error:  # the user closed the window
@@ -505,7 +539,6 @@ class ArmSim:
             for hook in self._step_hooks:
                 hook()
             p.stepSimulation(physicsClientId=cid)
-            self._fk_stale = False
             for hook in self._post_step_hooks:
                 hook()
             self._steps += 1
@@ -531,7 +564,6 @@ class ArmSim:
         dq = np.zeros(n) if dq is None else finite_array("dq", dq, (n,))
         for i, j in enumerate(self._jidx):
             p.resetJointState(self.body, j, float(q[i]), float(dq[i]), physicsClientId=self._client)
-        self._fk_stale = True
         self._cmd = JointCommand.torque(np.zeros(n))
         self._motor_mode = None
         self._apply_motors()
@@ -554,7 +586,6 @@ class ArmSim:
         if snap.state_id not in self._snapshots:
             raise ValueError("snap: not a snapshot of this simulation (or already released)")
         p.restoreState(stateId=snap.state_id, physicsClientId=self._client)
-        self._fk_stale = True
         self._steps, self._t = snap.steps, snap.t
         self._cmd = snap.cmd
         self._motor_mode = None
@@ -627,7 +658,7 @@ class ArmSim:
         # Plain float arithmetic: this runs every cycle and 3-vectors are slower through numpy.
         if raw is None:
             raw = p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2]
-        st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=self._fk_stale,
+        st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=True,
                             physicsClientId=self._client)
         qx, qy, qz, qw = st[1]
         r00, r01, r02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)

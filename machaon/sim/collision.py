@@ -110,7 +110,6 @@ class CollisionChecker:
         finally:
             for k, j in enumerate(idx):
                 p.resetJointState(body, j, saved[k][0], saved[k][1], physicsClientId=cid)
-            sim._fk_stale = True  # cached link poses are the query's until the next step
 
     def closest_points(self, q: np.ndarray | None = None, max_distance: float = 0.1) -> list[ClosestPoint]:
         """Per (arm link, obstacle) the closest pair within ``max_distance`` m, at ``q`` (None: now).

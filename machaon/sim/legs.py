@@ -257,6 +257,8 @@ class LegSim:
         self.cfg = cfg or LegSimConfig()
         self._gait, _, self._exo_limit = _load_description(self.cfg)
         self._client = p.connect(p.GUI if gui else p.DIRECT)
+        if self._client < 0:
+            raise RuntimeError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
         c = self._client
         p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
         p.setTimeStep(self.cfg.dt, physicsClientId=c)
@@ -279,7 +281,8 @@ class LegSim:
             p.changeDynamics(self._body, link, lateralFriction=self.cfg.friction, physicsClientId=c)
         p.changeDynamics(self._plane, -1, lateralFriction=self.cfg.friction, physicsClientId=c)
         self._mass = sum(
-            p.getDynamicsInfo(self._body, j, physicsClientId=c)[0] for j in range(self._j_pz, p.getNumJoints(self._body, physicsClientId=c))
+            p.getDynamicsInfo(self._body, j, physicsClientId=c)[0]
+            for j in range(self._j_pz, p.getNumJoints(self._body, physicsClientId=c))
         )
         side_scale = {"l": np.ones(3), "r": np.ones(3)}
         if self.wearer.weak_side != "none":
@@ -291,6 +294,7 @@ class LegSim:
         self._rng = np.random.default_rng(self.cfg.seed)
         # Motor-unit pool size follows hip/knee strength (channels: hip flex/ext, knee ext/flex).
         pool = np.repeat([side_scale["l"][0], side_scale["l"][1], side_scale["r"][0], side_scale["r"][1]], 2) ** 0.5
+        self._pool = pool
         self._emg_model = MotorUnitEMG(8, self.cfg.emg_rate_hz, self.cfg.n_motor_units, self.cfg.emg_mvc_rms_v, pool,
                                        self._rng)
         self._n_emg_step = int(round(self.cfg.emg_rate_hz * self.cfg.dt))
@@ -302,7 +306,8 @@ class LegSim:
         self._tau_exo = np.zeros(4)
         self._v_prev: np.ndarray | None = None
         self._emg_queue: list[tuple[np.ndarray, np.ndarray]] = []
-        self._trace: dict[str, list] = {k: [] for k in ("t", "q", "tau_wearer", "drive", "tau_exo", "contact", "pelvis")}
+        keys = ("t", "q", "tau_wearer", "drive", "tau_exo", "contact", "pelvis")
+        self._trace: dict[str, list] = {k: [] for k in keys}
         self._faults: tuple[DeviceFault, ...] = ()
         self._reset_pose()
 
@@ -382,14 +387,14 @@ class LegSim:
     def mvc_trial(self, seconds: float = 2.0) -> np.ndarray:
         """EMG (n, 8) V of a maximal voluntary contraction of every muscle (isometric, drive 1)."""
         n = int(round(seconds * self.cfg.emg_rate_hz))
-        model = MotorUnitEMG(8, self.cfg.emg_rate_hz, self.cfg.n_motor_units, self.cfg.emg_mvc_rms_v,
-                             self._emg_model.gain / self._emg_model.gain.max(), np.random.default_rng(self.cfg.seed + 1))
-        model.gain = self._emg_model.gain.copy()
+        model = MotorUnitEMG(8, self.cfg.emg_rate_hz, self.cfg.n_motor_units, self.cfg.emg_mvc_rms_v, self._pool,
+                             np.random.default_rng(self.cfg.seed + 1))
         return model.generate(np.ones(8), n) + self._emg_noise(np.arange(n) / self.cfg.emg_rate_hz)
 
     def _emg_noise(self, t: np.ndarray) -> np.ndarray:
         cfg = self.cfg
-        hum = cfg.mains_v * (np.sin(2 * np.pi * cfg.mains_hz * t) + 0.3 * np.sin(2 * np.pi * 3 * cfg.mains_hz * t + 0.4))
+        w = 2 * np.pi * cfg.mains_hz
+        hum = cfg.mains_v * (np.sin(w * t) + 0.3 * np.sin(3 * w * t + 0.4))
         return hum[:, None] + cfg.emg_noise_v * self._rng.standard_normal((t.size, 8))
 
     # -- physics step ------------------------------------------------------------------------
@@ -455,7 +460,8 @@ class LegSim:
         if self.sensors.electrode_off or self.sensors.nan_channels:
             emg = emg.copy()
             for ch in self.sensors.electrode_off:
-                emg[:, ch] = 2e-3 * np.sin(2 * np.pi * cfg.mains_hz * t_emg) + 2e-6 * self._rng.standard_normal(emg.shape[0])
+                hum = 2e-3 * np.sin(2 * np.pi * cfg.mains_hz * t_emg)
+                emg[:, ch] = hum + 2e-6 * self._rng.standard_normal(emg.shape[0])
             for ch in self.sensors.nan_channels:
                 emg[:, ch] = np.nan
         self.sensors._push_emg(t_emg, emg)

@@ -75,7 +75,7 @@ class Overlays:
                 if np.count_nonzero(c[i] != c[j]) == 1:
                     self._line(c[i], c[j], color, 1.0)
 
-    def status(self, text: str, p_world: tuple[float, float, float] = (0.0, -0.6, 1.25)) -> None:
+    def status(self, text: str, p_world: tuple[float, float, float] = (0.0, -0.95, 1.2)) -> None:
         """A one-line status text floating above the scene."""
         self._status = p.addUserDebugText(
             text, list(p_world), textColorRGB=(0.05, 0.05, 0.05), textSize=1.3,

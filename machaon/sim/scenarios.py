@@ -84,8 +84,42 @@ class _Pause:
         return self.T.copy(), np.zeros(6), np.zeros(6)
 
 
-def _cart(T0: np.ndarray, T1: np.ndarray, v: float = 0.05, a: float = 0.2) -> CartesianTrajectory:
-    return CartesianTrajectory(T0, T1, v, a, w_max=0.5, alpha_max=2.0)
+class _EndSafe:
+    """A ``CartesianTrajectory`` whose last instants cannot raise.
+
+    Within a few microseconds of its end the minimum-jerk profile can round ``s`` to one ulp above
+    1, which SciPy's ``Slerp`` rejects with ``ValueError``; inside a ``TrajectoryTracker`` that
+    would trip a protective stop. Here such a sample returns the end pose at rest instead.
+    """
+
+    def __init__(self, inner: CartesianTrajectory) -> None:
+        self.inner = inner
+
+    @property
+    def t0(self) -> float:
+        return self.inner.t0
+
+    @t0.setter
+    def t0(self, value: float) -> None:
+        self.inner.t0 = value
+
+    @property
+    def duration(self) -> float:
+        return self.inner.duration
+
+    @property
+    def t_end(self) -> float:
+        return self.inner.t_end
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return self.inner.sample(t)
+        except ValueError:
+            return self.inner.sample(self.inner.t_end + 1.0)[0], np.zeros(6), np.zeros(6)
+
+
+def _cart(T0: np.ndarray, T1: np.ndarray, v: float = 0.05, a: float = 0.2) -> _EndSafe:
+    return _EndSafe(CartesianTrajectory(T0, T1, v, a, w_max=0.5, alpha_max=2.0))
 
 
 def _offset(T: np.ndarray, dxyz: tuple[float, float, float]) -> np.ndarray:

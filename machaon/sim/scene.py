@@ -213,6 +213,7 @@ class Scene:
         self.plates: dict[str, MarkerPlate] = {}
         self._view_ids: dict[str, int] = {}
         self._synced: dict[str, tuple] = {}
+        self._attached: dict[str, tuple] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="machaon_scene_")
         self._following = False
 
@@ -266,6 +267,7 @@ class Scene:
         body = self.objects.pop(name)
         self.plates.pop(name, None)
         self._synced.pop(name, None)
+        self._attached.pop(name, None)
         p.removeBody(body, physicsClientId=self._client)
         vid = self._view_ids.pop(name, None)
         if vid is not None and self._viewer is not None and p.isConnected(physicsClientId=self._viewer):
@@ -514,6 +516,7 @@ class Scene:
             # Kinematic attachment: no collisions with its carrier, pose refreshed after each step.
             for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
                 p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
+            self._attached[name] = (pbody, plink, *_pose(T_pp))
         plate = MarkerPlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
         self.plates[name] = plate
         if pbody is not None and self._sim is not None and not self._following:
@@ -545,12 +548,19 @@ class Scene:
         return _T_from_pq(pos, orn)
 
     def update_attachments(self) -> None:
-        """Move attached marker plates to their carriers' current poses (called after each step)."""
-        for pl in self.plates.values():
-            if pl.parent_body is not None:
-                T = self._link_pose(pl.parent_body, pl.parent_link) @ pl.T_link_plate
-                pos, orn = _pose(T)
-                p.resetBasePositionAndOrientation(pl.body, pos, orn, physicsClientId=self._client)
+        """Move attached marker plates to their carriers' current poses (called after each step).
+
+        Runs every physics step, so it stays in PyBullet's C maths (``multiplyTransforms``).
+        """
+        cid = self._client
+        for name, (pbody, plink, pos_rel, orn_rel) in self._attached.items():
+            if plink == -1:
+                pos, orn = p.getBasePositionAndOrientation(pbody, physicsClientId=cid)
+            else:
+                st = p.getLinkState(pbody, plink, computeForwardKinematics=True, physicsClientId=cid)
+                pos, orn = st[4], st[5]
+            pw, ow = p.multiplyTransforms(pos, orn, pos_rel, orn_rel)
+            p.resetBasePositionAndOrientation(self.objects[name], pw, ow, physicsClientId=cid)
 
     def close(self) -> None:
         self._tmp.cleanup()

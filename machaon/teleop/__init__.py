@@ -13,8 +13,7 @@
 - ``sweep``: one scripted task through every profile in simulation.
 
 This package imports from layers 0-3 only (``machaon.control``, ``machaon.kinematics``,
-``machaon.robot``); ``machaon.sim`` is imported lazily where a simulated experiment needs it
-(the sweep), and the CLI picks the backend for the server.
+``machaon.robot``); the backend (simulated or hardware) is always handed in, chosen by the CLI.
 """
 
 from machaon.teleop.channel import SimChannel, SimLink

@@ -24,7 +24,9 @@ shown in mm and angles in degrees (converted here, at the edge); everything insi
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -52,6 +54,24 @@ def _mm(p: object) -> str:
 
 def _ms(x: float) -> str:
     return "   -   " if not math.isfinite(x) else f"{x * 1e3:7.2f}"
+
+
+class _PanelLog(logging.Handler):
+    """Routes log records into the event panel (a stream handler would scribble over the UI)."""
+
+    def __init__(self, app: ConsoleApp) -> None:
+        super().__init__(logging.INFO)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = f"{record.levelname.lower()}: {record.getMessage()}"
+        try:
+            if threading.get_ident() == self.app._thread_id:
+                self.app.log_event(msg)
+            else:
+                self.app.call_from_thread(self.app.log_event, msg)
+        except Exception:  # app shutting down: drop the line rather than raise in a logger
+            pass
 
 
 class ConsoleApp(App):
@@ -97,10 +117,22 @@ class ConsoleApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        root = logging.getLogger()
+        self._saved_handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+        for h in self._saved_handlers:
+            root.removeHandler(h)
+        self._panel_log = _PanelLog(self)
+        root.addHandler(self._panel_log)
         self.title = f"Machaon teleop console -> {self.client.server[0]}:{self.client.server[1]}"
         self.log_event("connected; press space to engage the clutch, e for E-STOP")
         self.set_interval(1.0 / self.refresh_hz, self.refresh_panels)
         self.refresh_panels()
+
+    def on_unmount(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self._panel_log)
+        for h in self._saved_handlers:
+            root.addHandler(h)
 
     # -- actions ---------------------------------------------------------------------------------------
     def log_event(self, text: str) -> None:

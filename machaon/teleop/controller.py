@@ -96,8 +96,8 @@ class TeleopController:
             self._hold_reason = HoldReason.ESTOP
         elif ev.code == "stale_target":
             self._hold_reason = HoldReason.COMMAND_GAP
-        elif ev.code == "request" and ev.reason.startswith("operator"):
-            self._hold_reason = HoldReason.OPERATOR
+        elif ev.code == "request" and (ev.reason.startswith("operator") or ev.reason == "reset"):
+            self._hold_reason = HoldReason.OPERATOR  # held until the operator presses the clutch
         elif ev.code != "request" or ev.to_state is SupervisorState.PROTECTIVE_STOP:
             self._hold_reason = HoldReason.SUPERVISOR
 

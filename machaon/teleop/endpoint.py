@@ -110,11 +110,15 @@ class ServerEndpoint:
     """Robot side. ``handle(data, peer, t)`` -> (accepted ``Command`` or None, replies to send).
 
     A replayed HELLO gets a WELCOME but cannot take over: a new session becomes the live one
-    only when its first authenticated COMMAND arrives.
+    only when its first authenticated COMMAND arrives, and only if the live session has been
+    silent for ``takeover_after_s`` (one operator at a time; a console that restarts gets the
+    robot back after that delay, and the robot is in HOLD by then anyway).
     """
 
-    def __init__(self, psk: bytes) -> None:
+    def __init__(self, psk: bytes, takeover_after_s: float = 1.0) -> None:
         self._hs = ServerHandshake(psk)
+        self.takeover_after_s = float(takeover_after_s)
+        self._t_live = -math.inf
         self._pending: collections.OrderedDict[int, Session] = collections.OrderedDict()
         self.session: Session | None = None
         self.peer: object = None
@@ -149,7 +153,11 @@ class ServerEndpoint:
             raise SessionError(f"unknown session {h.session_id:#x}")
         seq, body = sess.open(data, MsgType.COMMAND)
         cmd = Command.unpack(body)
-        if not live:  # first authenticated packet: this session becomes the live one
+        if not live:  # first authenticated packet: this session becomes the live one ...
+            if self.session is not None and t - self._t_live < self.takeover_after_s:
+                # ... unless another operator is still driving: one operator at a time
+                raise SessionError(f"session {h.session_id:#x} refused: operator session "
+                                   f"{self.session.session_id:#x} is active")
             del self._pending[h.session_id]
             if self.session is not None:
                 log.warning("teleop server: session %#x replaced by %#x", self.session.session_id, sess.session_id)
@@ -160,6 +168,7 @@ class ServerEndpoint:
         if seq <= self.last_seq and not (cmd.flags & CmdFlag.ESTOP):
             raise StaleError(f"command seq {seq} is older than the applied seq {self.last_seq}")
         self.last_seq = max(self.last_seq, seq)
+        self._t_live = t
         self.peer = peer  # replies go where authenticated commands come from
         self.accepted += 1
         self.meter.on_packet(t, seq, cmd.timing)

@@ -5,7 +5,7 @@ A ``LinkProfile`` is data (frozen). A ``LinkModel`` is the seeded, stateful samp
 stream of packets (send time, size) into release times; the UDP relay and the in-process
 channel both use it, so simulated and real experiments see the same link.
 
-The built-in profiles live in ``data/profiles.toml`` beside this module, each with its sources
+The built-in profiles live in ``profiles.toml`` beside this module, each with its sources
 in comments (3GPP TR 38.913 / TS 22.261 for URLLC, published 5G telesurgery measurements, LTE,
 Wi-Fi and satellite studies). Users add their own in a TOML file of the same shape
 (``load_profiles(path)``); milliseconds in the file, seconds inside (``_from_toml`` is the one
@@ -192,7 +192,7 @@ def load_profiles(path: str | Path | None = None) -> dict[str, LinkProfile]:
     Raises ``ProfileError`` for a malformed file or profile, ``FileNotFoundError`` if ``path``
     does not exist.
     """
-    text = resources.files("machaon.teleop").joinpath("data/profiles.toml").read_text(encoding="utf-8")
+    text = resources.files("machaon.teleop").joinpath("profiles.toml").read_text(encoding="utf-8")
     tables = dict(tomllib.loads(text))
     if path is not None:
         try:

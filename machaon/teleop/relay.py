@@ -8,13 +8,12 @@
 A receiver thread takes each datagram's arrival time from the kernel (``SO_TIMESTAMPNS``,
 converted to ``time.monotonic()``; so a receiver that was briefly kept off the CPU or the GIL
 does not shift the delay), asks the direction's ``LinkModel`` for its release time(s) and pushes
-them onto one heap. A scheduler thread releases them: it sleeps on a condition variable until
-``spin_s`` before the earliest release time (its timer slack set to 1 us via ``prctl`` on
-Linux), then busy-waits holding the GIL until the exact time, and sends. Holding the GIL is
-deliberate: yielding it in the spin lets another thread keep it for up to the interpreter's
-switch interval (5 ms). A packet that arrives with an earlier release time wakes the
-scheduler. Replies from the
-target go back to the client that owns the per-client socket, through the downlink model.
+copies onto a heap. A scheduler thread releases them in C without the GIL
+(``machaon.teleop._scheduler``): it sleeps on a condition variable until ``spin_s`` before the
+earliest release time (timer slack 1 us via ``prctl`` on Linux), busy-waits to the exact time and
+calls ``sendto(2)``; a datagram with an earlier release time wakes it. No Python thread, in the
+relay or around it, can delay a release; other processes can, unless the relay runs at a
+real-time priority (``rt_priority``).
 
 Every datagram is counted: forwarded, or dropped with the reason (loss, outage, queue, cut,
 too many clients). ``stats()`` returns a snapshot with release-time errors (actual minus
@@ -25,8 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import heapq
-import itertools
 import logging
 import math
 import os
@@ -40,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.teleop._scheduler import ReleaseScheduler
 from machaon.teleop.profiles import LinkCounters, LinkModel, LinkProfile
 
 log = logging.getLogger(__name__)
@@ -129,40 +127,28 @@ def _set_thread_timer_slack(ns: int) -> None:
         pass
 
 
-class _Ring:
-    """Last ``_RING`` values of a float series (thread-safe enough: one writer)."""
-
-    def __init__(self) -> None:
-        self.buf = np.zeros(_RING)
-        self.n = 0
-
-    def add(self, v: float) -> None:
-        self.buf[self.n % _RING] = v
-        self.n += 1
-
-    def values(self) -> np.ndarray:
-        return self.buf[: min(self.n, _RING)].copy()
+def _sockaddr(addr: tuple[str, int]) -> bytes:
+    """``struct sockaddr_in`` for ``sendto(2)`` in the C scheduler (IPv4)."""
+    host, port = addr
+    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8)
 
 
 class _Direction:
-    def __init__(self, profile: LinkProfile, seed: int) -> None:
+    def __init__(self, index: int, profile: LinkProfile, seed: int) -> None:
+        self.index = index
         self.model = LinkModel(profile, seed)
         self.received = 0
-        self.forwarded = 0
         self.dropped_cut = 0
-        self.err = _Ring()
-        self.delay = _Ring()
 
-    def snapshot(self) -> DirectionStats:
-        e = self.err.values()
-        d = self.delay.values()
+    def snapshot(self, sched: ReleaseScheduler) -> DirectionStats:
+        sent, _errors, _overflow, e, d = sched.stats(self.index)
 
         def pct(a: np.ndarray, q: float) -> float:
             return float(np.percentile(a, q)) if a.size else math.nan
 
         return DirectionStats(
             received=self.received,
-            forwarded=self.forwarded,
+            forwarded=sent,
             link=self.model.counters,
             dropped_cut=self.dropped_cut,
             release_err_p50_s=pct(e, 50),
@@ -205,8 +191,9 @@ class UdpRelay:
         self._spin_s = spin_s
         self._rt_priority = int(rt_priority)
         self._max_clients = max_clients
-        self._up = _Direction(profile, seed)
-        self._down = _Direction(down_profile or profile, seed + 1)
+        self._up = _Direction(0, profile, seed)
+        self._down = _Direction(1, down_profile or profile, seed + 1)
+        self._sched = ReleaseScheduler(spin_s)
         self._listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         enable_timestamps(self._listen)
@@ -218,9 +205,7 @@ class UdpRelay:
         self._clients: dict[tuple[str, int], socket.socket] = {}
         self._owner: dict[socket.socket, tuple[str, int]] = {}
         self._dropped_clients = 0
-        self._heap: list[tuple[float, int, float, socket.socket, tuple[str, int], bytes, _Direction]] = []
-        self._seq = itertools.count()
-        self._cv = threading.Condition()
+        self._target_addr = _sockaddr(target)
         self._stop = threading.Event()
         self._cut = False
         self._sel = selectors.DefaultSelector()
@@ -245,11 +230,10 @@ class UdpRelay:
 
     def cut(self) -> None:
         """Drop every datagram from now on (and those already in flight), until ``restore()``."""
-        with self._cv:
-            self._cut = True
-            for item in self._heap:
-                item[6].dropped_cut += 1
-            self._heap.clear()
+        self._cut = True
+        up, down = self._sched.clear()
+        self._up.dropped_cut += up
+        self._down.dropped_cut += down
         log.warning("relay: link cut")
 
     def restore(self) -> None:
@@ -258,8 +242,7 @@ class UdpRelay:
 
     def close(self) -> None:
         self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
+        self._sched.request_stop()
         for th in self._threads:
             th.join(timeout=2.0)
         self._sel.close()
@@ -273,14 +256,12 @@ class UdpRelay:
         self.close()
 
     def stats(self) -> RelayStats:
-        with self._cv:
-            in_flight = len(self._heap)
         return RelayStats(
-            up=self._up.snapshot(),
-            down=self._down.snapshot(),
+            up=self._up.snapshot(self._sched),
+            down=self._down.snapshot(self._sched),
             clients=len(self._clients),
             dropped_clients=self._dropped_clients,
-            in_flight=in_flight,
+            in_flight=self._sched.in_flight(),
         )
 
     # --- threads ------------------------------------------------------------------------------
@@ -296,7 +277,7 @@ class UdpRelay:
         s.bind((self._listen.getsockname()[0], 0))
         self._clients[addr] = s
         self._owner[s] = addr
-        self._sel.register(s, selectors.EVENT_READ, addr)
+        self._sel.register(s, selectors.EVENT_READ, _sockaddr(addr))
         log.info("relay: new client %s:%d", *addr)
         return s
 
@@ -327,47 +308,20 @@ class UdpRelay:
                         self._dropped_clients += 1
                         log.warning("relay: dropped datagram from %s:%d (too many clients)", *src)
                         continue
-                    self._push(self._up, t, data, out, self._target)
+                    self._push(self._up, t, data, out, self._target_addr)
                 else:
                     self._push(self._down, t, data, self._listen, key.data)
 
-    def _push(self, d: _Direction, t: float, data: bytes, out: socket.socket, dest: tuple[str, int]) -> None:
+    def _push(self, d: _Direction, t: float, data: bytes, out: socket.socket, dest: bytes) -> None:
         d.received += 1
         if self._cut:
             d.dropped_cut += 1
             return
-        releases = d.model.transmit(t, len(data))
-        if not releases:
-            return
-        with self._cv:
-            for t_rel in releases:
-                heapq.heappush(self._heap, (t_rel, next(self._seq), t, out, dest, data, d))
-            if self._heap[0][0] in releases:
-                self._cv.notify()
+        for t_rel in d.model.transmit(t, len(data)):
+            if not self._sched.push(t_rel, t, out.fileno(), data, dest, d.index):
+                log.warning("relay: %d datagrams in flight, dropping", self._sched.in_flight())
 
     def _scheduler(self) -> None:
         _set_thread_timer_slack(1000)
         self._set_priority()
-        spin = self._spin_s
-        while not self._stop.is_set():
-            with self._cv:
-                if not self._heap:
-                    self._cv.wait(0.1)
-                    continue
-                t_rel = self._heap[0][0]
-                wait = t_rel - time.monotonic() - spin
-                if wait > 0:
-                    self._cv.wait(wait)
-                    continue  # re-check: an earlier packet may have arrived
-                t_rel, _, t_in, out, dest, data, d = heapq.heappop(self._heap)
-            while time.monotonic() < t_rel:
-                pass  # busy-wait holding the GIL (see the module docstring)
-            t_out = time.monotonic()
-            try:
-                out.sendto(data, dest)
-            except OSError as exc:
-                log.warning("relay: send to %s:%d failed: %s", *dest, exc)
-                continue
-            d.forwarded += 1
-            d.err.add(t_out - t_rel)
-            d.delay.add(t_out - t_in)
+        self._sched.run()  # returns after request_stop()

@@ -39,15 +39,16 @@ def robot_model(desc: RobotDescription, tool: str | None = None) -> RobotModel:
     return RobotModel(desc, chain, dyn)
 
 
-def inner_controller(model: RobotModel, position_mode: bool) -> object:
+def inner_controller(model: RobotModel, position_mode: bool, fixtures: object | None = None) -> object:
     """The inner Cartesian controller: impedance with the description's gains (torque backends)
-    or admittance toward the target (position backends)."""
+    or admittance toward the target (position backends). ``fixtures`` (``machaon.control.fixtures``)
+    act as restoring wrenches (impedance) or projections of the reference (admittance)."""
     d = model.desc
     k = np.asarray(d.cartesian_stiffness, dtype=float)
     gains = CartesianGains(stiffness=k, damping_ratio=np.full(6, d.cartesian_damping_ratio))
     if position_mode:
-        return Admittance(model.chain, gains)
-    return CartesianImpedance(model.chain, gains, dynamics=model.dynamics, tau_max=d.effort_limit)
+        return Admittance(model.chain, gains, fixtures=fixtures)
+    return CartesianImpedance(model.chain, gains, dynamics=model.dynamics, tau_max=d.effort_limit, fixtures=fixtures)
 
 
 def safety_settings(model: RobotModel) -> dict:

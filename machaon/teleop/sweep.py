@@ -1,11 +1,11 @@
 """``machaon teleop sweep``: one scripted operator task through every link profile, in simulation.
 
-Everything runs in simulated time and is deterministic for a seed: the simulated backend (the CLI
-gives an ``ArmSim`` in PyBullet DIRECT mode), the ``ControlLoop`` at ``rate_hz``, the real protocol (handshake, AEAD, replay window) over
-an in-process ``SimLink`` that applies the profile in both directions, the ``TeleopController``
-and the supervisor. The scripted operator behaves like a person would after a safety hold: when
-the robot reports HOLD for a command gap while the script holds the clutch, it releases the
-clutch for 0.1 s and presses it again.
+Everything runs in simulated time and is deterministic for a seed: the simulated backend (the
+CLI gives an ``ArmSim`` in PyBullet DIRECT mode), the ``ControlLoop`` at ``rate_hz``, the real
+protocol (handshake, AEAD, replay window) over an in-process ``SimLink`` that applies the
+profile in both directions, the ``TeleopController`` and the supervisor. The scripted operator
+behaves like a person would after a safety hold: when the robot reports HOLD for a command gap
+while the script holds the clutch, it releases the clutch for 0.1 s and presses it again.
 
 Metrics per profile (tool position in the base frame, compared with the ideal path = the
 script's master motion divided by the motion scale, applied at once with no latency):

@@ -271,3 +271,18 @@ def test_a_config_that_does_not_fit_the_robot_stops_safely():
     assert sup.state is SupervisorState.PROTECTIVE_STOP
     assert sup.events[-1].code == "config" and "q_max" in sup.events[-1].reason
     assert np.isfinite(cmd.tau).all() and cmd.tau.shape == (N,)
+
+
+def test_starting_in_hold_latches_the_first_pose():
+    sup = Supervisor(SafetyConfig(hold_stiffness=100.0, hold_damping=0.0), initial_state=SupervisorState.HOLD)
+    q0 = np.array([0.1, 0.2, 0.3])
+    sup.check(st(q=q0), torque(), 0.0)
+    cmd = sup.check(st(q=q0 + 0.01), torque(), 0.001)  # sagging away from the first pose
+    np.testing.assert_allclose(cmd.tau, -1.0)  # pulled back to it
+
+
+def test_nan_in_the_very_first_reading_gives_a_sized_safe_command():
+    sup = Supervisor(SafetyConfig())
+    cmd = sup.check(st(q=[np.nan, 0.0, 0.0]), torque(), 0.0)
+    assert sup.state is SupervisorState.PROTECTIVE_STOP
+    np.testing.assert_array_equal(cmd.tau, np.zeros(N))

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from cobs import cobs
 
 from machaon.exo.acquisition import AcquisitionError, BoardEmulator, SerialAcquisition
 from machaon.exo.frames import (
@@ -54,6 +54,9 @@ def test_decoder_never_raises_on_garbage(junk: bytes) -> None:
     good = encode_frame(1, np.zeros((2, 8)))
     frames = dec.feed(junk + b"\x00" + good)
     assert len(frames) == 1 and frames[0].counter == 1
+    # Once in sync, garbage between frames is counted as corruption and never stops decoding.
+    frames = dec.feed(junk + b"\x00" + encode_frame(2, np.zeros((2, 8))))
+    assert frames[-1].counter == 2
 
 
 @settings(max_examples=40, deadline=None)
@@ -63,6 +66,7 @@ def test_single_byte_corruption_is_detected(pos: int, xor: int) -> None:
     pos = pos % (len(data) - 1)
     data[pos] ^= xor
     dec = FrameDecoder()
+    assert len(dec.feed(encode_frame(2, np.zeros((2, 8))))) == 1  # in sync with the stream
     frames = dec.feed(bytes(data))
     # A damaged frame never decodes to wrong data: it is dropped and counted (possibly as two
     # pieces if the damage created a 0x00).
@@ -88,7 +92,9 @@ def test_serial_acquisition_over_pty_with_drops_and_corruption() -> None:
     emg, imu = _signals(n_frames, seed=2)
     board = BoardEmulator(emg, imu, realtime=False, drop=lambda n: n in (100, 101, 333),
                           corrupt=lambda n: n in (200, 450))
-    with board, SerialAcquisition(board.port) as acq:
+    # Open the port before the board streams: opening a serial port flushes its input buffer.
+    with board.closing(), SerialAcquisition(board.port) as acq:
+        board.start()
         got_emg, got_t, got_imu = [], [], []
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
@@ -145,7 +151,8 @@ def test_c3d_round_trip_with_ezc3d(tmp_path) -> None:
     assert back.emg_labels == EMG_CHANNELS
     assert back.emg_rate_hz == pytest.approx(2000.0)
     np.testing.assert_allclose(back.emg_v, rec.emg_v, rtol=1e-6, atol=1e-12)  # C3D stores float32
-    np.testing.assert_allclose(back.imu[::10], rec.imu, rtol=1e-6, atol=1e-6)
+    assert back.imu_rate_hz == pytest.approx(200.0)
+    np.testing.assert_allclose(back.imu, rec.imu, rtol=1e-6, atol=1e-6)
 
 
 def test_c3d_in_millivolts_is_converted(tmp_path) -> None:

@@ -189,3 +189,15 @@ def test_bus_watchdog_stops_servos_when_the_host_falls_silent(em) -> None:
         em.replug()
         assert be.reconnect() and be.read().ok  # reconnecting clears the watchdog error
         assert em.servo(1).get("bus_watchdog") == 3
+
+
+def test_velocity_mode_tracks_speed(em) -> None:
+    with ActuatorBackend(_config(em.port, mode="velocity")) as be:
+        for _ in range(150):
+            be.read()
+            be.write(JointCommand.velocity(np.array([1.0, -1.0, 0.5])))
+            time.sleep(0.002)
+        s = be.read()
+        np.testing.assert_allclose(s.dq, [1.0, -1.0, 0.5], atol=0.1)
+        be.torque(False)
+        assert not any(em.servo(i).torque_on for i in IDS)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from machaon.hardware.bench import Bench, BenchOptions, step_metrics
 from machaon.hardware.control_table import MODE_POSITION
 from machaon.hardware.dynamixel import Bus
 from machaon.hardware.emulator import ChainEmulator
+from machaon.hardware.protocol import PortError
 
 BAUD = 4_000_000
 
@@ -107,6 +109,15 @@ def test_hw_emulate_command_serves_a_pty_until_interrupted() -> None:
         assert port.startswith("/dev/")
         with Bus(port, BAUD, latency_s=0.1) as bus:
             assert sorted(bus.broadcast_ping(max_id=5)) == [1, 2, 3]
+            proc.send_signal(signal.SIGUSR1)  # unplug
+            with pytest.raises(PortError):
+                for _ in range(100):
+                    bus.ping(1)
+                    time.sleep(0.01)
+        proc.send_signal(signal.SIGUSR2)  # plug a new adapter in
+        port2 = proc.stdout.readline().strip()
+        with Bus(port2, BAUD, latency_s=0.1) as bus:
+            assert bus.ping(2).model_number == 1020
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -148,3 +148,23 @@ def test_unplugged_pty_reads_fail_like_a_vanished_adapter() -> None:
             ser.write(p.encode_instruction(1, p.Instruction.PING))
             ser.read(20)
         ser.close()
+
+
+def test_position_profile_limits_velocity_and_reaches_goal() -> None:
+    s = EmulatedServo(XM430_W350, 1)
+    s.write(112, (50).to_bytes(4, "little"))  # 50 x 0.229 rpm
+    s.write(108, (20).to_bytes(4, "little"))
+    s.write(64, b"\x01")
+    s.write(116, (2048 + 1024).to_bytes(4, "little"))  # a quarter turn
+    q = dq = v_peak = 0.0
+    J = XM430_W350.rotor_inertia_out + 0.002
+    for _ in range(3000):
+        tau = s.step(q, dq, 1e-3)
+        dq += 1e-3 * tau / J
+        q += 1e-3 * dq
+        v_peak = max(v_peak, dq)
+    v_profile = 50 * 0.229 * 2 * np.pi / 60
+    assert abs(v_peak - v_profile) < 0.05 * v_profile
+    assert abs(q - np.pi / 2) < 2 * 2 * np.pi / 4096
+    _, traj = s.read(140, 4)
+    assert int.from_bytes(traj, "little") == 2048 + 1024

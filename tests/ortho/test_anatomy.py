@@ -35,7 +35,7 @@ def l3_mesh(l3: Vertebra):
     return l3.mesh(1e-3)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(
     a=st.floats(2e-3, 30e-3),
     ratio=st.floats(0.25, 4.0),
@@ -64,7 +64,7 @@ def test_compiled_kernel_matches_numpy_reference(level: str) -> None:
     assert np.allclose(v.sdf_local(p), v.sdf_local_reference(p), atol=1e-12)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_sdf_is_1_lipschitz(seed: int) -> None:
     # any valid distance bound changes no faster than the point moves
@@ -244,7 +244,7 @@ def test_surface_samples_lie_on_the_surface(l3: Vertebra) -> None:
     assert np.all(l3.sdf(p + 0.2 * MM * n) > 0)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_closest_point_on_triangle_matches_dense_sampling(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -259,3 +259,33 @@ def test_closest_point_on_triangle_matches_dense_sampling(seed: int) -> None:
     assert np.all(d <= ref + 1e-12)  # never worse than any sample of the triangle
     assert np.allclose(d, ref, atol=0.01)  # and within the sampling step of the best
     assert np.all(bary >= -1e-12) and np.allclose(bary.sum(axis=1), 1.0)
+
+
+def test_bone_model_with_a_canal_mesh(tmp_path, l3: Vertebra, l3_mesh) -> None:
+    A.save_mesh(l3_mesh, tmp_path / "L3.stl")
+    A.save_mesh(l3.canal_mesh(1e-3), tmp_path / "L3_canal.stl")
+    bone = BoneModel.from_files({"L3": tmp_path / "L3.stl"}, canals={"L3": tmp_path / "L3_canal.stl"})
+    P = l3.params
+    canal_y = P.body_semi_depth + P.canal_semi_depth
+    pts = np.array([[0.0, canal_y, 0.0], [0.0, 0.0, 0.0], [0.0, canal_y, 0.05]])
+    assert bone.region(pts).tolist() == [Region.CANAL, Region.CANCELLOUS, Region.OUTSIDE]
+    assert bone.canal_sdf(pts[:1])[0] == pytest.approx(l3.canal_sdf(pts[:1])[0], abs=0.1 * MM)
+
+
+def test_phantom_distance_is_never_overestimated_and_mostly_exact(l3: Vertebra, l3_mesh) -> None:
+    """Against the exact distance to the (1 mm) marching-cubes surface: the CSG field never
+    exceeds the true distance (min/max composition gives a lower bound at union seams and where
+    the canal is carved out), so clearances computed from it are never optimistic; and it is
+    exact almost everywhere."""
+    msdf = A.MeshSDF(l3_mesh, exact_band=1.0)
+    lo, hi = l3.local_bounds()
+    p = np.random.default_rng(11).uniform(lo - 3 * MM, hi + 3 * MM, (3000, 3))
+    d = l3.sdf(p)
+    m = msdf(p)
+    tol = 0.3 * MM  # the mesh is the surface to within a third of its grid step
+    clear = np.abs(d) > tol
+    assert np.all(np.sign(d[clear]) == np.sign(m[clear]))
+    assert np.all(np.abs(d) <= np.abs(m) + tol)
+    # agreement is limited by the mesh (marching cubes chamfers the box edges by up to ~0.5 mm)
+    assert np.mean(np.abs(d - m) < 0.5 * MM) > 0.95
+    assert np.mean(np.abs(d - m)[d < 0] < tol) > 0.9

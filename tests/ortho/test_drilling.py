@@ -49,7 +49,7 @@ def test_thrust_is_monotonic_in_feed(v1: float, v2: float) -> None:
 
 
 def test_depth_stop_stops_the_drill_at_the_planned_length() -> None:
-    tr = drill_along(layers, np.zeros(3), Z, 0.015, model=MODEL, rng=np.random.default_rng(1))
+    tr = drill_along(layers, np.zeros(3), Z, 0.015, model=MODEL, rate_hz=250.0, rng=np.random.default_rng(1))
     assert tr.event is DrillEvent.DEPTH_STOP
     assert tr.stop_depth_m == pytest.approx(0.015, abs=1e-9)
     assert tr.depth_m.max() <= 0.015 + 1e-12
@@ -58,7 +58,7 @@ def test_depth_stop_stops_the_drill_at_the_planned_length() -> None:
 
 
 def test_breach_detection_stops_at_the_exit_drop_not_after_the_entry_cortex() -> None:
-    tr = drill_along(layers, np.zeros(3), Z, 0.040, model=MODEL, rng=np.random.default_rng(2))
+    tr = drill_along(layers, np.zeros(3), Z, 0.040, model=MODEL, rate_hz=250.0, rng=np.random.default_rng(2))
     assert tr.event is DrillEvent.BREACH
     # stopped after leaving the far cortex at 22 mm, within about the length of the drill point + filter lag
     assert 0.022 <= tr.stop_depth_m < 0.022 + 2e-3
@@ -87,7 +87,7 @@ def test_breach_into_canal_from_cancellous() -> None:
         out[z >= 0.012] = CANAL
         return out
 
-    tr = drill_along(medial, np.zeros(3), Z, 0.040, model=MODEL, rng=np.random.default_rng(3))
+    tr = drill_along(medial, np.zeros(3), Z, 0.040, model=MODEL, rate_hz=250.0, rng=np.random.default_rng(3))
     assert tr.event is DrillEvent.BREACH and 0.012 <= tr.stop_depth_m < 0.015
 
 

@@ -118,9 +118,21 @@ def test_optimizer_improves_a_poor_start(lumbar: SpineSegment) -> None:
 
 def test_thoracic_segment_plans_without_breach() -> None:
     seg = SpineSegment(("T7", "T8"))
-    plan = auto_plan(seg)
+    plan = auto_plan(seg, levels=["T8"])
     for c in check_all(seg, plan):
         assert not c.breach and c.min_clearance > 0, c.messages
+
+
+def test_rotated_scoliotic_levels_are_planned_in_their_own_frames() -> None:
+    seg = SpineSegment(("L2", "L3"), axial_rotation_deg=(15.0, -10.0))
+    assert SpineSegment.from_dict(seg.to_dict()).axial_rotation_deg == (15.0, -10.0)
+    plan = auto_plan(seg, sides=["left"])
+    for s, c in zip(plan, check_all(seg, plan), strict=True):
+        assert not c.breach and c.min_clearance > 0.5 * MM, c.messages
+        # the screw follows the rotated pedicle: its medial angle in the vertebra frame stays the
+        # anatomical convergence, while in the image frame it differs by the rotation
+        conv = seg.pedicle_axis(s.level, s.side).convergence
+        assert c.medial_angle == pytest.approx(conv, abs=math.radians(3.0))
 
 
 def test_plan_json_round_trip(tmp_path, lumbar: SpineSegment, lumbar_plan: Plan) -> None:
@@ -146,12 +158,12 @@ def test_plan_json_round_trip(tmp_path, lumbar: SpineSegment, lumbar_plan: Plan)
     [
         (lambda d: d.update(format="other"), "not a"),
         (lambda d: d.update(units="m"), "units"),
-        (lambda d: d["screws"][0].pop("entry_mm"), "missing"),
+        (lambda d: d["screws"][0].pop("entry_mm"), "entry_mm"),
         (lambda d: d["screws"][0].update(diameter_mm=float("nan")), "diameter"),
         (lambda d: d["screws"][0].update(length_mm=999.0), "length_mm"),
         (lambda d: d["screws"][0].update(side="up"), "side"),
         (lambda d: d["screws"].append(dict(d["screws"][0])), "duplicate"),
-        (lambda d: d["screws"][0].update(target_mm=[0, "x", 0]), "malformed|numeric"),
+        (lambda d: d["screws"][0].update(target_mm=[0, "x", 0]), "target_mm"),
     ],
 )
 def test_malformed_plan_files_are_rejected(tmp_path, lumbar_plan: Plan, mutate, match: str) -> None:
@@ -183,7 +195,7 @@ def test_trajectory_regions_cross_cortex_then_cancellous(lumbar: SpineSegment, l
     assert first_canc <= lumbar.cortical_thickness + 0.2 * MM
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(st.lists(st.floats(-1, 1), min_size=12, max_size=12))
 def test_segment_distance_matches_brute_force(v: list[float]) -> None:
     p0, p1, q0, q1 = (np.array(v[i : i + 3]) for i in range(0, 12, 3))
@@ -209,7 +221,7 @@ def test_plan_on_a_mesh_file_matches_the_phantom(tmp_path) -> None:
     T[:3, 3] = [0.01, 0.02, -0.03]
     seg = SpineSegment(("L4",), T_image_segment=T)
     path = tmp_path / "l4.stl"
-    save_mesh(seg.mesh(1.5e-3), path)
+    save_mesh(seg.mesh(2e-3), path)
     plan, bone = plan_mesh(path, ["L4"], sides=["left"])
     assert [s.name for s in plan] == ["L4-L"]
     truth = auto_plan(seg)
@@ -230,7 +242,7 @@ _json_values = st.recursive(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     key=st.sampled_from(["name", "level", "side", "entry_mm", "target_mm", "diameter_mm", "length_mm"]),
     value=_json_values,

@@ -67,7 +67,7 @@ def _fiducials(l3: Vertebra) -> np.ndarray:
     return p
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     rv=st.lists(st.floats(-math.pi / 1.8, math.pi / 1.8), min_size=3, max_size=3),
     t=st.lists(st.floats(-0.5, 0.5), min_size=3, max_size=3),
@@ -176,3 +176,29 @@ def test_icp_rejects_hopeless_input(l3: Vertebra) -> None:
         icp_point_to_plane(far, surf_p, surf_n)
     with pytest.raises(RegistrationError, match="normal"):
         icp_point_to_plane(surf_p[:10], surf_p, np.zeros_like(surf_n))
+
+
+def test_weights_can_switch_off_a_bad_fiducial() -> None:
+    rng = np.random.default_rng(8)
+    src = rng.uniform(-0.05, 0.05, (6, 3))
+    T = _pose(np.array([0.2, 0.1, -0.3]), np.array([0.01, -0.02, 0.03]))
+    dst = apply_transform(T, src)
+    dst[2] += [0.005, 0.0, 0.0]  # a fiducial touched 5 mm off
+    assert not np.allclose(register_paired(src, dst).T_dst_src, T, atol=1e-6)
+    w = np.ones(6)
+    w[2] = 0.0
+    r = register_paired(src, dst, weights=w)
+    assert np.allclose(r.T_dst_src, T, atol=1e-12)
+    assert r.residuals[2] == pytest.approx(5 * MM)
+    with pytest.raises(RegistrationError, match="weights"):
+        register_paired(src, dst, weights=-w)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(3, 12))
+def test_predicted_tre_at_the_centroid_is_fle_over_sqrt_n(seed: int, n: int) -> None:
+    f = np.random.default_rng(seed).uniform(-0.05, 0.05, (n, 3))
+    fle = 0.2 * MM
+    tre = predicted_tre(f, np.vstack([f.mean(axis=0), f.mean(axis=0) + [0.1, 0, 0]]), fle)
+    assert tre[0] == pytest.approx(fle / math.sqrt(n), rel=1e-9)
+    assert tre[1] > tre[0]  # farther from the fiducials' centroid, larger error

@@ -31,7 +31,7 @@ def seg() -> SpineSegment:
 
 @pytest.fixture(scope="module")
 def plan(seg: SpineSegment) -> Plan:
-    return auto_plan(seg, levels=["L4"])
+    return auto_plan(seg, levels=["L4"], sides=["left"])
 
 
 def _perp(d: np.ndarray) -> np.ndarray:
@@ -107,13 +107,13 @@ def test_report_files_round_trip_and_pictures(tmp_path, seg: SpineSegment, plan:
     assert doc["registration"]["n_fiducials"] == 6
     assert doc["summary"]["max_tip_error_mm"] == pytest.approx(max(r.tip_error for r in results) / MM)
     pngs = sorted((tmp_path / "run").glob("*.png"))
-    assert [p.name for p in pngs] == sorted(f"screw_{s.name}.png" for s in plan)
+    assert [p.name for p in pngs] == sorted([f"screw_{s.name}.png" for s in plan] + ["level_L4.png"])
     img = mpimg.imread(pngs[0])
     assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400
     assert img[..., :3].std() > 0.05  # not a blank picture
     # pictures can be re-drawn from report.json alone (the anatomy is stored in it)
     again = render_pictures(tmp_path / "again", load_report(tmp_path / "run"))
-    assert len(again) == len(plan)
+    assert len(again) == len(plan) + 1
 
 
 def test_bad_reports_are_rejected(tmp_path) -> None:
@@ -128,3 +128,13 @@ def test_bad_reports_are_rejected(tmp_path) -> None:
     with pytest.raises(ReportError, match="anatomy"):
         s = ScrewPlan("a", "L3", "left", np.zeros(3), np.array([0.0, -0.04, 0.0]), 6.5 * MM)
         render_pictures(tmp_path, {"screws": [{"name": "a", "planned": s.to_dict()}], "anatomy": None})
+
+
+def test_a_hole_barely_started_reports_no_clearance_and_stays_valid_json(tmp_path, seg, plan) -> None:
+    s = plan.screws[0]
+    r = evaluate_screw(seg, s, s.entry, s.entry + 0.3 * MM * s.direction, stopped_by="bump")
+    assert r.tip_error == pytest.approx(s.length - 0.3 * MM)
+    d = r.to_dict()
+    assert d["min_clearance_mm"] is None  # JSON has no infinity: null means "nothing drilled"
+    path = write_report(tmp_path, make_report([r], anatomy=seg), seg, pictures=False)
+    assert json.loads(path.read_text())["screws"][0]["stopped_by"] == "bump"

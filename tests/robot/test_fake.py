@@ -19,7 +19,7 @@ def test_protocols():
     assert isinstance(b.clock, Clock) and isinstance(MonotonicClock(), Clock)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1), steps=st.integers(1, 30))
 def test_torque_mode_is_integrated_exactly(seed, steps):
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ import pytest
 from machaon.robot.backend import Backend
 from machaon.sim import ArmSim, SimError
 from machaon.types import DeviceFault, JointCommand
-from tests.sim.conftest import chain_and_dynamics
+from tests.sim.helpers import chain_and_dynamics
 
 
 def _run_gravity_comp(sim, dyn, steps, extra=None):

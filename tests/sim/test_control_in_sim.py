@@ -10,7 +10,7 @@ from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.robot.loop import ControlLoop
 from machaon.sim import ArmSim
 from machaon.types import JointCommand
-from tests.sim.conftest import chain_and_dynamics
+from tests.sim.helpers import chain_and_dynamics
 
 TOOL = "drill_guide"
 
@@ -19,15 +19,9 @@ def _setup(desc, **safety):
     chain, dyn = chain_and_dynamics(desc, TOOL)
     gains = CartesianGains(desc.cartesian_stiffness, desc.cartesian_damping_ratio)
     ctrl = CartesianImpedance(chain, gains, dynamics=dyn, tau_max=desc.effort_limit)
-    kw = dict(
-        tau_max=desc.effort_limit,
-        hold_stiffness=desc.hold_stiffness,
-        hold_damping=desc.hold_damping,
-        brake_damping=desc.brake_damping,
-        tool_speed_max=desc.tool_speed_max,
-    )
+    kw = desc.safety_kwargs(workspace=False)
     kw.update(safety)
-    cfg = SafetyConfig.from_chain(chain, **kw)
+    cfg = SafetyConfig(**kw)
     sup = Supervisor(cfg, chain=chain, dynamics=dyn)
     return chain, dyn, ctrl, sup
 

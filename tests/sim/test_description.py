@@ -147,3 +147,12 @@ def test_bad_descriptions_raise(tmp_path):
     f.write_text(bad.replace('"elbow", "forearm_roll"', '"forearm_roll", "elbow"'))
     with pytest.raises(DescriptionError, match="joint_names"):
         load_description(f)
+
+
+def test_safety_kwargs_build_a_supervisor_config(arm_desc):
+    from machaon.control.supervisor import SafetyConfig
+
+    cfg = SafetyConfig(**arm_desc.safety_kwargs())
+    np.testing.assert_allclose(cfg.brake_damping, arm_desc.brake_damping)
+    np.testing.assert_allclose(cfg.workspace_max, arm_desc.workspace_max)
+    assert "workspace_min" not in arm_desc.safety_kwargs(workspace=False)

@@ -21,11 +21,23 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-def _free_display() -> int:
-    for n in range(91, 160):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    raise RuntimeError("no free X display number")
+def _start_xvfb(xvfb: str, fbdir: Path) -> tuple[subprocess.Popen, int]:
+    """Xvfb on a free display (above the range ``xvfb-run -a`` uses first), with the screen in fbdir."""
+    for n in range(150, 250):
+        if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
+            continue
+        server = subprocess.Popen(
+            [xvfb, f":{n}", "-screen", "0", "1024x768x24", "-fbdir", str(fbdir), "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while server.poll() is None and time.monotonic() < deadline:
+            if Path(f"/tmp/.X11-unix/X{n}").exists():
+                return server, n
+            time.sleep(0.05)
+        server.kill()
+        server.wait()
+    raise RuntimeError("could not start Xvfb on any display")
 
 
 def _read_xwd(path: Path) -> np.ndarray:
@@ -46,33 +58,31 @@ def test_gui_opens_runs_and_renders(tmp_path):
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb not installed (make test installs it)")
-    n = _free_display()
     fbdir = tmp_path / "fb"
     fbdir.mkdir()
-    server = subprocess.Popen(
-        [xvfb, f":{n}", "-screen", "0", "1024x768x24", "-fbdir", str(fbdir), "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server, n = _start_xvfb(xvfb, fbdir)
     try:
-        deadline = time.monotonic() + 20
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.05)
         snaps = tmp_path / "snaps"
         env = dict(os.environ, DISPLAY=f":{n}")
         cmd = [sys.executable, "-m", "machaon.cli.main", "sim", "--seconds", "1", "--scenario", "square",
                "--snapshots", str(snaps), "--snapshot-every", "0.5"]
         app = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            # The first snapshot is written once the window is set up and before the first frame's
-            # physics; take the screen shot a little after that, while the session is running.
+            # The first snapshot is written once the window is set up; from then on, grab the screen
+            # every 0.3 s while the session runs and keep the richest grab (the last ones may catch
+            # the window closing).
             deadline = time.monotonic() + 90
             while not (snaps.exists() and any(snaps.glob("*.png"))):
                 assert app.poll() is None, app.communicate()[1][-3000:]
                 assert time.monotonic() < deadline, "the GUI session did not start"
                 time.sleep(0.1)
-            time.sleep(1.5)
-            screen = _read_xwd(fbdir / "Xvfb_screen0") if app.poll() is None else None
+            screen, richest = None, 0
+            while app.poll() is None and time.monotonic() < deadline + 60:
+                grab = _read_xwd(fbdir / "Xvfb_screen0")
+                n_colours = len(np.unique(grab[::4, ::4].reshape(-1, 3), axis=0))
+                if n_colours > richest:
+                    screen, richest = grab, n_colours
+                time.sleep(0.3)
             out, err = app.communicate(timeout=120)
         finally:
             if app.poll() is None:

@@ -66,7 +66,7 @@ def test_console_drives_the_robot(server_process):
                 await pilot.press("x")
                 assert await _until(pilot, lambda: not cli.latest.estop_latched)
                 assert cli.latest.supervisor == SupervisorCode.HOLD
-                assert cli.latest.hold_reason != HoldReason.NONE
+                assert cli.latest.hold_reason == HoldReason.OPERATOR  # waits for a clutch press
                 await pilot.press("q")
 
     asyncio.run(run())

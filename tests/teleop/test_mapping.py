@@ -153,3 +153,26 @@ def test_command_gap_holds_within_one_cycle_and_stays_still():
     # after the hold the arm stays where it was when the hold began
     q_hold = be.read().q
     assert np.allclose(q_hold, loop.last_state.q, atol=1e-9)
+
+
+def test_forbidden_region_fixture_keeps_the_target_out():
+    from machaon.control.fixtures import ForbiddenSphere
+
+    sphere = ForbiddenSphere(np.array([0.55, 0.0, 0.5]), 0.02, k=1000.0)
+    m = _mapper(tremor_cutoff_hz=0.0, v_max=10.0, fixtures=sphere)
+    m.on_command(_cmd((0.0, 0.0, 0.0)))
+    dists = []
+    for i in range(200):  # the operator drives straight through the protected sphere
+        m.on_command(_cmd((0.0005 * i, 0.001, 0.0)))
+        dists.append(np.linalg.norm(m.step()[:3, 3] - [0.55, 0.0, 0.5]))
+    assert min(dists) >= 0.02 - 1e-9
+    assert m.T_target[0, 3] > 0.56  # it went around/past, never inside
+
+
+def test_per_sample_butterworth_equals_scipy_sosfilt():
+    from machaon.teleop.mapping import _Butterworth
+
+    f = _Butterworth(4, 5.0, 1000.0, 6)
+    x = np.random.default_rng(0).standard_normal((500, 6))
+    ours = np.array([f.step(xi.copy()) for xi in x])
+    assert np.allclose(ours, signal.sosfilt(f.sos, x, axis=0), atol=1e-12)

@@ -17,7 +17,7 @@ def test_builtin_profiles_load_and_are_cited():
     assert set(BUILTIN) <= set(profiles)
     from importlib import resources
 
-    text = resources.files("machaon.teleop").joinpath("data/profiles.toml").read_text()
+    text = resources.files("machaon.teleop").joinpath("profiles.toml").read_text()
     for name in BUILTIN:
         block = text.split(f"[{name}]", 1)[1].split("\n[", 1)[0]
         assert "#" in block, f"{name} has no source comment"

@@ -102,6 +102,21 @@ def test_replayed_hello_cannot_take_over_the_session():
     assert not attacker.connected
 
 
+def test_second_operator_cannot_take_over_an_active_session():
+    srv, cli = _pair()
+    assert srv.handle(cli.command(1.0), "a", 1.0)[0] is not None
+    other = ClientEndpoint(PSK)
+    _, replies = srv.handle(other.hello(), "b", 1.1)
+    other.handle(replies[0], 1.1)
+    assert other.connected  # it holds keys, but ...
+    assert srv.handle(other.command(1.2), "b", 1.2)[0] is None  # ... the robot is someone else's
+    assert srv.drops.by_reason["session"] == 1
+    assert srv.handle(cli.command(1.3), "a", 1.3)[0] is not None
+    # once the first operator has been silent for takeover_after_s, the new one may drive
+    assert srv.handle(other.command(2.5), "b", 2.5)[0] is not None
+    assert srv.handle(cli.command(2.6), "a", 2.6)[0] is None  # the old session is gone
+
+
 def test_out_of_bounds_commands_are_rejected():
     srv, cli = _pair()
     bad = [

@@ -13,10 +13,11 @@ import threading
 import time
 
 import numpy as np
+from machaon.teleop._scheduler import ReleaseScheduler
 from scipy import stats
 
 from machaon.teleop.profiles import LinkProfile, get_profile
-from machaon.teleop.relay import UdpRelay, enable_timestamps, parse_hostport, recv_timestamped
+from machaon.teleop.relay import UdpRelay, _sockaddr, enable_timestamps, parse_hostport, recv_timestamped
 
 LOOP = "127.0.0.1"
 
@@ -151,3 +152,29 @@ def test_parse_hostport():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_release_scheduler_orders_by_release_time_and_bounds_its_heap():
+    sink, src = _udp(), _udp()
+    sched = ReleaseScheduler(2e-4, capacity=3)
+    th = threading.Thread(target=sched.run, daemon=True)
+    th.start()
+    try:
+        t0 = time.monotonic()
+        dest = _sockaddr(sink.getsockname())
+        for i, dt in enumerate((0.06, 0.02, 0.04)):  # pushed out of order
+            assert sched.push(t0 + dt, t0, src.fileno(), bytes([i]), dest, 0)
+        assert not sched.push(t0 + 0.1, t0, src.fileno(), b"x", dest, 1)  # heap full: refused, counted
+        got = [sink.recvfrom(10)[0] for _ in range(3)]
+        assert got == [b"\x01", b"\x02", b"\x00"]  # released by time, not by arrival
+        sent, errors, overflow, err, delay = sched.stats(0)
+        assert sent == 3 and errors == 0 and sched.stats(1)[2] == 1
+        assert np.allclose(np.sort(delay), [0.02, 0.04, 0.06], atol=0.01)
+        assert sched.push(time.monotonic() + 10.0, t0, src.fileno(), b"y", dest, 1)
+        assert sched.clear() == (0, 1) and sched.in_flight() == 0
+    finally:
+        sched.request_stop()
+        th.join(2.0)
+        sink.close()
+        src.close()
+    assert not th.is_alive()
