@@ -7,6 +7,9 @@ Rows (all in this one process, same arm with the drill guide, PyBullet DIRECT, 1
 - ``pybullet + torque I/O`` -- the same plus what any torque controller needs from PyBullet each
   step: ``getJointStates`` and ``setJointMotorControlArray(TORQUE_CONTROL)``.
 - ``ArmSim.step`` -- our backend stepping with no controller.
+- ``ControlLoop: zero torque, bare supervisor`` -- the floor of our loop: ``ControlLoop`` +
+  ``ArmSim`` read (with the F/T sensor)/write/step, a controller that returns zero torque and a
+  supervisor with no chain, dynamics or watchdogs (gravity off so the arm rests).
 - ``ControlLoop: Cartesian impedance + supervisor`` -- the full 1 kHz loop: ``ArmSim.read`` (with
   the F/T sensor), ``CartesianImpedance.update`` toward a 5 mm target step (Cython kernel, gravity
   and the Cartesian inertia from pinocchio),
@@ -34,6 +37,7 @@ from machaon.kinematics import Chain, Dynamics
 from machaon.robot.description import load_description
 from machaon.robot.loop import ControlLoop
 from machaon.sim import ArmSim
+from machaon.types import CommandMode, JointCommand
 
 TOOL = "drill_guide"
 
@@ -103,6 +107,25 @@ def _loop(desc, steps: int, tracker: bool) -> tuple[float, int]:
         return wall, sim.steps
 
 
+class _ZeroTorque:
+    """A controller that commands zero torque (a fresh array each cycle, as real controllers do)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def update(self, state, t: float) -> JointCommand:
+        return JointCommand(CommandMode.TORQUE, tau=np.zeros(self.n))
+
+
+def _floor(desc, steps: int) -> float:
+    sup = Supervisor(SafetyConfig(tool_speed_max=None, target_timeout_s=None))
+    with ArmSim(desc, tool=TOOL, gravity=0.0) as sim:
+        loop = ControlLoop(sim, _ZeroTorque(desc.dof), sup, rate_hz=1000)
+        t0 = time.perf_counter()
+        loop.run_for(steps * 1e-3)
+        return time.perf_counter() - t0
+
+
 def _breakdown(desc, steps: int) -> dict[str, float]:
     """Seconds per cycle of each stage of the loop body, timed stage by stage (same work as the loop)."""
     t = desc.tool(TOOL)
@@ -145,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     desc = load_description("machaon_arm")
     n = args.steps
     rows: list[tuple[str, float]] = []
-    best = {k: np.inf for k in ("bare", "io", "armsim", "loop", "traj")}
+    best = {k: np.inf for k in ("bare", "io", "armsim", "floor", "loop", "traj")}
     for _ in range(args.repeats):
         best["bare"] = min(best["bare"], _bare(desc, n, io=False))
         best["io"] = min(best["io"], _bare(desc, n, io=True))
         best["armsim"] = min(best["armsim"], _armsim_step(desc, n))
+        best["floor"] = min(best["floor"], _floor(desc, n))
         for key, tr in (("loop", False), ("traj", True)):
             wall, steps = _loop(desc, n, tr)
             assert steps == n
@@ -158,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         ("pybullet stepSimulation (peer, no controller)", best["bare"]),
         ("pybullet + torque I/O per step", best["io"]),
         ("ArmSim.step (our backend, no controller)", best["armsim"]),
+        ("ControlLoop: zero torque, bare supervisor", best["floor"]),
         ("ControlLoop: Cartesian impedance + supervisor", best["loop"]),
         ("  ... + TrajectoryTracker (Cartesian min-jerk)", best["traj"]),
     ]

@@ -519,3 +519,131 @@ cdef class CartesianStep:
         for j in range(n):
             self.tau_prev[j] = tau[j]
         self.has_prev = True
+
+
+# ----------------------------------------------------------------------------- Cartesian inertia
+
+cdef inline void _jacobi_eig6(double* A, double* V) noexcept nogil:
+    """Eigen-decomposition of a symmetric 6x6 A (row-major) by cyclic Jacobi rotations.
+
+    On return A's diagonal holds the eigenvalues and V's columns the eigenvectors (A = V diag V^T).
+    """
+    cdef int i, p, q, k, sweep
+    cdef double off, diag, apq, theta, t, c, s, akp, akq
+    for i in range(36):
+        V[i] = 1.0 if i % 7 == 0 else 0.0
+    for sweep in range(60):
+        off = 0.0
+        diag = 0.0
+        for p in range(6):
+            diag = diag + A[7 * p] * A[7 * p]
+            for q in range(p + 1, 6):
+                off = off + A[6 * p + q] * A[6 * p + q]
+        if off <= 1e-36 * diag or off == 0.0:   # off-diagonal part below rounding of the diagonal
+            return
+        for p in range(5):
+            for q in range(p + 1, 6):
+                apq = A[6 * p + q]
+                if apq == 0.0:
+                    continue
+                theta = (A[7 * q] - A[7 * p]) / (2.0 * apq)
+                if fabs(theta) > 1e150:
+                    t = 0.5 / theta
+                else:
+                    t = 1.0 / (fabs(theta) + sqrt(theta * theta + 1.0))
+                    if theta < 0.0:
+                        t = -t
+                c = 1.0 / sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(6):            # A <- A G
+                    akp = A[6 * k + p]
+                    akq = A[6 * k + q]
+                    A[6 * k + p] = c * akp - s * akq
+                    A[6 * k + q] = s * akp + c * akq
+                for k in range(6):            # A <- G^T A
+                    akp = A[6 * p + k]
+                    akq = A[6 * q + k]
+                    A[6 * p + k] = c * akp - s * akq
+                    A[6 * q + k] = s * akp + c * akq
+                for k in range(6):            # V <- V G
+                    akp = V[6 * k + p]
+                    akq = V[6 * k + q]
+                    V[6 * k + p] = c * akp - s * akq
+                    V[6 * k + q] = s * akp + c * akq
+
+
+cdef int _sqrt_inertia_c(int n, const double* J, const double* M, double eps, double* out) noexcept nogil:
+    """out = Lambda^1/2 (see ``sqrt_cartesian_inertia``); 0, or -1 for a non-finite value or M not SPD."""
+    cdef int i, j, k
+    cdef double s
+    cdef double L[MAX_DOF * MAX_DOF]
+    cdef double X[6 * MAX_DOF]
+    cdef double S[36]
+    cdef double V[36]
+    cdef double r[6]
+    for i in range(6 * n):
+        if not (J[i] - J[i] == 0.0):
+            return -1
+    for i in range(n):               # Cholesky M = L L^T (lower, row-major, stride n)
+        for j in range(i + 1):
+            s = M[n * i + j]
+            if not (s - s == 0.0):
+                return -1
+            for k in range(j):
+                s = s - L[n * i + k] * L[n * j + k]
+            if i == j:
+                if not (s > 0.0):
+                    return -1
+                L[n * i + i] = sqrt(s)
+            else:
+                L[n * i + j] = s / L[n * j + j]
+    for i in range(6):               # X_i = M^-1 J_i^T (J_i: row i of J)
+        for j in range(n):
+            s = J[n * i + j]
+            for k in range(j):
+                s = s - L[n * j + k] * X[n * i + k]
+            X[n * i + j] = s / L[n * j + j]
+        for j in range(n - 1, -1, -1):
+            s = X[n * i + j]
+            for k in range(j + 1, n):
+                s = s - L[n * k + j] * X[n * i + k]
+            X[n * i + j] = s / L[n * j + j]
+    for i in range(6):               # S = J M^-1 J^T, symmetrised
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(n):
+                s = s + 0.5 * (J[n * i + k] * X[n * j + k] + J[n * j + k] * X[n * i + k])
+            S[6 * i + j] = s
+            S[6 * j + i] = s
+    _jacobi_eig6(S, V)
+    for k in range(6):
+        s = S[7 * k]
+        if not (s >= eps):
+            s = eps
+        r[k] = 1.0 / sqrt(s)
+    for i in range(6):               # out = V diag(r) V^T
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(6):
+                s = s + V[6 * i + k] * r[k] * V[6 * j + k]
+            out[6 * i + j] = s
+            out[6 * j + i] = s
+    return 0
+
+
+def sqrt_cartesian_inertia(const double[:, ::1] J, const double[:, ::1] M, double eps, double[:, ::1] out):
+    """out (6x6) = Lambda^1/2, Lambda = (J M^-1 J^T)^-1, the eigenvalues of J M^-1 J^T floored at eps.
+
+    J: 6 x n, M: n x n symmetric positive definite (n <= MAX_DOF). Returns 0, or -1 (out untouched)
+    when a value is not finite, M is not positive definite or the sizes do not fit; the Python face
+    then takes numpy's route (``impedance.cartesian_inertia``), which agrees to rounding.
+    """
+    cdef int n = J.shape[1]
+    cdef int code
+    if J.shape[0] != 6 or M.shape[0] != n or M.shape[1] != n or n > MAX_DOF or n < 1:
+        return -1
+    if out.shape[0] != 6 or out.shape[1] != 6:
+        return -1
+    with nogil:
+        code = _sqrt_inertia_c(n, &J[0, 0], &M[0, 0], eps, &out[0, 0])
+    return code

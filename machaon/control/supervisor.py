@@ -16,6 +16,12 @@ States (``SupervisorState``):
   backends keep the frozen pose). Entered on any fault; left with ``resume()``.
 - ``ESTOP``: like PROTECTIVE_STOP but latched: only ``reset()`` (to HOLD) leaves it.
 
+With a ``Dynamics`` and a loop period (``bind_period``; the ``ControlLoop`` binds it), the hold
+stiffness, hold damping and brake damping are bounded per joint to values that are stable in
+discrete time for that joint's inertia: ``d <= 0.5 m / dt`` and ``k <= 0.25 m / dt^2`` (``m``
+the joint's inertia with the others free, ``1 / (M^-1)_ii``). A light wrist joint cannot take
+the generic defaults (10 N m s/rad at 1 kHz spins it up); clipping is logged once at INFO.
+
 Faults checked every cycle, each with the state it leads to:
 
 =====================================================  ==================  ===================
@@ -73,6 +79,11 @@ from machaon.types import CommandMode, JointCommand, JointState
 _log = logging.getLogger(__name__)
 
 _CODE = _safety.CODES
+
+# Discrete-time stability margins of the safe commands (see ``Supervisor._stable_bounds``).
+STABLE_D = 0.5  # bound on d dt / m (instability at 2)
+STABLE_K = 0.25  # bound on k dt^2 / m
+_INERTIA_REFRESH_RAD = 0.05  # re-evaluate the joint inertias after this much motion (rad or m)
 _REQUIRED = {CommandMode.TORQUE: "tau", CommandMode.POSITION: "q", CommandMode.VELOCITY: "dq"}
 
 
@@ -199,7 +210,8 @@ class Supervisor:
 
     ``chain`` (a ``machaon.kinematics.Chain`` whose tip is the tool) enables the workspace and
     tool-speed checks; ``dynamics`` (``machaon.kinematics.Dynamics``) adds gravity compensation
-    to the torque-mode hold and brake. Starts in RUN (``initial_state`` to change).
+    to the torque-mode hold and brake and bounds their gains to discrete-time-stable values for
+    the loop period (module docstring). Starts in RUN (``initial_state`` to change).
     """
 
     def __init__(
@@ -237,6 +249,9 @@ class Supervisor:
         self.cycles = 0
         self.saturated_cycles = 0
         self._limits: _Limits | None = None
+        self._period: float | None = None
+        self._inertia_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._clip_logged: set[str] = set()
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -245,7 +260,10 @@ class Supervisor:
         self._clock = clock
 
     def bind_period(self, period_s: float) -> None:
-        """Nominal loop period; sets the overrun limit to ``period_factor * period_s`` unless configured."""
+        """Nominal loop period: sets the overrun limit to ``period_factor * period_s`` unless configured,
+        and the period the hold/brake gains are bounded for (with a ``dynamics``)."""
+        self._period = float(period_s)
+        self._inertia_cache = None
         if self.config.period_max_s is None:
             self._period_max = self.config.period_factor * float(period_s)
 
@@ -342,7 +360,8 @@ class Supervisor:
             self.cycles += 1
             self._t_last = t
             fault = self._check_timing(t)
-            q, dq, tau = (np.ascontiguousarray(x, dtype=np.float64) for x in (state.q, state.dq, state.tau))
+            asc, f64 = np.ascontiguousarray, np.float64
+            q, dq, tau = asc(state.q, dtype=f64), asc(state.dq, dtype=f64), asc(state.tau, dtype=f64)
             n = q.shape[0] if q.ndim == 1 else -1
             state_finite = n > 0 and dq.shape == q.shape == tau.shape and _safety.all_finite(q) \
                 and _safety.all_finite(dq) and _safety.all_finite(tau)
@@ -371,7 +390,7 @@ class Supervisor:
                     self._enter_stop(SupervisorState.PROTECTIVE_STOP, *bad)
                 else:
                     self._q_safe = q.copy()  # the backend may reuse its arrays
-                    return self._limit_command(cmd)
+                    return self._limit_command(cmd, n)
             if not state_finite:
                 if self._q_safe is None:
                     return self._blind_command(n)
@@ -467,6 +486,15 @@ class Supervisor:
         return None
 
     def _check_command(self, cmd: JointCommand | None, n: int) -> tuple[str, str] | None:
+        if type(cmd) is JointCommand and cmd.mode is CommandMode.TORQUE and cmd.q is None and cmd.dq is None:
+            # The per-cycle case (a torque controller's own fresh array): same checks, fewer steps.
+            v = cmd.tau
+            if type(v) is np.ndarray and v.dtype == np.float64 and v.flags.c_contiguous and v.shape == (n,):
+                if not _safety.all_finite(v):
+                    return ("nan", "NaN/Inf in the commanded tau")
+                if self.config.hold_mode is None:
+                    self._mode = CommandMode.TORQUE
+                return None
         if cmd is None:
             return ("bad_command", "controller produced no command")
         if not isinstance(cmd, JointCommand):
@@ -488,8 +516,9 @@ class Supervisor:
             self._mode = cmd.mode
         return None
 
-    def _limit_command(self, cmd: JointCommand) -> JointCommand:
-        lim = self._limits_for(cmd_len(cmd))
+    def _limit_command(self, cmd: JointCommand, n: int) -> JointCommand:
+        """``cmd`` (already checked by ``_check_command`` to have n values) within the limits."""
+        lim = self._limits_for(n)
         if isinstance(lim, str):
             return cmd
         if cmd.mode is CommandMode.TORQUE:
@@ -538,7 +567,7 @@ class Supervisor:
             self._q_hold = q.copy()
         if self._braking:
             if mode is CommandMode.TORQUE:
-                _, _, d_brake = self._safe_gains(n)
+                _, _, d_brake = self._safe_gains(q)
                 tau = self._gravity(q) - d_brake * dq
                 return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
             if mode is CommandMode.POSITION:
@@ -558,21 +587,78 @@ class Supervisor:
 
     def _hold_command(self, mode: CommandMode, q_hold, q, dq, info) -> JointCommand:
         if mode is CommandMode.TORQUE:
-            k_hold, d_hold, _ = self._safe_gains(q.shape[0])
+            k_hold, d_hold, _ = self._safe_gains(q)
             tau = k_hold * (q_hold - q) - d_hold * dq + self._gravity(q)
             return JointCommand(CommandMode.TORQUE, tau=self._sat(tau), info=info)
         if mode is CommandMode.POSITION:
             return JointCommand(CommandMode.POSITION, q=q_hold.copy(), info=info)
         return JointCommand(CommandMode.VELOCITY, dq=np.zeros(q.shape[0]), info=info)
 
-    def _safe_gains(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hold stiffness, hold damping and brake damping for n joints (the defaults if they do not fit)."""
+    def _safe_gains(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hold stiffness, hold damping and brake damping for the joints at ``q``.
+
+        The configured values (the defaults if they do not fit n joints), each bounded per joint
+        to stay stable at the loop period when the joint inertias are known (``_stable_bounds``).
+        """
         c = self.config
+        n = q.shape[0]
         out = []
         for name, default in (("hold_stiffness", 100.0), ("hold_damping", 10.0), ("brake_damping", 5.0)):
             v = getattr(c, name)
             out.append(v if v.size in (1, n) else np.full(n, default))
-        return out[0], out[1], out[2]
+        bounds = self._stable_bounds(q)
+        if bounds is None:
+            return out[0], out[1], out[2]
+        k_cap, d_cap = bounds
+        k = self._bounded("hold_stiffness", out[0], k_cap, "N m/rad")
+        d = self._bounded("hold_damping", out[1], d_cap, "N m s/rad")
+        b = self._bounded("brake_damping", out[2], d_cap, "N m s/rad")
+        return k, d, b
+
+    def _bounded(self, name: str, value: np.ndarray, cap: np.ndarray, unit: str) -> np.ndarray:
+        """``min(value, cap)`` per joint, logging (once per setting) the joints where it clips."""
+        if (value <= cap).all():
+            return value
+        clipped = np.minimum(value, cap)
+        if name not in self._clip_logged:
+            self._clip_logged.add(name)
+            v = np.broadcast_to(value, cap.shape)
+            joints = np.flatnonzero(v > cap)
+            _log.info(
+                "supervisor: %s clipped to the discrete-time stable bound for a %.3g ms period at joint(s) %s: "
+                "%s -> %s %s", name, self._period * 1e3, joints.tolist(),
+                np.round(v[joints], 4).tolist(), np.round(cap[joints], 4).tolist(), unit,
+            )
+        return clipped
+
+    def _stable_bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-joint ``(k_max, d_max)`` for the safe commands, or None without dynamics or a loop period.
+
+        A joint of inertia m under ``tau = -k x - d v`` sampled every dt is stable (for a
+        zero-order-hold or a semi-implicit Euler plant) when ``d dt / m < 2`` and ``k dt^2 / m``
+        stays below a few units; the bounds keep good margins: ``d <= STABLE_D m / dt`` and
+        ``k <= STABLE_K m / dt^2``. m is the joint's inertia with the other joints free,
+        ``1 / (M^-1)_ii`` (at most ``M_ii``), recomputed when the arm has moved by more than
+        ``_INERTIA_REFRESH_RAD`` since the last evaluation.
+        """
+        dyn, dt = self.dynamics, self._period
+        if dyn is None or dt is None or not np.isfinite(q).all():
+            return None
+        cache = self._inertia_cache
+        if cache is None or cache[0].shape != q.shape or np.max(np.abs(cache[0] - q)) > _INERTIA_REFRESH_RAD:
+            try:
+                M = np.asarray(dyn.mass_matrix(q), dtype=np.float64)
+                with np.errstate(all="ignore"):
+                    m = 1.0 / np.diag(np.linalg.inv(M))
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # the safety path never raises
+                if "inertia" not in self._clip_logged:
+                    self._clip_logged.add("inertia")
+                    _log.warning("supervisor: joint inertias unavailable (%r); hold/brake gains not bounded", exc)
+                return None
+            if m.shape != q.shape or not (np.isfinite(m).all() and (m > 0).all()):
+                return None
+            cache = self._inertia_cache = (q.copy(), STABLE_K * m / (dt * dt), STABLE_D * m / dt)
+        return cache[1], cache[2]
 
     def _sat(self, tau: np.ndarray) -> np.ndarray:
         lim = self._limits_for(tau.shape[0])

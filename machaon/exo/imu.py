@@ -73,7 +73,7 @@ class SegmentOrientation:
         gain: float | None = None,
         init_s: float = 1.0,
         init_gain_factor: float = 20.0,
-        acc_rejection: float = 0.5,
+        acc_rejection: float = 0.2,
     ) -> None:
         if fs_hz <= 0:
             raise ValueError("fs_hz must be > 0")

@@ -7,6 +7,7 @@ whose base link is the URDF root that is the base frame. Units: N m (revolute), 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,14 @@ class Dynamics:
         self._iq_plain = idx_q[self._plain]
         self._iq_cont = idx_q[chain.continuous]
         self._q_neutral = pin.neutral(self.model)
+        n = chain.dof
+        # Fast path (the usual arm: every joint plain, pinocchio's order = the chain's): q goes to
+        # pinocchio as is and its outputs need no reordering. Checked once here, not per call.
+        self._identity = (
+            not chain.continuous.any() and self.model.nq == n and self.model.nv == n
+            and np.array_equal(idx_q, np.arange(n)) and np.array_equal(self._idx_v, np.arange(n))
+        )
+        self._tril = np.tril_indices(self.model.nv, -1)
 
     @classmethod
     def from_urdf(
@@ -65,8 +74,22 @@ class Dynamics:
             chain = chain.with_tool(transform("T_flange_tool", T_flange_tool))
         return cls(chain, payload_mass, payload_com)
 
+    def _checked(self, q: np.ndarray) -> np.ndarray:
+        """``q`` as a checked C-contiguous float64 (dof,) array (``finite_array`` semantics, cheaper when valid).
+
+        The per-cycle callers pass float64 vectors of the right shape; for those one dot product
+        proves every element finite (a NaN/Inf or an overflow makes it non-finite; overflow falls
+        back to the full check, which accepts it). Anything else takes ``finite_array``.
+        """
+        if (type(q) is np.ndarray and q.dtype == np.float64 and q.shape == (self.chain.dof,)
+                and q.flags.c_contiguous and math.isfinite(sum(q.tolist()))):
+            return q
+        return finite_array("q", q, (self.chain.dof,))
+
     def _q(self, q: np.ndarray) -> np.ndarray:
-        q = finite_array("q", q, (self.chain.dof,))
+        q = self._checked(q)
+        if self._identity:
+            return q
         qp = self._q_neutral.copy()
         qp[self._iq_plain] = q[self._plain]
         if self._iq_cont.size:
@@ -76,6 +99,8 @@ class Dynamics:
         return qp
 
     def _reorder(self, v: np.ndarray) -> np.ndarray:
+        if self._identity:
+            return v  # pinocchio returns a new array (a copy of its data), already in chain order
         return np.ascontiguousarray(v[self._idx_v])
 
     def gravity(self, q: np.ndarray) -> np.ndarray:
@@ -84,8 +109,11 @@ class Dynamics:
 
     def mass_matrix(self, q: np.ndarray) -> np.ndarray:
         """Joint-space inertia M(q) (dof x dof), symmetric positive definite."""
-        M = pin.crba(self.model, self.data, self._q(q))
-        M = np.triu(M) + np.triu(M, 1).T
+        M = pin.crba(self.model, self.data, self._q(q))  # a new array; only its upper triangle is set
+        low = self._tril
+        M[low] = M.T[low]
+        if self._identity:
+            return M
         return np.ascontiguousarray(M[np.ix_(self._idx_v, self._idx_v)])
 
     def nonlinear(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:

@@ -108,8 +108,8 @@ class ProcedureConfig:
     control_hz: float = 500.0
     pixel_sigma: float = 0.1
     fiducial_noise_m: float = 0.1e-3
-    n_surface_points: int = 60
-    calibration_poses: int = 10
+    n_surface_points: int = 100
+    calibration_poses: int = 12
     calibration_from_images: bool = True
     feed_m_s: float = 4e-3
     standoff_m: float = 0.02
@@ -511,6 +511,12 @@ def _calibrate(w: _World, directory: Path | None) -> tuple[dict, dict]:
             m = w.tracker.measure("tool", w.true_T_cam("tool"), rng)
         if m is None:
             continue
+        # a plate seen squarely (or very obliquely) gives a poorly determined tilt: skip that view,
+        # judged from the measured pose itself
+        Tm = m.T_cam_plate
+        view = math.degrees(math.acos(float(np.clip(-Tm[:3, 2] @ Tm[:3, 3] / np.linalg.norm(Tm[:3, 3]), -1, 1))))
+        if not 20.0 <= view <= 65.0:
+            continue
         A.append(w.chain_flange.fk(r.q))
         B.append(m.T_cam_plate)
         q = r.q
@@ -575,17 +581,26 @@ def _register(w: _World, plan: Plan) -> dict:
     fid_ref = np.array(fid_ref)
     paired = reg.register_paired(fid_img, fid_ref)  # T_ref_image
     lo, hi = w.anatomy.bounds()
-    y_cut = lo[1] + 0.55 * (hi[1] - lo[1])
+    # the surgeon reaches the posterior elements: laminae, spinous and transverse processes, facets;
+    # their surfaces face many ways, which ICP needs (a single flat patch lets it slide)
+    y_cut = lo[1] + 0.35 * (hi[1] - lo[1])
     surf_img, _ = surface_samples(w.anatomy, cfg.n_surface_points, seed=cfg.seed + 3, spacing=2e-3,
                                   mask_fn=lambda P: P[:, 1] > y_cut)
     surf_ref = []
     for pnt in surf_img:
-        surf_ref.append(_digitise(w, pnt, t, 3, rng))
+        surf_ref.append(_digitise(w, pnt, t, 10, rng))
         t += 0.3
     model_pts, model_n = surface_samples(w.anatomy, 20000, seed=cfg.seed + 5, spacing=2e-3,
                                          mask_fn=lambda P: P[:, 1] > y_cut - 0.005)
     icp = reg.icp_point_to_plane(np.array(surf_ref), model_pts, model_n, np.linalg.inv(paired.T_dst_src))
     T_ref_image = np.linalg.inv(icp.T_dst_src)
+    # consistency check without ground truth: the refined transform must still fit the landmarks
+    fre_icp = float(np.sqrt(np.mean(np.sum((reg.apply_transform(T_ref_image, fid_img) - fid_ref) ** 2, axis=1))))
+    icp_used = fre_icp <= 1.5 * paired.fre + 0.05 * MM
+    if not icp_used:
+        log.warning("ICP moved the landmarks to %.3f mm RMS (paired %.3f mm): keeping the paired-point result",
+                    fre_icp / MM, paired.fre / MM)
+        T_ref_image = paired.T_dst_src
     targets = np.array([s.target for s in plan] + [s.entry for s in plan])
     fle = reg.estimate_fle(paired.fre, len(fid_img))
     tre_pred = reg.predicted_tre(fid_img, targets, fle)
@@ -598,7 +613,7 @@ def _register(w: _World, plan: Plan) -> dict:
         "T_ref_image": T_ref_image, "fre": paired.fre, "tre_predicted": float(tre_pred.max()),
         "tre_measured": float(tre.max()), "tre_paired_only": float(tre_paired.max()), "icp_rms": icp.rms,
         "n_fiducials": len(fid_img), "n_surface_points": len(surf_img), "icp_inliers": icp.n_inliers,
-        "time_s": dt,
+        "icp_used": icp_used, "fre_after_icp": fre_icp, "time_s": dt,
     }
 
 

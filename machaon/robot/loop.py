@@ -329,11 +329,13 @@ class ControlLoop:
             except Exception:
                 _log.exception("run log recorder failed; recording disabled")
                 self.recorder = None
-        self._next += self.period
-        if clock.now() > self._next:
+        nxt = self._next + self.period
+        now = clock.now()
+        if now > nxt:
             self.overruns += 1
-            self._next = clock.now()
-        clock.wait_until(self._next)
+            nxt = now
+        self._next = nxt
+        clock.wait_until(nxt)
         return True
 
     def _backend_failed(self, what: str, exc: BaseException) -> bool:

@@ -200,7 +200,7 @@ class ArmSim:
         if not (math.isfinite(dt) and 0 < dt <= 0.01):
             raise ValueError(f"dt: must be in (0, 0.01] s, got {dt!r}")
         self.dt = float(dt)
-        n = self.desc.dof
+        n = self._n = self.desc.dof  # fixed for the life of the sim (read/write use it every cycle)
         self._tool = None if tool is None else self.desc.tool(tool)
         self._client = -1
         self._tmpdir = tempfile.TemporaryDirectory(prefix="machaon_sim_")
@@ -274,6 +274,7 @@ class ArmSim:
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
+            self._neg_effort = -self._effort
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
             self._ft = bool(ft_sensor)
             if self._ft:
@@ -427,13 +428,14 @@ class ArmSim:
 
     def read(self) -> JointState:
         """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc)."""
-        self._check_open()
-        n = self.dof
+        if self._closed:
+            self._check_open()
+        n = self._n
         sts = p.getJointStates(self.body, self._read_idx, physicsClientId=self._client)
-        js = sts[:n]
-        q = np.array([s[0] for s in js])
-        dq = np.array([s[1] for s in js])
-        tau = self._tau_applied + np.array([s[3] for s in js])
+        q, dq, _, tau_motor = zip(*sts[:n], strict=True)  # (position, velocity, reaction, motor torque) per joint
+        q = np.array(q)
+        dq = np.array(dq)
+        tau = self._tau_applied + np.array(tau_motor)
         wrench = self._tool_wrench(sts[n][2]) if self._ft else None
         faults = tuple(self._faults)
         self._faults.clear()
@@ -441,17 +443,19 @@ class ArmSim:
 
     def write(self, cmd: JointCommand) -> None:
         """Hold ``cmd`` until the next write. ``ValueError`` for a wrong length or NaN/Inf."""
-        self._check_open()
-        n = self.dof
+        if self._closed:
+            self._check_open()
+        n = self._n
         if not isinstance(cmd, JointCommand):
             raise ValueError(f"cmd: expected a JointCommand, got {type(cmd).__name__}")
         if cmd.mode is CommandMode.TORQUE:
             tau = cmd.tau
+            # A float sum is finite iff every element is (or the sum overflowed: the full check decides).
             if not (type(tau) is np.ndarray and tau.shape == (n,) and tau.dtype == np.float64
-                    and np.isfinite(tau).all()):
+                    and math.isfinite(sum(tau.tolist()))):
                 tau = finite_array("cmd.tau", tau, (n,))  # raises ValueError naming the problem
             eff = self._effort
-            sat = np.minimum(np.maximum(tau, -eff), eff)  # drives saturate at their effort limits
+            sat = np.minimum(np.maximum(tau, self._neg_effort), eff)  # drives saturate at their effort limits
             if self._motor_mode is CommandMode.TORQUE:
                 self._tau_applied = sat  # fast path: motors already off
                 return
@@ -532,7 +536,7 @@ class ArmSim:
         self._check_open()
         cid, body, idx = self._client, self.body, self._jidx
         tau = self._tau_applied.tolist()
-        use_tau = bool(np.any(self._tau_applied))
+        use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
         for _ in range(int(n)):
             if use_tau:  # PyBullet clears applied joint torques after every step
                 p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)

@@ -27,7 +27,8 @@ Sensors, generated from the simulated physics so the whole exo chain closes:
   action potential shape; plus mains interference (50 Hz and 150 Hz) and amplifier noise (V).
 - 4 IMUs (thigh and shank of each leg) at ``imu_rate_hz``: gyroscope (rad/s) and accelerometer
   (specific force, m/s^2) in the segment frame (x anterior, y left, z proximal), from the
-  PyBullet link velocities at the sensor point (acceleration by finite difference), with noise.
+  PyBullet link velocities at the sensor point (acceleration by finite difference), averaged
+  over each output period as an IMU's decimation filter does, with noise.
 
 ``sensors.poll()`` returns everything generated since the last poll (like the serial board);
 faults can be injected there (dropout, electrode off, NaN samples). ``trace()`` returns the
@@ -306,6 +307,8 @@ class LegSim:
         self._tau_exo = np.zeros(4)
         self._v_prev: np.ndarray | None = None
         self._emg_queue: list[tuple[np.ndarray, np.ndarray]] = []
+        self._imu_sum = np.zeros((4, 6))
+        self._imu_n = 0
         keys = ("t", "q", "tau_wearer", "drive", "tau_exo", "contact", "pelvis")
         self._trace: dict[str, list] = {k: [] for k in keys}
         self._faults: tuple[DeviceFault, ...] = ()
@@ -465,11 +468,9 @@ class LegSim:
             for ch in self.sensors.nan_channels:
                 emg[:, ch] = np.nan
         self.sensors._push_emg(t_emg, emg)
-        # IMUs: the sensor-point velocity is needed on the IMU step and the step before it
-        # (finite-difference acceleration over one physics step).
-        phase = self._k % every
-        if phase not in (0, every - 1) and self._v_prev is not None:
-            return
+        # IMUs: like a real IMU's internal decimation filter, the 200 Hz output is the mean of the
+        # per-step (1 kHz) angular rate and specific force over the output period. Point samples
+        # every 5 ms would alias the sharp rate changes at heel strike into orientation drift.
         ls = p.getLinkStates(self._body, self._l_imu, computeLinkVelocity=1, computeForwardKinematics=1,
                              physicsClientId=self._client)
         v = np.empty((4, 3))
@@ -484,11 +485,16 @@ class LegSim:
             gyr[i] = R[i].T @ np.asarray(w)
         v_prev = v if self._v_prev is None else self._v_prev
         self._v_prev = v
-        if phase == 0:
-            acc_w = (v - v_prev) / cfg.dt + np.array([0.0, 0.0, GRAVITY])
-            imu = np.empty((4, 6))
-            imu[:, :3] = gyr + cfg.gyro_noise_rad_s * self._rng.standard_normal((4, 3))
-            imu[:, 3:] = np.einsum("kji,kj->ki", R, acc_w) + cfg.acc_noise_m_s2 * self._rng.standard_normal((4, 3))
+        acc_w = (v - v_prev) / cfg.dt + np.array([0.0, 0.0, GRAVITY])
+        self._imu_sum[:, :3] += gyr
+        self._imu_sum[:, 3:] += np.einsum("kji,kj->ki", R, acc_w)
+        self._imu_n += 1
+        if self._k % every == 0:
+            imu = self._imu_sum / self._imu_n
+            imu[:, :3] += cfg.gyro_noise_rad_s * self._rng.standard_normal((4, 3))
+            imu[:, 3:] += cfg.acc_noise_m_s2 * self._rng.standard_normal((4, 3))
+            self._imu_sum[:] = 0.0
+            self._imu_n = 0
             self.sensors._push_imu(self.t, imu)
 
     def trace(self) -> LegTrace:
