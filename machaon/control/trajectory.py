@@ -201,6 +201,7 @@ class CartesianTrajectory:
         # axis u applied to R0: exp(a u^) R0 = R0 + sin(a) (u^ R0) + (1 - cos(a)) (u^2 R0).
         self._dth = np.concatenate([self.dp, self.theta])
         self._p0 = self.T0[:3, 3].copy()
+        self._eye4 = np.eye(4)
         self._ang = ang
         R0 = self.T0[:3, :3]
         if ang > 0:
@@ -230,7 +231,7 @@ class CartesianTrajectory:
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(T_base_target 4x4, twist [v; w] (6,), acceleration (6,)) at time t, base frame."""
         s, ds, dds = self.profile(t - self.t0)
-        T = np.eye(4)
+        T = self._eye4.copy()
         # SLERP: the constant-axis geodesic R(s) = exp(s theta) R0, by Rodrigues' formula about the
         # precomputed axis (a few 3x3 operations per cycle; scipy's Slerp object costs ~20x more).
         T[:3, :3] = self._rotation(s)

@@ -119,3 +119,28 @@ def test_tracker_follows_a_sequence_on_the_fake_robot():
     np.testing.assert_allclose(backend.read().q, q_way[-1], atol=1e-3)
     assert sup.state.value == "run"  # the tracker kept the target fresh
     assert math.isclose(loop.stats().period_median, 1e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_cartesian_sample_is_the_exp3_geodesic(seed):
+    """The per-cycle Rodrigues form equals exp3(s theta) R0 to rounding, exactly at the ends."""
+    from machaon.kinematics import exp3
+
+    rng = np.random.default_rng(seed)
+    T0, T1 = np.eye(4), np.eye(4)
+    T0[:3, :3] = Rotation.random(random_state=seed % 2**31).as_matrix()
+    T1[:3, :3] = T0[:3, :3] if seed % 4 == 0 else Rotation.random(random_state=(seed + 1) % 2**31).as_matrix()
+    T0[:3, 3], T1[:3, 3] = rng.normal(size=3), rng.normal(size=3)
+    tr = CartesianTrajectory(T0, T1, 0.5, 1.0, w_max=1.0, alpha_max=4.0)
+    for t in np.linspace(-0.1, tr.duration + 0.1, 23):
+        T, tw, acc = tr.sample(t)
+        s, ds, dds = tr.profile(t - tr.t0)
+        R_ref = exp3(s * tr.theta) @ T0[:3, :3]
+        np.testing.assert_allclose(T[:3, :3], R_ref, atol=1e-13)
+        np.testing.assert_allclose(T[:3, 3], T0[:3, 3] + s * tr.dp, atol=1e-15)
+        np.testing.assert_array_equal(T[3], [0.0, 0.0, 0.0, 1.0])
+        np.testing.assert_array_equal(tw, np.concatenate([ds * tr.dp, ds * tr.theta]))
+        np.testing.assert_array_equal(acc, np.concatenate([dds * tr.dp, dds * tr.theta]))
+        if s in (0.0, 1.0):
+            np.testing.assert_array_equal(T[:3, :3], R_ref)

@@ -53,3 +53,37 @@ def test_dynamics_rejects_bad_input():
         dyn.nonlinear(np.zeros(7), np.zeros(3))
     with pytest.raises(ValueError, match="payload_mass"):
         Dynamics.from_urdf(*arm_spec("kuka_iiwa"), payload_mass=-1.0)
+
+
+@pytest.mark.parametrize("name", ["machaon_arm", "kuka_iiwa"])
+def test_per_cycle_path_gives_pinocchios_numbers_and_checks_like_finite_array(name):
+    """The cheap per-cycle input check and the skipped reordering change no number and no error."""
+    dyn = Dynamics.from_urdf(*arm_spec(name))
+    chain = dyn.chain
+    model = pin.buildModelFromUrdf(str(chain.urdf_path))
+    data = model.createData()
+    n = chain.dof
+    for q in chain.random_q(np.random.default_rng(3), 5):
+        qp = _pin_q(model, chain, q)
+        np.testing.assert_allclose(dyn.gravity(q), pin.computeGeneralizedGravity(model, data, qp), rtol=0, atol=1e-12)
+        M = pin.crba(model, data, qp)
+        M = np.triu(M) + np.triu(M, 1).T
+        np.testing.assert_allclose(dyn.mass_matrix(q), M, rtol=0, atol=1e-12)
+        # Lists, other dtypes and strided views take the full check and give the same result.
+        np.testing.assert_array_equal(dyn.gravity(list(q)), dyn.gravity(q))
+        np.testing.assert_array_equal(dyn.gravity(np.repeat(q, 2)[::2]), dyn.gravity(q))
+    g = dyn.gravity(np.zeros(n))
+    g[:] = 1e9  # the result is the caller's own array: nothing inside the Dynamics changes
+    assert np.abs(dyn.gravity(np.zeros(n))).max() < 1e6
+    # Finite values whose sum overflows are still accepted (as finite_array does); NaN/Inf anywhere are not.
+    big = np.full(n, 1e308)
+    assert dyn.gravity(big).shape == (n,)
+    for bad in (np.nan, np.inf, -np.inf):
+        q = np.zeros(n)
+        q[n - 1] = bad
+        with pytest.raises(ValueError, match="q: contains NaN or Inf"):
+            dyn.gravity(q)
+        with pytest.raises(ValueError, match="q: contains NaN or Inf"):
+            dyn.mass_matrix(q)
+    with pytest.raises(ValueError, match="q: expected shape"):
+        dyn.gravity(np.zeros(n + 1))
