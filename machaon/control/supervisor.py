@@ -147,6 +147,8 @@ class SafetyConfig:
     ``period_max_s`` bounds the time between two checks; None lets ``bind_period`` set it to
     ``period_factor`` times the loop period. ``hold_mode`` forces the command mode of the safe
     commands (None: the mode of the controller's last valid command, torque before any).
+    ``hold_stiffness``/``hold_damping``/``brake_damping`` are upper values: a supervisor with a
+    ``Dynamics`` lowers them per joint to what the joint's inertia keeps stable at the loop period.
     """
 
     q_min: np.ndarray | float | None = None
