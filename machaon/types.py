@@ -90,3 +90,25 @@ class JointCommand:
     @staticmethod
     def velocity(dq_rad_s: np.ndarray) -> JointCommand:
         return JointCommand(CommandMode.VELOCITY, dq=np.asarray(dq_rad_s, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class SensorBatch:
+    """EMG and IMU samples received since the previous poll.
+
+    ``t_emg`` (n,) s and ``emg_v`` (n, C) volts; ``t_imu`` (m,) s and ``imu`` (m, M, 6) with
+    per sensor [gyro x, y, z rad/s, accel x, y, z m/s^2] in the sensor frame (mounting in
+    ``machaon.exo.imu``). ``dropped`` / ``corrupt`` count frames lost on the link since the last
+    poll.
+    """
+
+    t_emg: np.ndarray
+    emg_v: np.ndarray
+    t_imu: np.ndarray
+    imu: np.ndarray
+    dropped: int = 0
+    corrupt: int = 0
+
+    @staticmethod
+    def empty(n_emg: int, n_imu: int, dropped: int = 0, corrupt: int = 0) -> SensorBatch:
+        return SensorBatch(np.zeros(0), np.zeros((0, n_emg)), np.zeros(0), np.zeros((0, n_imu, 6)), dropped, corrupt)

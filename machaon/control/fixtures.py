@@ -190,7 +190,37 @@ class PlaneBoundary(Fixture):
         return max(-self.distance(np.asarray(T_base_tool)[:3, 3]), 0.0)
 
 
-class ForbiddenSphere(Fixture):
+class _ForbiddenRegion(Fixture):
+    """A region the tool origin must stay out of; subclasses give ``_normal_depth(p)``: the outward
+    normal at the nearest boundary point and the penetration depth (> 0 inside), in m."""
+
+    k: float
+    d: float
+
+    def _normal_depth(self, p: np.ndarray) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+    def wrench(self, T_base_tool: np.ndarray, v_tool: np.ndarray) -> np.ndarray:
+        """Spring out along the normal, damping only inward motion, never pulling inward."""
+        n, pen = self._normal_depth(T_base_tool[:3, 3])
+        w = np.zeros(6)
+        if pen > 0:
+            w[:3] = max(self.k * pen - self.d * min(float(n @ v_tool[:3]), 0.0), 0.0) * n
+        return w
+
+    def constrain(self, T_base_tool: np.ndarray) -> np.ndarray:
+        """The pose moved out to the nearest boundary point when inside."""
+        T = np.array(T_base_tool, dtype=np.float64)
+        n, pen = self._normal_depth(T[:3, 3])
+        if pen > 0:
+            T[:3, 3] += pen * n
+        return T
+
+    def violation(self, T_base_tool: np.ndarray) -> float:
+        return max(self._normal_depth(np.asarray(T_base_tool)[:3, 3])[1], 0.0)
+
+
+class ForbiddenSphere(_ForbiddenRegion):
     """Keep the tool origin out of the sphere (``center``, ``radius``)."""
 
     def __init__(self, center: np.ndarray, radius: float, k: float, d: float = 0.0) -> None:
@@ -204,25 +234,7 @@ class ForbiddenSphere(Fixture):
         n = r / dist if dist > 1e-12 else np.array([0.0, 0.0, 1.0])
         return n, self.radius - dist
 
-    def wrench(self, T_base_tool: np.ndarray, v_tool: np.ndarray) -> np.ndarray:
-        n, pen = self._normal_depth(T_base_tool[:3, 3])
-        w = np.zeros(6)
-        if pen > 0:
-            w[:3] = max(self.k * pen - self.d * min(float(n @ v_tool[:3]), 0.0), 0.0) * n
-        return w
-
-    def constrain(self, T_base_tool: np.ndarray) -> np.ndarray:
-        T = np.array(T_base_tool, dtype=np.float64)
-        n, pen = self._normal_depth(T[:3, 3])
-        if pen > 0:
-            T[:3, 3] = self.center + self.radius * n
-        return T
-
-    def violation(self, T_base_tool: np.ndarray) -> float:
-        return max(self._normal_depth(np.asarray(T_base_tool)[:3, 3])[1], 0.0)
-
-
-class ForbiddenCylinder(Fixture):
+class ForbiddenCylinder(_ForbiddenRegion):
     """Keep the tool origin out of a cylinder: axis through ``point`` along ``direction``, ``radius``,
     extending ``half_length`` (m, default infinite) either side of ``point``. Pushes radially out."""
 
@@ -251,23 +263,6 @@ class ForbiddenCylinder(Fixture):
                 n = np.cross(self.axis, [0.0, 1.0, 0.0])
             n /= np.linalg.norm(n)
         return n, self.radius - dist
-
-    def wrench(self, T_base_tool: np.ndarray, v_tool: np.ndarray) -> np.ndarray:
-        n, pen = self._normal_depth(T_base_tool[:3, 3])
-        w = np.zeros(6)
-        if pen > 0:
-            w[:3] = max(self.k * pen - self.d * min(float(n @ v_tool[:3]), 0.0), 0.0) * n
-        return w
-
-    def constrain(self, T_base_tool: np.ndarray) -> np.ndarray:
-        T = np.array(T_base_tool, dtype=np.float64)
-        n, pen = self._normal_depth(T[:3, 3])
-        if pen > 0:
-            T[:3, 3] += pen * n
-        return T
-
-    def violation(self, T_base_tool: np.ndarray) -> float:
-        return max(self._normal_depth(np.asarray(T_base_tool)[:3, 3])[1], 0.0)
 
 
 class DepthStop(Fixture):

@@ -50,7 +50,7 @@ import numpy as np
 import pybullet as p
 from scipy.interpolate import CubicSpline
 
-from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
+from machaon.types import CommandMode, DeviceFault, JointCommand, JointState, SensorBatch
 
 DESCRIPTIONS = Path(__file__).resolve().parent.parent / "robot" / "descriptions"
 EXO_JOINTS = ("hip_l", "knee_l", "hip_r", "knee_r")
@@ -167,18 +167,6 @@ class MotorUnitEMG:
         return win @ self.muap[::-1]
 
 
-@dataclass(frozen=True)
-class LegSensorBatch:
-    """Same fields as ``machaon.exo.sensors.SensorBatch`` (which this layer cannot import)."""
-
-    t_emg: np.ndarray
-    emg_v: np.ndarray
-    t_imu: np.ndarray
-    imu: np.ndarray
-    dropped: int = 0
-    corrupt: int = 0
-
-
 class LegSensors:
     """Buffer of simulated EMG/IMU samples, drained by ``poll()``; with fault injection.
 
@@ -210,11 +198,11 @@ class LegSensors:
             self._t_imu.append(t)
             self._imu.append(imu)
 
-    def poll(self) -> LegSensorBatch:
+    def poll(self) -> SensorBatch:
         emg = np.vstack(self._emg) if self._emg else np.zeros((0, self.n_emg))
         t_emg = np.concatenate(self._t_emg) if self._t_emg else np.zeros(0)
         imu = np.stack(self._imu) if self._imu else np.zeros((0, self.n_imu, 6))
-        batch = LegSensorBatch(t_emg, emg, np.asarray(self._t_imu, dtype=np.float64), imu, self._dropped, 0)
+        batch = SensorBatch(t_emg, emg, np.asarray(self._t_imu, dtype=np.float64), imu, self._dropped, 0)
         self._t_emg, self._emg, self._t_imu, self._imu, self._dropped = [], [], [], [], 0
         return batch
 
