@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml | $(PY)
 build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
-# System packages: Xvfb for the GUI test and the GUI demo on a machine without a display,
+# System packages: Xvfb for the GUI tests (xdotool types real keys into the sim window there),
 # tmux for driving the operator console in a terminal.
 sysdeps:
-	@command -v xvfb-run >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 || { \
+	@command -v xvfb-run >/dev/null 2>&1 && command -v tmux >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq xvfb xauth tmux >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq xvfb xauth tmux xdotool >/dev/null; }
 
 test: build sysdeps
 	$(PY) -m pytest

@@ -56,6 +56,10 @@ def _run(args: argparse.Namespace) -> int:
         gui = False
     if not gui and args.seconds is None:
         args.seconds = 10.0
+    if gui:  # say what each key did on the terminal, even without -v
+        app_log = logging.getLogger("machaon.sim.app")
+        if app_log.getEffectiveLevel() > logging.INFO:
+            app_log.setLevel(logging.INFO)
     try:
         with SimApp(
             robot=args.robot,

@@ -10,9 +10,11 @@ GUI controls (PyBullet's own keyboard shortcuts are switched off):
 - sliders ``target dx/dy/dz`` (m) and ``target droll/dpitch/dyaw`` (deg) move the target frame
   relative to the home tool pose; touching one leaves the scenario for manual control;
   ``stiffness trans`` (N/m), ``stiffness rot`` (N m/rad), ``damping ratio`` retune the controller.
-- keys: ``c`` switch controller (Cartesian / joint impedance), ``r`` start/stop recording (MCAP),
-  ``t`` replay the trajectory file (or the scenario's path again), ``space`` protective stop,
-  ``h`` hold / resume, ``x`` reset the arm and the supervisor, ``q`` quit.
+  Once the sliders come to rest, one INFO line gives their values and the resulting target.
+- keys: ``c`` switch controller (Cartesian / joint impedance), ``r`` start/stop recording (MCAP;
+  each recording a new file), ``t`` replay the trajectory file (or the scenario's path again),
+  ``space`` protective stop, ``h`` hold / resume (resume holds the arm where it stopped), ``x``
+  reset the arm and the supervisor, ``q`` quit. Each key logs one INFO line ``key <k>: ...``.
 - overlays: target frame, planned path, tool force arrow, workspace box, status line.
 
 The window is a viewer of the physics (see ``ArmSim``): dragging bodies with the mouse there does
@@ -37,7 +39,12 @@ import pybullet as p
 
 from machaon.control.impedance import CartesianGains, CartesianImpedance, JointImpedance
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
-from machaon.control.trajectory import JointTrajectory, TrajectorySequence, TrajectoryTracker
+from machaon.control.trajectory import (
+    CartesianTrajectory,
+    JointTrajectory,
+    TrajectorySequence,
+    TrajectoryTracker,
+)
 from machaon.kinematics import Chain, Dynamics
 from machaon.robot.description import DescriptionError, load_description
 from machaon.robot.loop import ControlLoop
@@ -78,6 +85,7 @@ def snapshot_camera(width: int = 800, height: int = 600) -> Camera:
 # Keys (PyBullet key codes are the ASCII codes for printable keys).
 _KEYS = {ord("c"): "controller", ord("r"): "record", ord("t"): "replay", ord(" "): "stop",
          ord("h"): "hold", ord("x"): "reset", ord("q"): "quit"}
+_KEY_NAMES = {action: ("space" if code == ord(" ") else chr(code)) for code, action in _KEYS.items()}
 
 
 class SimApp:
@@ -158,8 +166,14 @@ class SimApp:
         # this session refreshes the target once per GUI frame / slice (at most 0.2 s of sim time)
         cfg = SafetyConfig(**desc.safety_kwargs(), target_timeout_s=1.0)
         self.sup = Supervisor(cfg, chain=chain, dynamics=dyn)
+        # The target follows the target sliders at a bounded speed, well below the supervisor's
+        # tool-speed limit: a slider jump must move the arm, not trip a protective stop.
+        v_stop = cfg.tool_speed_max if cfg.tool_speed_max is not None else 0.25
+        self.slider_speed = (0.3 * v_stop, 0.4)  # m/s (tool), rad/s (tool rotation; joints in joint mode)
+        self._slider_goal: np.ndarray | None = None  # the goal of a slider move in progress
         self.controller_name = "cartesian"
         self.recorder: RunLogRecorder | None = None
+        self._recordings = 0  # recordings started in this session
         self.loop = ControlLoop(sim, self.cart, self.sup, rate_hz=self.rate_hz)
         self.tracker: TrajectoryTracker | None = None
         self.trajectory: TrajectorySequence | None = None
@@ -171,7 +185,8 @@ class SimApp:
         self.overlays = Overlays(sim.viewer_client, sim.T_world_base) if self.gui else None
         self._sliders: dict[str, int] = {}
         self._slider_values: dict[str, float] = {}
-        self._manual = False
+        self._keys_down: set[int] = set()  # GUI keys seen going down and not yet released
+        self._sliders_moved_at: float | None = None  # wall time a slider last moved (until logged)
         self._t_next_snapshot = 0.0
         self._wall_start = None
         if self.gui:
@@ -231,9 +246,9 @@ class SimApp:
         inner = self.joint if joint_kind else self.cart
         self.controller_name = "joint" if joint_kind else "cartesian"
         self.trajectory = traj
+        self._slider_goal = None
         self.tracker = TrajectoryTracker(inner, traj, self.sup)
         self.loop.set_controller(self.tracker)
-        self._manual = False
         if self.overlays is not None:
             self.overlays.planned_path(self._path_points(traj))
 
@@ -243,10 +258,12 @@ class SimApp:
 
     def _stop_trajectory(self) -> None:
         """Leave the trajectory; the controller holds the trajectory's pose at this instant."""
-        tracker, traj = self.tracker, self.trajectory
+        tracker = self.tracker
         if tracker is None:
             return
+        traj = tracker.trajectory
         self.tracker = None
+        self._slider_goal = None
         if tracker.start is not None:
             t_rel = min(self.sim.t - tracker.start, traj.duration) + traj.t0
             try:
@@ -309,13 +326,27 @@ class SimApp:
             _log.info("recording stopped: %s", self.recorder.path)
             self.recorder = None
             return None
-        path = self.record_path or Path(f"machaon_sim_{datetime.now():%Y%m%d_%H%M%S}.mcap")
+        path = self._next_record_path()
         self.recorder = RunLogRecorder(
             path, joint_names=self.sim.joint_names,
             metadata={"robot": self.desc.name, "tool": str(self.sim.tool), "scenario": self.scenario.name},
         )
+        self.sup.drain_events()  # supervisor events from before this recording do not belong in it
         self.loop.recorder = self.recorder
         _log.info("recording to %s", path)
+        return path
+
+    def _next_record_path(self) -> Path:
+        """``--record FILE`` for the first recording, then FILE_2, FILE_3...; without it a new
+        timestamped file in the working directory. A later recording never overwrites an earlier one."""
+        self._recordings += 1
+        if self.record_path is not None and self._recordings == 1:
+            return self.record_path
+        base = self.record_path or Path(f"machaon_sim_{datetime.now():%Y%m%d_%H%M%S}.mcap")
+        path, i = base, 1
+        while path.exists() or (self.record_path is not None and path == self.record_path):
+            i += 1
+            path = base.with_name(f"{base.stem}_{i}{base.suffix}")
         return path
 
     def replay(self) -> None:
@@ -339,6 +370,28 @@ class SimApp:
         segs = self.trajectory.segments
         return TrajectorySequence(segs)
 
+    def resume(self) -> bool:
+        """Hold / protective stop -> RUN, the arm staying where it stopped; False if refused.
+
+        The supervisor held or braked the arm while a playing trajectory (and its target) moved on,
+        so resuming it would pull the arm at speed towards a far target, and the tool-speed check
+        would stop it again at once. So a resume abandons the trajectory (``t`` replays it) and both
+        controllers target the measured pose (the target sliders apply again when one moves).
+        Refused (logged by the supervisor) in ESTOP or while a fault is active.
+        """
+        if self.sup.state is SupervisorState.RUN:
+            return True
+        if not self.sup.resume():
+            return False
+        self.tracker = None
+        self._slider_goal = None
+        q = np.array(self.sim.read().q, dtype=np.float64)
+        self._set_joint_target(q)
+        self.cart.set_target(self.chain.fk(q))
+        self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
+        self.sup.target_updated()
+        return True
+
     def reset(self) -> None:
         """Arm back to home at rest, targets to home, supervisor back to RUN."""
         self._stop_trajectory()
@@ -347,9 +400,54 @@ class SimApp:
         self._set_joint_target(self.q_home)
         self.sup.reset()
         self.sup.resume()
+        self._slider_goal = None  # home stays the target until a target slider moves again
         self.loop.set_controller(self.cart if self.controller_name == "cartesian" else self.joint)
 
     # ------------------------------------------------------------------ GUI polling
+
+    def handle_key(self, action: str) -> bool:
+        """Do what a GUI key asks (``action`` is a value of ``_KEYS``); False for quit.
+
+        Each action logs one ``key <name>: ...`` line (INFO) saying what happened, so a person at the
+        terminal (and the GUI tests) can follow the session. An unknown action raises ValueError.
+        """
+        key = _KEY_NAMES.get(action)
+        if key is None:
+            raise ValueError(f"action: unknown GUI key action {action!r}; known: {sorted(_KEY_NAMES)}")
+        if action == "quit":
+            _log.info("key %s: quit", key)
+            return False
+        if action == "controller":
+            _log.info("key %s: controller switched to %s impedance", key, self.switch_controller())
+        elif action == "record":
+            path = self.recorder.path if self.recorder is not None else None
+            started = self.toggle_recording()
+            if started is not None:
+                _log.info("key %s: recording started: %s", key, started)
+            else:
+                _log.info("key %s: recording stopped: %s", key, path)
+        elif action == "replay":
+            self.replay()
+            if self.tracker is not None:
+                _log.info("key %s: replaying the trajectory (%.2f s, %s impedance)", key,
+                          self.trajectory.duration, self.controller_name)
+            else:
+                _log.info("key %s: nothing to replay", key)
+        elif action == "stop":
+            self.sup.protective_stop("operator pressed the stop key")
+            _log.info("key %s: protective stop (supervisor %s)", key, self.sup.state.value)
+        elif action == "hold":
+            if self.sup.state is SupervisorState.RUN:
+                self.sup.hold("operator")
+                _log.info("key %s: hold (supervisor %s)", key, self.sup.state.value)
+            else:
+                ok = self.resume()
+                _log.info("key %s: resume %s (supervisor %s)", key, "accepted" if ok else "refused",
+                          self.sup.state.value)
+        elif action == "reset":
+            self.reset()
+            _log.info("key %s: reset: arm at home, supervisor %s", key, self.sup.state.value)
+        return True
 
     def _poll_gui(self) -> bool:
         """Handle keys and sliders; False when the user asked to quit or closed the window."""
@@ -361,44 +459,85 @@ class SimApp:
         except p.error:
             return False
         for code, state in keys.items():
-            if not state & p.KEY_WAS_TRIGGERED or code not in _KEYS:
+            if code not in _KEYS:
                 continue
-            action = _KEYS[code]
-            if action == "quit":
+            # A quick tap on a busy machine can reach PyBullet as a bare release: the GUI thread
+            # overwrites the unsent press with the release. A release of a key not seen going down
+            # is that lost press.
+            pressed = bool(state & p.KEY_WAS_TRIGGERED)
+            if not pressed and state & p.KEY_WAS_RELEASED and code not in self._keys_down:
+                pressed = True
+            if state & p.KEY_WAS_RELEASED:
+                self._keys_down.discard(code)
+            elif pressed:
+                self._keys_down.add(code)
+            if pressed and not self.handle_key(_KEYS[code]):
                 return False
-            if action == "controller":
-                self.switch_controller()
-            elif action == "record":
-                self.toggle_recording()
-            elif action == "replay":
-                self.replay()
-            elif action == "stop":
-                self.sup.protective_stop("operator pressed the stop key")
-            elif action == "hold":
-                if self.sup.state is SupervisorState.RUN:
-                    self.sup.hold("operator")
-                else:
-                    self.sup.resume()
-            elif action == "reset":
-                self.reset()
         vals = {n: p.readUserDebugParameter(i, physicsClientId=cid) for n, i in self._sliders.items()}
         changed = {n for n, v in vals.items() if abs(v - self._slider_values[n]) > 1e-9}
         self._slider_values = vals
         if changed & {"stiffness trans (N/m)", "stiffness rot (N m/rad)", "damping ratio"}:
             k = np.array([vals["stiffness trans (N/m)"]] * 3 + [vals["stiffness rot (N m/rad)"]] * 3)
             self.cart.set_gains(CartesianGains(k, vals["damping ratio"]))
-        if any(n.startswith("target") for n in changed):
-            self._manual = True
-            self._stop_trajectory()
-        if self._manual:
-            from scipy.spatial.transform import Rotation
-
-            T = self.T_home.copy()
-            T[:3, 3] += (vals["target dx (m)"], vals["target dy (m)"], vals["target dz (m)"])
-            d_rpy = [vals["target droll (deg)"], vals["target dpitch (deg)"], vals["target dyaw (deg)"]]
-            T[:3, :3] = Rotation.from_euler("xyz", d_rpy, degrees=True).as_matrix() @ self.T_home[:3, :3]
-            self.set_target(T)
+        target_moved = any(n.startswith("target") for n in changed)
+        if target_moved:
+            self.move_target(self._slider_target(vals))
+        now = time.monotonic()
+        if changed:
+            self._sliders_moved_at = now
+        elif self._sliders_moved_at is not None and now - self._sliders_moved_at >= 0.3:
+            self._sliders_moved_at = None  # the sliders came to rest: say where they are, once
+            self._log_sliders(vals)
         return True
+
+    def move_target(self, T_base_goal: np.ndarray) -> bool:
+        """Leave any trajectory and move the target to ``T_base_goal`` (base frame) smoothly.
+
+        What the target sliders do: a minimum-jerk move from the current target at ``slider_speed``
+        (joint impedance: a joint move to the IK solution), fed to the controller every cycle, so a
+        slider jump moves the arm instead of tripping the supervisor's tool-speed stop. An invalid
+        or unreachable goal is refused (False) and logged; the target stays where it is.
+        """
+        self._stop_trajectory()  # the target is now where the trajectory was
+        v, w = self.slider_speed
+        try:
+            if self.controller_name == "cartesian":
+                seg = CartesianTrajectory(self.current_target(), T_base_goal, v, 4 * v, w_max=w, alpha_max=4 * w)
+                inner = self.cart
+            else:
+                res = self.chain.ik(T_base_goal, q0=self._q_joint_target, restarts=3)
+                if not res.success:
+                    _log.warning("target not reachable (IK error %.2g m); keeping the previous one", res.pos_err)
+                    return False
+                seg = JointTrajectory(self._q_joint_target, res.q, w, 4 * w)
+                inner = self.joint
+        except ValueError as exc:
+            _log.error("target refused: %s", exc)
+            return False
+        self._slider_goal = np.array(T_base_goal, dtype=np.float64)
+        self.tracker = TrajectoryTracker(inner, TrajectorySequence([seg]), self.sup)
+        self.loop.set_controller(self.tracker)
+        return True
+
+    def _slider_target(self, vals: dict[str, float]) -> np.ndarray:
+        """The tool target (base frame) the target sliders give: an offset from the home tool pose."""
+        from scipy.spatial.transform import Rotation
+
+        T = self.T_home.copy()
+        T[:3, 3] += (vals["target dx (m)"], vals["target dy (m)"], vals["target dz (m)"])
+        d_rpy = [vals["target droll (deg)"], vals["target dpitch (deg)"], vals["target dyaw (deg)"]]
+        T[:3, :3] = Rotation.from_euler("xyz", d_rpy, degrees=True).as_matrix() @ self.T_home[:3, :3]
+        return T
+
+    def _log_sliders(self, vals: dict[str, float]) -> None:
+        pos = self._slider_target(vals)[:3, 3]
+        _log.info(
+            "sliders: target offset (%.3f, %.3f, %.3f) m, (%.1f, %.1f, %.1f) deg; %s target goes to "
+            "[%.4f, %.4f, %.4f] m (base); Cartesian stiffness %.0f N/m, %.1f N m/rad, damping ratio %.2f",
+            vals["target dx (m)"], vals["target dy (m)"], vals["target dz (m)"], vals["target droll (deg)"],
+            vals["target dpitch (deg)"], vals["target dyaw (deg)"], self.controller_name, *pos,
+            vals["stiffness trans (N/m)"], vals["stiffness rot (N m/rad)"], vals["damping ratio"],
+        )
 
     def _draw(self, rtf: float) -> None:
         ov = self.overlays
@@ -410,9 +549,8 @@ class SimApp:
         rec = "REC" if self.recorder is not None else "rec off"
         # loop rate: cycles per simulated second, and what that is per wall-clock second right now
         ov.status(
-            f"{self.controller_name} impedance | {self.sup.state.value.upper()} | "
-            f"loop {self.rate_hz:.0f} Hz ({self.rate_hz * rtf:.0f}/s wall) | "
-            f"RTF {rtf:.2f} | {rec} | t {self.sim.t:.1f} s"
+            f"{self.controller_name} impedance | {self.sup.state.value.upper()} | {rec}\n"
+            f"loop {self.rate_hz:.0f} Hz ({self.rate_hz * rtf:.0f}/s wall) | RTF {rtf:.2f} | t {self.sim.t:.1f} s"
         )
 
     # ------------------------------------------------------------------ running
@@ -443,6 +581,9 @@ class SimApp:
         t_frame = wall_start
         rtf = 0.0
         t_end = math.inf if seconds is None else t_start + seconds
+        if self.gui:
+            _log.info("GUI session running (scenario %s); keys: c controller, r record, t replay, "
+                      "space protective stop, h hold/resume, x reset, q quit", self.scenario.name)
         while sim.t < t_end - 1e-9:
             if self.gui and not self._poll_gui():
                 break
@@ -460,6 +601,8 @@ class SimApp:
             n = min(slice_s, t_end - sim.t)
             self.loop.run_for(n)
             if self.tracker is not None and self.tracker.done(sim.t):
+                if self._slider_goal is not None:
+                    _log.info("sliders: target reached [%.4f, %.4f, %.4f] m (base)", *self._slider_goal[:3, 3])
                 self._stop_trajectory()
             wall = time.monotonic() - wall_start
             rtf = (sim.t - t_start) / wall if wall > 0 else 0.0

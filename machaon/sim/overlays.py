@@ -23,7 +23,7 @@ class Overlays:
         self.T_wb = np.array(T_world_base, dtype=np.float64)
         self._frame: list[int] = []
         self._force = -1
-        self._status = -1
+        self._status: list[int] = []
         self._path: list[int] = []
 
     def _w(self, p_base: np.ndarray) -> list[float]:
@@ -75,9 +75,24 @@ class Overlays:
                 if np.count_nonzero(c[i] != c[j]) == 1:
                     self._line(c[i], c[j], color, 1.0)
 
-    def status(self, text: str, p_world: tuple[float, float, float] = (0.0, -0.95, 1.2)) -> None:
-        """A one-line status text floating above the scene."""
-        self._status = p.addUserDebugText(
-            text, list(p_world), textColorRGB=(0.05, 0.05, 0.05), textSize=1.3,
-            replaceItemUniqueId=self._status, physicsClientId=self.client,
-        )
+    def status(self, text: str, p_world: tuple[float, float, float] = (0.32, -0.68, 1.2),
+               line_step: float = 0.09) -> None:
+        """Status text floating above the scene; each newline-separated line ``line_step`` (m) below the last.
+
+        Keep lines short (about 45 characters): the window's side panels cover the 3D view's edges.
+        """
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            at = [p_world[0], p_world[1], p_world[2] - i * line_step]
+            old = self._status[i] if i < len(self._status) else -1
+            uid = p.addUserDebugText(
+                line, at, textColorRGB=(0.05, 0.05, 0.05), textSize=1.3,
+                replaceItemUniqueId=old, physicsClientId=self.client,
+            )
+            if i < len(self._status):
+                self._status[i] = uid
+            else:
+                self._status.append(uid)
+        for uid in self._status[len(lines):]:
+            p.removeUserDebugItem(uid, physicsClientId=self.client)
+        del self._status[len(lines):]
