@@ -27,7 +27,7 @@ sysdeps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq xvfb xauth tmux xdotool >/dev/null; }
 
 test: build sysdeps
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 demo: build sysdeps
 	$(VENV)/bin/machaon demo
