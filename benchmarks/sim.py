@@ -80,14 +80,19 @@ def _armsim_step(desc, steps: int) -> float:
         return time.perf_counter() - t0
 
 
-def _loop(desc, steps: int, tracker: bool) -> tuple[float, int]:
+def _controller_stack(desc):
+    """(tool chain, Cartesian impedance controller, supervisor) as the sim GUI builds them."""
     t = desc.tool(TOOL)
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link).with_tool(t.T_flange_tcp)
     dyn = Dynamics(chain, payload_mass=t.mass, payload_com=t.com_tcp)
     ctrl = CartesianImpedance(chain, CartesianGains(desc.cartesian_stiffness, desc.cartesian_damping_ratio),
                               dynamics=dyn, tau_max=desc.effort_limit)
-    cfg = SafetyConfig(**desc.safety_kwargs())
-    sup = Supervisor(cfg, chain=chain, dynamics=dyn)
+    sup = Supervisor(SafetyConfig(**desc.safety_kwargs()), chain=chain, dynamics=dyn)
+    return chain, ctrl, sup
+
+
+def _loop(desc, steps: int, tracker: bool) -> tuple[float, int]:
+    chain, ctrl, sup = _controller_stack(desc)
     with ArmSim(desc, tool=TOOL) as sim:
         T0 = chain.fk(desc.q_home)
         T1 = T0.copy()
@@ -128,13 +133,7 @@ def _floor(desc, steps: int) -> float:
 
 def _breakdown(desc, steps: int) -> dict[str, float]:
     """Seconds per cycle of each stage of the loop body, timed stage by stage (same work as the loop)."""
-    t = desc.tool(TOOL)
-    chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link).with_tool(t.T_flange_tcp)
-    dyn = Dynamics(chain, payload_mass=t.mass, payload_com=t.com_tcp)
-    ctrl = CartesianImpedance(chain, CartesianGains(desc.cartesian_stiffness, desc.cartesian_damping_ratio),
-                              dynamics=dyn, tau_max=desc.effort_limit)
-    cfg = SafetyConfig(**desc.safety_kwargs())
-    sup = Supervisor(cfg, chain=chain, dynamics=dyn)
+    chain, ctrl, sup = _controller_stack(desc)
     acc = dict.fromkeys(("ArmSim.read (joints + F/T)", "CartesianImpedance.update", "Supervisor.check",
                          "ArmSim.write", "SimClock.wait_until (1 step)"), 0.0)
     keys = list(acc)
