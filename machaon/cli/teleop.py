@@ -318,8 +318,20 @@ def _print_server(server: object) -> None:
           f"{pos}", flush=True)
 
 
+def _connect(client: object) -> int | None:
+    """Handshake with the server; None on success, else the exit code after saying why."""
+    from machaon.teleop.client import ConnectError
+
+    try:
+        client.connect()
+    except ConnectError as exc:
+        client.close()
+        return _err(str(exc))
+    return None
+
+
 def _console(args: argparse.Namespace) -> int:
-    from machaon.teleop.client import ConnectError, TeleopClient
+    from machaon.teleop.client import TeleopClient
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.relay import parse_hostport
 
@@ -337,11 +349,8 @@ def _console(args: argparse.Namespace) -> int:
         except (ScriptError, OSError) as exc:
             return _err(str(exc))
         client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-        try:
-            client.connect()
-        except ConnectError as exc:
-            client.close()
-            return _err(str(exc))
+        if (failed := _connect(client)) is not None:
+            return failed
         with client.start():
             res = replay(client, script)
         summary = _replay_summary(res)
@@ -353,11 +362,8 @@ def _console(args: argparse.Namespace) -> int:
     from machaon.teleop.console import ConsoleApp
 
     client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-    try:
-        client.connect()
-    except ConnectError as exc:
-        client.close()
-        return _err(str(exc))
+    if (failed := _connect(client)) is not None:
+        return failed
     with client.start():
         ConsoleApp(client).run()
     return 0

@@ -274,6 +274,20 @@ def _damping_with(A: np.ndarray, Z: np.ndarray, K1: np.ndarray) -> np.ndarray:
     return AZK + AZK.T  # = A Z K1 + K1 Z A, as A, Z and K1 are symmetric
 
 
+# ----------------------------------------------------------------------------- the cycle's first step
+
+def _begin_cycle(ctrl: JointImpedance | CartesianImpedance, state: JointState, t: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The state's (q, dq) after checking their length; activates the controller on its first cycle."""
+    n = ctrl.dof
+    q, dq = state.q, state.dq
+    if q.shape != (n,) or dq.shape != (n,):
+        raise ValueError(f"state: expected {n} joints, got q {q.shape}, dq {dq.shape}")
+    if not ctrl._activated:
+        ctrl.on_activate(state, t)
+    return q, dq
+
+
 # ----------------------------------------------------------------------------- gains
 
 @dataclass(frozen=True)
@@ -416,11 +430,7 @@ class JointImpedance:
 
     def update(self, state: JointState, t: float) -> JointCommand:
         n = self.dof
-        q, dq = state.q, state.dq
-        if q.shape != (n,) or dq.shape != (n,):
-            raise ValueError(f"state: expected {n} joints, got q {q.shape}, dq {dq.shape}")
-        if not self._activated:
-            self.on_activate(state, t)
+        q, dq = _begin_cycle(self, state, t)
         q_d, dq_d, tau_ff = self._target
         with self._lock:
             if self._ramp is not None:
@@ -562,11 +572,7 @@ class CartesianImpedance:
 
     def update(self, state: JointState, t: float) -> JointCommand:
         n = self.dof
-        q, dq = state.q, state.dq
-        if q.shape != (n,) or dq.shape != (n,):
-            raise ValueError(f"state: expected {n} joints, got q {q.shape}, dq {dq.shape}")
-        if not self._activated:
-            self.on_activate(state, t)
+        q, dq = _begin_cycle(self, state, t)
         Td, v_d, w_ff = self._target
         gains = self._gains
         ramping = False

@@ -141,7 +141,22 @@ def _path_limits(delta: np.ndarray, v_max: np.ndarray, a_max: np.ndarray) -> tup
     return float(np.min(v_max[moving] / np.abs(delta[moving]))), float(np.min(a_max[moving] / np.abs(delta[moving])))
 
 
-class JointTrajectory:
+class _ProfiledSegment:
+    """A segment timed by one path profile (``self.profile``) starting at ``self.t0`` (s)."""
+
+    profile: MinimumJerkProfile | TrapezoidalProfile
+    t0: float
+
+    @property
+    def duration(self) -> float:
+        return self.profile.duration
+
+    @property
+    def t_end(self) -> float:
+        return self.t0 + self.duration
+
+
+class JointTrajectory(_ProfiledSegment):
     """Straight line in joint space from ``q0`` to ``q1`` (rad or m), starting at time ``t0`` (s).
 
     ``v_max``, ``a_max``: per joint or scalar (rad/s, rad/s^2). ``profile``: "minjerk" or "trapezoid".
@@ -160,21 +175,13 @@ class JointTrajectory:
         self.delta = self.q1 - self.q0
         self.profile = make_profile(profile, *_path_limits(self.delta, self.v_max, self.a_max))
 
-    @property
-    def duration(self) -> float:
-        return self.profile.duration
-
-    @property
-    def t_end(self) -> float:
-        return self.t0 + self.duration
-
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q, dq, ddq) at time t."""
         s, ds, dds = self.profile(t - self.t0)
         return self.q0 + s * self.delta, ds * self.delta, dds * self.delta
 
 
-class CartesianTrajectory:
+class CartesianTrajectory(_ProfiledSegment):
     """Tool pose from ``T0`` to ``T1`` (base frame): straight line for the origin, SLERP for the rotation.
 
     ``v_max``/``a_max``: linear (m/s, m/s^2); ``w_max``/``alpha_max``: angular (rad/s, rad/s^2).
@@ -209,14 +216,6 @@ class CartesianTrajectory:
             U = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
             self._UR0, self._U2R0 = U @ R0, U @ (U @ R0)
         self._R_end = exp3(self.theta) @ R0  # s = 1 exactly as the general expression gives it
-
-    @property
-    def duration(self) -> float:
-        return self.profile.duration
-
-    @property
-    def t_end(self) -> float:
-        return self.t0 + self.duration
 
     def _rotation(self, s: float) -> np.ndarray:
         """``exp3(s theta) @ R0``: the orientation at path parameter s (0 and 1 give R0 and R1 exactly)."""
