@@ -5,14 +5,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test build sysdeps bench lint clean
+.PHONY: demo test build sysdeps bench lint lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0"
-	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench]"
+LOCK   := requirements.lock
+# Everything `make lock` resolves: runtime, studies (Ray), tests, benchmarks, the kernel build.
+EXTRAS := --extra trials --extra test --extra bench --extra build
+
+# Exact, hashed versions from the lock file (pip refuses anything else), then Machaon itself.
+$(STAMP): $(LOCK) pyproject.toml | $(PY)
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 # Cython kernels, rebuilt in place whenever a .pyx changed (cythonize skips unchanged ones).
@@ -40,6 +46,15 @@ bench: build
 	$(PY) -m benchmarks.teleop
 	$(PY) -m benchmarks.exo
 	$(PY) -m benchmarks.ortho
+
+# Re-resolve the lock file to the newest releases inside pyproject.toml's ranges, install them and
+# run the whole suite against them. Commit the new lock only if the suite passes.
+lock: | $(PY)
+	$(PY) -m pip install -q "uv>=0.9,<1"
+	$(VENV)/bin/uv pip compile pyproject.toml $(EXTRAS) --upgrade --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o $(LOCK)
+	rm -f $(STAMP)
+	$(MAKE) test
 
 lint: build
 	$(VENV)/bin/ruff check machaon tests benchmarks

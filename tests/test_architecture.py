@@ -13,13 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "machaon"
 
-# DESIGN.md's layers; `types` and `_validate` sit below them all (shared data types and checks).
+# DESIGN.md's layers; `types`, `_validate` and `errors` sit below them all (shared data types,
+# input checks and the exception tree).
 LAYER = {
-    "types": 0, "_validate": 0,
+    "types": 0, "_validate": 0, "errors": 0,
     "kinematics": 1, "control": 2, "robot": 3,
-    "sim": 4, "hardware": 4,
+    "sim": 4, "hardware": 4, "bridges": 4,
     "ortho": 5, "exo": 5, "teleop": 5,
-    "cli": 6,
+    "trials": 6,
+    "cli": 7,
 }
 
 

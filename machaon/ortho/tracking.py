@@ -370,46 +370,103 @@ class Tracker:
 # -- hand-eye (camera-to-robot) calibration ---------------------------------------------------
 
 
+# Rotations smaller than this (rad) carry no usable axis; axes closer than this angle (rad) to
+# parallel are one axis. Both solvers see the same check, so they fail on the same inputs.
+_HAND_EYE_MIN_ROTATION = 1e-3
+_HAND_EYE_MIN_AXIS_ANGLE = np.radians(2.0)
+
+
 def calibrate_camera_to_base(
     T_base_flange: Sequence[np.ndarray],
     T_cam_plate: Sequence[np.ndarray],
     method: str = "park",
+    solver: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Eye-to-hand calibration: a fixed camera sees a plate carried by the robot.
 
     Given robot poses ``T_base_flange[i]`` (forward kinematics) and plate observations
     ``T_cam_plate[i]`` at the same instants, returns ``(T_base_cam, T_flange_plate)``.
-    Solved with ``cv2.calibrateHandEye`` (robot poses inverted, as its documentation says for
-    the eye-to-hand case) when this OpenCV build exposes it; OpenCV 5.0.0's Python package
-    does not (opencv/opencv#29565), so the same closed form (Park & Martin's) is computed
-    here with NumPy in that case. ``T_flange_plate`` is then the least-squares average.
 
-    Needs at least 3 poses with non-parallel rotation axes; raises ``TrackingError`` otherwise,
-    ``ValueError`` for malformed poses.
+    ``solver``: ``"opencv"`` (``cv2.calibrateHandEye`` with ``method`` ``"park"`` or ``"tsai"``,
+    robot poses inverted as its documentation says for the eye-to-hand case), ``"numpy"`` (Park
+    & Martin's closed form computed here), or ``"auto"``: OpenCV when this build exposes it
+    (OpenCV 5.0.0's Python package does not, opencv/opencv#29565), else NumPy.
+    ``T_flange_plate`` is then the least-squares average.
+
+    Bad input: fewer than 3 poses, or motions whose relative rotations do not span at least two
+    distinct axes (pure translations, rotations about one axis), raise ``TrackingError`` before
+    any solver runs; a solver result that is not finite or not a proper rotation raises
+    ``TrackingError`` too, whichever solver ran. Malformed poses raise ``ValueError``; an
+    unknown ``solver``/``method``, or ``"opencv"`` on a build without it, raises ``ValueError``.
     """
     A = [transform("T_base_flange", T) for T in T_base_flange]
     B = [transform("T_cam_plate", T) for T in T_cam_plate]
     if len(A) != len(B) or len(A) < 3:
         raise TrackingError("hand-eye: need >= 3 paired robot poses and plate observations")
+    if method not in ("park", "tsai"):
+        raise ValueError(f"hand-eye: unknown method {method!r} (park, tsai)")
+    fn = getattr(cv2, "calibrateHandEye", None)
+    if solver == "auto":
+        solver = "opencv" if fn is not None else "numpy"
+    if solver not in ("opencv", "numpy"):
+        raise ValueError(f"hand-eye: unknown solver {solver!r} (auto, opencv, numpy)")
+    if solver == "opencv" and fn is None:
+        raise ValueError("hand-eye: this OpenCV build has no calibrateHandEye; use solver='numpy'")
     # eye-to-hand: feed "gripper2base" = base pose seen from the flange
     G = [np.linalg.inv(T) for T in A]
-    fn = getattr(cv2, "calibrateHandEye", None)
-    if fn is not None:
+    _check_hand_eye_motion(G)
+    if solver == "opencv":
         methods = {"park": cv2.CALIB_HAND_EYE_PARK, "tsai": cv2.CALIB_HAND_EYE_TSAI}
-        R, t = fn(
-            [g[:3, :3] for g in G], [g[:3, 3] for g in G], [b[:3, :3] for b in B], [b[:3, 3] for b in B],
-            method=methods[method],
-        )
+        try:
+            R, t = fn(
+                [g[:3, :3] for g in G], [g[:3, 3] for g in G], [b[:3, :3] for b in B], [b[:3, 3] for b in B],
+                method=methods[method],
+            )
+        except cv2.error as exc:
+            raise TrackingError(f"hand-eye: OpenCV could not solve ({exc.err})") from None
         X = np.eye(4)
         X[:3, :3], X[:3, 3] = R, np.asarray(t).reshape(3)
     else:
         X = _hand_eye_park(G, B)
+    _check_solution("T_base_cam", X, solver)
     # X = T_base_cam; plate in flange: T_flange_plate_i = inv(T_base_flange_i) X T_cam_plate_i
     Ys = [np.linalg.inv(a) @ X @ b for a, b in zip(A, B, strict=True)]
     Y = np.eye(4)
     Y[:3, :3] = Rotation.from_matrix(np.array([y[:3, :3] for y in Ys])).mean().as_matrix()
     Y[:3, 3] = np.mean([y[:3, 3] for y in Ys], axis=0)
+    _check_solution("T_flange_plate", Y, solver)
     return X, Y
+
+
+def _check_hand_eye_motion(G: Sequence[np.ndarray]) -> None:
+    """Raise ``TrackingError`` unless the relative robot rotations span two distinct axes.
+
+    ``AX = XB`` fixes the rotation only when at least two motions rotate about non-parallel
+    axes; fewer leave a free rotation about the one axis (OpenCV then returns NaN).
+    """
+    axes = []
+    for i in range(len(G)):
+        for j in range(i + 1, len(G)):
+            rotvec = Rotation.from_matrix((np.linalg.inv(G[j]) @ G[i])[:3, :3]).as_rotvec()
+            angle = float(np.linalg.norm(rotvec))
+            if angle >= _HAND_EYE_MIN_ROTATION:
+                axes.append(rotvec / angle)
+    if not axes:
+        raise TrackingError("hand-eye: the robot poses differ by translations only; rotate the plate between poses")
+    a0 = axes[0]
+    # axes are lines, not directions: an axis and its opposite are the same
+    if all(abs(float(a0 @ a)) > np.cos(_HAND_EYE_MIN_AXIS_ANGLE) for a in axes):
+        raise TrackingError("hand-eye: robot poses need rotations about at least two distinct axes")
+
+
+def _check_solution(name: str, T: np.ndarray, solver: str) -> None:
+    R = T[:3, :3]
+    if (
+        not np.isfinite(T).all()
+        or not np.allclose(R @ R.T, np.eye(3), atol=1e-6)
+        or abs(np.linalg.det(R) - 1.0) > 1e-6
+    ):
+        raise TrackingError(f"hand-eye: the {solver} solver returned an invalid {name} (not a finite proper rotation)")
 
 
 def _hand_eye_park(G: Sequence[np.ndarray], C: Sequence[np.ndarray]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -124,15 +125,28 @@ def test_opengl_matrices_reproduce_the_pinhole_projection() -> None:
     np.testing.assert_allclose([u, v], cam.project(p_cam[None])[0], atol=1e-6)
 
 
+# Both solvers run on the same cases; the OpenCV one only where this build exposes it.
+SOLVERS = [
+    "numpy",
+    pytest.param(
+        "opencv",
+        marks=pytest.mark.skipif(
+            not hasattr(cv2, "calibrateHandEye"), reason="this OpenCV build has no calibrateHandEye"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10_000))
-def test_hand_eye_recovers_camera_and_plate_exactly(seed: int) -> None:
+def test_hand_eye_recovers_camera_and_plate_exactly(solver: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     X = pose(rng.normal(0, 1.0, 3), rng.normal(0, 0.5, 3))  # T_base_cam
     Y = pose(rng.normal(0, 0.5, 3), rng.normal(0, 0.05, 3))  # T_flange_plate
     A = [pose(rng.normal(0, 0.7, 3), rng.normal(0, 0.3, 3)) for _ in range(6)]
     B = [np.linalg.inv(X) @ a @ Y for a in A]
-    Xe, Ye = calibrate_camera_to_base(A, B)
+    Xe, Ye = calibrate_camera_to_base(A, B, solver=solver)
     assert pose_error(Xe, X)[0] < 1e-9 and pose_error(Xe, X)[1] < 1e-9
     assert pose_error(Ye, Y)[0] < 1e-9 and pose_error(Ye, Y)[1] < 1e-9
     # the NumPy closed form agrees with itself through OpenCV's convention directly
@@ -158,10 +172,29 @@ def test_hand_eye_with_tracked_observations_is_accurate(tracker: Tracker) -> Non
     assert dp < 2e-3 and dr < np.radians(0.15)
 
 
-def test_hand_eye_rejects_degenerate_motion() -> None:
-    A = [pose([0.0, 0.0, 0.1 * k], [0.1 * k, 0.0, 0.0]) for k in range(4)]  # rotations about one axis
-    B = [np.linalg.inv(A[0]) @ a for a in A]
+def _degenerate_cases() -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    one_axis = [pose([0.0, 0.0, 0.1 * k], [0.1 * k, 0.0, 0.0]) for k in range(4)]  # rotations about z only
+    flipped = [pose([0.0, 0.0, (-1) ** k * 0.2 * k], [0.0, 0.1 * k, 0.0]) for k in range(5)]  # +z and -z: one axis
+    translations = [pose([0.3, 0.2, 0.1], [0.1 * k, 0.05 * k, 0.0]) for k in range(5)]
+    tiny = [pose([1e-5 * k, 2e-5 * k, 0.0], [0.1 * k, 0.0, 0.0]) for k in range(5)]  # near-zero rotations
+    cases = {}
+    for name, A in {"one_axis": one_axis, "flipped_axis": flipped, "translations": translations, "tiny": tiny}.items():
+        cases[name] = (A, [np.linalg.inv(A[0]) @ a for a in A])
+    cases["two_poses"] = (one_axis[:2], cases["one_axis"][1][:2])
+    return cases
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("case", sorted(_degenerate_cases()))
+def test_hand_eye_rejects_degenerate_motion(solver: str, case: str) -> None:
+    A, B = _degenerate_cases()[case]
     with pytest.raises(TrackingError):
-        calibrate_camera_to_base(A, B)
-    with pytest.raises(TrackingError):
-        calibrate_camera_to_base(A[:2], B[:2])
+        calibrate_camera_to_base(A, B, solver=solver)
+
+
+def test_hand_eye_rejects_unknown_solver_and_method() -> None:
+    A, B = _degenerate_cases()["one_axis"]
+    with pytest.raises(ValueError, match="solver"):
+        calibrate_camera_to_base(A, B, solver="magic")
+    with pytest.raises(ValueError, match="method"):
+        calibrate_camera_to_base(A, B, method="magic")
