@@ -1,4 +1,4 @@
-"""Teleoperation messages and their binary encoding (protocol version 1).
+"""Teleoperation messages and their binary encoding (protocol version 2).
 
 Plain bodies here; ``machaon.teleop.session`` adds the header, the authentication and the
 encryption. Every field is fixed-size little-endian (``struct``). Units on the wire are SI
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+from machaon.errors import MachaonError
+
+PROTOCOL_VERSION = 2  # 2: Noise NNpsk0 handshake with timestamps and cookies (``session``)
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
 MAX_STEP_M = 0.02  # largest Cartesian increment one command may carry (m)
 MAX_STEP_RAD = 0.2  # largest rotation increment one command may carry (rad)
@@ -28,7 +30,7 @@ MOTION_SCALE_RANGE = (1.0, 5.0)  # master:slave motion scaling, 1:1 to 5:1
 FORCE_LIMIT = 1e4  # |wrench| component bound on the wire (N, N m)
 
 
-class ProtocolError(Exception):
+class ProtocolError(MachaonError):
     """Base of every reason a packet is dropped. ``reason`` is a stable counter name."""
 
     reason = "protocol"
@@ -58,11 +60,31 @@ class SessionError(ProtocolError):
     reason = "session"
 
 
+class ExpiredError(SessionError):
+    """A packet for a session past its key lifetime (``session.RekeyPolicy``)."""
+
+    reason = "expired"
+
+
+class RateLimitError(ProtocolError):
+    """A handshake from a source that exceeded its rate while the server is under load."""
+
+    reason = "ratelimit"
+
+
+class CookieRequired(ProtocolError):
+    """A HELLO without a valid cookie MAC while the server is under load: answered with a COOKIE,
+    not processed."""
+
+    reason = "cookie"
+
+
 class MsgType(enum.IntEnum):
     HELLO = 1
     WELCOME = 2
     COMMAND = 3
     STATE = 4
+    COOKIE = 5
 
 
 class CommandKind(enum.IntEnum):
