@@ -285,26 +285,32 @@ def _serve(args: argparse.Namespace) -> int:
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder)
         except OSError as exc:
             return _err(f"cannot listen on {args.listen}: {exc}")
-        # The network thread shares the GIL with the control loop; a short switch interval bounds
+        stack.callback(server.close)  # also when starting it fails half-way
+        # The link thread shares the GIL with the control loop; a short switch interval bounds
         # how long a command or a state message waits for it (the default 5 ms, several times per
         # packet, shows up as tens of ms of "network" latency).
         stack.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(5e-4)
-        print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
-        with server:
-            t_print = time.monotonic() + args.stats_s
-            try:
-                while t_end is None or time.monotonic() < t_end:
-                    time.sleep(0.1)
-                    if server.loop.error is not None:
-                        return _err(f"control loop stopped: {server.loop.error}")
-                    if args.stats_s > 0 and time.monotonic() >= t_print:
-                        t_print += args.stats_s
-                        _print_server(server)
-            except KeyboardInterrupt:
-                pass
-            _print_server(server)
+        try:
+            server.start()
+        except RuntimeError as exc:
+            return _err(f"cannot start the server: {exc}")
+        print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
+        t_print = time.monotonic() + args.stats_s
+        try:
+            while t_end is None or time.monotonic() < t_end:
+                time.sleep(0.1)
+                if server.loop.error is not None:
+                    return _err(f"control loop stopped: {server.loop.error}")
+                if server.link_error is not None:
+                    return _err(f"network link stopped: {server.link_error}")
+                if args.stats_s > 0 and time.monotonic() >= t_print:
+                    t_print += args.stats_s
+                    _print_server(server)
+        except KeyboardInterrupt:
+            pass
+        _print_server(server)
     return 0
 
 
