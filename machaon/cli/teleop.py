@@ -325,18 +325,20 @@ def _print_server(server: object) -> None:
 
 
 def _connect(client: object) -> int | None:
-    """Handshake with the server; None on success, else the exit code after saying why."""
+    """Handshake with the server; None on success, else the exit code (1) after saying why."""
     from machaon.teleop.client import ConnectError
 
     try:
         client.connect()
     except ConnectError as exc:
         client.close()
-        return _err(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return None
 
 
 def _console(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError, atomic_write, check_writable
     from machaon.teleop.client import TeleopClient
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.relay import parse_hostport
@@ -344,7 +346,9 @@ def _console(args: argparse.Namespace) -> int:
     try:
         psk = load_key(args.key)
         server = parse_hostport(args.connect)
-    except (KeyFileError, ValueError) as exc:
+        if args.out:
+            check_writable(args.out, what="--out")
+    except (KeyFileError, ValueError, OutputPathError) as exc:
         return _err(str(exc))
     if args.script:
         from machaon.teleop.replay import replay
@@ -360,10 +364,17 @@ def _console(args: argparse.Namespace) -> int:
         with client.start():
             res = replay(client, script)
         summary = _replay_summary(res)
-        print(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        print(text)
         if args.out:
-            with open(args.out, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2)
+            with atomic_write(args.out) as fh:
+                fh.write(text + "\n")
+        if not res.states:
+            # the handshake worked but the robot never answered: another operator holds it (one at a
+            # time), or everything we send is dropped; either way the script did not run
+            print("error: connected, but the robot sent no state in the whole run: another operator is "
+                  "driving it, or its link drops our commands (see the server's log)", file=sys.stderr)
+            return 1
         return 0
     from machaon.teleop.console import ConsoleApp
 
@@ -375,16 +386,21 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured is null."""
+    return float(x) if math.isfinite(x) else None
+
+
 def _replay_summary(res: object) -> dict:
     h = res.health
     last = res.states[-1][1] if res.states else None
     return {
         "commands_sent": int(res.t_sent.size),
         "states_received": len(res.states),
-        "rtt_p50_ms": h.rtt_p50_s * 1e3,
-        "rtt_p99_ms": h.rtt_p99_s * 1e3,
-        "jitter_ms": h.jitter_s * 1e3,
-        "state_loss": h.loss,
+        "rtt_p50_ms": _finite(h.rtt_p50_s * 1e3),
+        "rtt_p99_ms": _finite(h.rtt_p99_s * 1e3),
+        "jitter_ms": _finite(h.jitter_s * 1e3),
+        "state_loss": _finite(h.loss),
         "final_supervisor": None if last is None else last.supervisor.name,
         "final_hold_reason": None if last is None else last.hold_reason.name,
         "final_tool_position_m": None if last is None else list(last.p_base_tool),
