@@ -211,7 +211,7 @@ class RunLogRecorder:
         """Record the loop statistics (``LoopStats``) at time ``t`` (default: the last cycle's)."""
         if self._closed:
             return
-        d = {k: float(v) for k, v in stats.as_dict().items()}
+        d = {k: float(v) if math.isfinite(float(v)) else None for k, v in stats.as_dict().items()}  # JSON: no NaN
         self._add(TOPIC_STATS, t if t is not None else self._t_last, d)
 
     def close(self) -> None:
@@ -381,7 +381,10 @@ def format_summary(run: RunLog) -> str:
     modes = sorted(set(run.cmd_mode))
     lines.append(f"command modes {', '.join(modes) if modes else '-'}")
     if run.stats:
-        s = run.stats
+        s = {k: (0.0 if v is None else v) for k, v in run.stats.items()}
+        if s.get("window_s", 0) > 0:
+            lines.append(f"loop stats    running record over the last {s['window_s']:.1f} s (the run did not finish "
+                         "cleanly)")
         lines.append(
             f"loop          {int(s.get('cycles', 0))} cycles, {int(s.get('overruns', 0))} overruns; period median "
             f"{s.get('period_median', 0) * 1e3:.4f} ms, p99 {s.get('period_p99', 0) * 1e3:.4f} ms, "
@@ -392,6 +395,18 @@ def format_summary(run: RunLog) -> str:
             f"{s.get('error_p99', 0) * 1e6:.1f} us, std {s.get('jitter_std', 0) * 1e6:.1f} us; "
             f"compute median {s.get('compute_median', 0) * 1e6:.1f} us, p99 {s.get('compute_p99', 0) * 1e6:.1f} us"
         )
+        if s.get("realtime"):
+            lines.append(
+                f"wall clock    {s.get('wall_elapsed_s', 0):.3f} s for {dur:.3f} s of loop time, real-time factor "
+                f"{s.get('realtime_factor', 0):.3f}; {int(s.get('wall_overruns', 0))} overruns (cycles more than one "
+                f"period late)"
+            )
+            lines.append(
+                f"wall jitter   period median {s.get('wall_period_median', 0) * 1e3:.4f} ms, p99 "
+                f"{s.get('wall_period_p99', 0) * 1e3:.4f} ms, max {s.get('wall_period_max', 0) * 1e3:.4f} ms; "
+                f"|period error| median {s.get('wall_error_median', 0) * 1e6:.1f} us, p99 "
+                f"{s.get('wall_error_p99', 0) * 1e6:.1f} us, std {s.get('wall_jitter_std', 0) * 1e6:.1f} us"
+            )
     tr = tracking_error(run)
     if tr is not None:
         _, e, label = tr
