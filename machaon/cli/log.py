@@ -4,6 +4,8 @@
   supervisor events with their reasons.
 - ``machaon log plot FILE [-o OUT.png]`` draws joint positions, tracking errors and torques to a
   PNG (matplotlib, Agg backend; no display needed).
+- ``machaon log recover FILE [-o OUT.mcap]`` rewrites the readable part of a log whose run was
+  killed (no summary section) as a complete MCAP file (default ``FILE.recovered.mcap``).
 
 A missing or unreadable file is reported on stderr with exit code 2.
 """
@@ -30,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_plot.add_argument("-o", "--output", type=Path, default=None, help="PNG path (default: FILE with .png)")
     p_plot.set_defaults(func=_plot)
 
+    p_rec = log_sub.add_parser("recover", help="rewrite a killed run's log as a complete MCAP file")
+    p_rec.add_argument("file", type=Path, help="MCAP run log (e.g. of a run that was killed)")
+    p_rec.add_argument("-o", "--output", type=Path, default=None,
+                       help="recovered MCAP path (default: FILE.recovered.mcap)")
+    p_rec.set_defaults(func=_recover)
+
 
 def _load(path: Path):
     from machaon.robot.runlog import RunLogError, read_run_log
@@ -48,6 +56,27 @@ def _summary(args: argparse.Namespace) -> int:
     if run is None:
         return 2
     print(format_summary(run))
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError
+    from machaon.robot.runlog import RunLogError, recover_run_log
+
+    out = args.output if args.output is not None else args.file.with_suffix(".recovered.mcap")
+    if out.resolve() == args.file.resolve():
+        print("machaon log: --output must differ from the input file", file=sys.stderr)
+        return 2
+    try:
+        n, stopped = recover_run_log(args.file, out)
+    except (RunLogError, OutputPathError) as exc:
+        print(f"machaon log: cannot recover {args.file}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, OutputPathError) else 1
+    except OSError as exc:
+        print(f"machaon log: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    what = "complete file" if stopped is None else f"read up to a damaged record ({stopped})"
+    print(f"wrote {out}: {n} messages ({what})")
     return 0
 
 

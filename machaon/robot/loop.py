@@ -132,7 +132,7 @@ class ControlLoop:
         *,
         realtime_priority: int | None = None,
         wall_clock: bool | None = None,
-        stats_every_s: float = 5.0,
+        stats_every_s: float = 2.0,
     ) -> None:
         if realtime_priority is not None and not (isinstance(realtime_priority, int) and 1 <= realtime_priority <= 99):
             raise ValueError(f"realtime_priority: an int in 1..99 or None, got {realtime_priority!r}")
