@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -56,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     em.add_argument("--link", default=None, help="also expose the pty under this path (symlink)")
     em.add_argument("--sim", action="store_true",
                     help="couple the servos to the PyBullet arm (hardware in the loop); ids = arm joints")
+    em.add_argument("--hw-config", metavar="TOML",
+                    help="--sim: mount the servos on the arm's joints as this chain config says (direction, "
+                         "zero_ticks); give the config the host uses")
+    em.add_argument("--gravity", type=float, default=9.81,
+                    help="--sim: gravity of the simulated arm (m/s^2; 0 for servos too weak to hold the arm)")
     em.add_argument("--drop-prob", type=float, default=0.0, help="probability a status packet is lost")
     em.add_argument("--corrupt-prob", type=float, default=0.0, help="probability a status packet has a bit flip")
     em.add_argument("--delay-ms", type=float, default=0.0, help="extra delay before every status packet")
@@ -81,13 +87,27 @@ class ArmSimPlant:
     the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
     behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
     friction.
+
+    ``directions``/``zero_ticks`` say how each servo is mounted on its joint, as the host's chain
+    config does (``[[joints]] direction``, ``zero_ticks``): joint angle = direction x (servo tick -
+    zero_ticks) x rad/tick. Without them every servo is taken as mounted +1 at tick 2048; with a
+    config whose servo is mounted reversed (the shipped chains' shoulder) the simulated arm would
+    then move mirrored at that joint while the host believes otherwise.
     """
 
-    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0) -> None:
+    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0, *,
+                 directions: list[int] | None = None, zero_ticks: list[int] | None = None) -> None:
         import pybullet as pb
+
+        from machaon.hardware.control_table import RAD_PER_TICK
 
         self.sim = sim
         self._carry = 0.0
+        self._dir = np.ones(sim.dof) if directions is None else np.asarray(directions, dtype=np.float64)
+        zt = np.full(sim.dof, 2048.0) if zero_ticks is None else np.asarray(zero_ticks, dtype=np.float64)
+        if self._dir.shape != (sim.dof,) or not np.isin(self._dir, (-1.0, 1.0)).all() or zt.shape != (sim.dof,):
+            raise ValueError(f"directions/zero_ticks: one +1/-1 and one tick per joint ({sim.dof})")
+        self._off = (2048.0 - zt) * RAD_PER_TICK  # servo angle (from tick 2048) at joint angle 0
         extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
         if not np.isfinite(extra).all() or (extra < 0).any():
             raise ValueError("rotor_inertia: must be finite and >= 0")
@@ -105,18 +125,34 @@ class ArmSimPlant:
         return int(self.sim.dof)
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Servo output angles (rad from tick 2048) and speeds."""
         s = self.sim.read()
-        return s.q.copy(), s.dq.copy()
+        return self._dir * s.q - self._off, self._dir * s.dq
 
     def step(self, tau_nm: np.ndarray, dt: float) -> None:
         from machaon.types import JointCommand
 
-        self.sim.write(JointCommand.torque(tau_nm))
+        self.sim.write(JointCommand.torque(self._dir * np.asarray(tau_nm, dtype=np.float64)))
         self._carry += dt
         n = int(self._carry / self.sim.dt + 1e-9)
         if n:
             self.sim.step(n)
             self._carry -= n * self.sim.dt
+
+
+def _warn_if_too_weak(sim: object, model: object) -> None:
+    """Say so at start when the servos cannot hold the simulated arm against gravity at its home
+    pose: position control then saturates and the arm hangs (homing ends far off, at the start)."""
+    from machaon.kinematics import Dynamics
+
+    d = sim.desc
+    dyn = Dynamics.from_urdf(d.urdf_path, d.base_link, d.tip_link)
+    g = np.abs(dyn.gravity(np.asarray(d.q_home, dtype=float))) * (sim.gravity / 9.81)  # the model's g is 9.81
+    weak = [f"{n} {t:.1f} N m" for n, t in zip(d.joint_names, g, strict=True) if t > model.stall_torque_nm]
+    if weak:
+        print(f"warning: at home the arm's gravity load ({', '.join(weak)}) exceeds the {model.name}'s stall "
+              f"torque ({model.stall_torque_nm} N m): the servos cannot hold this arm and it will hang; use "
+              f"--gravity 0 (or servos that can)", file=sys.stderr, flush=True)
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
@@ -136,7 +172,10 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     if args.sim:
         from machaon.sim import ArmSim
 
-        sim = ArmSim("machaon_arm")
+        if not (math.isfinite(args.gravity) and args.gravity >= 0):
+            print(f"error: --gravity must be a finite value >= 0, got {args.gravity}", file=sys.stderr)
+            return 2
+        sim = ArmSim("machaon_arm", gravity=args.gravity)
         if sim.dof != len(ids):
             print(f"error: --sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})",
                   file=sys.stderr)
@@ -150,7 +189,23 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             sim.close()
             return 2
-        plant = ArmSimPlant(sim, rotor)
+        try:
+            directions = zero_ticks = None
+            if args.hw_config:
+                from machaon.hardware.backend import ActuatorConfig
+
+                hw = ActuatorConfig.from_toml(args.hw_config)
+                if [j.id for j in hw.joints] != ids:
+                    raise ValueError(f"--hw-config {args.hw_config}: its servo ids {[j.id for j in hw.joints]} "
+                                     f"differ from --ids {ids}")
+                directions = [j.direction for j in hw.joints]
+                zero_ticks = [j.zero_ticks for j in hw.joints]
+            plant = ArmSimPlant(sim, rotor, directions=directions, zero_ticks=zero_ticks)
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sim.close()
+            return 2
+        _warn_if_too_weak(sim, model_by_name(args.model))
         physics_dt = sim.dt
     try:
         em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,

@@ -105,6 +105,9 @@ class ChainEmulator:
         self._bus_free_at = 0.0
         self._last_rx = 0.0
         self._t_phys = time.monotonic()
+        # wake at least this often to integrate the plant, so the present values a status packet
+        # carries are never more than about one physics step old
+        self._tick_s = max(float(physics_dt), 1e-3) if plant is not None else 0.005
         self._stop = threading.Event()
         self._master = -1
         self._slave = -1
@@ -229,7 +232,7 @@ class ChainEmulator:
                 master = self._master
             fds = [self._wake_r] + ([master] if master >= 0 else [])
             try:
-                ready, _, _ = select.select(fds, [], [], 0.005)
+                ready, _, _ = select.select(fds, [], [], self._tick_s)
             except (OSError, ValueError):
                 ready = []
             if self._wake_r in ready:
@@ -245,13 +248,17 @@ class ChainEmulator:
             now = time.monotonic()
             with self._lock:
                 try:
-                    self.advance(now)
+                    # Answer first, from the present values of the last integration (at most one
+                    # physics tick old), then integrate: a plant that is slow to step (the PyBullet
+                    # arm of ``hw emulate --sim``: ~0.1 ms a step) must not delay status packets
+                    # past the host's deadline. Goals just written take effect in this integration.
                     if data:
                         self._parser.feed(data)
                         self._serve(now)
                     elif self._parser.pending and now - self._last_rx > 0.002:
                         self._parser.expire()  # inter-packet timeout: a partial frame is given up
                         self._serve(now)
+                    self.advance(time.monotonic())
                 except Exception:  # the emulator must never die from a host's bytes
                     log.exception("emulator: error while serving")
             if data:
