@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
     s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
     s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
+    s.add_argument("--rt-priority", type=int, default=0,
+                   help="SCHED_FIFO priority (1-99) of the control loop thread, so other processes cannot delay "
+                        "its cycles (0: normal scheduling; refused without privileges, then normal)")
     s.set_defaults(func=_serve)
 
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
@@ -218,6 +221,8 @@ def _serve(args: argparse.Namespace) -> int:
     rate_hz = args.rate_hz if args.rate_hz is not None else (1000.0 if args.backend == "sim" else HARDWARE_RATE_HZ)
     if not (0 < rate_hz < math.inf and 0 < args.home_speed < math.inf):
         return _err("--rate-hz and --home-speed must be positive and finite")
+    if not 0 <= args.rt_priority <= 99:
+        return _err(f"--rt-priority must be in 0..99, got {args.rt_priority}")
     if args.backend == "hardware" and rate_hz > 2 * HARDWARE_RATE_HZ:
         log.warning("--rate-hz %g: above what a six-servo bus sustains (250-500 Hz at 4 Mbaud); expect "
                     "communication timeouts and overruns", rate_hz)
@@ -282,7 +287,8 @@ def _serve(args: argparse.Namespace) -> int:
                 return _err(f"cannot record to {args.record}: {exc}")
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
-                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder)
+                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder,
+                                 realtime_priority=args.rt_priority or None)
         except OSError as exc:
             return _err(f"cannot listen on {args.listen}: {exc}")
         stack.callback(server.close)  # also when starting it fails half-way

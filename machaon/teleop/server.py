@@ -79,7 +79,8 @@ class RobotServer:
     ``chain``: kinematic chain whose tip is the tool frame the operator drives; ``inner``: the
     Cartesian controller (``CartesianImpedance`` / ``Admittance``); ``psk``: 32-byte key;
     ``endpoint``: ``ServerEndpoint`` keyword arguments for the network process (cookie threshold,
-    HELLO rate limits, rekey policy ...).
+    HELLO rate limits, rekey policy ...); ``realtime_priority``: SCHED_FIFO priority of the control
+    loop's thread (``ControlLoop``), so other processes on a busy machine cannot delay its cycles.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class RobotServer:
         rate_hz: float = 1000.0,
         recorder: object | None = None,
         endpoint: dict | None = None,
+        realtime_priority: int | None = None,
     ) -> None:
         self.config = config or TeleopConfig()
         self.supervisor = supervisor or build_supervisor(chain, self.config)
@@ -104,7 +106,8 @@ class RobotServer:
                         tt, self.config.command_timeout_s)
         self.backend = backend
         self.controller = TeleopController(chain, inner, self.supervisor, self.config, rate_hz)
-        self.loop = ControlLoop(backend, self.controller, self.supervisor, rate_hz, recorder)
+        self.loop = ControlLoop(backend, self.controller, self.supervisor, rate_hz, recorder,
+                                realtime_priority=realtime_priority)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind(listen)

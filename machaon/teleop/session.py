@@ -494,7 +494,7 @@ class DropCounters:
         self.by_reason: collections.Counter[str] = collections.Counter()
         self._window: collections.Counter[str] = collections.Counter()
         self._sources: collections.Counter[object] = collections.Counter()
-        self._last_error = ""
+        self._last_error: object = ""
         self._t_summary: float | None = None
         self.total = 0
 
@@ -504,7 +504,7 @@ class DropCounters:
         self._window[exc.reason] += 1
         if peer is not None and (peer in self._sources or len(self._sources) < self.max_sources):
             self._sources[peer] += 1
-        self._last_error = str(exc)
+        self._last_error = exc  # formatted only when a summary is written
         if t is not None:
             self.maybe_summarise(t)
 
