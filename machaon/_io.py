@@ -30,6 +30,11 @@ def check_writable(path: str | os.PathLike[str], *, what: str = "output") -> Pat
         raise OutputPathError(f"{what} {p}: is a directory; give a file name")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
+        for up in parent.parents:
+            if up.exists() and not up.is_dir():
+                raise OutputPathError(f"{what} {p}: {up} is a file, not a folder")
+        if parent.exists():
+            raise OutputPathError(f"{what} {p}: {parent} is not a folder")
         raise OutputPathError(f"{what} {p}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {p}: no permission to write in {parent}")
@@ -39,6 +44,20 @@ def check_writable(path: str | os.PathLike[str], *, what: str = "output") -> Pat
 
 
 @contextlib.contextmanager
+def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """``path`` as a ``Path`` if it is, or can be created as, a writable folder; ``OutputPathError``
+    otherwise. Creates nothing."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise OutputPathError(f"{what} {p}: exists and is not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{what} {p}: no permission to write in it")
+        return p
+    check_writable(p, what=what)
+    return p
+
+
 def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8",
                  file_mode: int = 0o644) -> Iterator[IO]:
     """Open a temporary file beside ``path`` (``mode`` "w" or "wb"); on success it is flushed,

@@ -6,13 +6,46 @@ Degrees and millimetres on the command line and in the printout; SI inside (conv
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import sys
 
 import numpy as np
 import pinocchio as pin
 
+from machaon.errors import MachaonError
 from machaon.kinematics import Chain
 from machaon.robot.description import load_description
+
+_MAX_DEG = 1e4  # joint values beyond ~28 turns (or 10 m of travel) are a typo, not a pose
+_MAX_MM = 1e6  # positions beyond 1 km likewise
+
+
+class _Usage(MachaonError, ValueError):
+    """A bad command-line value for ``machaon kin``."""
+
+
+def _guard(fn):
+    """Bad input (missing or garbage URDF, unknown robot or tool, bad numbers) -> one line, exit 2."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (_Usage, MachaonError, ValueError, FileNotFoundError, IsADirectoryError) as exc:
+            print(f"machaon kin: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _finite(name: str, values: object, limit: float) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise _Usage(f"{name}: values must be finite numbers")
+    if (np.abs(a) > limit).any():
+        raise _Usage(f"{name}: values must be within +-{limit:g}")
+    return a
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,26 +64,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     ks = p.add_subparsers(dest="kin_command", metavar="ACTION", required=True)
     fk = ks.add_parser("fk", help="pose, Jacobian, manipulability at joint values")
     fk.add_argument("--q-deg", type=float, nargs="+", help="joint values in degrees (mm for prismatic); default home")
-    fk.set_defaults(func=_fk)
+    fk.set_defaults(func=_guard(_fk))
     ik = ks.add_parser("ik", help="joint values for a tool pose")
     ik.add_argument("--xyz-mm", type=float, nargs=3, required=True, metavar=("X", "Y", "Z"))
     ik.add_argument("--rpy-deg", type=float, nargs=3, default=(180.0, 0.0, 0.0), metavar=("R", "P", "Y"),
                     help="roll pitch yaw of the tool in the base frame (default 180 0 0: pointing down)")
     ik.add_argument("--q0-deg", type=float, nargs="+", help="start / preferred joint values (default home)")
     ik.add_argument("--seed", type=int, default=0)
-    ik.set_defaults(func=_ik)
+    ik.set_defaults(func=_guard(_ik))
     ax = ks.add_parser("axis", help="five-DOF IK: tool origin on a point, tool z along an axis")
     ax.add_argument("--point-mm", type=float, nargs=3, required=True, metavar=("X", "Y", "Z"))
     ax.add_argument("--axis", type=float, nargs=3, required=True, metavar=("AX", "AY", "AZ"))
     ax.add_argument("--q0-deg", type=float, nargs="+")
-    ax.set_defaults(func=_axis)
+    ax.set_defaults(func=_guard(_axis))
 
 
 def _chain(args: argparse.Namespace) -> tuple[Chain, np.ndarray]:
     if args.urdf:
         if not (args.base and args.tip):
-            raise SystemExit("machaon kin: --urdf needs --base and --tip")
-        chain = Chain.from_urdf(args.urdf, args.base, args.tip)
+            raise _Usage("--urdf needs --base and --tip (the chain's first and last link)")
+        try:
+            chain = Chain.from_urdf(args.urdf, args.base, args.tip)
+        except (ValueError, OSError) as exc:
+            raise _Usage(f"--urdf {args.urdf}: {exc}") from None
         return chain, chain.home()
     desc = load_description(args.robot)
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
@@ -63,8 +99,8 @@ def _joint_values(chain: Chain, values: list[float] | None, default: np.ndarray,
     if values is None:
         return default.copy()
     if len(values) != chain.dof:
-        raise SystemExit(f"machaon kin: {what} needs {chain.dof} values, got {len(values)}")
-    return _to_si(chain, np.asarray(values, dtype=np.float64))
+        raise _Usage(f"{what} needs {chain.dof} values, got {len(values)}")
+    return _to_si(chain, _finite(what, values, _MAX_DEG))
 
 
 def _to_si(chain: Chain, values: np.ndarray) -> np.ndarray:
@@ -110,8 +146,8 @@ def _report(chain: Chain, r) -> int:
 def _ik(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     T = np.eye(4)
-    T[:3, :3] = pin.rpy.rpyToMatrix(*np.radians(args.rpy_deg))
-    T[:3, 3] = np.asarray(args.xyz_mm) * 1e-3
+    T[:3, :3] = pin.rpy.rpyToMatrix(*np.radians(_finite("--rpy-deg", args.rpy_deg, _MAX_DEG)))
+    T[:3, 3] = _finite("--xyz-mm", args.xyz_mm, _MAX_MM) * 1e-3
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")
     return _report(chain, chain.ik(T, q0, seed=args.seed))
 
@@ -119,4 +155,8 @@ def _ik(args: argparse.Namespace) -> int:
 def _axis(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")
-    return _report(chain, chain.ik_axis(np.asarray(args.point_mm) * 1e-3, np.asarray(args.axis), q0))
+    point = _finite("--point-mm", args.point_mm, _MAX_MM) * 1e-3
+    axis = _finite("--axis", args.axis, _MAX_MM)
+    if np.linalg.norm(axis) < 1e-9:
+        raise _Usage("--axis: must be a non-zero direction, e.g. 0 0 -1")
+    return _report(chain, chain.ik_axis(point, axis, q0))
