@@ -33,10 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError, check_output_dir
     from machaon.cli.hw import parse_ids
     from machaon.hardware.bench import BenchOptions, parse_bauds, run_bench
     from machaon.hardware.protocol import PortError
 
+    if args.baud <= 0:
+        print(f"error: --baud must be a positive baud rate, got {args.baud}", file=sys.stderr)
+        return 2
+    try:
+        check_output_dir(args.out, what="--out")
+    except OutputPathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         opts = BenchOptions(port=args.port, ids=tuple(parse_ids(args.ids)), baudrate=args.baud,
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
@@ -50,9 +59,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print("dry run: no motion; planned steps:")
     try:
         report = run_bench(opts, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
-    except PortError as exc:
+    except PortError as exc:  # the port is missing or unusable: a failure, not a usage error (as hw scan)
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     if opts.dry_run:
         for line in report.plan:
             print(f"  - {line}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -24,10 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError, check_output_dir
     from machaon.cli.main import main
 
     headless = args.headless or not os.environ.get("DISPLAY")
     out = Path(args.out).resolve()
+    try:
+        check_output_dir(out, what="--out")
+    except OutputPathError as exc:
+        print(f"machaon demo: {exc}", file=sys.stderr)
+        return 2
     argv = ["ortho", "run", "--levels", args.levels, "--report", str(out), "--seed", str(args.seed)]
     if headless:
         argv.append("--headless")

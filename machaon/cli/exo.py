@@ -17,7 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -77,9 +81,21 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     if args.report and not args.headless:
         print("--report runs two walks back to back; add --headless", file=sys.stderr)
         return 2
+    if not (math.isfinite(args.duration) and math.isfinite(args.skip) and args.skip >= 0):
+        print(f"--duration and --skip must be finite seconds (>= 0), got {args.duration}, {args.skip}",
+              file=sys.stderr)
+        return 2
     if args.duration <= args.skip + 2.0:
         print(f"--duration must exceed --skip ({args.skip} s) by at least 2 s", file=sys.stderr)
         return 2
+    if args.report:
+        from machaon._io import OutputPathError, check_output_dir
+
+        try:
+            check_output_dir(args.report, what="--report")
+        except OutputPathError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
     try:
         wearer = WearerConfig(weak_side=args.weak_side, weakness=args.weakness, spasticity_nm_s=args.spasticity)
         sim_cfg = LegSimConfig(seed=args.seed)
@@ -124,6 +140,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from machaon.exo.recording import RecordingError, read_recording
     from machaon.exo.replay import mvc_from_recording, replay_recording
 
+    if args.out:
+        from machaon._io import OutputPathError, check_output_dir
+
+        try:  # before the work, not after it
+            check_output_dir(args.out, what="--out")
+        except OutputPathError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
     try:
         rec = read_recording(args.file)
         emg_cfg = EMGConfig(fs_hz=rec.emg_rate_hz, mains_hz=args.mains)
@@ -151,12 +175,26 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     }
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        res.write_csv(out / "commands.csv")
-        _plot_replay(res, out / "commands.png")
-        with open(out / "summary.json", "w") as f:
-            json.dump(summary, f, indent=2)
-        summary["written"] = [str(out / n) for n in ("commands.csv", "commands.png", "summary.json")]
+        names = ("commands.csv", "commands.png", "summary.json")
+        summary["written"] = [str(out / n) for n in names]
+        # everything goes to a temporary folder beside the output first, then into place: a failure
+        # half-way leaves no half-written folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            res.write_csv(tmp / "commands.csv")
+            _plot_replay(res, tmp / "commands.png")
+            with open(tmp / "summary.json", "w") as f:
+                json.dump(summary, f, indent=2)
+            if out.exists():
+                for n in names:
+                    os.replace(tmp / n, out / n)
+                tmp.rmdir()
+            else:
+                os.replace(tmp, out)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(f"cannot write {out}: {exc}", file=sys.stderr)
+            return 1
     print(json.dumps(summary, indent=2))
     return 0
 

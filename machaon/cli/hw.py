@@ -161,6 +161,18 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     try:
         ids = parse_ids(args.ids)
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
+        for name in ("drop_prob", "corrupt_prob"):
+            v = getattr(args, name)
+            if not 0.0 <= v <= 1.0:  # also false for NaN
+                raise ValueError(f"--{name.replace('_', '-')} must be a probability in [0, 1], got {v}")
+        for name in ("delay_ms", "return_delay_us"):
+            v = getattr(args, name)
+            if not 0.0 <= v < math.inf:
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite value >= 0, got {v}")
+        if args.link:
+            from machaon._io import check_writable
+
+            check_writable(args.link, what="--link")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -246,6 +258,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
         print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
+        return 2
+    if not bauds or any(b <= 0 for b in bauds):
+        print(f"error: --baud: expected positive baud rates, got {args.baud!r}", file=sys.stderr)
+        return 2
+    if not 0 <= args.max_id <= 252:
+        print(f"error: --max-id must be in 0..252, got {args.max_id}", file=sys.stderr)
         return 2
     found_any = False
     try:

@@ -60,12 +60,17 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from machaon._io import OutputPathError
+    from machaon._io import OutputPathError, check_writable
     from machaon.robot.runlog import RunLogError, recover_run_log
 
     out = args.output if args.output is not None else args.file.with_suffix(".recovered.mcap")
     if out.resolve() == args.file.resolve():
         print("machaon log: --output must differ from the input file", file=sys.stderr)
+        return 2
+    try:
+        check_writable(out, what="-o")
+    except OutputPathError as exc:
+        print(f"machaon log: {exc}", file=sys.stderr)
         return 2
     try:
         n, stopped = recover_run_log(args.file, out)
@@ -81,12 +86,29 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError, check_writable
     from machaon.robot.runlog import plot_run
 
+    out = args.output if args.output is not None else args.file.with_suffix(".png")
+    try:
+        check_writable(out, what="-o")
+    except OutputPathError as exc:
+        print(f"machaon log: {exc}", file=sys.stderr)
+        return 2
     run = _load(args.file)
     if run is None:
         return 2
+    from machaon._io import OutputPathError, atomic_write
+
     out = args.output if args.output is not None else args.file.with_suffix(".png")
-    plot_run(run, out)
+    try:
+        with atomic_write(out, "wb") as fh:
+            plot_run(run, fh)
+    except OutputPathError as exc:
+        print(f"machaon log: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"machaon log: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {out}")
     return 0

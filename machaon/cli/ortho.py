@@ -70,9 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from machaon._io import OutputPathError, check_writable
     from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
+    try:  # before planning (seconds), not after
+        check_writable(args.out, what="--out")
+    except OutputPathError as exc:
+        print(f"ortho plan: {exc}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     try:
         if args.mesh:
@@ -133,6 +139,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if args.report is None:
         args.report = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
+    from machaon._io import OutputPathError, check_output_dir
+
+    try:  # before the procedure (minutes), not after
+        check_output_dir(args.report, what="--report")
+        if args.plan is not None:
+            import json
+            from pathlib import Path
+
+            json.loads(Path(args.plan).read_text(encoding="utf-8"))
+    except OutputPathError as exc:
+        print(f"ortho run: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"ortho run: --plan {args.plan}: not a readable plan JSON ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:

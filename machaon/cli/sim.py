@@ -47,8 +47,24 @@ def _run(args: argparse.Namespace) -> int:
         for name, doc in scenario_names().items():
             print(f"{name:12s} {doc}")
         return 0
-    if args.seconds is not None and not (args.seconds > 0):
+    if args.seconds is not None and not (0 < args.seconds < float("inf")):
         print("machaon sim: --seconds must be > 0", file=sys.stderr)
+        return 2
+    if not (0 < args.rate < float("inf")):
+        print(f"machaon sim: --rate must be a positive number of Hz, got {args.rate}", file=sys.stderr)
+        return 2
+    if not (0 < args.snapshot_every < float("inf")):
+        print(f"machaon sim: --snapshot-every must be > 0 s, got {args.snapshot_every}", file=sys.stderr)
+        return 2
+    from machaon._io import OutputPathError, check_output_dir, check_writable
+
+    try:  # before the simulation starts, not after it ran
+        if args.record:
+            check_writable(args.record, what="--record")
+        if args.snapshots:
+            check_output_dir(args.snapshots, what="--snapshots")
+    except OutputPathError as exc:
+        print(f"machaon sim: {exc}", file=sys.stderr)
         return 2
     gui = not args.headless
     if gui and not os.environ.get("DISPLAY"):

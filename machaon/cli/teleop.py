@@ -126,8 +126,8 @@ def _profiles(args: argparse.Namespace) -> int:
 
     try:
         profiles = load_profiles(args.profiles_file)
-    except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+    except (ProfileError, OSError, ValueError) as exc:
+        return _err(f"{args.profiles_file}: {exc}" if isinstance(exc, UnicodeDecodeError) else str(exc))
     print(f"{'name':18s} {'delay ms':>9s} {'jitter ms':>9s} {'loss %':>7s} {'burst':>5s} {'outage':>12s}  description")
     for name, p in profiles.items():
         out = f"{p.outage_s * 1e3:.0f}ms/{p.outage_every_s:g}s" if p.outage_every_s and p.outage_s else "-"
@@ -148,6 +148,10 @@ def _netem(args: argparse.Namespace) -> int:
         return _err(str(exc))
     except ProfileError as exc:
         return _err(str(exc))
+    if not (0 <= args.stats_s < math.inf):
+        return _err(f"--stats-s must be >= 0, got {args.stats_s}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        return _err(f"--duration must be a positive number of seconds, got {args.duration}")
     # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
     # one can wait for the other (this process runs nothing else).
     old_interval = sys.getswitchinterval()
@@ -218,6 +222,19 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except (KeyFileError, DescriptionError, ValueError, OSError) as exc:
         return _err(str(exc))
+    from machaon._io import OutputPathError, check_writable
+
+    try:  # outputs are checked before the arm moves, not after
+        if args.record:
+            check_writable(args.record, what="--record")
+    except OutputPathError as exc:
+        return _err(str(exc))
+    if args.record_decimation < 1:
+        return _err(f"--record-decimation must be >= 1, got {args.record_decimation}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        return _err(f"--duration must be a positive number of seconds, got {args.duration}")
+    if not (0 <= args.stats_s < math.inf):
+        return _err(f"--stats-s must be >= 0, got {args.stats_s}")
     rate_hz = args.rate_hz if args.rate_hz is not None else (1000.0 if args.backend == "sim" else HARDWARE_RATE_HZ)
     if not (0 < rate_hz < math.inf and 0 < args.home_speed < math.inf):
         return _err("--rate-hz and --home-speed must be positive and finite")
@@ -356,6 +373,8 @@ def _console(args: argparse.Namespace) -> int:
             check_writable(args.out, what="--out")
     except (KeyFileError, ValueError, OutputPathError) as exc:
         return _err(str(exc))
+    if not (0 < args.rate_hz <= 1000):
+        return _err(f"--rate-hz must be in (0, 1000], got {args.rate_hz}")
     if args.script:
         from machaon.teleop.replay import replay
         from machaon.teleop.script import OperatorScript, ScriptError
@@ -423,7 +442,13 @@ def _sweep(args: argparse.Namespace) -> int:
         missing = [n for n in names if n not in profiles]
         if missing:
             return _err(f"unknown profiles {missing}; known: {', '.join(profiles)}")
-    except (ProfileError, OSError) as exc:
+    except (ProfileError, OSError, ValueError) as exc:
+        return _err(str(exc))
+    from machaon._io import OutputPathError, check_output_dir
+
+    try:
+        check_output_dir(args.out, what="--out")
+    except OutputPathError as exc:
         return _err(str(exc))
     from machaon.sim import ArmSim
 

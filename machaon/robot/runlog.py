@@ -497,8 +497,9 @@ def format_summary(run: RunLog) -> str:
     return "\n".join(lines)
 
 
-def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
-    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG."""
+def plot_run(run: RunLog, out: str | os.PathLike[str] | object) -> Path:
+    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG (a path,
+    or a binary file object)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -543,6 +544,9 @@ def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
     for a in axes:
         a.grid(True, alpha=0.3)
     fig.tight_layout()
+    if hasattr(out, "write"):
+        fig.savefig(out, format="png")
+        return Path(getattr(out, "name", ""))
     out = Path(out)
     fig.savefig(out, format="png")
     return out

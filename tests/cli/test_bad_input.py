@@ -127,6 +127,7 @@ CASES = [
     (["ortho", "plan", "--levels", "L9", "--out", "{d}/plan.json"], 2, "L9"),
     (["ortho", "plan", "--mesh", "{d}/garbage.stl", "--out", "{d}/plan.json"], 2, "garbage.stl"),
     (["ortho", "plan", "--mesh", MISSING + "/v.stl", "--out", "{d}/plan.json"], 2, "v.stl"),
+    (["ortho", "plan", "--mesh", "{d}/garbage.bin", "--out", "{d}/plan.json"], 2, "garbage.bin"),
     (["ortho", "plan", "--length-fraction", "nan", "--out", "{d}/plan.json"], 2, "length"),
     (["ortho", "run", "--headless", "--plan", "{d}/garbage.bin"], 2, "garbage"),
     (["ortho", "run", "--headless", "--report", "{d}/garbage.bin/rep"], 2, "not a folder"),
