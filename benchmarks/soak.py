@@ -127,19 +127,28 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         log_path, console = out / "soak.mcap", out / "server.out"
-        fh = open(console, "w")  # noqa: SIM115 - closed below
-        srv = subprocess.Popen(
-            [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware", "--hw-config",
-             str(CONFIG), "--port", pty, "--home", "--home-speed", "1.0", "--listen", f"127.0.0.1:{port}", "--key",
-             str(key), "--timeout-ms", "250", "--stats-s", "10", "--duration", str(seconds + 30.0),
-             "--record", str(log_path), "--record-decimation", "25"],
-            stdout=fh, stderr=subprocess.STDOUT, text=True)
+        srv = None
+        for _attempt in range(3):  # the emulator shares a busy machine: its first answers can be late
+            fh = open(console, "w")  # noqa: SIM115 - closed below
+            srv = subprocess.Popen(
+                [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware",
+                 "--hw-config", str(CONFIG), "--port", pty, "--home", "--home-speed", "1.0", "--listen",
+                 f"127.0.0.1:{port}", "--key", str(key), "--timeout-ms", "250", "--stats-s", "10", "--duration",
+                 str(seconds + 30.0), "--record", str(log_path), "--record-decimation", "25"],
+                stdout=fh, stderr=subprocess.STDOUT, text=True)
+            t_end = time.monotonic() + 120
+            while "teleop server (hardware) on" not in console.read_text():
+                if srv.poll() is not None or time.monotonic() > t_end:
+                    break
+                time.sleep(0.2)
+            if srv.poll() is None:
+                break
+            fh.close()
+            print("server did not start, retrying:\n" + console.read_text(), file=sys.stderr)
+            time.sleep(2.0)
+        else:
+            raise RuntimeError("server did not start:\n" + console.read_text())
         procs.append(srv)
-        t_end = time.monotonic() + 120
-        while "teleop server (hardware) on" not in console.read_text():
-            if srv.poll() is not None or time.monotonic() > t_end:
-                raise RuntimeError("server did not start:\n" + console.read_text())
-            time.sleep(0.2)
         prof = dataclasses.replace(get_profile("5g_ultra_remote"), outage_every_s=outage_every_s,
                                    outage_s=outage_ms * 1e-3)
         tap: collections.deque = collections.deque(maxlen=500)
