@@ -113,10 +113,14 @@ def _attackers(server: tuple[str, int], tap: collections.deque, junk_rate: float
 
 
 def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: float, outage_ms: float,
-         drop_prob: float, out: Path) -> dict:
+         drop_prob: float, out: Path, bus_latency_ms: float = 2.0, lost_cycles: int = 3) -> dict:
     seconds = minutes * 60.0
     key = out / "soak.key"
     write_key(key, PSK, overwrite=True)
+    config = out / "chain.toml"  # the shipped chain, with the bus deadline asked for
+    text = CONFIG.read_text().replace("latency_ms = 2.0", f"latency_ms = {bus_latency_ms}").replace(
+        "lost_cycles = 3", f"lost_cycles = {lost_cycles}")
+    config.write_text(text)
     em = subprocess.Popen([sys.executable, "-m", "machaon.cli.main", "hw", "emulate", "--ids", "1-6", "--baud",
                            "4000000", "--drop-prob", str(drop_prob), "--corrupt-prob", str(drop_prob), "--seed", "1"],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -132,7 +136,7 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
             fh = open(console, "w")  # noqa: SIM115 - closed below
             srv = subprocess.Popen(
                 [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware",
-                 "--hw-config", str(CONFIG), "--port", pty, "--home", "--home-speed", "1.0", "--listen",
+                 "--hw-config", str(config), "--port", pty, "--home", "--home-speed", "1.0", "--listen",
                  f"127.0.0.1:{port}", "--key", str(key), "--timeout-ms", "250", "--stats-s", "10", "--duration",
                  str(seconds + 30.0), "--record", str(log_path), "--record-decimation", "25"],
                 stdout=fh, stderr=subprocess.STDOUT, text=True)
@@ -232,15 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outage-every-s", type=float, default=45.0, help="mean time between link outages")
     ap.add_argument("--outage-ms", type=float, default=400.0, help="outage length (longer than the 250 ms timeout)")
     ap.add_argument("--drop-prob", type=float, default=0.001, help="bus: status packets dropped/corrupted")
+    ap.add_argument("--bus-latency-ms", type=float, default=2.0,
+                    help="reply deadline on the bus (the shipped config's 2 ms; the emulator is Python, so a "
+                         "loaded machine may need 4-8)")
+    ap.add_argument("--lost-cycles", type=int, default=3, help="incomplete bus reads in a row tolerated")
     ap.add_argument("--out", help="keep the run log and the server output in this folder")
     args = ap.parse_args(argv)
+    import logging
+
+    logging.getLogger("machaon.teleop").setLevel(logging.ERROR)  # the console's drop summaries: counted below
     if not (args.minutes > 0):
         ap.error("--minutes must be > 0")
     with tempfile.TemporaryDirectory() as d:
         out = Path(args.out) if args.out else Path(d)
         out.mkdir(parents=True, exist_ok=True)
         res = soak(args.minutes, args.junk_rate, args.replay_rate, args.outage_every_s, args.outage_ms,
-                   args.drop_prob, out)
+                   args.drop_prob, out, args.bus_latency_ms, args.lost_cycles)
     print(json.dumps(res, indent=2))
     ok = res["forged_or_replayed_applied"] == 0 and res["tracebacks"] == 0
     return 0 if ok else 1

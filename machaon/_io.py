@@ -43,7 +43,6 @@ def check_writable(path: str | os.PathLike[str], *, what: str = "output") -> Pat
     return p
 
 
-@contextlib.contextmanager
 def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
     """``path`` as a ``Path`` if it is, or can be created as, a writable folder; ``OutputPathError``
     otherwise. Creates nothing."""
@@ -58,6 +57,7 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
     return p
 
 
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8",
                  file_mode: int = 0o644) -> Iterator[IO]:
     """Open a temporary file beside ``path`` (``mode`` "w" or "wb"); on success it is flushed,

@@ -546,7 +546,8 @@ def plot_run(run: RunLog, out: str | os.PathLike[str] | object) -> Path:
     fig.tight_layout()
     if hasattr(out, "write"):
         fig.savefig(out, format="png")
-        return Path(getattr(out, "name", ""))
+        name = getattr(out, "name", "")
+        return Path(name if isinstance(name, str) else "")
     out = Path(out)
     fig.savefig(out, format="png")
     return out
