@@ -414,7 +414,8 @@ class ControlLoop:
                     self._t_stats = t
                 elif t - self._t_stats >= self.stats_every_s:  # running record (crash-safe timing)
                     n = max(1, int(round((t - self._t_stats) * self.rate_hz)))
-                    rec.record_stats(self.stats(window=n, window_s=t - self._t_stats), t)
+                    # one argument, as at the end of a run: any recorder with record_stats(stats) works
+                    rec.record_stats(self.stats(window=n, window_s=t - self._t_stats))
                     self._t_stats = t
             except Exception:
                 _log.exception("run log recorder failed; recording disabled")
