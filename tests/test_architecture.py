@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "machaon"
 
-# DESIGN.md's layers; `types`, `_validate` and `errors` sit below them all (shared data types,
-# input checks and the exception tree).
+# DESIGN.md's layers; `types` and `_validate` sit below them all (shared data types and input
+# checks), and the exception tree `errors` below those (it imports nothing of the package).
 LAYER = {
-    "types": 0, "_validate": 0, "errors": 0,
+    "errors": -1, "types": 0, "_validate": 0,
     "kinematics": 1, "control": 2, "robot": 3,
     "sim": 4, "hardware": 4, "bridges": 4,
     "ortho": 5, "exo": 5, "teleop": 5,

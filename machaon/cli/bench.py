@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from machaon.cli._common import command, usage_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to ``sub``."""
@@ -32,27 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
+@command
 def _cmd_bench(args: argparse.Namespace) -> int:
     from machaon.cli.hw import parse_ids
     from machaon.hardware.bench import BenchOptions, parse_bauds, run_bench
     from machaon.hardware.protocol import PortError
 
-    try:
+    with usage_errors():
         opts = BenchOptions(port=args.port, ids=tuple(parse_ids(args.ids)), baudrate=args.baud,
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
                             step_rad=args.step_rad, current_a=args.current_a, step_duration_s=args.step_duration,
                             latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate,
                             safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if opts.dry_run:
         print("dry run: no motion; planned steps:")
-    try:
+    with usage_errors(PortError):  # a port that cannot be opened: exit 2, as the module doc says
         report = run_bench(opts, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if opts.dry_run:
         for line in report.plan:
             print(f"  - {line}")

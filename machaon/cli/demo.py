@@ -10,6 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
+from machaon.cli._common import command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main demo: a robot-guided pedicle-screw procedure in simulation",
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+@command
 def _demo(args: argparse.Namespace) -> int:
     from machaon.cli.main import main
 

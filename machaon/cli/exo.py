@@ -20,6 +20,9 @@ import logging
 import sys
 from pathlib import Path
 
+from machaon.cli._common import command, usage_errors, warn
+from machaon.errors import SimError, UsageError
+
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +71,7 @@ def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> o
 
 # -- sim -------------------------------------------------------------------------------------------
 
+@command
 def _cmd_sim(args: argparse.Namespace) -> int:
     from machaon.exo.reference import load_reference_gait
     from machaon.exo.report import write_sim_report
@@ -75,28 +79,20 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from machaon.sim.legs import LegSim, LegSimConfig, WearerConfig
 
     if args.report and not args.headless:
-        print("--report runs two walks back to back; add --headless", file=sys.stderr)
-        return 2
+        raise UsageError("--report runs two walks back to back; add --headless")
     if args.duration <= args.skip + 2.0:
-        print(f"--duration must exceed --skip ({args.skip} s) by at least 2 s", file=sys.stderr)
-        return 2
-    try:
+        raise UsageError(f"--duration must exceed --skip ({args.skip} s) by at least 2 s")
+    with usage_errors(context="bad setting"):
         wearer = WearerConfig(weak_side=args.weak_side, weakness=args.weakness, spasticity_nm_s=args.spasticity)
         sim_cfg = LegSimConfig(seed=args.seed)
         runs = [False, True] if args.report else [not args.no_assist]
         cfgs = {a: _assist_config(args, a) for a in runs}
-    except ValueError as exc:
-        print(f"bad setting: {exc}", file=sys.stderr)
-        return 2
     ref = load_reference_gait()
     results = {}
     for assist in runs:
         print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-        try:
+        with usage_errors(SimError):  # no display for the GUI
             sim = LegSim(wearer, sim_cfg, gui=not args.headless)
-        except RuntimeError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
         with sim:
             results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip)
     if args.report:
@@ -117,6 +113,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 # -- replay ----------------------------------------------------------------------------------------
 
+@command
 def _cmd_replay(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -124,15 +121,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from machaon.exo.recording import RecordingError, read_recording
     from machaon.exo.replay import mvc_from_recording, replay_recording
 
-    try:
+    with usage_errors(RecordingError, ValueError, OSError, context=f"cannot replay {args.file}"):
         rec = read_recording(args.file)
         emg_cfg = EMGConfig(fs_hz=rec.emg_rate_hz, mains_hz=args.mains)
         mvc = mvc_from_recording(read_recording(args.mvc), emg_cfg) if args.mvc else None
         cfg = _assist_config(args, True)
         res = replay_recording(rec, cfg, emg_cfg, mvc)
-    except (RecordingError, ValueError, OSError) as exc:
-        print(f"cannot replay {args.file}: {exc}", file=sys.stderr)
-        return 2
     summary = {
         "file": str(args.file),
         "duration_s": rec.duration_s,
@@ -210,6 +204,7 @@ def _calibrate_live(acq: object, seconds: float, emg_cfg: object) -> object:
     return MVCNormaliser.from_trial(env, emg_cfg.fs_hz, window_s=min(0.5, 0.25 * emg.shape[0] / emg_cfg.fs_hz))
 
 
+@command
 def _cmd_run(args: argparse.Namespace) -> int:
     import collections
     import time
@@ -226,11 +221,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from machaon.exo.replay import mvc_from_recording
     from machaon.exo.session import RecordingController, exo_safety_config
     from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
-    from machaon.hardware.protocol import PortError, ProtocolError
+    from machaon.hardware.protocol import BusProtocolError
     from machaon.robot.loop import ControlLoop
 
     path = Path(args.config) if args.config else DESCRIPTIONS / "exo_actuators.toml"
-    try:
+    with usage_errors(OSError, ValueError, TypeError, KeyError, context=f"bad exo configuration {path}"):
         with open(path, "rb") as f:
             raw = tomllib.load(f)
         act_cfg = ActuatorConfig.from_dict(raw, port=args.port)
@@ -245,29 +240,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cfg = _assist_config(args, not args.no_assist, **extra)
         rate_hz = args.rate or float(lim.get("rate_hz", 500.0))
         emg_cfg = EMGConfig(mains_hz=args.mains)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        print(f"bad exo configuration {path}: {exc}", file=sys.stderr)
-        return 2
     if [j.name for j in act_cfg.joints] != list(cfg.joints):
-        print(f"{path}: joints must be {list(cfg.joints)} in that order", file=sys.stderr)
-        return 2
-    try:
+        raise UsageError(f"{path}: joints must be {list(cfg.joints)} in that order")
+    with usage_errors(AcquisitionError):
         acq = SerialAcquisition(args.acq_port).open()
-    except AcquisitionError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     with acq:
-        try:
+        with usage_errors(RecordingError, ValueError, context="MVC calibration failed"):
             mvc = (mvc_from_recording(read_recording(args.mvc), emg_cfg) if args.mvc
                    else _calibrate_live(acq, args.calibrate, emg_cfg))
-        except (RecordingError, ValueError) as exc:
-            print(f"MVC calibration failed: {exc}", file=sys.stderr)
-            return 2
-        try:
+        with usage_errors(BusProtocolError, OSError, context=f"cannot start the exo actuators on {args.port}"):
             backend = ActuatorBackend(act_cfg)
-        except (PortError, ProtocolError, OSError) as exc:
-            print(f"cannot start the exo actuators on {args.port}: {exc}", file=sys.stderr)
-            return 2
         with backend:
             ctrl = AssistController(acq, mvc, cfg, emg_cfg)
             rec = RecordingController(ctrl)
@@ -284,7 +266,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
             except RuntimeError as exc:
-                print(f"control loop stopped: {exc}", file=sys.stderr)
+                warn(f"control loop stopped: {exc}")
             stats = loop.stats()
     sts = rec.statuses
     reasons = collections.Counter(s.reason for s in sts if s.mode != "assist")
@@ -311,7 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``exo`` subcommand and its sub-subcommands to the ``machaon`` parser."""
     parser = sub.add_parser("exo", help="exoskeleton assist: EMG/IMU processing, leg simulation, replay, live run")
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    parser.set_defaults(func=command(lambda args: (parser.print_help(), 2)[1]))
     exo = parser.add_subparsers(dest="exo_command", metavar="EXO_COMMAND")
 
     p = exo.add_parser("sim", help="simulated wearer + exo (PyBullet); --headless --report DIR compares assist on/off")

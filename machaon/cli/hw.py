@@ -13,11 +13,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
 
 import numpy as np
+
+from machaon.cli._common import command, usage_errors
+from machaon.errors import HardwareError, UsageError
 
 
 def parse_ids(text: str) -> list[int]:
@@ -119,48 +123,41 @@ class ArmSimPlant:
             self._carry -= n * self.sim.dt
 
 
+@command
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from machaon.hardware.emulator import ChainEmulator, Faults
 
-    try:
+    with usage_errors():
         ids = parse_ids(args.ids)
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
                     missing_ids=missing, seed=args.seed)
-    sim = None
-    plant = None
-    physics_dt = 1e-3
-    if args.sim:
-        from machaon.sim import ArmSim
+    with contextlib.ExitStack() as stack:
+        sim = None
+        plant = None
+        physics_dt = 1e-3
+        if args.sim:
+            from machaon.sim import ArmSim
 
-        sim = ArmSim("machaon_arm")
-        if sim.dof != len(ids):
-            print(f"error: --sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})",
-                  file=sys.stderr)
-            sim.close()
-            return 2
-        from machaon.hardware.control_table import model_by_name
+            sim = ArmSim("machaon_arm")
+            stack.callback(sim.close)
+            if sim.dof != len(ids):
+                raise UsageError(f"--sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})")
+            from machaon.hardware.control_table import model_by_name
 
-        try:
-            rotor = model_by_name(args.model).rotor_inertia_out
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sim.close()
-            return 2
-        plant = ArmSimPlant(sim, rotor)
-        physics_dt = sim.dt
-    try:
-        em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
-                           plant=plant, realtime=args.realtime, link=args.link, faults=faults,
-                           physics_dt=physics_dt)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if sim is not None:
-            sim.close()
-        return 2
+            with usage_errors():
+                rotor = model_by_name(args.model).rotor_inertia_out
+            plant = ArmSimPlant(sim, rotor)
+            physics_dt = sim.dt
+        with usage_errors():
+            em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
+                               plant=plant, realtime=args.realtime, link=args.link, faults=faults,
+                               physics_dt=physics_dt)
+        return _serve_emulator(args, em, ids, coupled=sim is not None)
+
+
+def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+    """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
@@ -168,7 +165,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
     print(f"emulating {em.model.name} ids {ids} at {args.baud} baud"
-          f"{' coupled to the PyBullet arm' if sim else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
+          f"{' coupled to the PyBullet arm' if coupled else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.2):
             pass
@@ -176,36 +173,29 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         pass
     finally:
         em.close()
-        if sim is not None:
-            sim.close()
         print(f"stopped: {em.stats}", file=sys.stderr)
     return 0
 
 
+@command
 def _cmd_scan(args: argparse.Namespace) -> int:
     from machaon.hardware.control_table import MODELS_BY_NUMBER
     from machaon.hardware.dynamixel import Bus
-    from machaon.hardware.protocol import PortError
 
     try:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
-        print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
     found_any = False
-    try:
-        with Bus(args.port, bauds[0]) as bus:
-            for b in bauds:
-                bus.set_baudrate(b)
-                found = bus.broadcast_ping(max_id=args.max_id)
-                for i, info in found.items():
-                    m = MODELS_BY_NUMBER.get(info.model_number)
-                    name = m.name if m else f"model {info.model_number}"
-                    print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
-                found_any |= bool(found)
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
+        for b in bauds:
+            bus.set_baudrate(b)
+            found = bus.broadcast_ping(max_id=args.max_id)
+            for i, info in found.items():
+                m = MODELS_BY_NUMBER.get(info.model_number)
+                name = m.name if m else f"model {info.model_number}"
+                print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
+            found_any |= bool(found)
     if not found_any:
-        print("no servo answered", file=sys.stderr)
-    return 0 if found_any else 1
+        raise HardwareError(f"no servo answered on {args.port} at {args.baud} baud")
+    return 0

@@ -5,20 +5,21 @@
 - ``machaon log plot FILE [-o OUT.png]`` draws joint positions, tracking errors and torques to a
   PNG (matplotlib, Agg backend; no display needed).
 
-A missing or unreadable file is reported on stderr with exit code 2.
+A missing or unreadable file is a usage error (exit code 2, one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from machaon.cli._common import command, usage_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``log`` with its ``summary`` and ``plot`` subcommands to the ``machaon`` parser."""
     parser = sub.add_parser("log", help="run logs (MCAP): summary, plot")
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    parser.set_defaults(func=command(lambda args: (parser.print_help(), 2)[1]))
     log_sub = parser.add_subparsers(dest="log_command", metavar="LOG_COMMAND")
 
     p_sum = log_sub.add_parser("summary", help="print rates, jitter and supervisor events of a run log")
@@ -34,29 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(path: Path):
     from machaon.robot.runlog import RunLogError, read_run_log
 
-    try:
+    with usage_errors(OSError, RunLogError, context=f"cannot read {path}"):
         return read_run_log(path)
-    except (OSError, RunLogError) as exc:
-        print(f"machaon log: cannot read {path}: {exc}", file=sys.stderr)
-        return None
 
 
+@command
 def _summary(args: argparse.Namespace) -> int:
     from machaon.robot.runlog import format_summary
 
-    run = _load(args.file)
-    if run is None:
-        return 2
-    print(format_summary(run))
+    print(format_summary(_load(args.file)))
     return 0
 
 
+@command
 def _plot(args: argparse.Namespace) -> int:
     from machaon.robot.runlog import plot_run
 
     run = _load(args.file)
-    if run is None:
-        return 2
     out = args.output if args.output is not None else args.file.with_suffix(".png")
     plot_run(run, out)
     print(f"wrote {out}")

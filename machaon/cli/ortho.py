@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
+
+from machaon.cli._common import command, usage_errors, warn
+from machaon.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -69,53 +71,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     pq.set_defaults(func=_cmd_report)
 
 
+@command
 def _cmd_plan(args: argparse.Namespace) -> int:
     from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
     t0 = time.perf_counter()
-    try:
+    with usage_errors(PlanError, AnatomyError, ValueError, OSError):
         if args.mesh:
             anatomy = BoneModel.from_files(args.mesh, units="mm")
             if args.starts is None:
-                print("ortho plan: a mesh has no pedicle axes; give --starts PLAN with rough trajectories",
-                      file=sys.stderr)
-                return 2
+                raise UsageError("a mesh has no pedicle axes; give --starts PLAN with rough trajectories")
             plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
         else:
             anatomy = SpineSegment(args.levels)
             starts = None if args.starts is None else Plan.load(args.starts)
             plan = auto_plan(anatomy, starts=starts, length_fraction=args.length_fraction)
-    except (PlanError, AnatomyError, ValueError, OSError) as exc:
-        print(f"ortho plan: {exc}", file=sys.stderr)
-        return 2
     dt = time.perf_counter() - t0
     print(f"{'screw':<8}{'length mm':>10}{'diam mm':>8}{'clear mm':>9}{'canal mm':>9}  breach")
     for s in plan:
         c = check_plan(anatomy, s)
         print(f"{s.name:<8}{s.length / MM:10.1f}{s.diameter / MM:8.1f}{c.min_clearance / MM:9.2f}"
               f"{c.canal_clearance / MM:9.2f}  {c.breach_location if c.breach else '-'}")
-    try:
+    with usage_errors(OSError, context=f"cannot write {args.out}"):
         plan.save(args.out)
-    except OSError as exc:
-        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 2
     print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
     return 0
 
 
+@command
 def _cmd_run(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import ProcedureConfig, ProcedureError, run_procedure
 
     if not (math.isfinite(args.feed_mm_s) and 0.1 <= args.feed_mm_s <= 10.0):
-        print("ortho run: --feed-mm-s must be within 0.1..10", file=sys.stderr)
-        return 2
+        raise UsageError("--feed-mm-s must be within 0.1..10")
     gui = not args.headless
     if gui:
         import os
 
         if not os.environ.get("DISPLAY"):
-            print("ortho run: no DISPLAY; running headless", file=sys.stderr)
+            warn("no DISPLAY; running headless")
             gui = False
     cfg = ProcedureConfig(
         levels=args.levels,
@@ -138,11 +133,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    try:
+    with usage_errors(ProcedureError, ValueError, OSError):
         result = run_procedure(cfg, report_dir=args.report, say=say)
-    except (ProcedureError, ValueError, OSError) as exc:
-        print(f"ortho run: {exc}", file=sys.stderr)
-        return 2
     print(result.summary())
     from pathlib import Path
 
@@ -152,12 +144,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.all_within_tolerance else 1
 
 
+@command
 def _cmd_report(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import print_report
     from machaon.ortho.report import ReportError
 
-    try:
+    with usage_errors(ReportError, ValueError, OSError):
         return print_report(args.dir, render=not args.no_render)
-    except (ReportError, ValueError, OSError) as exc:
-        print(f"ortho report: {exc}", file=sys.stderr)
-        return 2

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
+
+from machaon.cli._common import command, usage_errors, warn
+from machaon.errors import UsageError
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap.set_defaults(func=_run)
 
 
+@command
 def _run(args: argparse.Namespace) -> int:
     from machaon.sim.app import SimApp, SimAppError, scenario_names
 
@@ -48,11 +51,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{name:12s} {doc}")
         return 0
     if args.seconds is not None and not (args.seconds > 0):
-        print("machaon sim: --seconds must be > 0", file=sys.stderr)
-        return 2
+        raise UsageError("--seconds must be > 0")
     gui = not args.headless
     if gui and not os.environ.get("DISPLAY"):
-        print("machaon sim: no DISPLAY; running headless (use xvfb-run for the GUI)", file=sys.stderr)
+        warn("no DISPLAY; running headless (use xvfb-run for the GUI)")
         gui = False
     if not gui and args.seconds is None:
         args.seconds = 10.0
@@ -60,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         app_log = logging.getLogger("machaon.sim.app")
         if app_log.getEffectiveLevel() > logging.INFO:
             app_log.setLevel(logging.INFO)
-    try:
+    with usage_errors(SimAppError):
         with SimApp(
             robot=args.robot,
             tool=None if args.tool in ("none", "") else args.tool,
@@ -73,8 +75,5 @@ def _run(args: argparse.Namespace) -> int:
             replay=args.replay,
         ) as app:
             summary = app.run(args.seconds)
-    except SimAppError as exc:
-        print(f"machaon sim: {exc}", file=sys.stderr)
-        return 2
     print(summary)
     return 0

@@ -20,6 +20,9 @@ import math
 import sys
 import time
 
+from machaon.cli._common import command
+from machaon.errors import UsageError
+
 log = logging.getLogger("machaon.cli.teleop")
 
 DEFAULT_SERVER = "127.0.0.1:47000"
@@ -102,29 +105,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=_keygen)
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
+@command
 def _keygen(args: argparse.Namespace) -> int:
     from machaon.teleop.keys import KeyFileError, write_key
 
     try:
         write_key(args.path, overwrite=args.force)
     except KeyFileError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     print(f"wrote {args.path} (mode 0600)")
     return 0
 
 
+@command
 def _profiles(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, load_profiles
 
     try:
         profiles = load_profiles(args.profiles_file)
     except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     print(f"{'name':18s} {'delay ms':>9s} {'jitter ms':>9s} {'loss %':>7s} {'burst':>5s} {'outage':>12s}  description")
     for name, p in profiles.items():
         out = f"{p.outage_s * 1e3:.0f}ms/{p.outage_every_s:g}s" if p.outage_every_s and p.outage_s else "-"
@@ -133,6 +133,7 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
 def _netem(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, get_profile
     from machaon.teleop.relay import parse_hostport
@@ -142,9 +143,9 @@ def _netem(args: argparse.Namespace) -> int:
         prof = get_profile(args.profile, args.profiles_file).with_overrides(
             delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, loss=args.loss)
     except (ValueError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     except ProfileError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
     # one can wait for the other (this process runs nothing else).
     old_interval = sys.getswitchinterval()
@@ -161,7 +162,7 @@ def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str,
     try:
         relay = UdpRelay(listen, to, prof, seed=args.seed, rt_priority=args.rt_priority)
     except OSError as exc:
-        return _err(f"cannot listen on {args.listen}: {exc}")
+        raise UsageError(f"cannot listen on {args.listen}: {exc}") from exc
     print(f"netem {args.listen} -> {args.to}: profile {prof.name} (delay {prof.delay_s * 1e3:.2f} ms, "
           f"jitter {prof.jitter_s * 1e3:.2f} ms, loss {prof.loss * 100:.3f} %)", flush=True)
     t_end = None if args.duration is None else time.monotonic() + args.duration
@@ -186,6 +187,7 @@ def _print_relay(st: object) -> None:
               f"p99 {d.release_err_p99_s * 1e6:7.1f} us", flush=True)
 
 
+@command
 def _serve(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -214,10 +216,10 @@ def _serve(args: argparse.Namespace) -> int:
             workspace_min=desc.workspace_min, workspace_max=desc.workspace_max, state_rate_hz=args.state_hz,
         )
     except (KeyFileError, DescriptionError, ValueError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     rate_hz = args.rate_hz if args.rate_hz is not None else (1000.0 if args.backend == "sim" else HARDWARE_RATE_HZ)
     if not (0 < rate_hz < math.inf and 0 < args.home_speed < math.inf):
-        return _err("--rate-hz and --home-speed must be positive and finite")
+        raise UsageError("--rate-hz and --home-speed must be positive and finite")
     if args.backend == "hardware" and rate_hz > 2 * HARDWARE_RATE_HZ:
         log.warning("--rate-hz %g: above what a six-servo bus sustains (250-500 Hz at 4 Mbaud); expect "
                     "communication timeouts and overruns", rate_hz)
@@ -229,16 +231,16 @@ def _serve(args: argparse.Namespace) -> int:
         fault_cycles = 3
     else:
         if not args.hw_config:
-            return _err("--backend hardware needs --hw-config TOML")
+            raise UsageError("--backend hardware needs --hw-config TOML")
         from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
 
         try:
             hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
             if hw.mode == "velocity":
-                return _err("teleop needs the servos in current (torque) or position mode, not velocity")
+                raise UsageError("teleop needs the servos in current (torque) or position mode, not velocity")
             backend = ActuatorBackend(hw)
         except Exception as exc:  # port missing, servo missing: say which and stop
-            return _err(f"hardware backend: {exc}")
+            raise UsageError(f"hardware backend: {exc}") from exc
         position = hw.mode in ("position", "current_position")
         # the config's lost_cycles says how many incomplete bus reads in a row this chain tolerates;
         # the supervisor's device check uses the same count
@@ -247,12 +249,12 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             stack.enter_context(backend)
         except Exception as exc:  # port vanished, servo missing: say which and stop
-            return _err(f"{args.backend} backend: {exc}")
+            raise UsageError(f"{args.backend} backend: {exc}") from exc
         # The supervisor stops an arm whose tool starts outside the workspace box at once: check
         # here, and bring it home first when asked.
         start = backend.read()
         if not start.ok:
-            return _err(f"{args.backend} backend reports faults at start: {list(start.faults)}")
+            raise UsageError(f"{args.backend} backend reports faults at start: {list(start.faults)}")
         why = outside_workspace(model, start.q)
         if args.home:
             print(f"homing to {np.round(np.rad2deg(desc.q_home), 1).tolist()} deg ...", flush=True)
@@ -260,9 +262,9 @@ def _serve(args: argparse.Namespace) -> int:
                 move_home(backend, model, position_mode=position, rate_hz=rate_hz, speed=args.home_speed,
                           fault_cycles=fault_cycles)
             except HomingError as exc:
-                return _err(str(exc))
+                raise UsageError(str(exc)) from exc
         elif why is not None:
-            return _err(f"{why}; move the arm into the box or start with --home")
+            raise UsageError(f"{why}; move the arm into the box or start with --home")
         inner = inner_controller(model, position_mode=position,
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
         safety = safety_settings(model)
@@ -279,12 +281,12 @@ def _serve(args: argparse.Namespace) -> int:
                     args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
                     metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot}))
             except (OSError, ValueError) as exc:
-                return _err(f"cannot record to {args.record}: {exc}")
+                raise UsageError(f"cannot record to {args.record}: {exc}") from exc
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder)
         except OSError as exc:
-            return _err(f"cannot listen on {args.listen}: {exc}")
+            raise UsageError(f"cannot listen on {args.listen}: {exc}") from exc
         # The network thread shares the GIL with the control loop; a short switch interval bounds
         # how long a command or a state message waits for it (the default 5 ms, several times per
         # packet, shows up as tens of ms of "network" latency).
@@ -298,7 +300,7 @@ def _serve(args: argparse.Namespace) -> int:
                 while t_end is None or time.monotonic() < t_end:
                     time.sleep(0.1)
                     if server.loop.error is not None:
-                        return _err(f"control loop stopped: {server.loop.error}")
+                        raise UsageError(f"control loop stopped: {server.loop.error}")
                     if args.stats_s > 0 and time.monotonic() >= t_print:
                         t_print += args.stats_s
                         _print_server(server)
@@ -318,18 +320,18 @@ def _print_server(server: object) -> None:
           f"{pos}", flush=True)
 
 
-def _connect(client: object) -> int | None:
-    """Handshake with the server; None on success, else the exit code after saying why."""
+def _connect(client: object) -> None:
+    """Handshake with the server; a ``UsageError`` saying why when it does not answer."""
     from machaon.teleop.client import ConnectError
 
     try:
         client.connect()
     except ConnectError as exc:
         client.close()
-        return _err(str(exc))
-    return None
+        raise UsageError(str(exc)) from exc
 
 
+@command
 def _console(args: argparse.Namespace) -> int:
     from machaon.teleop.client import TeleopClient
     from machaon.teleop.keys import KeyFileError, load_key
@@ -339,7 +341,7 @@ def _console(args: argparse.Namespace) -> int:
         psk = load_key(args.key)
         server = parse_hostport(args.connect)
     except (KeyFileError, ValueError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     if args.script:
         from machaon.teleop.replay import replay
         from machaon.teleop.script import OperatorScript, ScriptError
@@ -347,10 +349,9 @@ def _console(args: argparse.Namespace) -> int:
         try:
             script = OperatorScript.load(args.script)
         except (ScriptError, OSError) as exc:
-            return _err(str(exc))
+            raise UsageError(str(exc)) from exc
         client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-        if (failed := _connect(client)) is not None:
-            return failed
+        _connect(client)
         with client.start():
             res = replay(client, script)
         summary = _replay_summary(res)
@@ -362,8 +363,7 @@ def _console(args: argparse.Namespace) -> int:
     from machaon.teleop.console import ConsoleApp
 
     client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-    if (failed := _connect(client)) is not None:
-        return failed
+    _connect(client)
     with client.start():
         ConsoleApp(client).run()
     return 0
@@ -385,6 +385,7 @@ def _replay_summary(res: object) -> dict:
     }
 
 
+@command
 def _sweep(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, load_profiles
     from machaon.teleop.sweep import run_sweep
@@ -394,9 +395,9 @@ def _sweep(args: argparse.Namespace) -> int:
         names = list(profiles) if not args.profiles else [n.strip() for n in args.profiles.split(",")]
         missing = [n for n in names if n not in profiles]
         if missing:
-            return _err(f"unknown profiles {missing}; known: {', '.join(profiles)}")
+            raise UsageError(f"unknown profiles {missing}; known: {', '.join(profiles)}")
     except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     from machaon.sim import ArmSim
 
     report = run_sweep([profiles[n] for n in names], lambda desc: ArmSim(desc, realtime=False), task=args.task,

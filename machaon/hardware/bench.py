@@ -33,8 +33,8 @@ from machaon.hardware.control_table import (
 )
 from machaon.hardware.dynamixel import Bus
 from machaon.hardware.protocol import (
+    BusProtocolError,
     CommunicationTimeout,
-    ProtocolError,
     StatusError,
     StatusErrorCode,
     hardware_error_names,
@@ -170,7 +170,7 @@ class Bench:
             self.r.interrupted = True
             self.r.check("interrupted", False, "stopped by Ctrl-C; servos put in the safe state")
             self._safe_all()
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             self.r.check("bus", False, f"bench aborted: {exc}")
             self._safe_all()
         else:
@@ -218,7 +218,7 @@ class Bench:
         for i in self.o.ids:
             try:
                 info = self.bus.ping(i)
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 self.r.check("identify", False, f"no answer: {exc}", i)
                 continue
             m = MODELS_BY_NUMBER.get(info.model_number)
@@ -255,7 +255,7 @@ class Bench:
             t0 = time.perf_counter()
             try:
                 self.bus.read(ref, 132, 4)
-            except ProtocolError:
+            except BusProtocolError:
                 fails += 1
                 continue
             single.append(time.perf_counter() - t0)
@@ -295,7 +295,7 @@ class Bench:
                 break
             try:
                 d = self.bus.read(i, 126, 10)
-            except (CommunicationTimeout, ProtocolError):
+            except (CommunicationTimeout, BusProtocolError):
                 continue
             c = int.from_bytes(d[0:2], "little", signed=True)
             p = int.from_bytes(d[6:10], "little", signed=True)
@@ -418,7 +418,7 @@ class Bench:
                     self.bus.write(i, 64, b"\x00")
                 else:
                     self._hold(i)
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 log.error("servo %d: safe state not confirmed: %s", i, exc)
 
     def _restore(self) -> None:
@@ -430,7 +430,7 @@ class Bench:
                     if mode in (MODE_POSITION, MODE_CURRENT_POSITION):
                         self.bus.write_int(i, 116, 4, self.bus.read_int(i, 132, 4, signed=True))
                     self.bus.write(i, 64, b"\x01")
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 self.r.check("restore", False, f"could not restore the original settings: {exc}", i)
 
 

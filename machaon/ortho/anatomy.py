@@ -39,6 +39,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Region(enum.IntEnum):
     CANAL = 3
 
 
-class AnatomyError(ValueError):
+class AnatomyError(OrthoError, ValueError):
     """An anatomy model was asked something it cannot answer (unknown level, bad mesh, ...)."""
 
 

@@ -29,6 +29,7 @@ from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
 from machaon._validate import finite_array
+from machaon.errors import OrthoError
 from machaon.ortho.anatomy import (
     MM,
     SIDES,
@@ -54,7 +55,7 @@ PLAN_VERSION = 1
 STANDARD_DIAMETERS = tuple(d * MM for d in (3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5))
 
 
-class PlanError(ValueError):
+class PlanError(OrthoError, ValueError):
     """A plan, a screw or a plan file is invalid."""
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pybullet as pb
 from scipy.spatial.transform import Rotation
 
+from machaon.errors import OrthoError
 from machaon.kinematics import Chain, Dynamics
 from machaon.ortho import registration as reg
 from machaon.ortho import report as rep
@@ -73,7 +74,7 @@ MM = 1e-3
 R_WORLD_IMAGE = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 
 
-class ProcedureError(RuntimeError):
+class ProcedureError(OrthoError, RuntimeError):
     """The procedure cannot go on (unreachable plan, tracking lost, no collision-free approach)."""
 
 

@@ -18,11 +18,12 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
 
-class RegistrationError(ValueError):
+class RegistrationError(OrthoError, ValueError):
     """Registration input is unusable (too few, collinear or non-finite points)."""
 
 

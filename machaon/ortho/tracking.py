@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _DICTIONARIES = {
 _R_PLATE_BOARD = np.diag([1.0, -1.0, -1.0])
 
 
-class TrackingError(RuntimeError):
+class TrackingError(OrthoError, RuntimeError):
     """A calibration could not be computed (too few or degenerate observations)."""
 
 

@@ -41,16 +41,13 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.errors import SimError
 from machaon.robot.description import RobotDescription, load_description
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
 
 __all__ = ["ArmSim", "Contact", "SimClock", "SimSnapshot", "SimError"]
-
-
-class SimError(RuntimeError):
-    """The simulator cannot start or was used after ``close()``."""
 
 
 def _quat_from_matrix(R: np.ndarray) -> tuple[float, float, float, float]:
