@@ -43,6 +43,7 @@ import pybullet as p
 from machaon._validate import finite_array, transform
 from machaon.errors import SimError
 from machaon.robot.description import RobotDescription, load_description
+from machaon.sim.scene import Scene
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
@@ -300,8 +301,6 @@ class ArmSim:
             raise
         self.clock = SimClock(self)
         self.clock.realtime = self.gui if realtime is None else bool(realtime)
-        from machaon.sim.scene import Scene  # scene objects live in this client
-
         self.scene = Scene(cid, self, viewer=self._viewer if self._viewer >= 0 else None)
         self.viewer_sync_period = 1.0 / 30.0  # s of wall time between automatic viewer syncs
         self.auto_sync = self.gui

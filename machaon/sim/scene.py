@@ -13,6 +13,11 @@ Marker plates show a caller-supplied image (e.g. an ArUco marker, ``np.uint8`` g
 the plate's +z face, image rows along -y and columns along +x of the plate frame, so a camera
 looking down the plate's -z axis sees the image upright. A plate can be fixed in the world or
 follow a link of the arm (or any body) kinematically, without exerting forces on it.
+
+A scene never imports the arm that owns it (as dm_control's composer entities receive the physics
+handle instead of holding their container): it is built on a PyBullet client id and, optionally,
+a :class:`SceneHost` (what it needs of its owner: the arm's body and link indices, and a way to
+run after every physics step). ``ArmSim`` is one.
 """
 
 from __future__ import annotations
@@ -23,17 +28,29 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
 
-if TYPE_CHECKING:
-    from machaon.sim.arm import ArmSim
+__all__ = ["Camera", "MarkerPlate", "Scene", "SceneHost", "primitive_bone_mesh"]
 
-__all__ = ["Camera", "MarkerPlate", "Scene", "primitive_bone_mesh"]
+
+class SceneHost(Protocol):
+    """What a :class:`Scene` needs of the world that owns it (``machaon.sim.ArmSim`` is one).
+
+    ``body`` is the PyBullet body id of the arm in the scene's client; ``link_index(name)`` the
+    PyBullet index of one of its links (``KeyError`` if unknown); ``add_step_hook(fn, after=True)``
+    calls ``fn()`` after every physics step (the scene's kinematic attachments use it).
+    """
+
+    body: int
+
+    def link_index(self, link_name: str) -> int: ...
+
+    def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None: ...
 
 
 def _quat(R: np.ndarray) -> tuple[float, float, float, float]:
@@ -198,17 +215,19 @@ class Camera:
 
 
 class Scene:
-    """Named scene objects in one physics client (owned by an ``ArmSim``, see module doc).
+    """Named scene objects in one physics client (see module doc).
 
+    ``host`` (an ``ArmSim``, or anything that is a :class:`SceneHost`) lets plates follow the
+    arm's links (``parent="arm"``); without it, objects can follow other bodies only.
     With ``viewer`` (a GUI client id), every object is also built, visual only, in the viewer,
     and ``sync_viewer()`` copies the poses of the objects that moved (by dynamics, attachments or
     a caller's ``resetBasePositionAndOrientation`` in the physics client).
     """
 
-    def __init__(self, client: int, sim: ArmSim | None = None, viewer: int | None = None) -> None:
+    def __init__(self, client: int, host: SceneHost | None = None, viewer: int | None = None) -> None:
         self._client = client
         self._viewer = viewer
-        self._sim = sim
+        self._host = host
         self.objects: dict[str, int] = {}
         self.plates: dict[str, MarkerPlate] = {}
         self._view_ids: dict[str, int] = {}
@@ -519,8 +538,8 @@ class Scene:
             self._attached[name] = (pbody, plink, *_pose(T_pp))
         plate = MarkerPlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
         self.plates[name] = plate
-        if pbody is not None and self._sim is not None and not self._following:
-            self._sim.add_step_hook(self.update_attachments, after=True)
+        if pbody is not None and self._host is not None and not self._following:
+            self._host.add_step_hook(self.update_attachments, after=True)
             self._following = True
         return plate
 
@@ -528,11 +547,11 @@ class Scene:
         if parent is None:
             return None, -1
         if parent == "arm":
-            if self._sim is None:
-                raise ValueError("parent: 'arm' needs a scene owned by an ArmSim")
-            body = self._sim.body
+            if self._host is None:
+                raise ValueError("parent: 'arm' needs a scene owned by an ArmSim (a SceneHost)")
+            body = self._host.body
             if isinstance(link, str):
-                return body, self._sim.link_index(link)
+                return body, self._host.link_index(link)
             return body, -1 if link is None else int(link)
         body = self.objects[parent] if isinstance(parent, str) else int(parent)
         if isinstance(link, str):
