@@ -5,8 +5,8 @@
   unplugs the emulated adapter, SIGUSR2 plugs a new one in and prints its path (``--link`` keeps
   one stable path across both).
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
-  layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
-  emulator's ``Plant`` interface.
+  layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
+  ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
 - ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
 """
 
@@ -17,8 +17,6 @@ import contextlib
 import signal
 import sys
 import threading
-
-import numpy as np
 
 from machaon.cli._common import command, usage_errors
 from machaon.errors import HardwareError, UsageError
@@ -75,54 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=_cmd_scan)
 
 
-class ArmSimPlant:
-    """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
-
-    Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
-    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
-    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link, equally about its three principal axes: exact about
-    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
-    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
-    friction.
-    """
-
-    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0) -> None:
-        import pybullet as pb
-
-        self.sim = sim
-        self._carry = 0.0
-        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
-        if not np.isfinite(extra).all() or (extra < 0).any():
-            raise ValueError("rotor_inertia: must be finite and >= 0")
-        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
-                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
-        for name, j_extra in zip(sim.joint_names, extra, strict=True):
-            if j_extra > 0:
-                link = names[name]
-                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
-                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                  physicsClientId=sim.client)
-
-    @property
-    def dof(self) -> int:
-        return int(self.sim.dof)
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        s = self.sim.read()
-        return s.q.copy(), s.dq.copy()
-
-    def step(self, tau_nm: np.ndarray, dt: float) -> None:
-        from machaon.types import JointCommand
-
-        self.sim.write(JointCommand.torque(tau_nm))
-        self._carry += dt
-        n = int(self._carry / self.sim.dt + 1e-9)
-        if n:
-            self.sim.step(n)
-            self._carry -= n * self.sim.dt
-
-
 @command
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from machaon.hardware.emulator import ChainEmulator, Faults
@@ -147,6 +97,8 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
             with usage_errors():
                 rotor = model_by_name(args.model).rotor_inertia_out
+            from machaon.sim.plant import ArmSimPlant
+
             plant = ArmSimPlant(sim, rotor)
             physics_dt = sim.dt
         with usage_errors():

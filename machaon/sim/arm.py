@@ -556,6 +556,14 @@ class ArmSim:
             if fn in hooks:
                 hooks.remove(fn)
 
+    def apply_external_force(self, link: int, f_world_n: list[float], p_world: list[float]) -> None:
+        """Push link ``link`` (PyBullet index) with force ``f_world_n`` (N, world) at point ``p_world`` (m).
+
+        PyBullet clears external forces after every step: call it from a step hook (before the
+        step) to keep pushing. Plain lists, unchecked: it runs at the physics rate.
+        """
+        p.applyExternalForce(self.body, link, f_world_n, p_world, p.WORLD_FRAME, physicsClientId=self._client)
+
     def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> None:
         """Teleport the joints to ``q`` (default home) with velocity ``dq`` (default 0); zero torque."""
         self._check_open()
