@@ -101,6 +101,27 @@ def test_no_import_cycles_between_modules():
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_public_names_mean_one_thing():
+    """A public class or function name is defined once in the package (old names kept as aliases
+    for one release are the same object, so they do not count); the CLI's ``register`` hooks are
+    one convention."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import machaon
+
+    where: dict[str, set[str]] = {}
+    for info in pkgutil.walk_packages(machaon.__path__, "machaon."):
+        if info.name.endswith("__main__"):
+            continue
+        for obj in vars(importlib.import_module(info.name)).values():
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == info.name:
+                if not obj.__name__.startswith("_") and obj.__name__ != "register":
+                    where.setdefault(obj.__name__, set()).add(info.name)
+    assert {name: sorted(mods) for name, mods in where.items() if len(mods) > 1} == {}
+
+
 def test_cython_kernels_cimport_only_down():
     bad = []
     for path in sorted(PKG.rglob("*.pyx")):

@@ -75,7 +75,7 @@ def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> o
 def _cmd_sim(args: argparse.Namespace) -> int:
     from machaon.exo.reference import load_reference_gait
     from machaon.exo.report import write_sim_report
-    from machaon.exo.session import run_walk
+    from machaon.exo.walk import run_walk
     from machaon.sim.legs import LegSim, LegSimConfig, WearerConfig
 
     if args.report and not args.headless:
@@ -219,7 +219,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from machaon.exo.recording import RecordingError, read_recording
     from machaon.exo.reference import DESCRIPTIONS
     from machaon.exo.replay import mvc_from_recording
-    from machaon.exo.session import RecordingController, exo_safety_config
+    from machaon.exo.walk import RecordingController, exo_safety_config
     from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
     from machaon.hardware.protocol import BusProtocolError
     from machaon.robot.loop import ControlLoop

@@ -446,7 +446,7 @@ def _ms(x: np.ndarray, q: float) -> str:
     return f"{np.percentile(x, q) * 1e3:.3f}" if len(x) else "n/a"
 
 
-def write_report(report: BenchReport, out_dir: str | Path) -> Path:
+def write_bench_report(report: BenchReport, out_dir: str | Path) -> Path:
     """Write ``report.json``, ``report.md`` and PNG plots into ``out_dir``; returns the directory."""
     import matplotlib
 
@@ -553,7 +553,7 @@ def run_bench(options: BenchOptions, *, progress: Callable[[str], None] | None =
     """Open the port, run the suite, write the report; returns it (``report.passed`` is the verdict)."""
     with Bus(options.port, options.baudrate, latency_s=options.latency_s) as bus:
         report = Bench(bus, options, progress=progress).run()
-    write_report(report, options.out_dir)
+    write_bench_report(report, options.out_dir)
     return report
 
 
@@ -563,4 +563,6 @@ def parse_bauds(text: str | None) -> tuple[int, ...]:
     return tuple(int(b) for b in text.split(",") if b.strip())
 
 
-__all__: Sequence[str] = ["Bench", "BenchOptions", "BenchReport", "run_bench", "step_metrics", "write_report"]
+write_report = write_bench_report  # the old name, for one release (#16: ortho has a write_report too)
+
+__all__: Sequence[str] = ["Bench", "BenchOptions", "BenchReport", "run_bench", "step_metrics", "write_bench_report"]

@@ -6,7 +6,7 @@ same ``ControlLoop`` that drives hardware drives the simulation.
 
 from machaon.sim.arm import ArmSim, Contact, SimClock, SimError, SimSnapshot
 from machaon.sim.collision import ClosestPoint, CollisionChecker
-from machaon.sim.scene import Camera, MarkerPlate, Scene, load_mesh, primitive_bone_mesh
+from machaon.sim.scene import Camera, Scene, ScenePlate, mesh_arrays, primitive_bone_mesh
 
 __all__ = [
     "ArmSim",
@@ -14,11 +14,11 @@ __all__ = [
     "ClosestPoint",
     "CollisionChecker",
     "Contact",
-    "MarkerPlate",
+    "ScenePlate",
     "Scene",
     "SimClock",
     "SimError",
     "SimSnapshot",
-    "load_mesh",
+    "mesh_arrays",
     "primitive_bone_mesh",
 ]

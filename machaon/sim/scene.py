@@ -35,7 +35,7 @@ import pybullet as p
 
 from machaon._validate import finite_array, transform
 
-__all__ = ["Camera", "MarkerPlate", "Scene", "SceneHost", "primitive_bone_mesh"]
+__all__ = ["Camera", "ScenePlate", "Scene", "SceneHost", "primitive_bone_mesh"]
 
 
 class SceneHost(Protocol):
@@ -71,7 +71,7 @@ def _T_from_pq(pos: object, quat: object) -> np.ndarray:
     return T
 
 
-def load_mesh(mesh: object) -> tuple[np.ndarray, np.ndarray]:
+def mesh_arrays(mesh: object) -> tuple[np.ndarray, np.ndarray]:
     """``(vertices (N,3) float64 m, faces (M,3) int32)`` from a pair of arrays or a mesh file path."""
     if isinstance(mesh, str | os.PathLike):
         import trimesh
@@ -121,7 +121,7 @@ def primitive_bone_mesh(length: float = 0.30, shaft_radius: float = 0.014, secti
 
 
 @dataclass(frozen=True)
-class MarkerPlate:
+class ScenePlate:
     """A textured plate: body id, size (m), and its attachment (None: fixed in the world)."""
 
     name: str
@@ -130,6 +130,12 @@ class MarkerPlate:
     parent_body: int | None
     parent_link: int | None
     T_link_plate: np.ndarray | None
+
+
+# The old names, for one release (#16: ``machaon.ortho`` has a ``MarkerPlate`` (a ChArUco board)
+# and a ``load_mesh`` (a mesh file in metres) of its own).
+MarkerPlate = ScenePlate
+load_mesh = mesh_arrays
 
 
 class Camera:
@@ -229,7 +235,7 @@ class Scene:
         self._viewer = viewer
         self._host = host
         self.objects: dict[str, int] = {}
-        self.plates: dict[str, MarkerPlate] = {}
+        self.plates: dict[str, ScenePlate] = {}
         self._view_ids: dict[str, int] = {}
         self._synced: dict[str, tuple] = {}
         self._attached: dict[str, tuple] = {}
@@ -436,7 +442,7 @@ class Scene:
         rgba: tuple[float, float, float, float] = (0.93, 0.89, 0.78, 1.0),
     ) -> int:
         """A static triangle mesh (vertices m + faces, or an OBJ/STL/PLY path), concave allowed."""
-        V, F = load_mesh(mesh)
+        V, F = mesh_arrays(mesh)
         idx = F.reshape(-1).tolist()
         verts = V.tolist()
         normals = _vertex_normals(V, F).tolist()
@@ -482,7 +488,7 @@ class Scene:
         parent: str | int | None = None,
         parent_link: str | int | None = None,
         thickness: float = 0.002,
-    ) -> MarkerPlate:
+    ) -> ScenePlate:
         """A square plate of edge ``size`` (m) showing ``image`` on its +z face (see module doc).
 
         ``parent`` None fixes the plate in the world at ``T_parent_plate``; ``parent="arm"`` (or a
@@ -536,7 +542,7 @@ class Scene:
             for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
                 p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
             self._attached[name] = (pbody, plink, *_pose(T_pp))
-        plate = MarkerPlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
+        plate = ScenePlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
         self.plates[name] = plate
         if pbody is not None and self._host is not None and not self._following:
             self._host.add_step_hook(self.update_attachments, after=True)

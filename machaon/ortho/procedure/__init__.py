@@ -30,19 +30,19 @@ layout and the robot's software), ``calibration`` (hand-eye), ``patient_registra
 (``run_procedure``, the report). The public names are importable from here.
 """
 
-from machaon.ortho.procedure.config import DrillTrace, ProcedureConfig, ProcedureError, ProcedureResult, ScrewRun
+from machaon.ortho.procedure.config import ProcedureConfig, ProcedureError, ProcedureResult, ScrewRun, ScrewTrace
 from machaon.ortho.procedure.patient_registration import landmarks
 from machaon.ortho.procedure.runner import print_report, run_procedure
 from machaon.ortho.procedure.world import R_WORLD_IMAGE, ProcedureWorld
 
 __all__ = [
     "R_WORLD_IMAGE",
-    "DrillTrace",
     "ProcedureConfig",
     "ProcedureError",
     "ProcedureResult",
     "ProcedureWorld",
     "ScrewRun",
+    "ScrewTrace",
     "landmarks",
     "print_report",
     "run_procedure",

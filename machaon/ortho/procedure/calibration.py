@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from machaon.ortho.procedure.config import MM, ProcedureError
 from machaon.ortho.procedure.world import ProcedureWorld
-from machaon.ortho.tracking import calibrate_camera_to_base, pose_error
+from machaon.ortho.tracking import calibrate_camera_to_base, pose_distance
 
 
 def _pose_with_axis(p: np.ndarray, z: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
@@ -78,9 +78,9 @@ def calibrate_hand_eye(w: ProcedureWorld, directory: Path | None) -> tuple[dict,
     if len(A) < 4:
         raise ProcedureError(f"hand-eye calibration: only {len(A)} usable poses")
     T_base_cam, T_flange_plate = calibrate_camera_to_base(A, B)
-    e_m, e_rad = pose_error(T_base_cam, w.T_world_cam)
+    e_m, e_rad = pose_distance(T_base_cam, w.T_world_cam)
     T_flange_plate_true = w.T_mount_toolplate  # the mount link is the flange frame
-    pe_m, pe_rad = pose_error(T_flange_plate, T_flange_plate_true)
+    pe_m, pe_rad = pose_distance(T_flange_plate, T_flange_plate_true)
     w.say(f"hand-eye: {len(A)} poses, camera pose error {e_m / MM:.2f} mm / {math.degrees(e_rad):.3f} deg")
     return {
         "T_base_cam": T_base_cam, "T_flange_plate": T_flange_plate, "n_poses": len(A),
@@ -99,7 +99,7 @@ def tracking_check(w: ProcedureWorld, directory: Path | None) -> dict:
         if m is None:
             out[f"{key}_found"] = False
             continue
-        e_m, e_rad = pose_error(m.T_cam_plate, w.true_T_cam(key))
+        e_m, e_rad = pose_distance(m.T_cam_plate, w.true_T_cam(key))
         out[f"{key}_found"] = True
         out[f"{key}_error_mm"] = e_m / MM
         out[f"{key}_error_deg"] = math.degrees(e_rad)

@@ -76,7 +76,7 @@ class ProcedureConfig:
 
 
 @dataclass
-class DrillTrace:
+class ScrewTrace:
     """One screw's run, recorded once per camera frame (SI, base frame unless named).
 
     ``t`` sim time (s); ``s_cmd`` commanded depth along the axis (m, negative above the entry);
@@ -113,7 +113,7 @@ class ScrewRun:
     pauses: int
     approach: ApproachPath
     approach_collision_free: bool
-    trace: DrillTrace
+    trace: ScrewTrace
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from machaon.ortho.approach import ApproachPath, check_path, plan_approach
 from machaon.ortho.drilling import BreachDetector
 from machaon.ortho.execution import AxisGains, AxisHoldController, Phase
 from machaon.ortho.planning import ScrewPlan
-from machaon.ortho.procedure.config import MM, DrillTrace, ProcedureError
+from machaon.ortho.procedure.config import MM, ProcedureError, ScrewTrace
 from machaon.ortho.procedure.world import ProcedureWorld
 
 
@@ -84,7 +84,7 @@ def approach(w: ProcedureWorld, q_goal: np.ndarray) -> tuple[ApproachPath, bool]
 
 
 class _ScrewExecution:
-    """Align, hold, drill and retract one screw under the axis-hold controller, recording a ``DrillTrace``."""
+    """Align, hold, drill and retract one screw under the axis-hold controller, recording a ``ScrewTrace``."""
 
     def __init__(self, w: ProcedureWorld, screw: ScrewPlan) -> None:
         from machaon.control.impedance import CartesianGains, CartesianImpedance
@@ -101,7 +101,7 @@ class _ScrewExecution:
                                       detector=det, supervisor=w.supervisor)
         self.push_axis()
         w.loop.set_controller(self.ctl)
-        self.trace = DrillTrace()
+        self.trace = ScrewTrace()
 
     def push_axis(self) -> None:
         e, a = self.nav.axis_base(self.screw.entry, self.screw.direction)
@@ -200,7 +200,7 @@ class _ScrewExecution:
         return w.sim.t - t0
 
 
-def execute_screw(w: ProcedureWorld, screw: ScrewPlan, bump: bool) -> tuple[dict, str, int, DrillTrace]:
+def execute_screw(w: ProcedureWorld, screw: ScrewPlan, bump: bool) -> tuple[dict, str, int, ScrewTrace]:
     """Align, hold, drill and retract one screw; returns (times s, stopped_by, pauses, trace)."""
     run = _ScrewExecution(w, screw)
     times = {"align": run.align()}
