@@ -31,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     headless = args.headless or not os.environ.get("DISPLAY")
     out = Path(args.out).resolve()
-    argv = ["ortho", "run", "--levels", args.levels, "--report", str(out), "--seed", str(args.seed)]
+    argv = ["ortho", "run", "--levels", args.levels, "--out", str(out), "--seed", str(args.seed)]
     if headless:
         argv.append("--headless")
         print("machaon demo: no display, running headless (set DISPLAY or use xvfb-run for the GUI)")

@@ -2,7 +2,7 @@
 
 - ``machaon log summary FILE`` prints duration, loop rate, period jitter/overruns and the
   supervisor events with their reasons.
-- ``machaon log plot FILE [-o OUT.png]`` draws joint positions, tracking errors and torques to a
+- ``machaon log plot FILE [--out OUT.png]`` draws joint positions, tracking errors and torques to a
   PNG (matplotlib, Agg backend; no display needed).
 
 A missing or unreadable file is a usage error (exit code 2, one line on stderr).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from machaon.cli._common import command, usage_errors
+from machaon.cli._common import add_option, command, usage_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p_plot = log_sub.add_parser("plot", help="plot joints, tracking errors and torques to a PNG")
     p_plot.add_argument("file", type=Path, help="MCAP run log")
-    p_plot.add_argument("-o", "--output", type=Path, default=None, help="PNG path (default: FILE with .png)")
+    add_option(p_plot, "-o", "--out", old=("--output",), type=Path, default=None,
+               help="PNG path (default: FILE with .png)")
     p_plot.set_defaults(func=_plot)
 
 
@@ -52,7 +53,7 @@ def _plot(args: argparse.Namespace) -> int:
     from machaon.robot.runlog import plot_run
 
     run = _load(args.file)
-    out = args.output if args.output is not None else args.file.with_suffix(".png")
+    out = args.out if args.out is not None else args.file.with_suffix(".png")
     plot_run(run, out)
     print(f"wrote {out}")
     return 0

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 
-from machaon.cli._common import command, usage_errors, warn
+from machaon.cli._common import add_option, command, usage_errors, warn
 from machaon.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--plan", default=None, help="plan JSON to execute (default: auto-plan the phantom)")
     pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
                     help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
-    pr.add_argument("--report", default=None, metavar="DIR",
-                    help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
+    add_option(pr, "--out", old=("--report",), default=None, metavar="DIR",
+               help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
     pr.add_argument("--seed", type=int, default=0, help="seed for tracker noise and bumps")
     pr.add_argument("--no-breathing", action="store_true", help="keep the patient still")
     pr.add_argument("--no-bump", action="store_true", help="no patient bump during the first drilling")
     pr.add_argument("--feed-mm-s", type=float, default=4.0, help="drill feed rate, mm/s (default 4)")
-    pr.add_argument("--control-hz", type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
-                    help="control-loop rate (default 500; the physics steps at the same rate)")
+    add_option(pr, "--rate-hz", old=("--control-hz",), type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
+               help="control-loop rate (default 500; the physics steps at the same rate)")
     pr.add_argument("--screws", default=None, help="comma-separated screw names to execute (default: all)")
     pr.add_argument("--fast-calibration", action="store_true",
                     help="hand-eye calibration from the tracker noise model instead of rendered images")
@@ -122,24 +122,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bump=not args.no_bump,
         feed_m_s=args.feed_mm_s * MM,
         calibration_from_images=not args.fast_calibration,
-        control_hz=args.control_hz,
-        sim_dt=1.0 / args.control_hz,
+        control_hz=args.rate_hz,
+        sim_dt=1.0 / args.rate_hz,
         screws=None if args.screws is None else tuple(s.strip() for s in args.screws.split(",") if s.strip()),
     )
-    if args.report is None:
-        args.report = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
+    if args.out is None:
+        args.out = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
     with usage_errors(ProcedureError, ValueError, OSError):
-        result = run_procedure(cfg, report_dir=args.report, say=say)
+        result = run_procedure(cfg, report_dir=args.out, say=say)
     print(result.summary())
     from pathlib import Path
 
-    pictures = sorted(str(p) for p in Path(args.report).glob("*.png"))
-    print(f"report: {Path(args.report) / 'report.json'}")
+    pictures = sorted(str(p) for p in Path(args.out).glob("*.png"))
+    print(f"report: {Path(args.out) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
 

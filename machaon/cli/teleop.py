@@ -20,7 +20,7 @@ import math
 import sys
 import time
 
-from machaon.cli._common import command
+from machaon.cli._common import add_backend_arguments, command, open_backend
 from machaon.errors import UsageError
 
 log = logging.getLogger("machaon.cli.teleop")
@@ -53,14 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(func=_netem)
 
     s = tsub.add_parser("serve", help="run the robot server (control loop + authenticated link)")
-    s.add_argument("--backend", choices=("sim", "hardware"), default="sim")
+    add_backend_arguments(s)
     s.add_argument("--listen", default=DEFAULT_SERVER, metavar="HOST:PORT")
     s.add_argument("--key", required=True, metavar="FILE", help="pre-shared key file (mode 0600)")
-    s.add_argument("--robot", default="machaon_arm", help="robot description name or TOML/URDF path")
-    s.add_argument("--tool", help="tool of the description to mount and drive (default: flange)")
-    s.add_argument("--hw-config", metavar="TOML", help="hardware: actuator chain config")
-    s.add_argument("--port", help="hardware: serial port (overrides the config)")
-    s.add_argument("--gui", action="store_true", help="sim: open the PyBullet window")
     s.add_argument("--rate-hz", type=float, default=None,
                    help=f"control loop rate (default: 1000 for sim, {HARDWARE_RATE_HZ:.0f} for hardware: one "
                         "cycle is a sync write plus a sync read of the whole chain, about 1-2 ms with the USB "
@@ -223,28 +218,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.backend == "hardware" and rate_hz > 2 * HARDWARE_RATE_HZ:
         log.warning("--rate-hz %g: above what a six-servo bus sustains (250-500 Hz at 4 Mbaud); expect "
                     "communication timeouts and overruns", rate_hz)
+    # teleop drives the servos in current (torque) or position mode, not velocity
+    backend = open_backend(args, desc=desc, modes=("current", "position", "current_position"))
     if args.backend == "sim":
-        from machaon.sim import ArmSim
-
-        backend = ArmSim(desc, tool=args.tool, gui=args.gui, realtime=True)
         position = False
         fault_cycles = 3
     else:
-        if not args.hw_config:
-            raise UsageError("--backend hardware needs --hw-config TOML")
-        from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
-
-        try:
-            hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
-            if hw.mode == "velocity":
-                raise UsageError("teleop needs the servos in current (torque) or position mode, not velocity")
-            backend = ActuatorBackend(hw)
-        except Exception as exc:  # port missing, servo missing: say which and stop
-            raise UsageError(f"hardware backend: {exc}") from exc
-        position = hw.mode in ("position", "current_position")
+        position = backend.config.mode in ("position", "current_position")
         # the config's lost_cycles says how many incomplete bus reads in a row this chain tolerates;
         # the supervisor's device check uses the same count
-        fault_cycles = hw.lost_cycles
+        fault_cycles = backend.config.lost_cycles
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(backend)
