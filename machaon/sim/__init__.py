@@ -6,7 +6,8 @@ same ``ControlLoop`` that drives hardware drives the simulation.
 
 from machaon.sim.arm import ArmSim, Contact, SimClock, SimError, SimSnapshot
 from machaon.sim.collision import ClosestPoint, CollisionChecker
-from machaon.sim.scene import Camera, Scene, ScenePlate, mesh_arrays, primitive_bone_mesh
+from machaon.sim.meshes import mesh_arrays, primitive_bone_mesh
+from machaon.sim.scene import Camera, Scene, ScenePlate
 
 __all__ = [
     "ArmSim",
