@@ -12,9 +12,8 @@ import numpy as np
 import trimesh
 
 from machaon._validate import transform
-from machaon.ortho.anatomy.base import MM, SIDES, AnatomyError, PedicleAxis, _points, region_from_sdf
+from machaon.ortho.anatomy.base import MM, AnatomyError, PedicleAxis, _points, region_from_sdf
 from machaon.ortho.anatomy.primitives import _rot_x
-from machaon.ortho.anatomy.queries import ray_exit
 from machaon.ortho.anatomy.vertebra import Vertebra, VertebraParams
 
 
@@ -100,27 +99,8 @@ class SpineSegment:
         return self.level_frame(level)
 
     def pedicle_axis(self, level: str, side: str) -> PedicleAxis:
-        """Ground-truth pedicle axis of ``level``/``side`` in the image frame."""
-        v = self.vertebra(level)
-        if side not in SIDES:
-            raise AnatomyError(f"side: expected 'left' or 'right', got {side!r}")
-        isth, d, _, _ = v._ped[side]
-        isth_i = v.to_image(isth[None])[0]
-        d_i = v._R @ d
-        entry = ray_exit(self, isth_i, -d_i)
-        exit_ = ray_exit(self, isth_i, d_i)
-        P = v.params
-        return PedicleAxis(
-            level=v.level,
-            side=side,
-            entry=entry,
-            direction=d_i,
-            isthmus=isth_i,
-            chord_length=float(np.linalg.norm(exit_ - entry)),
-            semi_width=P.pedicle_semi_width,
-            semi_height=P.pedicle_semi_height,
-            convergence=P.pedicle_convergence,
-        )
+        """Ground-truth pedicle axis of ``level``/``side`` in the image frame (entry on the segment's bone)."""
+        return self.vertebra(level).pedicle_axis_in(self, side)
 
     def bounds(self) -> np.ndarray:
         """(2, 3) image-frame box enclosing all levels, m."""

@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 
 from machaon._validate import transform
-from machaon.ortho.anatomy.base import MM, SIDES, AnatomyError, PedicleAxis, _points, region_from_sdf
+from machaon.ortho.anatomy.base import MM, SIDES, Anatomy, AnatomyError, PedicleAxis, _points, region_from_sdf
 from machaon.ortho.anatomy.mesh import marching_cubes_mesh
 from machaon.ortho.anatomy.primitives import _csg_sdf, _Prim, _program, _rot_x, _run
 from machaon.ortho.anatomy.queries import ray_exit
@@ -354,13 +354,21 @@ class Vertebra:
     def pedicle_axis(self, level: str, side: str) -> PedicleAxis:
         """Ground-truth pedicle axis (image frame) of ``side`` ('left'/'right')."""
         self.level_frame(level)
+        return self.pedicle_axis_in(self, side)
+
+    def pedicle_axis_in(self, anatomy: Anatomy, side: str) -> PedicleAxis:
+        """This level's pedicle axis of ``side``, its entry and chord measured on ``anatomy`` (image frame).
+
+        ``anatomy`` is this vertebra, or a model holding it (a ``SpineSegment``): the axis leaves
+        the bone where that model's bone ends.
+        """
         if side not in SIDES:
             raise AnatomyError(f"side: expected 'left' or 'right', got {side!r}")
         isth, d, _l_ant, _l_post = self._ped[side]
         isth_i = self.to_image(isth[None])[0]
         d_i = self._R @ d
-        entry = ray_exit(self, isth_i, -d_i)
-        exit_ = ray_exit(self, isth_i, d_i)
+        entry = ray_exit(anatomy, isth_i, -d_i)
+        exit_ = ray_exit(anatomy, isth_i, d_i)
         return PedicleAxis(
             level=self.level,
             side=side,
