@@ -182,24 +182,13 @@ def _print_relay(st: object) -> None:
               f"p99 {d.release_err_p99_s * 1e6:7.1f} us", flush=True)
 
 
-@command
-def _serve(args: argparse.Namespace) -> int:
-    import numpy as np
-
+def _serve_settings(args: argparse.Namespace) -> tuple:
+    """(key, listen address, description, robot model, TeleopConfig, loop rate Hz) from the flags."""
     from machaon.robot.description import DescriptionError, load_description
     from machaon.teleop.keys import KeyFileError, load_key
-    from machaon.teleop.mapping import TeleopConfig, workspace_fixture
+    from machaon.teleop.mapping import TeleopConfig
     from machaon.teleop.relay import parse_hostport
-    from machaon.teleop.robot_setup import (
-        HomingError,
-        inner_controller,
-        move_home,
-        outside_workspace,
-        robot_model,
-        safety_settings,
-    )
-    from machaon.teleop.server import RobotServer, build_supervisor
-    from machaon.types import CommandMode
+    from machaon.teleop.robot_setup import robot_model
 
     try:
         psk = load_key(args.key)
@@ -218,6 +207,18 @@ def _serve(args: argparse.Namespace) -> int:
     if args.backend == "hardware" and rate_hz > 2 * HARDWARE_RATE_HZ:
         log.warning("--rate-hz %g: above what a six-servo bus sustains (250-500 Hz at 4 Mbaud); expect "
                     "communication timeouts and overruns", rate_hz)
+    return psk, listen, desc, model, config, rate_hz
+
+
+@command
+def _serve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from machaon.teleop.mapping import workspace_fixture
+    from machaon.teleop.robot_setup import HomingError, inner_controller, move_home, outside_workspace
+    from machaon.teleop.server import RobotServer
+
+    psk, listen, desc, model, config, rate_hz = _serve_settings(args)
     # teleop drives the servos in current (torque) or position mode, not velocity
     backend = open_backend(args, desc=desc, modes=("current", "position", "current_position"))
     if args.backend == "sim":
@@ -250,11 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(f"{why}; move the arm into the box or start with --home")
         inner = inner_controller(model, position_mode=position,
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
-        safety = safety_settings(model)
-        safety["fault_cycles"] = fault_cycles
-        if position:  # the supervisor's hold/stop commands must be in the servos' mode
-            safety["hold_mode"] = CommandMode.POSITION
-        sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
+        sup = _supervisor(model, config, position, fault_cycles)
         recorder = None
         if args.record:
             from machaon.robot.runlog import RunLogRecorder
@@ -276,21 +273,39 @@ def _serve(args: argparse.Namespace) -> int:
         stack.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(5e-4)
         print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
-        t_end = None if args.duration is None else time.monotonic() + args.duration
         with server:
-            t_print = time.monotonic() + args.stats_s
-            try:
-                while t_end is None or time.monotonic() < t_end:
-                    time.sleep(0.1)
-                    if server.loop.error is not None:
-                        raise UsageError(f"control loop stopped: {server.loop.error}")
-                    if args.stats_s > 0 and time.monotonic() >= t_print:
-                        t_print += args.stats_s
-                        _print_server(server)
-            except KeyboardInterrupt:
-                pass
-            _print_server(server)
+            _run_server(server, args.duration, args.stats_s)
     return 0
+
+
+def _supervisor(model: object, config: object, position: bool, fault_cycles: int) -> object:
+    """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode."""
+    from machaon.teleop.robot_setup import safety_settings
+    from machaon.teleop.server import build_supervisor
+    from machaon.types import CommandMode
+
+    safety = safety_settings(model)
+    safety["fault_cycles"] = fault_cycles
+    if position:  # the supervisor's hold/stop commands must be in the servos' mode
+        safety["hold_mode"] = CommandMode.POSITION
+    return build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
+
+
+def _run_server(server: object, duration: float | None, stats_s: float) -> None:
+    """Serve for ``duration`` s (None: until Ctrl-C), printing statistics every ``stats_s`` s."""
+    t_end = None if duration is None else time.monotonic() + duration
+    t_print = time.monotonic() + stats_s
+    try:
+        while t_end is None or time.monotonic() < t_end:
+            time.sleep(0.1)
+            if server.loop.error is not None:
+                raise UsageError(f"control loop stopped: {server.loop.error}")
+            if stats_s > 0 and time.monotonic() >= t_print:
+                t_print += stats_s
+                _print_server(server)
+    except KeyboardInterrupt:
+        pass
+    _print_server(server)
 
 
 def _print_server(server: object) -> None:
