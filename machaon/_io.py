@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from machaon.errors import MachaonError
+from machaon.errors import UsageError
 
 
-class OutputPathError(MachaonError, ValueError):
-    """An output path cannot be written (missing folder, no permission, a directory)."""
+class OutputPathError(UsageError):
+    """An output path cannot be written (missing folder, no permission, a directory): bad input,
+    exit code 2 in the CLI."""
 
 
 def check_writable(path: str | os.PathLike[str], *, what: str = "output") -> Path:

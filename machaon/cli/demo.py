@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
+
+from machaon.cli._common import command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,18 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+@command
 def _demo(args: argparse.Namespace) -> int:
-    from machaon._io import OutputPathError, check_output_dir
+    from machaon._io import check_output_dir
     from machaon.cli.main import main
 
     headless = args.headless or not os.environ.get("DISPLAY")
     out = Path(args.out).resolve()
-    try:
-        check_output_dir(out, what="--out")
-    except OutputPathError as exc:
-        print(f"machaon demo: {exc}", file=sys.stderr)
-        return 2
-    argv = ["ortho", "run", "--levels", args.levels, "--report", str(out), "--seed", str(args.seed)]
+    check_output_dir(out, what="--out")
+    argv = ["ortho", "run", "--levels", args.levels, "--out", str(out), "--seed", str(args.seed)]
     if headless:
         argv.append("--headless")
         print("machaon demo: no display, running headless (set DISPLAY or use xvfb-run for the GUI)")

@@ -5,20 +5,24 @@
   unplugs the emulated adapter, SIGUSR2 plugs a new one in and prints its path (``--link`` keeps
   one stable path across both).
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
-  layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
-  emulator's ``Plant`` interface.
+  layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
+  ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
 - ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
 import threading
 
 import numpy as np
+
+from machaon.cli._common import command, usage_errors, warn
+from machaon.errors import HardwareError, UsageError
 
 
 def parse_ids(text: str) -> list[int]:
@@ -77,67 +81,65 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=_cmd_scan)
 
 
-class ArmSimPlant:
-    """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
+@command
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from machaon.hardware.emulator import ChainEmulator, Faults
 
-    Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
-    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
-    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link, equally about its three principal axes: exact about
-    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
-    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
-    friction.
+    with usage_errors():
+        ids = parse_ids(args.ids)
+        missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
+    for name in ("drop_prob", "corrupt_prob"):
+        v = getattr(args, name)
+        if not 0.0 <= v <= 1.0:  # also false for NaN
+            raise UsageError(f"--{name.replace('_', '-')} must be a probability in [0, 1], got {v}")
+    for name in ("delay_ms", "return_delay_us"):
+        v = getattr(args, name)
+        if not 0.0 <= v < math.inf:
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite value >= 0, got {v}")
+    if not (0.0 <= args.gravity < math.inf):
+        raise UsageError(f"--gravity must be a finite value >= 0, got {args.gravity}")
+    if args.link:
+        from machaon._io import check_writable
 
-    ``directions``/``zero_ticks`` say how each servo is mounted on its joint, as the host's chain
-    config does (``[[joints]] direction``, ``zero_ticks``): joint angle = direction x (servo tick -
-    zero_ticks) x rad/tick. Without them every servo is taken as mounted +1 at tick 2048; with a
-    config whose servo is mounted reversed (the shipped chains' shoulder) the simulated arm would
-    then move mirrored at that joint while the host believes otherwise.
-    """
+        check_writable(args.link, what="--link")
+    faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
+                    missing_ids=missing, seed=args.seed)
+    with contextlib.ExitStack() as stack:
+        sim = None
+        plant = None
+        physics_dt = 1e-3
+        if args.sim:
+            from machaon.sim import ArmSim
 
-    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0, *,
-                 directions: list[int] | None = None, zero_ticks: list[int] | None = None) -> None:
-        import pybullet as pb
+            sim = ArmSim("machaon_arm", gravity=args.gravity)
+            stack.callback(sim.close)
+            if sim.dof != len(ids):
+                raise UsageError(f"--sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})")
+            from machaon.hardware.control_table import model_by_name
 
-        from machaon.hardware.control_table import RAD_PER_TICK
+            with usage_errors():
+                rotor = model_by_name(args.model).rotor_inertia_out
+            from machaon.sim.plant import ArmSimPlant
 
-        self.sim = sim
-        self._carry = 0.0
-        self._dir = np.ones(sim.dof) if directions is None else np.asarray(directions, dtype=np.float64)
-        zt = np.full(sim.dof, 2048.0) if zero_ticks is None else np.asarray(zero_ticks, dtype=np.float64)
-        if self._dir.shape != (sim.dof,) or not np.isin(self._dir, (-1.0, 1.0)).all() or zt.shape != (sim.dof,):
-            raise ValueError(f"directions/zero_ticks: one +1/-1 and one tick per joint ({sim.dof})")
-        self._off = (2048.0 - zt) * RAD_PER_TICK  # servo angle (from tick 2048) at joint angle 0
-        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
-        if not np.isfinite(extra).all() or (extra < 0).any():
-            raise ValueError("rotor_inertia: must be finite and >= 0")
-        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
-                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
-        for name, j_extra in zip(sim.joint_names, extra, strict=True):
-            if j_extra > 0:
-                link = names[name]
-                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
-                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                  physicsClientId=sim.client)
+            directions = zero_ticks = None
+            if args.hw_config:
+                from machaon.hardware.backend import ActuatorConfig
 
-    @property
-    def dof(self) -> int:
-        return int(self.sim.dof)
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        """Servo output angles (rad from tick 2048) and speeds."""
-        s = self.sim.read()
-        return self._dir * s.q - self._off, self._dir * s.dq
-
-    def step(self, tau_nm: np.ndarray, dt: float) -> None:
-        from machaon.types import JointCommand
-
-        self.sim.write(JointCommand.torque(self._dir * np.asarray(tau_nm, dtype=np.float64)))
-        self._carry += dt
-        n = int(self._carry / self.sim.dt + 1e-9)
-        if n:
-            self.sim.step(n)
-            self._carry -= n * self.sim.dt
+                with usage_errors(ValueError, OSError, context=f"--hw-config {args.hw_config}"):
+                    hw = ActuatorConfig.from_toml(args.hw_config)
+                if [j.id for j in hw.joints] != ids:
+                    raise UsageError(f"--hw-config {args.hw_config}: its servo ids {[j.id for j in hw.joints]} "
+                                     f"differ from --ids {ids}")
+                directions = [j.direction for j in hw.joints]
+                zero_ticks = [j.zero_ticks for j in hw.joints]
+            plant = ArmSimPlant(sim, rotor, directions=directions, zero_ticks=zero_ticks)
+            _warn_if_too_weak(sim, model_by_name(args.model))
+            physics_dt = sim.dt
+        with usage_errors():
+            em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
+                               plant=plant, realtime=args.realtime, link=args.link, faults=faults,
+                               physics_dt=physics_dt)
+        return _serve_emulator(args, em, ids, coupled=sim is not None)
 
 
 def _warn_if_too_weak(sim: object, model: object) -> None:
@@ -150,84 +152,13 @@ def _warn_if_too_weak(sim: object, model: object) -> None:
     g = np.abs(dyn.gravity(np.asarray(d.q_home, dtype=float))) * (sim.gravity / 9.81)  # the model's g is 9.81
     weak = [f"{n} {t:.1f} N m" for n, t in zip(d.joint_names, g, strict=True) if t > model.stall_torque_nm]
     if weak:
-        print(f"warning: at home the arm's gravity load ({', '.join(weak)}) exceeds the {model.name}'s stall "
-              f"torque ({model.stall_torque_nm} N m): the servos cannot hold this arm and it will hang; use "
-              f"--gravity 0 (or servos that can)", file=sys.stderr, flush=True)
+        warn(f"at home the arm's gravity load ({', '.join(weak)}) exceeds the {model.name}'s stall torque "
+             f"({model.stall_torque_nm} N m): the servos cannot hold this arm and it will hang; use --gravity 0 "
+             "(or servos that can)")
 
 
-def _cmd_emulate(args: argparse.Namespace) -> int:
-    from machaon.hardware.emulator import ChainEmulator, Faults
-
-    try:
-        ids = parse_ids(args.ids)
-        missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
-        for name in ("drop_prob", "corrupt_prob"):
-            v = getattr(args, name)
-            if not 0.0 <= v <= 1.0:  # also false for NaN
-                raise ValueError(f"--{name.replace('_', '-')} must be a probability in [0, 1], got {v}")
-        for name in ("delay_ms", "return_delay_us"):
-            v = getattr(args, name)
-            if not 0.0 <= v < math.inf:
-                raise ValueError(f"--{name.replace('_', '-')} must be a finite value >= 0, got {v}")
-        if args.link:
-            from machaon._io import check_writable
-
-            check_writable(args.link, what="--link")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
-                    missing_ids=missing, seed=args.seed)
-    sim = None
-    plant = None
-    physics_dt = 1e-3
-    if args.sim:
-        from machaon.sim import ArmSim
-
-        if not (math.isfinite(args.gravity) and args.gravity >= 0):
-            print(f"error: --gravity must be a finite value >= 0, got {args.gravity}", file=sys.stderr)
-            return 2
-        sim = ArmSim("machaon_arm", gravity=args.gravity)
-        if sim.dof != len(ids):
-            print(f"error: --sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})",
-                  file=sys.stderr)
-            sim.close()
-            return 2
-        from machaon.hardware.control_table import model_by_name
-
-        try:
-            rotor = model_by_name(args.model).rotor_inertia_out
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sim.close()
-            return 2
-        try:
-            directions = zero_ticks = None
-            if args.hw_config:
-                from machaon.hardware.backend import ActuatorConfig
-
-                hw = ActuatorConfig.from_toml(args.hw_config)
-                if [j.id for j in hw.joints] != ids:
-                    raise ValueError(f"--hw-config {args.hw_config}: its servo ids {[j.id for j in hw.joints]} "
-                                     f"differ from --ids {ids}")
-                directions = [j.direction for j in hw.joints]
-                zero_ticks = [j.zero_ticks for j in hw.joints]
-            plant = ArmSimPlant(sim, rotor, directions=directions, zero_ticks=zero_ticks)
-        except (ValueError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sim.close()
-            return 2
-        _warn_if_too_weak(sim, model_by_name(args.model))
-        physics_dt = sim.dt
-    try:
-        em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
-                           plant=plant, realtime=args.realtime, link=args.link, faults=faults,
-                           physics_dt=physics_dt)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if sim is not None:
-            sim.close()
-        return 2
+def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+    """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
@@ -235,7 +166,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
     print(f"emulating {em.model.name} ids {ids} at {args.baud} baud"
-          f"{' coupled to the PyBullet arm' if sim else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
+          f"{' coupled to the PyBullet arm' if coupled else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.2):
             pass
@@ -243,42 +174,33 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         pass
     finally:
         em.close()
-        if sim is not None:
-            sim.close()
         print(f"stopped: {em.stats}", file=sys.stderr)
     return 0
 
 
+@command
 def _cmd_scan(args: argparse.Namespace) -> int:
     from machaon.hardware.control_table import MODELS_BY_NUMBER
     from machaon.hardware.dynamixel import Bus
-    from machaon.hardware.protocol import PortError
 
     try:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
-        print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
     if not bauds or any(b <= 0 for b in bauds):
-        print(f"error: --baud: expected positive baud rates, got {args.baud!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--baud: expected positive baud rates, got {args.baud!r}")
     if not 0 <= args.max_id <= 252:
-        print(f"error: --max-id must be in 0..252, got {args.max_id}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--max-id must be in 0..252, got {args.max_id}")
     found_any = False
-    try:
-        with Bus(args.port, bauds[0]) as bus:
-            for b in bauds:
-                bus.set_baudrate(b)
-                found = bus.broadcast_ping(max_id=args.max_id)
-                for i, info in found.items():
-                    m = MODELS_BY_NUMBER.get(info.model_number)
-                    name = m.name if m else f"model {info.model_number}"
-                    print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
-                found_any |= bool(found)
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
+        for b in bauds:
+            bus.set_baudrate(b)
+            found = bus.broadcast_ping(max_id=args.max_id)
+            for i, info in found.items():
+                m = MODELS_BY_NUMBER.get(info.model_number)
+                name = m.name if m else f"model {info.model_number}"
+                print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
+            found_any |= bool(found)
     if not found_any:
-        print("no servo answered", file=sys.stderr)
-    return 0 if found_any else 1
+        raise HardwareError(f"no servo answered on {args.port} at {args.baud} baud")
+    return 0

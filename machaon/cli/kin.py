@@ -6,14 +6,13 @@ Degrees and millimetres on the command line and in the printout; SI inside (conv
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import sys
 
 import numpy as np
 import pinocchio as pin
 
-from machaon.errors import MachaonError
+from machaon.cli._common import command, usage_errors
+from machaon.errors import UsageError
 from machaon.kinematics import Chain
 from machaon.robot.description import load_description
 
@@ -21,30 +20,13 @@ _MAX_DEG = 1e4  # joint values beyond ~28 turns (or 10 m of travel) are a typo, 
 _MAX_MM = 1e6  # positions beyond 1 km likewise
 
 
-class _Usage(MachaonError, ValueError):
-    """A bad command-line value for ``machaon kin``."""
-
-
-def _guard(fn):
-    """Bad input (missing or garbage URDF, unknown robot or tool, bad numbers) -> one line, exit 2."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (_Usage, MachaonError, ValueError, FileNotFoundError, IsADirectoryError) as exc:
-            print(f"machaon kin: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _finite(name: str, values: object, limit: float) -> np.ndarray:
+    """``values`` as floats; ``UsageError`` unless all are finite and within +-``limit``."""
     a = np.asarray(values, dtype=np.float64)
     if not np.isfinite(a).all():
-        raise _Usage(f"{name}: values must be finite numbers")
+        raise UsageError(f"{name}: values must be finite numbers")
     if (np.abs(a) > limit).any():
-        raise _Usage(f"{name}: values must be within +-{limit:g}")
+        raise UsageError(f"{name}: values must be within +-{limit:g}")
     return a
 
 
@@ -64,29 +46,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     ks = p.add_subparsers(dest="kin_command", metavar="ACTION", required=True)
     fk = ks.add_parser("fk", help="pose, Jacobian, manipulability at joint values")
     fk.add_argument("--q-deg", type=float, nargs="+", help="joint values in degrees (mm for prismatic); default home")
-    fk.set_defaults(func=_guard(_fk))
+    fk.set_defaults(func=_fk)
     ik = ks.add_parser("ik", help="joint values for a tool pose")
     ik.add_argument("--xyz-mm", type=float, nargs=3, required=True, metavar=("X", "Y", "Z"))
     ik.add_argument("--rpy-deg", type=float, nargs=3, default=(180.0, 0.0, 0.0), metavar=("R", "P", "Y"),
                     help="roll pitch yaw of the tool in the base frame (default 180 0 0: pointing down)")
     ik.add_argument("--q0-deg", type=float, nargs="+", help="start / preferred joint values (default home)")
     ik.add_argument("--seed", type=int, default=0)
-    ik.set_defaults(func=_guard(_ik))
+    ik.set_defaults(func=_ik)
     ax = ks.add_parser("axis", help="five-DOF IK: tool origin on a point, tool z along an axis")
     ax.add_argument("--point-mm", type=float, nargs=3, required=True, metavar=("X", "Y", "Z"))
     ax.add_argument("--axis", type=float, nargs=3, required=True, metavar=("AX", "AY", "AZ"))
     ax.add_argument("--q0-deg", type=float, nargs="+")
-    ax.set_defaults(func=_guard(_axis))
+    ax.set_defaults(func=_axis)
 
 
 def _chain(args: argparse.Namespace) -> tuple[Chain, np.ndarray]:
     if args.urdf:
         if not (args.base and args.tip):
-            raise _Usage("--urdf needs --base and --tip (the chain's first and last link)")
-        try:
+            raise UsageError("--urdf needs --base and --tip")
+        with usage_errors(ValueError, OSError, context=f"--urdf {args.urdf}"):
             chain = Chain.from_urdf(args.urdf, args.base, args.tip)
-        except (ValueError, OSError) as exc:
-            raise _Usage(f"--urdf {args.urdf}: {exc}") from None
         return chain, chain.home()
     desc = load_description(args.robot)
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
@@ -99,7 +79,7 @@ def _joint_values(chain: Chain, values: list[float] | None, default: np.ndarray,
     if values is None:
         return default.copy()
     if len(values) != chain.dof:
-        raise _Usage(f"{what} needs {chain.dof} values, got {len(values)}")
+        raise UsageError(f"{what} needs {chain.dof} values, got {len(values)}")
     return _to_si(chain, _finite(what, values, _MAX_DEG))
 
 
@@ -117,6 +97,7 @@ def _print_pose(T: np.ndarray) -> None:
         print("  " + " ".join(f"{v:11.6f}" for v in row))
 
 
+@command
 def _fk(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q = _joint_values(chain, args.q_deg, home, "--q-deg")
@@ -143,6 +124,7 @@ def _report(chain: Chain, r) -> int:
     return 0 if r.success else 1
 
 
+@command
 def _ik(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     T = np.eye(4)
@@ -152,11 +134,12 @@ def _ik(args: argparse.Namespace) -> int:
     return _report(chain, chain.ik(T, q0, seed=args.seed))
 
 
+@command
 def _axis(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")
     point = _finite("--point-mm", args.point_mm, _MAX_MM) * 1e-3
     axis = _finite("--axis", args.axis, _MAX_MM)
     if np.linalg.norm(axis) < 1e-9:
-        raise _Usage("--axis: must be a non-zero direction, e.g. 0 0 -1")
+        raise UsageError("--axis: must be a non-zero direction, e.g. 0 0 -1")
     return _report(chain, chain.ik_axis(point, axis, q0))

@@ -41,9 +41,9 @@ from machaon.teleop.messages import (
     CommandKind,
     CookieRequired,
     ExpiredError,
+    LinkProtocolError,
     MalformedError,
     MsgType,
-    ProtocolError,
     RateLimitError,
     RobotStateMsg,
     SessionError,
@@ -179,7 +179,7 @@ class ServerEndpoint:
     def handle(self, data: bytes, peer: object, t: float) -> tuple[Command | None, list[bytes]]:
         try:
             return self._handle(data, peer, t)
-        except ProtocolError as exc:
+        except LinkProtocolError as exc:
             self.drops.record(exc, peer, t)
             return None, []
 
@@ -263,7 +263,7 @@ class ServerEndpoint:
                       dropped_packets=self.drops.total & 0xFFFFFFFF)
         try:
             return sess.seal(MsgType.STATE, msg.pack())[1]
-        except ProtocolError:
+        except LinkProtocolError:
             return None
 
 
@@ -362,7 +362,7 @@ class ClientEndpoint:
             self._echo_t, self._echo_recv = msg.timing.t_send, t
             self.latest, self.latest_t = msg, t
             return msg
-        except ProtocolError as exc:
+        except LinkProtocolError as exc:
             self.drops.record(exc, None, t)
             return None
 

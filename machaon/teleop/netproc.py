@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
-from machaon.teleop.messages import Command, ProtocolError, RobotStateMsg
+from machaon.teleop.messages import Command, LinkProtocolError, RobotStateMsg
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class NetworkProcess:
                 self.commands_received += 1
                 try:
                     out.append(Command.unpack(body))
-                except ProtocolError as exc:  # cannot happen unless the child is broken
+                except LinkProtocolError as exc:  # cannot happen unless the child is broken
                     log.error("network process sent a bad command: %s", exc)
             elif kind == b"T":
                 self.stats = _stats_from_json(body)
@@ -281,7 +281,7 @@ def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
                     if msg[:1] == b"S" and ep.peer is not None:
                         try:
                             pkt = ep.state_packet(RobotStateMsg.unpack(msg[1:]), time.monotonic())
-                        except ProtocolError as exc:
+                        except LinkProtocolError as exc:
                             log.error("bad state message from the robot process: %s", exc)
                             continue
                         if pkt is not None:

@@ -53,7 +53,7 @@ Key lifetime (``RekeyPolicy``): the operator starts a new handshake after ``reke
 ``rekey_tag = HMAC-BLAKE2s(rekey_key, e)[:16]`` with ``rekey_key`` derived from that session's
 keys, so only its owner can hand the robot over to the new session without a pause.
 
-Every rejection raises a ``ProtocolError`` subclass; ``DropCounters`` counts them by reason and
+Every rejection raises a ``LinkProtocolError`` subclass; ``DropCounters`` counts them by reason and
 source and produces one summary line per interval instead of one log line per packet.
 """
 
@@ -79,9 +79,9 @@ from machaon.teleop.messages import (
     AuthError,
     Command,
     ExpiredError,
+    LinkProtocolError,
     MalformedError,
     MsgType,
-    ProtocolError,
     ReplayError,
     RobotStateMsg,
     SessionError,
@@ -205,7 +205,7 @@ class ReplayWindow:
         self.highest = -1
         self._bits = 0  # bit i set = (highest - i) was seen
 
-    def seen(self, seq: int) -> ProtocolError | None:
+    def seen(self, seq: int) -> LinkProtocolError | None:
         """Why ``seq`` would be rejected (seen, or older than the window), or None; changes nothing."""
         if seq > self.highest:
             return None
@@ -278,7 +278,7 @@ class Session:
 
     def open(self, packet: bytes, mtype: MsgType, t: float) -> tuple[int, bytes]:
         """(seq, body) of an authenticated packet of type ``mtype`` for this session at time ``t``;
-        ``ProtocolError`` otherwise (wrong type or session, expired, replayed, forged)."""
+        ``LinkProtocolError`` otherwise (wrong type or session, expired, replayed, forged)."""
         h = parse_header(packet)
         if h.type != mtype:
             raise MalformedError(f"expected {mtype.name}, got {h.type.name}")
@@ -498,7 +498,7 @@ class DropCounters:
         self._t_summary: float | None = None
         self.total = 0
 
-    def record(self, exc: ProtocolError, peer: object = None, t: float | None = None) -> None:
+    def record(self, exc: LinkProtocolError, peer: object = None, t: float | None = None) -> None:
         self.total += 1
         self.by_reason[exc.reason] += 1
         self._window[exc.reason] += 1

@@ -1,5 +1,5 @@
 """Every CLI path with careless input: bad arguments, missing and unwritable paths, garbage files,
-out-of-range numbers. Each must end with exit code 2 (usage: fix the command line) or 1 (a
+out-of-range numbers. Each must end with exit code 2 (bad input: the arguments, or a file or port they name) or 1 (a
 failure: the thing asked for could not be done), a last line on stderr that says what is wrong,
 and no traceback. Outputs are checked before any work starts (the runs asked for here would take
 minutes if they started), and nothing is left half-written. (Unwritable outputs are paths below a
@@ -70,11 +70,11 @@ CASES = [
     (["kin", "axis", "--point-mm", "500", "0", "300", "--axis", "nan", "0", "1"], 2, "finite"),
     (["kin", "axis", "--point-mm", "1e300", "0", "300", "--axis", "0", "0", "1"], 2, "point-mm"),
     # sim
-    (["sim", "--headless", "--seconds", "1000", "--record", MISSING + "/run.mcap"], 2, "does not exist"),
-    (["sim", "--headless", "--seconds", "1000", "--snapshots", "{d}/garbage.bin/shots"], 2, "not a folder"),
-    (["sim", "--headless", "--seconds", "nan"], 2, "seconds"),
-    (["sim", "--headless", "--seconds", "1", "--rate", "0"], 2, "rate"),
-    (["sim", "--headless", "--seconds", "1", "--snapshot-every", "-1"], 2, "snapshot-every"),
+    (["sim", "--headless", "--duration", "1000", "--record", MISSING + "/run.mcap"], 2, "does not exist"),
+    (["sim", "--headless", "--duration", "1000", "--snapshots", "{d}/garbage.bin/shots"], 2, "not a folder"),
+    (["sim", "--headless", "--duration", "nan"], 2, "duration"),
+    (["sim", "--headless", "--duration", "1", "--rate-hz", "0"], 2, "rate-hz"),
+    (["sim", "--headless", "--duration", "1", "--snapshot-every", "-1"], 2, "snapshot-every"),
     # log
     (["log", "summary", MISSING + "/run.mcap"], 2, "no such file"),
     (["log", "summary", "{d}/garbage.bin"], 2, "not a readable"),
@@ -115,11 +115,11 @@ CASES = [
     (["hw", "emulate", "--link", MISSING + "/ttyEMU"], 2, "does not exist"),
     (["hw", "emulate", "--model", "XX999"], 2, "XX999"),
     (["hw", "emulate", "--ids", "1-300"], 2, "ids"),
-    (["hw", "scan", "--port", MISSING + "/ttyUSB0"], 1, "ttyUSB0"),
+    (["hw", "scan", "--port", MISSING + "/ttyUSB0"], 1, "ttyUSB0"),  # house: a scan that cannot open is a failure
     (["hw", "scan", "--port", "/dev/null", "--baud", "-5"], 2, "baud"),
     (["hw", "scan", "--port", "/dev/null", "--max-id", "300"], 2, "max-id"),
     # bench
-    (["bench", "--port", MISSING + "/ttyUSB0", "--out", "{d}/bench"], 1, "ttyUSB0"),
+    (["bench", "--port", MISSING + "/ttyUSB0", "--out", "{d}/bench"], 2, "ttyUSB0"),  # house: the port named
     (["bench", "--port", "/dev/null", "--baud", "-1", "--out", "{d}/bench"], 2, "baud"),
     (["bench", "--port", "/dev/null", "--out", "{d}/garbage.bin/bench"], 2, "not a folder"),
     # ortho

@@ -77,8 +77,8 @@ def test_a_killed_runs_log_is_readable_and_recoverable(tmp_path, capsys):
 def test_recover_refuses_garbage_and_missing_files(tmp_path, capsys):
     junk = tmp_path / "junk.mcap"
     junk.write_bytes(os.urandom(5000))
-    assert main(["log", "recover", str(junk), "-o", str(tmp_path / "out.mcap")]) == 1
+    assert main(["log", "recover", str(junk), "-o", str(tmp_path / "out.mcap")]) == 2
     assert "no readable messages" in capsys.readouterr().err
     assert not (tmp_path / "out.mcap").exists()
-    assert main(["log", "recover", str(tmp_path / "missing.mcap")]) == 1
+    assert main(["log", "recover", str(tmp_path / "missing.mcap")]) == 2
     assert "no such file" in capsys.readouterr().err
