@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from machaon.errors import TeleopError
 from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
 from machaon.teleop.messages import Command, LinkProtocolError, RobotStateMsg
 
@@ -52,7 +53,7 @@ _STATS_S = 0.25
 _BATCH = 256  # datagrams read per wake-up before the control socket gets a turn
 
 
-class NetworkProcessError(RuntimeError):
+class NetworkProcessError(TeleopError, RuntimeError):
     """The network process could not start or has died."""
 
 
