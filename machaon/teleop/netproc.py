@@ -309,7 +309,7 @@ def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
                 pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="machaon teleop server network process (started by RobotServer)")
     ap.add_argument("--udp-fd", type=int, required=True)
     ap.add_argument("--ctl-fd", type=int, required=True)
@@ -333,4 +333,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())
