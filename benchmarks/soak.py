@@ -113,7 +113,8 @@ def _attackers(server: tuple[str, int], tap: collections.deque, junk_rate: float
 
 
 def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: float, outage_ms: float,
-         drop_prob: float, out: Path, bus_latency_ms: float = 2.0, lost_cycles: int = 3) -> dict:
+         drop_prob: float, out: Path, bus_latency_ms: float = 2.0, lost_cycles: int = 3,
+         rate_hz: float = 250.0) -> dict:
     seconds = minutes * 60.0
     key = out / "soak.key"
     write_key(key, PSK, overwrite=True)
@@ -138,7 +139,8 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
                 [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware",
                  "--hw-config", str(config), "--port", pty, "--home", "--home-speed", "1.0", "--listen",
                  f"127.0.0.1:{port}", "--key", str(key), "--timeout-ms", "250", "--stats-s", "10", "--duration",
-                 str(seconds + 30.0), "--record", str(log_path), "--record-decimation", "25"],
+                 str(seconds + 30.0), "--record", str(log_path), "--record-decimation", "25", "--rate-hz",
+                 str(rate_hz)],
                 stdout=fh, stderr=subprocess.STDOUT, text=True)
             t_end = time.monotonic() + 120
             while "teleop server (hardware) on" not in console.read_text():
@@ -240,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="reply deadline on the bus (the shipped config's 2 ms; the emulator is Python, so a "
                          "loaded machine may need 4-8)")
     ap.add_argument("--lost-cycles", type=int, default=3, help="incomplete bus reads in a row tolerated")
+    ap.add_argument("--rate-hz", type=float, default=250.0, help="the server's loop rate on the bus")
     ap.add_argument("--out", help="keep the run log and the server output in this folder")
     args = ap.parse_args(argv)
     import logging
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else Path(d)
         out.mkdir(parents=True, exist_ok=True)
         res = soak(args.minutes, args.junk_rate, args.replay_rate, args.outage_every_s, args.outage_ms,
-                   args.drop_prob, out, args.bus_latency_ms, args.lost_cycles)
+                   args.drop_prob, out, args.bus_latency_ms, args.lost_cycles, args.rate_hz)
     print(json.dumps(res, indent=2))
     ok = res["forged_or_replayed_applied"] == 0 and res["tracebacks"] == 0
     return 0 if ok else 1
