@@ -6,8 +6,8 @@
 - Link: ``UdpRelay`` with the ``5g_ultra_remote`` profile (57 ms one way, 1.2 % bursty loss) and
   extra outages (``--outage-every-s``/``--outage-ms``) in both directions.
 - Operator: a scripted console (``TeleopClient``) moving the master in a slow circle with the
-  clutch held; after a HOLD for a command gap it releases and presses the clutch again, as a
-  person would.
+  clutch held; after a HOLD it releases and presses the clutch again, and after a protective stop
+  (e.g. the bus was lost) it resets first, as a person would.
 - Attackers: a junk sender (``--junk-rate``/s of random datagrams) and a replayer that sends the
   operator's recorded datagrams (HELLOs and commands, captured on the way out) straight to the
   server at ``--replay-rate``/s.
@@ -158,7 +158,7 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
         prof = dataclasses.replace(get_profile("5g_ultra_remote"), outage_every_s=outage_every_s,
                                    outage_s=outage_ms * 1e-3)
         tap: collections.deque = collections.deque(maxlen=500)
-        counts = {"junk": 0, "replayed": 0, "reclutch": 0}
+        counts = {"junk": 0, "replayed": 0, "reclutch": 0, "resets": 0}
         stop = threading.Event()
         mem: dict[str, list[float]] = {"robot": [], "network": []}
         with UdpRelay(("127.0.0.1", 0), ("127.0.0.1", port), prof, seed=5) as relay:
@@ -175,8 +175,12 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
                     a = 2 * math.pi * t / 20.0
                     cli.input.p = (0.02 * math.sin(a), 0.02 * (1 - math.cos(a)), 0.0)
                     s = cli.latest
-                    if (s is not None and s.supervisor == SupervisorCode.HOLD and s.hold_reason in
-                            (HoldReason.COMMAND_GAP, HoldReason.SUPERVISOR) and t > t_reclutch):
+                    if s is not None and s.supervisor == SupervisorCode.FAULT and t > t_reclutch:
+                        cli.input.reset = True  # a protective stop (e.g. the bus was lost): the operator resets
+                        counts["resets"] += 1
+                        t_reclutch = t + 1.0
+                    elif (s is not None and s.supervisor == SupervisorCode.HOLD and s.hold_reason in
+                            (HoldReason.COMMAND_GAP, HoldReason.SUPERVISOR, HoldReason.OPERATOR) and t > t_reclutch):
                         cli.input.clutch = False  # the operator notices: release, press again
                         time.sleep(0.3)
                         cli.input.clutch = True
@@ -207,6 +211,7 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
             "forged_or_replayed_applied": max(0, applied - sent),
             "rekeys": rekeys,
             "operator_reclutches": counts["reclutch"],
+            "operator_resets_after_protective_stop": counts["resets"],
             "holds": to.get("hold", 0),
             "protective_stops": to.get("protective_stop", 0),
             "junk_sent": counts["junk"],
