@@ -348,35 +348,6 @@ def joint_impedance_torque(q, dq, q_d, dq_d, k, d, g=None, tau_ff=None, out=None
     return o
 
 
-# ----------------------------------------------------------------------------- the controllers' command
-
-from machaon.types import CommandMode, JointCommand  # noqa: E402  (layer 0)
-
-cdef object _TORQUE = CommandMode.TORQUE
-cdef object _new = object.__new__
-# JointCommand is a frozen dataclass whose generated __init__ only stores its five fields in the
-# instance dict; building that dict directly gives the same object at half the cost. Checked once
-# here, so a change to the class (slots, a __post_init__, other fields) falls back to its __init__.
-cdef bint _plain_command = (
-    tuple(getattr(JointCommand, "__dataclass_fields__", {})) == ("mode", "tau", "q", "dq", "info")
-    and not hasattr(JointCommand, "__post_init__") and not hasattr(JointCommand, "__slots__")
-)
-
-
-def torque_command(tau, dict info):
-    """``JointCommand(CommandMode.TORQUE, tau=tau, info=info)``, built without the dataclass ``__init__``."""
-    if not _plain_command:
-        return JointCommand(_TORQUE, tau=tau, info=info)
-    cmd = _new(JointCommand)
-    d = cmd.__dict__
-    d["mode"] = _TORQUE
-    d["tau"] = tau
-    d["q"] = None
-    d["dq"] = None
-    d["info"] = info
-    return cmd
-
-
 # ----------------------------------------------------------------------------- unchecked workers
 
 cdef inline void _joint_law_add(int n, const double* q, const double* dq, const double* q_d, const double* dq_d,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from machaon._records import torque_command
 from machaon._validate import finite_array, transform
 from machaon.control import _impedance as _k
 from machaon.kinematics import Chain, Dynamics
@@ -558,7 +559,7 @@ class CartesianImpedance:
         self._t_prev = t
         step = self._step
         tau = step.step(q, dq, Td, g, 0.0 if t_prev is None else t - t_prev)
-        return _k.torque_command(tau, {"x_d": tgt[3], "error": step.error()})
+        return torque_command(tau, {"x_d": tgt[3], "error": step.error()})
 
     def _refresh_damping(self, q: np.ndarray, t: float, k: np.ndarray, z: np.ndarray, Td: np.ndarray,
                          gains: CartesianGains) -> None:
