@@ -109,6 +109,21 @@ cdef void rnea_c(int n, const double* T_fixed, const int* jtype, const double* i
         a[0] = 0.0
         a[1] = 0.0
         a[2] = 0.0
+    if dq == NULL and ddq == NULL:
+        # Gravity alone (the per-cycle case): the chain at rest, so w = wd = 0 throughout and each
+        # body only feels the base acceleration -g carried into its frame.
+        for k in range(n):
+            _matTvec(R + 9 * k, a, t1)
+            a[0] = t1[0]
+            a[1] = t1[1]
+            a[2] = t1[2]
+            I = inertia + INERTIA_SIZE * k
+            f[3 * k + 0] = I[0] * a[0]
+            f[3 * k + 1] = I[0] * a[1]
+            f[3 * k + 2] = I[0] * a[2]
+            _cross(I + 1, a, m + 3 * k)
+        _backward(n, jtype, R, p, f, m, tau)
+        return
     for k in range(n):
         qd = dq[k] if dq != NULL else 0.0
         qdd = ddq[k] if ddq != NULL else 0.0
@@ -160,6 +175,16 @@ cdef void rnea_c(int n, const double* T_fixed, const int* jtype, const double* i
         m[3 * k + 0] = t1[0] + t2[0] + t3[0]
         m[3 * k + 1] = t1[1] + t2[1] + t3[1]
         m[3 * k + 2] = t1[2] + t2[2] + t3[2]
+    _backward(n, jtype, R, p, f, m, tau)
+
+
+cdef inline void _backward(int n, const int* jtype, const double* R, const double* p, double* f, double* m,
+                           double* tau) noexcept nogil:
+    """Accumulate the bodies' forces f and moments m from the tip down; tau = the joints' components."""
+    cdef double t1[3]
+    cdef double t2[3]
+    cdef double t3[3]
+    cdef int k
     for k in range(n - 1, -1, -1):
         tau[k] = m[3 * k + 2] if jtype[k] == 0 else f[3 * k + 2]
         if k > 0:
