@@ -31,6 +31,7 @@ from machaon.kinematics._chain cimport (
     fk_jac_c,
     log3_c,
 )
+from machaon._records cimport torque_command_c
 from machaon.kinematics._dynamics cimport crba_c, rnea_c
 
 import numpy as np
@@ -699,6 +700,12 @@ cdef class CartesianStep:
             self._step(<const double*>cnp.PyArray_DATA(aq), <const double*>cnp.PyArray_DATA(adq),
                        <const double*>cnp.PyArray_DATA(aT), pg, dt, <double*>cnp.PyArray_DATA(o))
         return o
+
+    def command(self, q, dq, T_target, g, double dt, x_d):
+        """``step`` into a new array, returned as the controller's ``JointCommand`` (torque mode) with
+        ``info = {"x_d": x_d, "error": the pose error}``: the whole per-cycle output in one call."""
+        tau = self.step(q, dq, T_target, g, dt)
+        return torque_command_c(tau, {"x_d": x_d, "error": self.error()})
 
     cdef void _step(self, const double* q, const double* dq, const double* Td, const double* g,
                     double dt, double* tau) noexcept nogil:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from machaon._records import torque_command
 from machaon._validate import finite_array, transform
 from machaon.control import _impedance as _k
 from machaon.kinematics import Chain, Dynamics
@@ -557,9 +556,7 @@ class CartesianImpedance:
         g = self.dynamics.gravity(q) if self._gravity_outside else None
         t_prev = self._t_prev
         self._t_prev = t
-        step = self._step
-        tau = step.step(q, dq, Td, g, 0.0 if t_prev is None else t - t_prev)
-        return torque_command(tau, {"x_d": tgt[3], "error": step.error()})
+        return self._step.command(q, dq, Td, g, 0.0 if t_prev is None else t - t_prev, tgt[3])
 
     def _refresh_damping(self, q: np.ndarray, t: float, k: np.ndarray, z: np.ndarray, Td: np.ndarray,
                          gains: CartesianGains) -> None:

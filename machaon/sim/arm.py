@@ -148,7 +148,7 @@ class SimClock:
         if not math.isfinite(t):
             raise ValueError(f"t: must be finite, got {t!r}")
         sim = self._sim
-        n = math.ceil((t - sim.t) / sim.dt - 1e-6)
+        n = math.ceil((t - sim._t) / sim.dt - 1e-6)
         if n > 0:
             sim.step(n)
         if sim.auto_sync and time.monotonic() - sim._last_sync >= sim.viewer_sync_period:
@@ -553,18 +553,22 @@ class ArmSim:
 
     def step(self, n: int = 1) -> None:
         """Advance the physics by ``n`` steps of ``dt``, holding the current command."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         cid, body, idx = self._client, self.body, self._jidx
+        pre, post = self._step_hooks, self._post_step_hooks
         tau = self._tau_applied.tolist()
         use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
         for _ in range(int(n)):
             if use_tau:  # PyBullet clears applied joint torques after every step
                 p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
-            for hook in self._step_hooks:
-                hook()
+            if pre:
+                for hook in pre:
+                    hook()
             p.stepSimulation(physicsClientId=cid)
-            for hook in self._post_step_hooks:
-                hook()
+            if post:
+                for hook in post:
+                    hook()
             self._steps += 1
             self._t = self._steps * self.dt
 
