@@ -22,7 +22,8 @@ def time_calls(fn: Callable[[], object], repeat: int = 2000, warmup: int = 200) 
     return out
 
 
-def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> np.ndarray:
+def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50,
+                  clock: Callable[[], float] = time.perf_counter) -> np.ndarray:
     """Seconds per call, from ``blocks`` timings of ``calls`` back-to-back calls each.
 
     Timing blocks rather than single calls keeps the timer's own cost (~0.1 us) out of
@@ -31,7 +32,6 @@ def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) 
     for _ in range(calls):
         fn()
     out = np.empty(blocks)
-    clock = time.perf_counter
     rng = range(calls)
     for b in range(blocks):
         t0 = clock()
@@ -47,17 +47,19 @@ def cpu_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -
     On a shared machine the wall time includes the time other processes held the core; the
     thread's CPU time does not (it still includes cache and frequency effects of the sharing).
     """
-    for _ in range(calls):
-        fn()
-    out = np.empty(blocks)
-    clock = time.thread_time
-    rng = range(calls)
-    for b in range(blocks):
-        t0 = clock()
-        for _ in rng:
-            fn()
-        out[b] = (clock() - t0) / calls
-    return out
+    return time_per_call(fn, calls, blocks, clock=time.thread_time)
+
+
+def pin_model(chain: object) -> tuple[object, object, int]:
+    """pinocchio's (model, data, tip frame id) of ``chain``'s URDF, for the peers' Python API calls.
+
+    The benchmark arms have only plain revolute joints, so the chain's q is pinocchio's q.
+    """
+    import pinocchio as pin
+
+    model = pin.buildModelFromUrdf(str(chain.urdf_path))
+    assert model.nq == model.nv == chain.dof, "the benchmark arms have only plain revolute joints"
+    return model, model.createData(), model.getFrameId(chain.tip_link)
 
 
 def per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> tuple[float, float]:

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import pinocchio as pin
 
-from benchmarks._common import erd_urdf, per_call, table, us
+from benchmarks._common import erd_urdf, per_call, pin_model, table, us
 from machaon.control import CartesianGains, CartesianImpedance, cartesian_damping, cartesian_impedance_torque
 from machaon.control.supervisor import SafetyConfig, Supervisor
 from machaon.kinematics import Chain, Dynamics
@@ -51,10 +51,7 @@ class _PinLaw:
     """The Cartesian impedance law with pinocchio's Python API and numpy (the peer)."""
 
     def __init__(self, chain: Chain) -> None:
-        self.model = pin.buildModelFromUrdf(str(chain.urdf_path))
-        assert self.model.nq == self.model.nv == chain.dof, "the benchmark arms have only plain revolute joints"
-        self.data = self.model.createData()
-        self.fid = self.model.getFrameId(chain.tip_link)
+        self.model, self.data, self.fid = pin_model(chain)
 
     def tau(self, q, dq, T_target, K, D, g=None):
         model, data, fid = self.model, self.data, self.fid

@@ -25,7 +25,7 @@ import numpy as np
 import pinocchio as pin
 from scipy.spatial.transform import Rotation
 
-from benchmarks._common import erd_urdf, per_call, table, time_calls, us
+from benchmarks._common import erd_urdf, per_call, pin_model, table, time_calls, us
 from machaon.kinematics import Chain, log3
 from machaon.robot.description import load_description
 
@@ -67,11 +67,7 @@ class _Pin:
     """pinocchio's Python API on the chain's model (all joints of these arms are on the chain)."""
 
     def __init__(self, chain: Chain) -> None:
-        self.model = pin.buildModelFromUrdf(str(chain.urdf_path))
-        assert self.model.nq == self.model.nv == chain.dof, "the benchmark arms have only plain revolute joints"
-        self.data = self.model.createData()
-        self.fid = self.model.getFrameId(chain.tip_link)
-        self.zero = np.zeros(chain.dof)
+        self.model, self.data, self.fid = pin_model(chain)
 
     def fk_jacobian(self, q):
         J = pin.computeFrameJacobian(self.model, self.data, q, self.fid, pin.LOCAL_WORLD_ALIGNED)

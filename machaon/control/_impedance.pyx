@@ -192,30 +192,35 @@ cdef inline void _limit(int n, double* tau, const double* tau_max, const double*
                 tau[j] = -tau_max[j]
 
 
+cdef inline void _mul6(const double* A, const double* B, double* C) noexcept nogil:
+    """C = A B for 6x6 row-major matrices."""
+    cdef int i, j, k
+    cdef double s
+    for i in range(6):
+        for j in range(6):
+            s = 0.0
+            for k in range(6):
+                s = s + A[6 * i + k] * B[6 * k + j]
+            C[6 * i + j] = s
+
+
 cdef inline void _rotate_gain(const double* R, const double* G_task, double* G_base) noexcept nogil:
     """G_base = B G_task B^T with B = blockdiag(R, R): a task-frame 6x6 gain seen in the base frame."""
     cdef double B[36]
+    cdef double Bt[36]
     cdef double tmp[36]
-    cdef int i, j, k
-    cdef double s
+    cdef int i, j
     for i in range(36):
         B[i] = 0.0
+        Bt[i] = 0.0
     for i in range(3):
         for j in range(3):
             B[6 * i + j] = R[3 * i + j]
             B[6 * (i + 3) + j + 3] = R[3 * i + j]
-    for i in range(6):
-        for j in range(6):
-            s = 0.0
-            for k in range(6):
-                s = s + B[6 * i + k] * G_task[6 * k + j]
-            tmp[6 * i + j] = s
-    for i in range(6):
-        for j in range(6):
-            s = 0.0
-            for k in range(6):
-                s = s + tmp[6 * i + k] * B[6 * j + k]
-            G_base[6 * i + j] = s
+            Bt[6 * j + i] = R[3 * i + j]
+            Bt[6 * (j + 3) + i + 3] = R[3 * i + j]
+    _mul6(B, G_task, tmp)
+    _mul6(tmp, Bt, G_base)
 
 
 # ----------------------------------------------------------------------------- checked functional faces
@@ -546,20 +551,9 @@ cdef class CartesianStep:
         """Use D_base = A Z K1 + K1 Z A (A = Lambda^1/2; = A Z K1 + (A Z K1)^T, all three symmetric)."""
         cdef double AZ[36]
         cdef double AZK[36]
-        cdef int i, j, k
-        cdef double s
-        for i in range(6):
-            for j in range(6):
-                s = 0.0
-                for k in range(6):
-                    s = s + self.A_sqrt[6 * i + k] * self.Z_fac[6 * k + j]
-                AZ[6 * i + j] = s
-        for i in range(6):
-            for j in range(6):
-                s = 0.0
-                for k in range(6):
-                    s = s + AZ[6 * i + k] * self.K1_fac[6 * k + j]
-                AZK[6 * i + j] = s
+        cdef int i, j
+        _mul6(self.A_sqrt, self.Z_fac, AZ)
+        _mul6(AZ, self.K1_fac, AZK)
         for i in range(6):
             for j in range(6):
                 self.D_base[6 * i + j] = AZK[6 * i + j] + AZK[6 * j + i]
