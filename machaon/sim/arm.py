@@ -138,7 +138,7 @@ class SimClock:
         self._sim0 = 0.0
 
     def now(self) -> float:
-        return self._sim.t
+        return self._sim._t
 
     def resync(self) -> None:
         """Restart real-time pacing from the current instant (after a pause or restore)."""
