@@ -44,6 +44,11 @@ _log = logging.getLogger(__name__)
 SUBPROTOCOL = "foxglove.sdk.v1"
 
 
+def _copy(a: np.ndarray | None) -> np.ndarray | None:
+    """A private copy for the publisher thread (the control loop may reuse its arrays next cycle)."""
+    return None if a is None else np.array(a, dtype=np.float64)
+
+
 def _ns(t: float) -> int:
     return max(0, int(round(t * 1e9))) if math.isfinite(t) else 0
 
@@ -125,14 +130,10 @@ class FoxgloveLiveView:
             return
         self._t_next = max(self._t_next + self._period, t)
         info = cmd.info
-        target = {k: np.array(info[k], dtype=np.float64) for k in tp.TARGET_KEYS if info.get(k) is not None} \
-            if info else None
-        wrench = None if state.wrench_tool is None else np.array(state.wrench_tool, dtype=np.float64)
-        self._publisher.submit(("cycle", t, np.array(state.q, dtype=np.float64), np.array(state.dq, dtype=np.float64),
-                                np.array(state.tau, dtype=np.float64), bool(state.ok), state.faults, wrench,
-                                cmd.mode, None if cmd.tau is None else np.array(cmd.tau),
-                                None if cmd.q is None else np.array(cmd.q), None if cmd.dq is None else np.array(cmd.dq),
-                                target))
+        target = {k: _copy(info[k]) for k in tp.TARGET_KEYS if info.get(k) is not None} if info else None
+        self._publisher.submit(("cycle", t, _copy(state.q), _copy(state.dq), _copy(state.tau), bool(state.ok),
+                                state.faults, _copy(state.wrench_tool), cmd.mode, _copy(cmd.tau), _copy(cmd.q),
+                                _copy(cmd.dq), target))
 
     def record_events(self, events: Iterable[object]) -> None:
         for ev in events:
