@@ -4,6 +4,8 @@
   supervisor events with their reasons.
 - ``machaon log plot FILE [-o OUT.png]`` draws joint positions, tracking errors and torques to a
   PNG (matplotlib, Agg backend; no display needed).
+- ``machaon log export-ros2 RUN.mcap OUTDIR`` writes the run as a ROS 2 bag (rosbag2, MCAP storage,
+  CDR; ``machaon.bridges.ros2``) that ``ros2 bag info`` / ``ros2 bag play`` read.
 
 A missing or unreadable file is reported on stderr with exit code 2.
 """
@@ -29,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_plot.add_argument("file", type=Path, help="MCAP run log")
     p_plot.add_argument("-o", "--output", type=Path, default=None, help="PNG path (default: FILE with .png)")
     p_plot.set_defaults(func=_plot)
+
+    p_ros = log_sub.add_parser("export-ros2", help="write a run log as a ROS 2 bag (rosbag2, MCAP storage, CDR)")
+    p_ros.add_argument("file", type=Path, metavar="RUN.mcap", help="MCAP run log")
+    p_ros.add_argument("outdir", type=Path, metavar="OUTDIR", help="bag directory to create (must not exist)")
+    p_ros.set_defaults(func=_export_ros2)
 
 
 def _load(path: Path):
@@ -60,4 +67,22 @@ def _plot(args: argparse.Namespace) -> int:
     out = args.output if args.output is not None else args.file.with_suffix(".png")
     plot_run(run, out)
     print(f"wrote {out}")
+    return 0
+
+
+def _export_ros2(args: argparse.Namespace) -> int:
+    from machaon.bridges.errors import BridgeError
+    from machaon.bridges.ros2 import export_ros2
+
+    try:
+        summary = export_ros2(args.file, args.outdir)
+    except BridgeError as exc:
+        print(f"machaon log export-ros2: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"machaon log export-ros2: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {summary.bag} ({summary.messages} messages)")
+    for topic, n in sorted(summary.counts.items()):
+        print(f"  {topic:28s} {n}")
     return 0
