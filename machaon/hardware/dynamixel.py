@@ -141,8 +141,15 @@ class Bus:
     # ------------------------------------------------------------------ port
 
     def open(self) -> None:
-        """Open (or reopen) the port. Raises PortError."""
+        """Open (or reopen) the port (a device or a ``/dev/serial/by-id/...`` link). Raises PortError,
+        listing the serial ports there are when the path names none."""
+        from machaon.hardware.ports import PortNotFound, resolve_port
+
         self.close()
+        try:
+            resolve_port(self.port)
+        except PortNotFound as exc:
+            raise PortError(f"cannot open {exc}") from None
         try:
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1.0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
