@@ -122,6 +122,14 @@ class FoxgloveLiveView:
         self._publisher.start()
         _log.info("Foxglove live view on ws://%s:%d", host, self.port)
 
+    def describe_robot(self, joint_names: Sequence[str], link_frames: object | None,
+                       wrench_frame: str | None = None) -> None:
+        """Set the joint names and the ``LinkFrames`` of the robot being shown (before its first cycle;
+        for applications that build the robot after the view was opened)."""
+        self.joint_names = tuple(joint_names)
+        self.link_frames = link_frames
+        self.wrench_frame = wrench_frame or (link_frames.base_link if link_frames is not None else self.wrench_frame)
+
     # -- observer interface (control thread / application thread) ------------------------------
 
     def record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:

@@ -20,6 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, paced
+
 log = logging.getLogger(__name__)
 
 
@@ -89,16 +91,34 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         print(f"bad setting: {exc}", file=sys.stderr)
         return 2
     ref = load_reference_gait()
+    from machaon.bridges.errors import BridgeError
+    from machaon.sim.legs import EXO_JOINTS
+
+    try:
+        live = open_live_view(args, EXO_JOINTS, _exo_frames())
+    except BridgeError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    observer = None
+    if live is not None:
+        from machaon.robot.observers import Observers, RealTimePacer
+
+        observer = Observers(live, RealTimePacer()) if paced(args, live) else live
     results = {}
-    for assist in runs:
-        print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-        try:
-            sim = LegSim(wearer, sim_cfg, gui=not args.headless)
-        except RuntimeError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-        with sim:
-            results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip)
+    try:
+        for assist in runs:
+            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
+            try:
+                sim = LegSim(wearer, sim_cfg, gui=not args.headless)
+            except RuntimeError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+            with sim:
+                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
+                                           recorder=observer)
+    finally:
+        if live is not None:
+            live.close()
     if args.report:
         settings = {
             "duration_s": args.duration, "skip_s": args.skip, "seed": args.seed, "weak_side": args.weak_side,
@@ -113,6 +133,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     res = next(iter(results.values()))
     print(json.dumps(res.report.to_dict(), indent=2))
     return 0
+
+
+def _exo_frames() -> object:
+    """Both legs' links (thigh, shank) relative to the pelvis, from the exo joints (hip_l, knee_l, hip_r, knee_r)."""
+    from machaon.kinematics import Chain
+    from machaon.robot.link_frames import LinkFrames, TreeFrames
+    from machaon.sim.legs import DESCRIPTIONS
+
+    urdf = DESCRIPTIONS / "exo_legs.urdf"
+    return TreeFrames([(LinkFrames.from_chain(Chain.from_urdf(urdf, "pelvis", f"shank_{s}"), tool_frame=None), idx)
+                       for s, idx in (("l", (0, 1)), ("r", (2, 3)))])
 
 
 # -- replay ----------------------------------------------------------------------------------------
@@ -325,6 +356,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength left on the weak side, hip,knee,ankle (fractions)")
     p.add_argument("--spasticity", type=float, default=8.0, help="weak knee-extensor reflex gain (N m s/rad)")
     p.add_argument("--seed", type=int, default=0)
+    add_live_view_args(p)
     _add_gains(p)
     p.set_defaults(func=_cmd_sim)
 

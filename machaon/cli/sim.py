@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, paced
+
 _log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--snapshot-every", type=float, default=1.0, help="seconds between snapshots")
     ap.add_argument("--replay", default=None, metavar="FILE", help="trajectory file (JSON or CSV) to replay")
     ap.add_argument("--rate", type=float, default=1000.0, help="control loop rate, Hz")
+    add_live_view_args(ap)
     ap.set_defaults(func=_run)
 
 
@@ -60,6 +63,13 @@ def _run(args: argparse.Namespace) -> int:
         app_log = logging.getLogger("machaon.sim.app")
         if app_log.getEffectiveLevel() > logging.INFO:
             app_log.setLevel(logging.INFO)
+    from machaon.bridges.errors import BridgeError
+
+    try:
+        live = _live_view(args)
+    except BridgeError as exc:
+        print(f"machaon sim: {exc}", file=sys.stderr)
+        return 2
     try:
         with SimApp(
             robot=args.robot,
@@ -71,10 +81,21 @@ def _run(args: argparse.Namespace) -> int:
             snapshots=args.snapshots,
             snapshot_every=args.snapshot_every,
             replay=args.replay,
+            live_view=live,
         ) as app:
+            if not gui and paced(args, live):
+                app.sim.clock.realtime = True  # a viewer cannot follow a faster run
             summary = app.run(args.seconds)
     except SimAppError as exc:
         print(f"machaon sim: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if live is not None:
+            live.close()
     print(summary)
     return 0
+
+
+def _live_view(args: argparse.Namespace) -> object | None:
+    """The Foxglove live view (the session describes its arm to it), or None without the flag."""
+    return open_live_view(args, (), None)

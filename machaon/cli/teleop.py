@@ -20,6 +20,8 @@ import math
 import sys
 import time
 
+from machaon.cli._bridges import add_live_view_args, open_live_view
+
 log = logging.getLogger("machaon.cli.teleop")
 
 DEFAULT_SERVER = "127.0.0.1:47000"
@@ -74,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
     s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
     s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
+    add_live_view_args(s, fast=False)
     s.set_defaults(func=_serve)
 
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
@@ -271,15 +274,28 @@ def _serve(args: argparse.Namespace) -> int:
             safety["hold_mode"] = CommandMode.POSITION
         sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
         recorder = None
+        from machaon.robot.link_frames import LinkFrames
+
+        frames = LinkFrames.from_chain(model.chain, tool_frame=desc.tool(args.tool).tcp_link if args.tool else "tool")
         if args.record:
             from machaon.robot.runlog import RunLogRecorder
 
             try:
                 recorder = stack.enter_context(RunLogRecorder(
                     args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
-                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot}))
+                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot},
+                    link_frames=frames))
             except (OSError, ValueError) as exc:
                 return _err(f"cannot record to {args.record}: {exc}")
+        if args.foxglove_port is not None:
+            from machaon.bridges.errors import BridgeError
+            from machaon.robot.observers import Observers
+
+            try:
+                live = stack.enter_context(open_live_view(args, backend.joint_names, frames))
+            except BridgeError as exc:
+                return _err(str(exc))
+            recorder = live if recorder is None else Observers(recorder, live)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder)

@@ -80,3 +80,19 @@ class LinkFrames:
         if self.tool_frame is not None:
             out.append(FramePose(base, self.tool_frame, self.chain.fk(q, self._T_tool).copy()))
         return out
+
+
+class TreeFrames:
+    """Link frames of a tree of chains sharing one base and one joint vector (e.g. two legs from the
+    pelvis): ``parts`` pairs each ``LinkFrames`` with the indices of its joints in ``q``."""
+
+    def __init__(self, parts: list[tuple[LinkFrames, tuple[int, ...]]]) -> None:
+        if not parts or len({lf.base_link for lf, _ in parts}) != 1:
+            raise ValueError("parts: at least one chain, all from the same base link")
+        self._parts = [(lf, np.asarray(idx, dtype=np.intp)) for lf, idx in parts]
+        self.base_link = parts[0][0].base_link
+        self.link_names = tuple(n for lf, _ in parts for n in lf.link_names)
+
+    def frames(self, q: np.ndarray) -> list[FramePose]:
+        q = np.asarray(q, dtype=np.float64)
+        return [f for lf, idx in self._parts for f in lf.frames(q[idx])]

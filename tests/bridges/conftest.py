@@ -44,3 +44,12 @@ def relaxed_supervisor() -> Supervisor:
 def link_frames(arm) -> LinkFrames:
     _desc, chain, tcp = arm
     return LinkFrames.from_chain(chain, tool_frame=tcp)
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    from machaon.teleop.keys import write_key
+
+    p = tmp_path / "teleop.key"
+    write_key(p, bytes(range(100, 132)))
+    return p
