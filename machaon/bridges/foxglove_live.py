@@ -8,7 +8,8 @@ schemas the MCAP run logs use, so the live view and the log look the same in Fox
 
 It is an observer (``machaon.bridges.observers``): give it to the ``ControlLoop`` as recorder
 (directly or in ``Observers``). ``record_cycle`` runs on the control thread and only keeps every
-cycle that is at least ``1 / rate_hz`` of backend time after the last kept one: it copies that
+cycle that is at least ``1 / rate_hz`` after the last kept one, in backend time and in wall time
+(a simulation running faster than real time is still shown at ``rate_hz``): it copies that
 cycle's arrays into the publisher queue (a bounded, drop-oldest deque) and returns. The publisher
 thread computes the link poses (``LinkFrames``), encodes JSON and logs to the SDK, whose server
 keeps a bounded backlog per client (``message_backlog_size``) and drops a slow client's oldest
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -71,7 +73,8 @@ class FoxgloveLiveView:
     ``joint_names`` for ``/joint_states``; ``link_frames`` (``LinkFrames``) for the arm's ``/tf``;
     ``rate_hz``: cycles published per second of backend time; ``wrench_frame``: frame of ``/wrench``;
     ``queue_len``: cycles the publisher queue holds before dropping the oldest;
-    ``backlog``: messages the server buffers per client before dropping that client's oldest.
+    ``backlog``: messages the server buffers per client before dropping that client's oldest;
+    ``wall_rate_hz``: cap in wall time too (default ``rate_hz``; None: backend time only).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class FoxgloveLiveView:
         name: str = "machaon",
         queue_len: int = 64,
         backlog: int = 1024,
+        wall_rate_hz: float | None = -1.0,
     ) -> None:
         import foxglove
 
@@ -97,7 +101,10 @@ class FoxgloveLiveView:
         self.link_frames = link_frames
         self.wrench_frame = wrench_frame or (link_frames.base_link if link_frames is not None else "base_link")
         self._period = 1.0 / rate_hz
+        # also at most wall_rate_hz per second of wall time (default: rate_hz; None: no wall-time cap)
+        self._wall_period = 0.0 if wall_rate_hz is None else self._period if wall_rate_hz < 0 else 1.0 / wall_rate_hz
         self._t_next = -math.inf
+        self._wall_next = -math.inf
         self._context = foxglove.Context()
         self._channels = {}
         for topic, schema in tp.SCHEMAS.items():
@@ -133,10 +140,15 @@ class FoxgloveLiveView:
     # -- observer interface (control thread / application thread) ------------------------------
 
     def record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:
-        """Queue this cycle if ``1 / rate_hz`` has passed since the last queued one (cheap, never blocks)."""
+        """Queue this cycle if ``1 / rate_hz`` has passed since the last queued one, in backend time and in
+        wall time (a simulation faster than real time is shown at ``rate_hz`` too); cheap, never blocks."""
         if t < self._t_next:
             return
+        now = time.monotonic()
+        if now < self._wall_next:
+            return
         self._t_next = max(self._t_next + self._period, t)
+        self._wall_next = now + self._wall_period
         info = cmd.info
         target = {k: _copy(info[k]) for k in tp.TARGET_KEYS if info.get(k) is not None} if info else None
         self._publisher.submit(("cycle", t, _copy(state.q), _copy(state.dq), _copy(state.tau), bool(state.ok),

@@ -31,7 +31,7 @@ def test_tf_link_poses_match_chain_fk(arm):
     desc, chain, tcp = arm
     backend = make_backend(desc)
     with FoxgloveLiveView(port=0, joint_names=desc.joint_names, link_frames=link_frames(arm), rate_hz=100,
-                          queue_len=1024) as view, FoxClient(view.url) as client:
+                          queue_len=1024, wall_rate_hz=None) as view, FoxClient(view.url) as client:
         assert client.ws.subprotocol in ("foxglove.sdk.v1", "foxglove.websocket.v1")
         client.wait_for_channels(["/tf", "/joint_states"])
         assert client.channels["/tf"]["schemaName"] == "foxglove.FrameTransforms" == schema_name("/tf")
