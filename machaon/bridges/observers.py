@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -113,6 +114,7 @@ class BackgroundPublisher:
                     else:
                         self._handler(item)
                         self.published += 1
+                        time.sleep(0)  # hand the GIL back to the control thread between items
                 except Exception as exc:
                     self.errors += 1
                     key = f"{type(exc).__name__}"
