@@ -94,6 +94,15 @@ class IgtlTrackerClient:
                 self._taken[device] = p.seq
             return p
 
+    def take_fresh(self, device: str) -> TrackedPose | None:
+        """The newest pose of ``device`` if it arrived after the one last taken (else None); marks it taken."""
+        with self._cond:
+            p = self._poses.get(device)
+            if p is None or p.seq <= self._taken.get(device, 0):
+                return None
+            self._taken[device] = p.seq
+            return p
+
     def wait_update(self, devices: Iterable[str], timeout: float) -> bool:
         """Wait up to ``timeout`` s until every device in ``devices`` has a pose newer than the one last
         taken with ``latest``; True if they all do."""
