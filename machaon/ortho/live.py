@@ -7,10 +7,11 @@
   ``entry``/``target``, and ``/scene`` lines), once;
 - ``on_phase(t, phase, screw=None)``: STRING ``Status`` and a ``/log`` line;
 - ``on_registered(t, T_ref_image, anatomy)``: ``<LEVEL>ToReference`` for every level;
-- ``on_frame(t, world, m_ref, m_tool, navigator)``: every camera frame, the raw tracking
-  (``ReferenceToTracker``, ``ToolToTracker``), the navigated tool tip in the reference frame
-  (``ToolToReference``), the robot base (``RobotBaseToReference``, once calibrated), and on ``/tf``
-  the true scene frames (``camera``, ``reference_plate``, ``tool_plate``, each vertebra) in ``world``;
+- ``on_world(t, world)`` then ``on_measured(t, world, m_ref, m_tool, navigator)``: every camera
+  frame, first the true scene frames on ``/tf`` (``camera``, ``reference_plate``, ``tool_plate``, each
+  vertebra, in ``world``), then what the tracker measured: the raw tracking (``ReferenceToTracker``,
+  ``ToolToTracker``), the navigated tool tip in the reference frame (``ToolToReference``) and the
+  robot base (``RobotBaseToReference``, once calibrated);
 - ``tracking(t, names)``: with ``--tracker igtl:``, the camera measurements come from the
   OpenIGTLink client instead of the simulated camera.
 
@@ -123,32 +124,36 @@ class ProcedureLive:
     def on_frames(self, t: float, frames: list[FramePose]) -> None:
         self._obs("record_transforms", t, frames)
 
-    def on_frame(self, t: float, world: object, m_ref: object | None, m_tool: object | None,
-                 navigator: object | None) -> None:
-        """One camera frame: what the tracker measured (Slicer) and where things truly are (Foxglove)."""
-        if not self.active:
+    def on_world(self, t: float, world: object) -> None:
+        """Before a camera frame is measured: where things truly are (``/tf`` in ``world``)."""
+        if self.observers is None:
+            return
+        T_world_patient = world.motion.T_world_patient(t)
+        T_world_toolplate = world.sim.T_world_link("drill_guide_mount") @ world.T_mount_toolplate
+        frames = [FramePose("world", "camera", world.T_world_cam),
+                  FramePose("world", "reference_plate", T_world_patient @ world.T_image_ref),
+                  FramePose("world", "tool_plate", T_world_toolplate)]
+        frames += [FramePose("world", lv, T_world_patient @ self._T_image_level[lv]) for lv in self._levels]
+        self.on_frames(t, frames)
+
+    def on_measured(self, t: float, world: object, m_ref: object | None, m_tool: object | None,
+                    navigator: object | None) -> None:
+        """A measured camera frame for Slicer: raw tracking, the navigated tool tip in the reference frame
+        and, once calibrated, the robot base; a plate not seen is not sent."""
+        if self.igtl is None:
             return
         self.frames_sent += 1
         T_cam_ref = None if m_ref is None else np.asarray(m_ref.T_cam_plate)
         T_cam_tool = None if m_tool is None else np.asarray(m_tool.T_cam_plate)
-        if self.igtl is not None:
-            T_ref_tip = T_ref_base = None
-            if T_cam_ref is not None:
-                T_ref_cam = np.linalg.inv(T_cam_ref)
-                if T_cam_tool is not None:
-                    T_ref_tip = T_ref_cam @ T_cam_tool @ np.linalg.inv(world.T_mount_toolplate) @ world.T_flange_tip
-                if navigator is not None:
-                    T_ref_base = T_ref_cam @ np.linalg.inv(navigator.T_base_cam)
-            self.igtl.send_tracking(T_tracker_reference=T_cam_ref, T_tracker_tool=T_cam_tool,
-                                    T_reference_tool=T_ref_tip, T_reference_robotbase=T_ref_base)
-        if self.observers is not None:
-            T_world_patient = world.motion.T_world_patient(t)
-            frames = [FramePose("world", "camera", world.T_world_cam),
-                      FramePose("world", "reference_plate", T_world_patient @ world.T_image_ref),
-                      FramePose("world", "tool_plate", world.sim.T_world_link("drill_guide_mount")
-                                @ world.T_mount_toolplate)]
-            frames += [FramePose("world", lv, T_world_patient @ self._T_image_level[lv]) for lv in self._levels]
-            self.on_frames(t, frames)
+        T_ref_tip = T_ref_base = None
+        if T_cam_ref is not None:
+            T_ref_cam = np.linalg.inv(T_cam_ref)
+            if T_cam_tool is not None:
+                T_ref_tip = T_ref_cam @ T_cam_tool @ np.linalg.inv(world.T_mount_toolplate) @ world.T_flange_tip
+            if navigator is not None:
+                T_ref_base = T_ref_cam @ np.linalg.inv(navigator.T_base_cam)
+        self.igtl.send_tracking(T_tracker_reference=T_cam_ref, T_tracker_tool=T_cam_tool,
+                                T_reference_tool=T_ref_tip, T_reference_robotbase=T_ref_base)
 
     def tracking(self, t: float) -> tuple[ExternalMeasurement | None, ExternalMeasurement | None]:
         """(reference, tool) from the external tracker: waits up to ``tracker_wait_s`` for new poses; a pose
