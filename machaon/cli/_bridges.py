@@ -13,7 +13,8 @@ import argparse
 from collections.abc import Sequence
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """argparse type: a TCP port 0..65535 (0: any free port)."""
     try:
         port = int(text)
     except ValueError:
@@ -25,7 +26,7 @@ def _port(text: str) -> int:
 
 def add_live_view_args(parser: argparse.ArgumentParser, *, fast: bool = True) -> None:
     g = parser.add_argument_group("live view (Foxglove)")
-    g.add_argument("--foxglove-port", type=_port, default=None, metavar="PORT",
+    g.add_argument("--foxglove-port", type=port_number, default=None, metavar="PORT",
                    help="serve a Foxglove live view on ws://127.0.0.1:PORT (/tf, /joint_states, target, supervisor, "
                         "scene); open it in Foxglove with 'Open connection'")
     if fast:

@@ -44,16 +44,20 @@ class ExternalMeasurement:
 
 
 class ProcedureLive:
-    """The live outputs and the tracker input of one procedure run (module docstring).
+    """The live outputs and the tracker input of one procedure run (module docstring). With no
+    argument it does nothing (a run without bridges).
 
     ``observers``: an observer (``Observers`` of a Foxglove live view and/or a run log) or None;
     ``igtl``: an ``IgtlServer`` or None; ``tracker``: an ``IgtlTrackerClient`` or None;
+    ``realtime``: pace the simulation at real time (a viewer cannot follow a faster run);
     ``tracker_wait_s``: how long a camera frame waits for fresh tracker poses; ``mesh_spacing_m``:
     resolution of the vertebra surfaces sent to the viewers.
     """
 
     def __init__(self, *, observers: object | None = None, igtl: object | None = None,
-                 tracker: object | None = None, tracker_wait_s: float = 0.04, mesh_spacing_m: float = 1.5e-3) -> None:
+                 tracker: object | None = None, realtime: bool = False, tracker_wait_s: float = 0.04,
+                 mesh_spacing_m: float = 1.5e-3) -> None:
+        self.realtime = bool(realtime)
         self.observers = observers
         self.igtl = igtl
         self.tracker = tracker
@@ -62,6 +66,7 @@ class ProcedureLive:
         self._levels: tuple[str, ...] = ()
         self._T_image_level: dict[str, np.ndarray] = {}
         self.frames_sent = 0
+        self.last_sent: dict[str, np.ndarray] = {}  # the latest pose sent per OpenIGTLink device (m)
 
     @property
     def active(self) -> bool:
@@ -73,6 +78,26 @@ class ProcedureLive:
             fn(*args)
 
     # -- procedure hooks -------------------------------------------------------------------------
+
+    def attach(self, world: object, tool_frame: str = "drill_tip") -> None:
+        """Hook into a procedure's world: the observers and the OpenIGTLink server become its control
+        loop's recorder (the observers learn the arm's joints and links; the server turns supervisor
+        stops into STATUS), and its simulation is paced at real time when ``realtime``."""
+        from machaon.robot.observers import Observers
+
+        if self.observers is not None:
+            from machaon.robot.link_frames import LinkFrames
+
+            frames = LinkFrames.from_chain(world.chain, tool_frame=tool_frame)
+            for obs in getattr(self.observers, "observers", [self.observers]):
+                describe = getattr(obs, "describe_robot", None)
+                if describe is not None:
+                    describe(world.sim.joint_names, frames)
+        recorders = [o for o in (self.observers, self.igtl) if o is not None]
+        if recorders:  # supervisor transitions reach Slicer as STATUS, cycles reach Foxglove
+            world.loop.recorder = Observers(*recorders)
+        if self.realtime:
+            world.sim.clock.realtime = True
 
     def on_plan(self, t: float, anatomy: object, plan: object, T_world_image: np.ndarray) -> None:
         """The anatomy and the plan, once: meshes and screws in each level's own frame."""
@@ -154,6 +179,10 @@ class ProcedureLive:
                 T_ref_base = T_ref_cam @ np.linalg.inv(navigator.T_base_cam)
         self.igtl.send_tracking(T_tracker_reference=T_cam_ref, T_tracker_tool=T_cam_tool,
                                 T_reference_tool=T_ref_tip, T_reference_robotbase=T_ref_base)
+        for dev, T in (("ReferenceToTracker", T_cam_ref), ("ToolToTracker", T_cam_tool), ("ToolToReference", T_ref_tip),
+                       ("RobotBaseToReference", T_ref_base)):
+            if T is not None:
+                self.last_sent[dev] = T
 
     def tracking(self, t: float) -> tuple[ExternalMeasurement | None, ExternalMeasurement | None]:
         """(reference, tool) from the external tracker: waits up to ``tracker_wait_s`` for new poses; a pose

@@ -55,6 +55,7 @@ from machaon.ortho.execution import (
     Phase,
     drilled_path,
 )
+from machaon.ortho.live import ProcedureLive
 from machaon.ortho.planning import Plan, ScrewPlan, auto_plan, check_plan
 from machaon.ortho.tracking import (
     CameraModel,
@@ -394,6 +395,7 @@ class _World:
         self.loop = ControlLoop(self.sim, self.joint_ctl, self.supervisor, rate_hz=cfg.control_hz)
         self.navigator: Navigator | None = None
         self.trace: dict[str, list] = {}
+        self.live = ProcedureLive()  # replaced by run_procedure's when bridges are on
 
     # -- scene motion ------------------------------------------------------------------------
     def _torso_pose_world(self) -> np.ndarray:
@@ -439,8 +441,13 @@ class _World:
             raise ProcedureError(f"control loop failed: {self.loop.error!r}")
         if self.supervisor.state.value != "run":
             raise ProcedureError(f"safety supervisor stopped the robot: {self.supervisor.last_fault}")
-        m_ref = self.tracker.measure("reference", self.true_T_cam("reference"), self.rng, self.sim.t)
-        m_tool = self.tracker.measure("tool", self.true_T_cam("tool"), self.rng, self.sim.t)
+        self.live.on_world(self.sim.t, self)
+        if self.live.tracker is not None:  # --tracker igtl: the poses come from an OpenIGTLink server
+            m_ref, m_tool = self.live.tracking(self.sim.t)
+        else:
+            m_ref = self.tracker.measure("reference", self.true_T_cam("reference"), self.rng, self.sim.t)
+            m_tool = self.tracker.measure("tool", self.true_T_cam("tool"), self.rng, self.sim.t)
+        self.live.on_measured(self.sim.t, self, m_ref, m_tool, self.navigator)
         q = self.sim.read().q
         if self.navigator is not None:
             self.navigator.update(
@@ -724,6 +731,7 @@ def _execute_screw(w: _World, screw: ScrewPlan, bump: bool) -> tuple[dict, str, 
 
     push_axis()
     w.loop.set_controller(ctl)
+    w.live.on_phase(w.sim.t, "align", screw.name)
     trace: dict[str, list] = {k: [] for k in ("t", "s_cmd", "depth", "lateral", "force", "patient", "phase", "jump")}
 
     def frame() -> tuple[float, float]:
@@ -755,6 +763,7 @@ def _execute_screw(w: _World, screw: ScrewPlan, bump: bool) -> tuple[dict, str, 
     t0 = w.sim.t
     w.drill.start_hole()
     ctl.set_phase(Phase.DRILL)
+    w.live.on_phase(w.sim.t, "drill", screw.name)
     pauses = 0
     bumped = False
     calm = 0
@@ -808,9 +817,14 @@ def _execute_screw(w: _World, screw: ScrewPlan, bump: bool) -> tuple[dict, str, 
 
 
 def run_procedure(
-    cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None
+    cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None,
+    live: ProcedureLive | None = None,
 ) -> ProcedureResult:
-    """Run the whole procedure (module docstring); write ``report_dir/report.json`` and pictures if given."""
+    """Run the whole procedure (module docstring); write ``report_dir/report.json`` and pictures if given.
+
+    ``live`` (``machaon.ortho.live.ProcedureLive``): what the run tells 3D Slicer and Foxglove and,
+    with an external tracker, where its camera frames come from.
+    """
     say = say or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
     directory = None if report_dir is None else Path(report_dir)
@@ -833,16 +847,24 @@ def run_procedure(
         if c.breach:
             log.warning("%s: the plan itself breaches (%s)", s.name, c.breach_location)
     w = _World(cfg, anatomy, say)
+    if live is not None:
+        w.live = live
+        live.attach(w)
+    w.live.on_plan(w.sim.t, anatomy, plan, w.T_world_image0)
+    w.live.on_phase(w.sim.t, "plan")
     if cfg.gui:  # the planned trajectories, drawn at the patient's rest pose
         for s in plan:
             a = w.T_world_image0[:3, :3] @ s.entry + w.T_world_image0[:3, 3]
             b = w.T_world_image0[:3, :3] @ s.target + w.T_world_image0[:3, 3]
             pb.addUserDebugLine(a.tolist(), b.tolist(), [0.9, 0.1, 0.1], 2.0, physicsClientId=w.sim.client)
     try:
+        w.live.on_phase(w.sim.t, "calibrate")
         calib, tracking = _calibrate(w, directory)
         say("tracking check (rendered camera image vs truth): " + ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tracking.items()))
+        w.live.on_phase(w.sim.t, "register")
         regn = _register(w, plan)
+        w.live.on_registered(w.sim.t, regn["T_ref_image"])
         # the tool plate's place on the guide is known from the tool's design (as tracked tools are
         # factory-calibrated); the hand-eye estimate of it is only a check of the calibration
         w.navigator = Navigator(calib["T_base_cam"], regn["T_ref_image"], w.T_mount_toolplate, w.T_flange_tip,
@@ -858,6 +880,7 @@ def run_procedure(
             p_stand = e_b - cfg.standoff_m * a_b
             q_now = w.sim.read().q
             q_goal = _standoff_ik(w, p_stand, a_b, q_now)
+            w.live.on_phase(w.sim.t, "approach", screw.name)
             path, ok = _approach(w, q_goal)
             t_app = w.sim.t - t0
             say(f"{screw.name}: approach {len(path.waypoints)} waypoints ({path.planner}, "
@@ -872,7 +895,12 @@ def run_procedure(
                 f"tip {result.tip_error / MM:.2f} mm, angle {math.degrees(result.angle_error):.2f} deg")
             runs.append(ScrewRun(result, hole, stopped_by, pauses, path, ok, trace))
         # back home
+        w.live.on_phase(w.sim.t, "home")
         path, ok = _approach(w, w.q_home)
+        w.live.on_phase(w.sim.t, "done")
+    except ProcedureError as exc:
+        w.live.on_fault(w.sim.t, str(exc))
+        raise
     finally:
         w.close()
     registration = {k: v for k, v in regn.items() if not isinstance(v, np.ndarray)}
