@@ -53,3 +53,15 @@ def key_file(tmp_path):
     p = tmp_path / "teleop.key"
     write_key(p, bytes(range(100, 132)))
     return p
+
+
+def assert_loop_undisturbed(loop, cycles_before: int, min_cycles: int = 20) -> None:
+    """The loop still runs, with its recorder, in RUN, and kept cycling."""
+    import time
+
+    from machaon.control.supervisor import SupervisorState
+
+    time.sleep(0.3)
+    assert loop.running and loop.error is None and loop.recorder is not None
+    assert loop.supervisor.state is SupervisorState.RUN
+    assert loop.cycles > cycles_before + min_cycles

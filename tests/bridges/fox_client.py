@@ -11,6 +11,8 @@ import json
 import struct
 import time
 
+import numpy as np
+from scipy.spatial.transform import Rotation
 from websockets.sync.client import connect
 
 SUBPROTOCOLS = ["foxglove.sdk.v1", "foxglove.websocket.v1"]
@@ -79,3 +81,12 @@ class FoxClient:
             except TimeoutError:
                 continue
         return self.pending
+
+
+def tf_matrix(tf: dict) -> np.ndarray:
+    """The 4x4 transform of a foxglove.FrameTransform message."""
+    T = np.eye(4)
+    r, p = tf["rotation"], tf["translation"]
+    T[:3, :3] = Rotation.from_quat([r["x"], r["y"], r["z"], r["w"]]).as_matrix()
+    T[:3, 3] = [p["x"], p["y"], p["z"]]
+    return T

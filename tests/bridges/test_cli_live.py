@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 from rosbags.rosbag2 import Reader
-from scipy.spatial.transform import Rotation
 
 from machaon.cli.main import main
 from machaon.kinematics import Chain
 from machaon.robot.description import load_description
-from tests.bridges.fox_client import FoxClient
+from tests.bridges.fox_client import FoxClient, tf_matrix
 from tests.teleop.conftest import free_port
 
 
@@ -27,14 +26,6 @@ def _start(cmd: list[str]) -> tuple[subprocess.Popen, str]:
         if m:
             return proc, m.group(1)
     raise AssertionError("no live view:\n" + "".join(lines))
-
-
-def _pose(tf: dict) -> np.ndarray:
-    T = np.eye(4)
-    r, p = tf["rotation"], tf["translation"]
-    T[:3, :3] = Rotation.from_quat([r["x"], r["y"], r["z"], r["w"]]).as_matrix()
-    T[:3, 3] = [p["x"], p["y"], p["z"]]
-    return T
 
 
 def test_sim_live_view_shows_the_arm_where_fk_puts_it():
@@ -58,7 +49,7 @@ def test_sim_live_view_shows_the_arm_where_fk_puts_it():
             continue
         for tf in m["transforms"]:
             if tf["child_frame_id"] == tool.tcp_link:
-                assert np.allclose(_pose(tf), chain.fk(q_at[ts]), atol=1e-9)
+                assert np.allclose(tf_matrix(tf), chain.fk(q_at[ts]), atol=1e-9)
                 checked += 1
     assert checked >= 10
 

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
 from machaon.bridges.errors import BridgeError
 from machaon.bridges.foxglove_live import FoxgloveLiveView
@@ -15,16 +14,8 @@ from machaon.kinematics import Chain
 from machaon.robot.clock import MonotonicClock
 from machaon.robot.loop import ControlLoop
 from machaon.robot.topics import FramePose, Mesh, SceneEntity, schema_name
-from tests.bridges.conftest import Wave, link_frames, make_backend, relaxed_supervisor
-from tests.bridges.fox_client import FoxClient
-
-
-def _T(tf: dict) -> np.ndarray:
-    T = np.eye(4)
-    r, p = tf["rotation"], tf["translation"]
-    T[:3, :3] = Rotation.from_quat([r["x"], r["y"], r["z"], r["w"]]).as_matrix()
-    T[:3, 3] = [p["x"], p["y"], p["z"]]
-    return T
+from tests.bridges.conftest import Wave, assert_loop_undisturbed, link_frames, make_backend, relaxed_supervisor
+from tests.bridges.fox_client import FoxClient, tf_matrix
 
 
 def test_tf_link_poses_match_chain_fk(arm):
@@ -62,7 +53,7 @@ def test_tf_link_poses_match_chain_fk(arm):
                 if c is None:
                     c = link_chains[child] = Chain.from_urdf(desc.urdf_path, desc.base_link, child)
                 ref = c.fk(q[:c.dof])
-            assert np.allclose(_T(tf), ref, atol=1e-9), child
+            assert np.allclose(tf_matrix(tf), ref, atol=1e-9), child
             if child == tcp:
                 tool_positions.append(ref[:3, 3])
             checked += 1
@@ -121,12 +112,7 @@ def live_loop(arm):
 
 
 def _assert_undisturbed(loop, view, cycles_before: int) -> None:
-    from machaon.control.supervisor import SupervisorState
-
-    time.sleep(0.2)
-    assert loop.running and loop.error is None and loop.recorder is view
-    assert loop.supervisor.state is SupervisorState.RUN
-    assert loop.cycles > cycles_before + 50
+    assert_loop_undisturbed(loop, cycles_before, 50)
     with FoxClient(view.url) as fresh:  # and the view still serves a well-behaved client
         fresh.subscribe(["/tf"])
         fresh.collect(lambda m: len(m) >= 3)

@@ -16,7 +16,7 @@ from machaon.bridges.igtl_tracker import IgtlTrackerClient, parse_tracker_addres
 from machaon.robot.clock import MonotonicClock
 from machaon.robot.loop import ControlLoop
 from tests.bridges import igtl_util
-from tests.bridges.conftest import Wave, make_backend, relaxed_supervisor
+from tests.bridges.conftest import Wave, assert_loop_undisturbed, make_backend, relaxed_supervisor
 
 
 def _pose(rng) -> np.ndarray:
@@ -124,11 +124,7 @@ def streaming(arm):
 
 
 def _assert_undisturbed(loop, srv, c0: int) -> None:
-    from machaon.control.supervisor import SupervisorState
-
-    time.sleep(0.3)
-    assert loop.running and loop.error is None and loop.recorder is not None
-    assert loop.supervisor.state is SupervisorState.RUN and loop.cycles > c0 + 20
+    assert_loop_undisturbed(loop, c0)
     c = igtl_util.client(srv.port)
     try:
         assert c.wait_for_message("ToolToReference", timeout=5) is not None
