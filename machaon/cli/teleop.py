@@ -295,6 +295,9 @@ def _serve(args: argparse.Namespace) -> int:
                 live = stack.enter_context(open_live_view(args, backend.joint_names, frames))
             except BridgeError as exc:
                 return _err(str(exc))
+            from machaon.robot.topics import workspace_box_entity
+
+            live.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
             recorder = live if recorder is None else Observers(recorder, live)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,

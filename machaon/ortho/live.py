@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from machaon.bridges.igtl import PlannedScrew
-from machaon.robot.topics import LOG_INFO, LOG_WARNING, FramePose, Mesh, Polyline, SceneEntity
+from machaon.robot.topics import LOG_INFO, LOG_WARNING, Cylinder, FramePose, Mesh, Polyline, SceneEntity
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +93,12 @@ class ProcedureLive:
                 describe = getattr(obs, "describe_robot", None)
                 if describe is not None:
                     describe(world.sim.joint_names, frames)
+            bit = float(world.cfg.bit_extension_m)
+            T_bit = np.eye(4)
+            T_bit[2, 3] = -0.5 * bit  # from the guide's end to the tip, along the tip frame's z
+            drill = SceneEntity("drill", tool_frame, (Cylinder(T_bit, 0.003, bit, (0.75, 0.75, 0.8, 1.0)),),
+                                metadata={"what": "drill bit (tip at the frame origin)"})
+            self._obs("record_scene", world.sim.t, [drill])
         recorders = [o for o in (self.observers, self.igtl) if o is not None]
         if recorders:  # supervisor transitions reach Slicer as STATUS, cycles reach Foxglove
             world.loop.recorder = Observers(*recorders)

@@ -199,6 +199,15 @@ class SceneEntity:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+def workspace_box_entity(frame_id: str, lo_m: Sequence[float], hi_m: Sequence[float]) -> SceneEntity:
+    """The supervisor's workspace box (a virtual fixture) as a translucent box in ``frame_id``."""
+    lo, hi = np.asarray(lo_m, dtype=np.float64), np.asarray(hi_m, dtype=np.float64)
+    T = np.eye(4)
+    T[:3, 3] = 0.5 * (lo + hi)
+    return SceneEntity("workspace", frame_id, (Box(T, tuple((hi - lo).tolist())),),
+                       metadata={"what": "supervisor workspace box (virtual fixture)"})
+
+
 # -- message builders ---------------------------------------------------------------------------
 
 

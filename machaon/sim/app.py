@@ -56,7 +56,7 @@ from machaon.robot.link_frames import LinkFrames
 from machaon.robot.loop import ControlLoop
 from machaon.robot.observers import Observers
 from machaon.robot.runlog import RunLogRecorder
-from machaon.robot.topics import Box, FramePose, SceneEntity
+from machaon.robot.topics import FramePose, workspace_box_entity
 from machaon.sim.arm import ArmSim, SimError
 from machaon.sim.overlays import Overlays
 from machaon.sim.scenarios import SCENARIOS, ScenarioError, build_or_scene, load_trajectory
@@ -191,11 +191,7 @@ class SimApp:
             describe = getattr(self.live_view, "describe_robot", None)
             if describe is not None:
                 describe(sim.joint_names, self.link_frames)
-            lo, hi = np.asarray(desc.workspace_min, dtype=float), np.asarray(desc.workspace_max, dtype=float)
-            T_box = np.eye(4)
-            T_box[:3, 3] = 0.5 * (lo + hi)
-            box = SceneEntity("workspace", desc.base_link, (Box(T_box, tuple((hi - lo).tolist())),),
-                              metadata={"what": "supervisor workspace box (virtual fixture)"})
+            box = workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)
             self.live_view.record_scene(sim.t, [box])
         self.tracker: TrajectoryTracker | None = None
         self.trajectory: TrajectorySequence | None = None

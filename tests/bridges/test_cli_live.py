@@ -68,6 +68,24 @@ def test_teleop_serve_live_view(key_file):
         proc.wait(10)
 
 
+def test_exo_sim_live_view_shows_both_legs():
+    proc, url = _start(["exo", "sim", "--headless", "--duration", "6.2", "--skip", "4", "--no-assist",
+                        "--foxglove-port", "0", "--fast"])
+    try:
+        with FoxClient(url) as c:
+            c.subscribe(["/tf", "/joint_states"])
+            msgs = c.collect(lambda m: sum(t == "/tf" for t, _, _ in m) >= 3
+                             and any(t == "/joint_states" for t, _, _ in m))
+    finally:
+        proc.wait(60)
+    assert proc.returncode == 0
+    js = next(m for t, _, m in msgs if t == "/joint_states")
+    assert js["name"] == ["hip_l", "knee_l", "hip_r", "knee_r"]
+    tf = next(m for t, _, m in msgs if t == "/tf")
+    assert {x["child_frame_id"] for x in tf["transforms"]} == {"thigh_l", "shank_l", "thigh_r", "shank_r"}
+    assert {x["parent_frame_id"] for x in tf["transforms"]} == {"pelvis"}
+
+
 def test_bad_foxglove_port_is_a_usage_error(capsys):
     import socket
 

@@ -101,7 +101,7 @@ def test_ortho_run_with_slicer_plus_and_foxglove(monkeypatch):
                                and any(t == "/log" and "done" in x["message"] for t, _, x in m))
             fox.close()
             ids = {e["id"] for t, _, m in msgs if t == "/scene" for e in m["entities"]}
-            assert {"L3", "L3-L"} <= ids
+            assert {"L3", "L3-L", "drill"} <= ids
             children = {tf["child_frame_id"] for t, _, m in msgs if t == "/tf" for tf in m["transforms"]}
             assert {"L3", "camera", "reference_plate", "tool_plate", "flange", "drill_tip"} <= children
     finally:
