@@ -1,10 +1,13 @@
-"""Errors of the bridges: a server that cannot start, a bad bridge address, an unreadable run log."""
+"""Errors of the bridges (``machaon.bridges``), under the layer's base ``machaon.errors.BridgeError``."""
 
 from __future__ import annotations
 
-from machaon.errors import MachaonError
+from machaon.errors import BridgeError
+
+__all__ = ["BridgeError", "BridgeSetupError"]
 
 
-class BridgeError(MachaonError, RuntimeError):
-    """A bridge cannot do what was asked: its port is taken, its address is malformed, its input is
-    not what it expects. The message says what to fix; the control loop is never affected."""
+class BridgeSetupError(BridgeError, ValueError):
+    """A bridge cannot start with what it was given: its port is taken, its address is malformed, the
+    run log to export is missing or unreadable, the bag directory exists. The message says what to
+    fix (the CLI exits 2); the control loop is never affected."""

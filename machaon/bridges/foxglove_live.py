@@ -23,7 +23,7 @@ Clients: the Foxglove app (``ws://HOST:PORT``), or any client speaking the Foxgl
 protocol. The SDK's server negotiates the subprotocol ``foxglove.sdk.v1`` (the wire protocol of
 ``foxglove.websocket.v1`` under its new name); a client must offer it.
 
-A port that cannot be bound raises ``BridgeError``.
+A port that cannot be bound raises ``BridgeSetupError``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from machaon.bridges.errors import BridgeError
+from machaon.bridges.errors import BridgeSetupError
 from machaon.bridges.observers import BackgroundPublisher
 from machaon.robot import topics as tp
 from machaon.types import JointCommand, JointState
@@ -94,9 +94,9 @@ class FoxgloveLiveView:
         import foxglove
 
         if not (isinstance(port, int) and 0 <= port <= 65535):
-            raise BridgeError(f"foxglove port: an integer in 0..65535, got {port!r}")
+            raise BridgeSetupError(f"foxglove port: an integer in 0..65535, got {port!r}")
         if not (math.isfinite(rate_hz) and 0 < rate_hz <= 1000):
-            raise BridgeError(f"foxglove rate: within (0, 1000] Hz, got {rate_hz!r}")
+            raise BridgeSetupError(f"foxglove rate: within (0, 1000] Hz, got {rate_hz!r}")
         self.joint_names = tuple(joint_names)
         self.link_frames = link_frames
         self.wrench_frame = wrench_frame or (link_frames.base_link if link_frames is not None else "base_link")
@@ -123,7 +123,7 @@ class FoxgloveLiveView:
         except Exception as exc:  # the SDK raises RuntimeError/OSError variants for a taken port
             for ch in self._channels.values():
                 ch.close()
-            raise BridgeError(f"foxglove live view: cannot listen on {host}:{port} ({exc})") from None
+            raise BridgeSetupError(f"foxglove live view: cannot listen on {host}:{port} ({exc})") from None
         self.host = host
         self.port = int(self._server.port)
         self._publisher.start()

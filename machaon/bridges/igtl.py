@@ -33,7 +33,7 @@ device                     type        content
 
 Latched devices (POLYDATA, POINT, ``<LEVEL>ToReference``, ``RobotBaseToReference``, the last
 STRING) are sent to every client when it connects, so Slicer started late still shows the anatomy.
-A port that cannot be bound raises ``BridgeError``.
+A port that cannot be bound raises ``BridgeSetupError``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from machaon.bridges.errors import BridgeError
+from machaon.bridges.errors import BridgeSetupError
 from machaon.bridges.observers import BackgroundPublisher
 
 _log = logging.getLogger(__name__)
@@ -132,11 +132,11 @@ class IgtlServer:
 
     def __init__(self, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *, queue_len: int = 512) -> None:
         if not (isinstance(port, int) and 0 <= port <= 65535):
-            raise BridgeError(f"OpenIGTLink port: an integer in 0..65535, got {port!r}")
+            raise BridgeSetupError(f"OpenIGTLink port: an integer in 0..65535, got {port!r}")
         try:
             self._listener = socket.create_server((host, port), reuse_port=False)
         except (OSError, OverflowError) as exc:
-            raise BridgeError(f"OpenIGTLink server: cannot listen on {host}:{port} ({exc})") from None
+            raise BridgeSetupError(f"OpenIGTLink server: cannot listen on {host}:{port} ({exc})") from None
         self._listener.setblocking(False)
         self.host, self.port = host, int(self._listener.getsockname()[1])
         self._queue_len = queue_len

@@ -11,7 +11,7 @@ unknown type, a non-rigid matrix or NaN is skipped (counted in ``rejected``); a 
 be a message (unreadable type, body larger than ``max_body`` bytes) means the stream is garbage and
 the connection is dropped and retried. None of this raises into the caller.
 
-``parse_tracker_address("igtl:HOST:PORT")`` parses the CLI's spelling (``BridgeError`` if malformed).
+``parse_tracker_address("igtl:HOST:PORT")`` parses the CLI's spelling (``BridgeSetupError`` if malformed).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from machaon.bridges.errors import BridgeError
+from machaon.bridges.errors import BridgeSetupError
 
 _log = logging.getLogger(__name__)
 
@@ -46,16 +46,16 @@ class TrackedPose:
 
 
 def parse_tracker_address(text: str) -> tuple[str, int]:
-    """``"igtl:HOST:PORT"`` -> (host, port); ``BridgeError`` names what is wrong otherwise."""
+    """``"igtl:HOST:PORT"`` -> (host, port); ``BridgeSetupError`` names what is wrong otherwise."""
     parts = text.split(":")
     if len(parts) != 3 or parts[0] != "igtl" or not parts[1]:
-        raise BridgeError(f"tracker {text!r}: expected igtl:HOST:PORT, e.g. igtl:127.0.0.1:18944")
+        raise BridgeSetupError(f"tracker {text!r}: expected igtl:HOST:PORT, e.g. igtl:127.0.0.1:18944")
     try:
         port = int(parts[2])
     except ValueError:
-        raise BridgeError(f"tracker {text!r}: port {parts[2]!r} is not a number") from None
+        raise BridgeSetupError(f"tracker {text!r}: port {parts[2]!r} is not a number") from None
     if not 1 <= port <= 65535:
-        raise BridgeError(f"tracker {text!r}: port must be within 1..65535")
+        raise BridgeSetupError(f"tracker {text!r}: port must be within 1..65535")
     return parts[1], port
 
 

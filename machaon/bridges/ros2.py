@@ -24,7 +24,7 @@ run-log topic               bag topic                               ROS 2 type
 Bag times are the run log's (the backend clock: simulated time starts at 0). ``ros2 bag info``
 and ``ros2 bag play`` of Jazzy and later read the bag (Humble reads bag format 5: use
 ``ros2 bag reindex`` there). ``OUTDIR`` must not exist (rosbag2 never overwrites a bag); a
-missing or unreadable run log raises ``BridgeError``.
+missing or unreadable run log raises ``BridgeSetupError``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from machaon.bridges.errors import BridgeError
+from machaon.bridges.errors import BridgeSetupError
 from machaon.robot import topics as tp
 
 BAG_VERSION = 8
@@ -264,16 +264,16 @@ _TYPES = {
 def export_ros2(run_mcap: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> ExportSummary:
     """Write the run log ``run_mcap`` as the rosbag2 bag ``outdir`` (module docstring).
 
-    Raises ``BridgeError`` when the run log is missing, not a run log, or ``outdir`` exists.
+    Raises ``BridgeSetupError`` when the run log is missing, not a run log, or ``outdir`` exists.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.rosbag2.errors import WriterError
 
     src, dst = Path(run_mcap), Path(outdir)
     if not src.is_file():
-        raise BridgeError(f"no such run log: {src}")
+        raise BridgeSetupError(f"no such run log: {src}")
     if dst.exists():
-        raise BridgeError(f"{dst} exists; give a new directory for the bag (rosbag2 never overwrites one)")
+        raise BridgeSetupError(f"{dst} exists; give a new directory for the bag (rosbag2 never overwrites one)")
     meta = _run_log_metadata(src)
     conv = _Converter(json.loads(meta.get("joint_names", "[]") or "[]"))
     handlers: dict[str, Callable[[dict], list]] = {
@@ -285,7 +285,7 @@ def export_ros2(run_mcap: str | os.PathLike[str], outdir: str | os.PathLike[str]
     messages = _run_log_messages(src)
     first = next(messages, None)
     if first is None:
-        raise BridgeError(f"{src}: not a readable MCAP run log (no messages)")
+        raise BridgeSetupError(f"{src}: not a readable MCAP run log (no messages)")
     try:
         with Writer(dst, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
             writer.set_custom_data("machaon.source", src.name)
@@ -305,7 +305,7 @@ def export_ros2(run_mcap: str | os.PathLike[str], outdir: str | os.PathLike[str]
                     writer.write(conn, int(log_time), conv.b.serialize(msg))
                     counts[bag_topic] = counts.get(bag_topic, 0) + 1
     except WriterError as exc:
-        raise BridgeError(f"cannot write the bag {dst}: {exc}") from None
+        raise BridgeSetupError(f"cannot write the bag {dst}: {exc}") from None
     return ExportSummary(dst, counts)
 
 

@@ -1,8 +1,9 @@
 """CLI pieces shared by the commands that offer a live view: ``--foxglove-port`` and ``--fast``.
 
 ``add_live_view_args(parser)`` adds the flags; ``open_live_view(args, ...)`` starts the Foxglove
-WebSocket server when ``--foxglove-port`` was given (None otherwise) and raises ``BridgeError``
-(the caller prints it and exits 2) when the port is taken. A headless simulation with a live view
+WebSocket server when ``--foxglove-port`` was given (None otherwise) and raises ``BridgeSetupError``
+(a ``MachaonError`` and a ``ValueError``: the command prints it in one line and exits 2) when the
+port is taken. A headless simulation with a live view
 paces itself at real time (a viewer cannot follow a faster one) unless ``--fast`` is given:
 ``paced(args, live)`` says whether to.
 """

@@ -17,12 +17,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from machaon.errors import MachaonError
+from machaon.errors import HardwareError
 
 BY_ID_DIR = Path("/dev/serial/by-id")
 
 
-class PortNotFound(MachaonError, FileNotFoundError):
+class PortNotFound(HardwareError, FileNotFoundError):
     """The serial port does not exist (the message lists the ports that do)."""
 
 

@@ -64,7 +64,7 @@ from machaon._validate import finite_array, transform
 from machaon.control.impedance import CartesianGains, CartesianImpedance, JointImpedance
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.control.trajectory import CartesianTrajectory, JointTrajectory
-from machaon.errors import MachaonError
+from machaon.errors import RobotError
 from machaon.robot.loop import ControlLoop
 from machaon.types import CommandMode, JointCommand, JointState
 
@@ -74,7 +74,7 @@ _CRTK_OF = {SupervisorState.RUN: ENABLED, SupervisorState.HOLD: PAUSED,
             SupervisorState.PROTECTIVE_STOP: FAULT, SupervisorState.ESTOP: FAULT}
 
 
-class CrtkError(MachaonError, RuntimeError):
+class CrtkError(RobotError, RuntimeError):
     """A CRTK command the robot cannot take now (not enabled, no force sensor, torque-only mode)."""
 
 

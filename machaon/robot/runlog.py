@@ -30,6 +30,7 @@ from mcap.records import Channel, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from machaon.errors import RobotError
 from machaon.robot import topics as tp
 from machaon.robot.topics import (
     TARGET_KEYS,  # noqa: F401 - re-exported (public name of this module)
@@ -51,7 +52,7 @@ PROFILE = "machaon-runlog-1"
 _SCHEMAS = tp.SCHEMAS
 
 
-class RunLogError(Exception):
+class RunLogError(RobotError):
     """The file is not a readable Machaon run log (not MCAP, truncated, or no joint states)."""
 
 

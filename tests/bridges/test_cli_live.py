@@ -32,7 +32,7 @@ def test_sim_live_view_shows_the_arm_where_fk_puts_it():
     desc = load_description("machaon_arm")
     tool = desc.tool("drill_guide")
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link).with_tool(tool.T_flange_tcp)
-    proc, url = _start(["sim", "--headless", "--seconds", "4", "--scenario", "square", "--foxglove-port", "0"])
+    proc, url = _start(["sim", "--headless", "--duration", "4", "--scenario", "square", "--foxglove-port", "0"])
     try:
         with FoxClient(url) as c:
             c.subscribe(["/tf", "/joint_states", "/scene"])
@@ -92,13 +92,13 @@ def test_bad_foxglove_port_is_a_usage_error(capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        assert main(["sim", "--headless", "--seconds", "0.1", "--foxglove-port", str(s.getsockname()[1])]) == 2
+        assert main(["sim", "--headless", "--duration", "0.1", "--foxglove-port", str(s.getsockname()[1])]) == 2
     assert "cannot listen" in capsys.readouterr().err
 
 
 def test_sim_run_log_has_tf_and_exports(tmp_path):
     log = tmp_path / "run.mcap"
-    assert main(["sim", "--headless", "--seconds", "0.3", "--record", str(log)]) == 0
+    assert main(["sim", "--headless", "--duration", "0.3", "--record", str(log)]) == 0
     assert main(["log", "export-ros2", str(log), str(tmp_path / "bag")]) == 0
     with Reader(tmp_path / "bag") as r:
         topics = {c.topic: c.msgtype for c in r.connections}
