@@ -1,7 +1,9 @@
 """Bridges benchmark: what publishing costs the control loop, with and without each bridge, same run.
 
-The loop is the project's arm (machaon_arm + drill guide, 6 joints) under ``CartesianImpedance``
-with gravity (pinocchio) and the supervisor, on the ``FakeBackend``. Each case runs the same loop
+The loop is the project's arm (machaon_arm + drill guide, 6 joints) on the ``FakeBackend``: every
+cycle computes the ``CartesianImpedance`` law with gravity (pinocchio) and runs the supervisor,
+while the backend is commanded swinging joint positions (machine-load overruns cannot make it
+unstable). Each case runs the same loop
 with a different recorder; a real client is connected to every live bridge and subscribed, so the
 publisher threads really encode and send:
 
@@ -46,6 +48,7 @@ from machaon.robot.link_frames import LinkFrames
 from machaon.robot.loop import ControlLoop
 from machaon.robot.observers import Observers
 from machaon.robot.runlog import RunLogRecorder
+from machaon.types import JointCommand
 
 
 class _IgtlStreamer:
@@ -106,11 +109,14 @@ def _setup():
 
 
 class _Wave:
-    """A Cartesian impedance controller whose target circles (so every topic changes)."""
+    """The per-cycle work of a Cartesian impedance controller with gravity (its law is computed every
+    cycle, for its cost) while the FakeBackend is commanded joint positions that swing (so every topic
+    changes and machine-load overruns cannot destabilise the benchmark's physics)."""
 
     def __init__(self, chain: Chain, dyn: Dynamics, q0: np.ndarray) -> None:
         self.inner = CartesianImpedance(chain, CartesianGains.isotropic(500.0, 20.0), dynamics=dyn)
         self.T0 = chain.fk(q0)
+        self.q0 = np.asarray(q0, dtype=np.float64)
 
     def on_activate(self, state, t) -> None:
         self.inner.on_activate(state, t)
@@ -119,12 +125,14 @@ class _Wave:
         T = self.T0.copy()
         T[:3, 3] += 0.02 * np.array([np.cos(t), np.sin(t), 0.0])
         self.inner.set_target(T)
-        return self.inner.update(state, t)
+        law = self.inner.update(state, t)
+        cmd = JointCommand.position(self.q0 + 0.1 * np.sin(t + np.arange(len(self.q0))))
+        cmd.info.update(law.info)
+        return cmd
 
 
 def _loop(desc, chain, dyn, clock, recorder):
-    backend = FakeBackend(desc.dof, q0=np.array(desc.q_home), joint_names=desc.joint_names, clock=clock,
-                          mass_matrix=dyn.mass_matrix(np.array(desc.q_home)))
+    backend = FakeBackend(desc.dof, q0=np.array(desc.q_home), joint_names=desc.joint_names, clock=clock)
     sup = Supervisor(SafetyConfig(period_max_s=1.0, target_timeout_s=None, tool_speed_max=None))
     return ControlLoop(backend, _Wave(chain, dyn, np.array(desc.q_home)), sup, rate_hz=1000.0, recorder=recorder)
 

@@ -76,9 +76,9 @@ class LinkFrames:
             out.append(FramePose("world", base, self.T_world_base))
         for link in self._links:
             T = link.T_joint_link if link.row < 0 else fk[link.row] @ link.T_joint_link
-            out.append(FramePose(base, link.name, T))
+            out.append(FramePose.trusted(base, link.name, T))
         if self.tool_frame is not None:
-            out.append(FramePose(base, self.tool_frame, self.chain.fk(q, self._T_tool).copy()))
+            out.append(FramePose.trusted(base, self.tool_frame, self.chain.fk(q, self._T_tool).copy()))
         return out
 
 

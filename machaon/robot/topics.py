@@ -146,6 +146,16 @@ class FramePose:
     def __post_init__(self) -> None:
         object.__setattr__(self, "T", transform("T", self.T))
 
+    @classmethod
+    def trusted(cls, parent: str, child: str, T: np.ndarray) -> FramePose:
+        """A ``FramePose`` of a transform our own kinematics computed (not re-checked: the check costs
+        ~0.1 ms, which matters on a publisher thread sharing the GIL with the control loop)."""
+        f = object.__new__(cls)
+        object.__setattr__(f, "parent", parent)
+        object.__setattr__(f, "child", child)
+        object.__setattr__(f, "T", T)
+        return f
+
 
 @dataclass(frozen=True)
 class Mesh:
