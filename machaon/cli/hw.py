@@ -7,7 +7,8 @@
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
   layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
   ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
-- ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
+- ``machaon hw scan --port PORT``: ping every id at one or more baud rates. PORT may be a device or
+  a stable ``/dev/serial/by-id/...`` link; without ``--port`` the candidate ports are listed.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     em.set_defaults(func=_cmd_emulate)
 
     scan = hw_sub.add_parser("scan", help="ping every id on a bus at one or more baud rates")
-    scan.add_argument("--port", required=True)
+    scan.add_argument("--port", default=None,
+                      help="serial port, e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_...; omit it to list ports")
     scan.add_argument("--baud", default="57600,1000000,2000000,3000000,4000000",
                       help="comma-separated baud rates to try")
     scan.add_argument("--max-id", type=int, default=252)
@@ -191,6 +193,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"--baud: expected positive baud rates, got {args.baud!r}")
     if not 0 <= args.max_id <= 252:
         raise UsageError(f"--max-id must be in 0..252, got {args.max_id}")
+    if args.port is None:
+        from machaon.hardware.ports import describe_candidates
+
+        print("serial ports (pass one with --port):")
+        print(describe_candidates())
+        return 2
     found_any = False
     with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
         for b in bauds:

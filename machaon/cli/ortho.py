@@ -11,10 +11,12 @@ Millimetres and degrees appear only here and in files meant for people; everythi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import time
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, port_number
 from machaon.cli._common import add_option, command, usage_errors, warn
 from machaon.errors import UsageError
 
@@ -63,6 +65,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--screws", default=None, help="comma-separated screw names to execute (default: all)")
     pr.add_argument("--fast-calibration", action="store_true",
                     help="hand-eye calibration from the tracker noise model instead of rendered images")
+    g = pr.add_argument_group("3D Slicer / PLUS (OpenIGTLink)")
+    g.add_argument("--igtl-port", type=port_number, default=None, metavar="PORT",
+                   help="serve the navigation over OpenIGTLink for 3D Slicer's OpenIGTLinkIF (see docs/slicer.md)")
+    g.add_argument("--igtl-host", default="127.0.0.1", metavar="HOST",
+                   help="address the OpenIGTLink server listens on (default 127.0.0.1)")
+    g.add_argument("--tracker", default=None, metavar="igtl:HOST:PORT",
+                   help="take ReferenceToTracker/ToolToTracker from an OpenIGTLink server (e.g. PLUS) instead of "
+                        "the simulated camera")
+    add_live_view_args(pr)
     pr.set_defaults(func=_cmd_run)
 
     pq = osub.add_parser("report", help="print a run report and render its pictures")
@@ -144,8 +155,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    with usage_errors(ProcedureError, ValueError, OSError):
-        result = run_procedure(cfg, report_dir=args.out, say=say)
+    with contextlib.ExitStack() as stack:
+        live = _procedure_live(args, stack, headless=not gui)  # a taken port, a bad address: exit 2
+        with usage_errors(ProcedureError, ValueError, OSError):
+            result = run_procedure(cfg, report_dir=args.out, say=say, live=live)
     print(result.summary())
     from pathlib import Path
 
@@ -153,6 +166,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"report: {Path(args.out) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
+
+
+def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headless: bool) -> object | None:
+    """The bridges of ``ortho run`` (OpenIGTLink server, tracker client, Foxglove live view), or None."""
+    if args.igtl_port is None and args.tracker is None and args.foxglove_port is None:
+        return None
+    from machaon.bridges.igtl import IgtlServer
+    from machaon.bridges.igtl_tracker import IgtlTrackerClient, parse_tracker_address
+    from machaon.ortho.live import ProcedureLive
+
+    tracker = None
+    if args.tracker is not None:
+        host, port = parse_tracker_address(args.tracker)
+        tracker = stack.enter_context(IgtlTrackerClient(host, port))
+        print(f"tracker: OpenIGTLink server {host}:{port}", flush=True)
+    igtl = None
+    if args.igtl_port is not None:
+        igtl = stack.enter_context(IgtlServer(args.igtl_port, args.igtl_host))
+        print(f"OpenIGTLink server on {igtl.host}:{igtl.port} (3D Slicer: OpenIGTLinkIF, client)", flush=True)
+    view = open_live_view(args, (), None)
+    if view is not None:
+        stack.enter_context(view)
+    watched = view is not None or igtl is not None
+    return ProcedureLive(observers=view, igtl=igtl, tracker=tracker,
+                         realtime=headless and watched and not args.fast)
 
 
 @command
