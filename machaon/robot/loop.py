@@ -423,10 +423,7 @@ class ControlLoop:
                 if self._t_stats is None:
                     self._t_stats = t
                 elif t - self._t_stats >= self.stats_every_s:  # running record (crash-safe timing)
-                    n = max(1, int(round((t - self._t_stats) * self.rate_hz)))
-                    # one argument, as at the end of a run: any recorder with record_stats(stats) works
-                    rec.record_stats(self.stats(window=n, window_s=t - self._t_stats))
-                    self._t_stats = t
+                    self._record_running_stats(rec, t)
             except Exception:
                 _log.exception("run log recorder failed; recording disabled")
                 self.recorder = None
@@ -438,6 +435,23 @@ class ControlLoop:
         self._next = nxt
         clock.wait_until(nxt)
         return True
+
+    def _record_running_stats(self, rec: object, t: float) -> None:
+        """Statistics of the last ``stats_every_s`` to a recorder that takes them. A recorder without
+        ``record_stats``, or one that fails on it, keeps recording cycles and events (running
+        statistics are then off for this run)."""
+        n = max(1, int(round((t - self._t_stats) * self.rate_hz)))
+        record = getattr(rec, "record_stats", None)
+        try:
+            if callable(record):
+                # one argument, as at the end of a run: any recorder with record_stats(stats) works
+                record(self.stats(window=n, window_s=t - self._t_stats))
+                self._t_stats = t
+                return
+        except Exception:
+            _log.exception("recorder %s failed on running statistics; they are off for this run",
+                           type(rec).__name__)
+        self._t_stats = math.inf
 
     def _wall_tick(self, wall: float, t: float) -> None:
         """Stamp a cycle start on the wall clock: period, lateness against the wall schedule."""
