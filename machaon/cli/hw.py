@@ -17,9 +17,13 @@ import contextlib
 import queue
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from machaon.cli._common import command, usage_errors
 from machaon.errors import HardwareError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.hardware.emulator import ChainEmulator
 
 
 def parse_ids(text: str) -> list[int]:
@@ -108,7 +112,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         return _serve_emulator(args, em, ids, coupled=sim is not None)
 
 
-def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+def _serve_emulator(args: argparse.Namespace, em: ChainEmulator, ids: list[int], coupled: bool) -> int:
     """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed).
     # The handlers only queue the request and this loop carries it out: a signal arriving while a handler

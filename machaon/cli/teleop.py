@@ -19,9 +19,20 @@ import logging
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from machaon.cli._common import add_backend_arguments, command, open_backend
 from machaon.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.control.supervisor import Supervisor
+    from machaon.teleop.client import TeleopClient
+    from machaon.teleop.mapping import TeleopConfig
+    from machaon.teleop.profiles import LinkProfile
+    from machaon.teleop.relay import RelayStats
+    from machaon.teleop.replay import ScriptReplay
+    from machaon.teleop.robot_setup import RobotModel
+    from machaon.teleop.server import RobotServer
 
 log = logging.getLogger("machaon.cli.teleop")
 
@@ -151,7 +162,7 @@ def _netem(args: argparse.Namespace) -> int:
         sys.setswitchinterval(old_interval)
 
 
-def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: object) -> int:
+def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: LinkProfile) -> int:
     from machaon.teleop.relay import UdpRelay
 
     try:
@@ -173,7 +184,7 @@ def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str,
     return 0
 
 
-def _print_relay(st: object) -> None:
+def _print_relay(st: RelayStats) -> None:
     for name, d in (("up", st.up), ("down", st.down)):
         print(f"{name:4s} rx {d.received:7d} fwd {d.forwarded:7d} lost {d.link.lost:5d} "
               f"(ge {d.link.lost_random} outage {d.link.lost_outage} queue {d.link.lost_queue}) "
@@ -278,7 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervisor(model: object, config: object, position: bool, fault_cycles: int) -> object:
+def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int) -> Supervisor:
     """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode."""
     from machaon.teleop.robot_setup import safety_settings
     from machaon.teleop.server import build_supervisor
@@ -291,7 +302,7 @@ def _supervisor(model: object, config: object, position: bool, fault_cycles: int
     return build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
 
 
-def _run_server(server: object, duration: float | None, stats_s: float) -> None:
+def _run_server(server: RobotServer, duration: float | None, stats_s: float) -> None:
     """Serve for ``duration`` s (None: until Ctrl-C), printing statistics every ``stats_s`` s."""
     t_end = None if duration is None else time.monotonic() + duration
     t_print = time.monotonic() + stats_s
@@ -308,7 +319,7 @@ def _run_server(server: object, duration: float | None, stats_s: float) -> None:
     _print_server(server)
 
 
-def _print_server(server: object) -> None:
+def _print_server(server: RobotServer) -> None:
     st = server.stats()
     snap = server.controller.snapshot()
     pos = "" if snap is None else " tool [" + ", ".join(f"{x * 1e3:7.1f}" for x in snap.T_base_tool[:3, 3]) + "] mm"
@@ -318,7 +329,7 @@ def _print_server(server: object) -> None:
           f"{pos}", flush=True)
 
 
-def _connect(client: object) -> None:
+def _connect(client: TeleopClient) -> None:
     """Handshake with the server; a ``UsageError`` saying why when it does not answer."""
     from machaon.teleop.client import ConnectError
 
@@ -367,7 +378,7 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_summary(res: object) -> dict:
+def _replay_summary(res: ScriptReplay) -> dict:
     h = res.health
     last = res.states[-1][1] if res.states else None
     return {

@@ -25,12 +25,16 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
 from machaon._validate import finite_array, transform
 from machaon.control import _impedance as _k
+from machaon.control.controller import DynamicsModel
+from machaon.control.fixtures import Fixture
 from machaon.control.impedance import CartesianGains
+from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ class TorqueWrenchEstimator:
     it for slow interaction, and give ``Admittance`` a deadband above the residuals.
     """
 
-    def __init__(self, chain: object, dynamics: object, cutoff_hz: float | None = 20.0,
+    def __init__(self, chain: Chain, dynamics: DynamicsModel, cutoff_hz: float | None = 20.0,
                  damping: float = 1e-3) -> None:
         self.chain = chain
         self.dynamics = dynamics
@@ -86,16 +90,16 @@ class Admittance:
 
     def __init__(
         self,
-        chain: object,
+        chain: Chain,
         gains: CartesianGains,
         mass: np.ndarray | float = (2.0, 2.0, 2.0, 0.05, 0.05, 0.05),
         *,
-        wrench_source: object | None = None,
+        wrench_source: Callable[[JointState], np.ndarray | None] | None = None,
         deadband: tuple[float, float] = (0.0, 0.0),
         v_max: float = 0.25,
         w_max: float = 1.0,
         ik_damping: float = 1e-3,
-        fixtures: object | None = None,
+        fixtures: Fixture | None = None,
     ) -> None:
         self.chain = chain
         self.dof = chain.dof

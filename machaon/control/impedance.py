@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from machaon._validate import finite_array, transform
 from machaon.control import _impedance as _k
+from machaon.control.controller import DynamicsModel
+from machaon.control.fixtures import Fixture
+from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
 __all__ = [
@@ -105,7 +109,7 @@ def pose_error(T_base_tool: np.ndarray, T_base_target: np.ndarray, out: np.ndarr
 
 
 def cartesian_impedance_torque(
-    chain: object,
+    chain: Chain,
     q: np.ndarray,
     dq: np.ndarray,
     T_base_target: np.ndarray,
@@ -356,7 +360,7 @@ class JointImpedance:
         damping_ratio: np.ndarray | float = 0.7,
         *,
         damping: np.ndarray | float | None = None,
-        dynamics: object | None = None,
+        dynamics: DynamicsModel | None = None,
         mass_matrix: np.ndarray | None = None,
         tau_max: np.ndarray | float | None = None,
         dtau_max: np.ndarray | float | None = None,
@@ -460,11 +464,11 @@ class CartesianImpedance:
 
     def __init__(
         self,
-        chain: object,
+        chain: Chain,
         gains: CartesianGains,
         *,
-        dynamics: object | None = None,
-        mass_matrix: object | None = None,
+        dynamics: DynamicsModel | None = None,
+        mass_matrix: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
         inertia_damping: bool = True,
         inertia_period_s: float = 0.01,
         tau_max: np.ndarray | float | None = None,
@@ -473,7 +477,7 @@ class CartesianImpedance:
         posture: np.ndarray | None = None,
         k_null: np.ndarray | float = 5.0,
         d_null: np.ndarray | float = 1.0,
-        fixtures: object | None = None,
+        fixtures: Fixture | None = None,
     ) -> None:
         if not isinstance(gains, CartesianGains):
             raise ValueError(f"gains: expected CartesianGains, got {type(gains).__name__}")

@@ -69,11 +69,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from machaon._validate import finite_array
 from machaon.control import _safety
+from machaon.control.controller import DynamicsModel
+from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
@@ -85,6 +88,12 @@ STABLE_D = 0.5  # bound on d dt / m (instability at 2)
 STABLE_K = 0.25  # bound on k dt^2 / m
 _INERTIA_REFRESH_RAD = 0.05  # re-evaluate the joint inertias after this much motion (rad or m)
 _REQUIRED = {CommandMode.TORQUE: "tau", CommandMode.POSITION: "q", CommandMode.VELOCITY: "dq"}
+
+
+class _Clock(Protocol):
+    """The time source ``bind_clock`` takes (``machaon.robot.Clock``): ``now()`` in s."""
+
+    def now(self) -> float: ...
 
 
 def cmd_len(cmd: JointCommand) -> int:
@@ -103,7 +112,7 @@ class _Limits:
     taumax: np.ndarray
     taumin: np.ndarray
     dqmin: np.ndarray
-    check: object
+    check: _safety.StateCheck
 
 
 class SupervisorState(enum.Enum):
@@ -200,7 +209,7 @@ class SafetyConfig:
             raise ValueError("brake_speed: must be > 0")
 
     @classmethod
-    def from_chain(cls, chain: object, **kwargs: object) -> SafetyConfig:
+    def from_chain(cls, chain: Chain, **kwargs: object) -> SafetyConfig:
         """Config with the joint position limits of ``chain`` (``chain.lower``/``chain.upper``)."""
         kwargs.setdefault("q_min", np.asarray(chain.lower, dtype=np.float64))
         kwargs.setdefault("q_max", np.asarray(chain.upper, dtype=np.float64))
@@ -219,8 +228,8 @@ class Supervisor:
     def __init__(
         self,
         config: SafetyConfig | None = None,
-        chain: object | None = None,
-        dynamics: object | None = None,
+        chain: Chain | None = None,
+        dynamics: DynamicsModel | None = None,
         *,
         initial_state: SupervisorState = SupervisorState.RUN,
     ) -> None:
@@ -235,7 +244,7 @@ class Supervisor:
         self.events: list[SupervisorEvent] = []
         self._drained = 0
         self._listeners: list[Callable[[SupervisorEvent], None]] = []
-        self._clock = None
+        self._clock: _Clock | None = None
         self._period_max = c.period_max_s
         self._t_prev: float | None = None
         self._t_last = 0.0
@@ -257,7 +266,7 @@ class Supervisor:
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def bind_clock(self, clock: object) -> None:
+    def bind_clock(self, clock: _Clock) -> None:
         """Clock used by ``target_updated()`` without a time (the loop binds the backend clock)."""
         self._clock = clock
 

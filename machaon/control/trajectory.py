@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.control.controller import TargetController
+from machaon.control.supervisor import Supervisor
 from machaon.kinematics.so3 import exp3
 from machaon.types import JointCommand, JointState
 
@@ -270,11 +273,25 @@ class TrajectorySequence:
     def t_end(self) -> float:
         return self.t0 + self.duration
 
-    def sample(self, t: float):
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for seg in self.segments[:-1]:
             if t < seg.t_end:
                 return seg.sample(t)
         return self.segments[-1].sample(t)
+
+
+class Trajectory(Protocol):
+    """What ``TrajectoryTracker`` plays: ``JointTrajectory``, ``CartesianTrajectory``,
+    ``TrajectorySequence`` or any object with ``t0`` (s), ``duration`` (s) and
+    ``sample(t) -> (position, velocity, acceleration)`` at trajectory time ``t`` (s; joint values in
+    rad, or a 4x4 pose and base-frame twists)."""
+
+    t0: float
+
+    @property
+    def duration(self) -> float: ...
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class TrajectoryTracker:
@@ -286,7 +303,7 @@ class TrajectoryTracker:
     cycle unless given. ``done(t)`` tells when the trajectory has finished.
     """
 
-    def __init__(self, controller: object, trajectory: object, supervisor: object | None = None,
+    def __init__(self, controller: TargetController, trajectory: Trajectory, supervisor: Supervisor | None = None,
                  start: float | None = None) -> None:
         self.controller = controller
         self.trajectory = trajectory

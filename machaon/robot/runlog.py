@@ -35,7 +35,9 @@ from mcap.records import Channel, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from machaon.control.supervisor import SupervisorEvent
 from machaon.errors import RobotError
+from machaon.robot.loop import LoopStats
 from machaon.types import JointCommand, JointState
 
 TOPIC_STATE = "/machaon/joint_state"
@@ -196,7 +198,7 @@ class RunLogRecorder:
                 target["t"] = t
                 self._add(TOPIC_TARGET, t, target)
 
-    def record_events(self, events: Iterable[object]) -> None:
+    def record_events(self, events: Iterable[SupervisorEvent]) -> None:
         """Record supervisor events (``SupervisorEvent``)."""
         if self._closed:
             return
@@ -208,7 +210,7 @@ class RunLogRecorder:
                  "reason": ev.reason},
             )
 
-    def record_stats(self, stats: object, t: float | None = None) -> None:
+    def record_stats(self, stats: LoopStats, t: float | None = None) -> None:
         """Record the loop statistics (``LoopStats``) at time ``t`` (default: the last cycle's)."""
         if self._closed:
             return

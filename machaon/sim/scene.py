@@ -33,7 +33,7 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
-from machaon.sim.meshes import _vertex_normals, mesh_arrays, primitive_bone_mesh
+from machaon.sim.meshes import MeshInput, _vertex_normals, mesh_arrays, primitive_bone_mesh
 
 __all__ = ["Camera", "Scene", "SceneHost", "ScenePlate"]
 
@@ -388,7 +388,7 @@ class Scene:
     def add_mesh(
         self,
         name: str,
-        mesh: object,
+        mesh: MeshInput,
         T_world_obj: np.ndarray,
         rgba: tuple[float, float, float, float] = (0.93, 0.89, 0.78, 1.0),
     ) -> int:
@@ -414,7 +414,7 @@ class Scene:
 
     def add_bone_phantom(
         self,
-        mesh: object | None = None,
+        mesh: MeshInput | None = None,
         T_world_bone: np.ndarray | None = None,
         name: str = "bone",
     ) -> int:
