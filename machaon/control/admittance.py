@@ -35,17 +35,10 @@ from machaon.control.controller import DynamicsModel
 from machaon.control.fixtures import Fixture
 from machaon.control.impedance import CartesianGains
 from machaon.kinematics import Chain
+from machaon.kinematics.so3 import exp3
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
-
-
-def _exp3(w: np.ndarray) -> np.ndarray:
-    th = float(np.linalg.norm(w))
-    K = np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-    if th < 1e-9:
-        return np.eye(3) + K
-    return np.eye(3) + (math.sin(th) / th) * K + ((1.0 - math.cos(th)) / (th * th)) * (K @ K)
 
 
 class TorqueWrenchEstimator:
@@ -194,7 +187,7 @@ class Admittance:
             self._v = v
             Tc = self._Tc.copy()
             Tc[:3, 3] += v[:3] * dt
-            Tc[:3, :3] = _exp3(v[3:] * dt) @ Tc[:3, :3]
+            Tc[:3, :3] = exp3(v[3:] * dt) @ Tc[:3, :3]
             if self.fixtures is not None:
                 Tc = self.fixtures.constrain(Tc)
             self._Tc = Tc

@@ -28,7 +28,7 @@ from scipy.spatial.transform import Rotation
 from machaon._validate import finite_array, transform
 from machaon.control.controller import TargetController
 from machaon.control.supervisor import Supervisor
-from machaon.kinematics.so3 import exp3
+from machaon.kinematics.so3 import exp3, skew
 from machaon.types import JointCommand, JointState
 
 __all__ = [
@@ -216,7 +216,7 @@ class CartesianTrajectory(_ProfiledSegment):
         R0 = self.T0[:3, :3]
         if ang > 0:
             u = self.theta / ang
-            U = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+            U = skew(u)
             self._UR0, self._U2R0 = U @ R0, U @ (U @ R0)
         self._R_end = exp3(self.theta) @ R0  # s = 1 exactly as the general expression gives it
 

@@ -15,6 +15,7 @@ import pinocchio as pin
 
 from machaon._validate import finite_array, transform
 from machaon.kinematics._chain import ChainKernel
+from machaon.kinematics.so3 import rotation_between
 
 _REVOLUTE = 0
 _PRISMATIC = 1
@@ -45,18 +46,9 @@ class _JointInfo:
 
 
 def _axis_rotation(axis: np.ndarray) -> np.ndarray:
-    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame)."""
-    z = np.array([0.0, 0.0, 1.0])
-    a = axis / np.linalg.norm(axis)
-    v = np.cross(a, z)
-    s = np.linalg.norm(v)
-    c = float(a @ z)
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    k = v / s
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    ang = math.atan2(s, c)
-    return np.eye(3) + math.sin(ang) * K + (1 - math.cos(ang)) * (K @ K)
+    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame);
+    an axis along -z turns half a circle about x."""
+    return rotation_between(axis, (0.0, 0.0, 1.0), flip_axis=(1.0, 0.0, 0.0))
 
 
 def _se3(M: pin.SE3) -> np.ndarray:

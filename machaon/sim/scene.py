@@ -33,6 +33,7 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.kinematics.so3 import pq_from_transform, transform_from_pq
 from machaon.sim.meshes import MeshInput, _vertex_normals, mesh_arrays, primitive_bone_mesh
 
 __all__ = ["Camera", "Scene", "SceneHost", "ScenePlate"]
@@ -51,24 +52,6 @@ class SceneHost(Protocol):
     def link_index(self, link_name: str) -> int: ...
 
     def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None: ...
-
-
-def _quat(R: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return (float(x), float(y), float(z), float(w))
-
-
-def _pose(T: np.ndarray) -> tuple[list[float], tuple[float, float, float, float]]:
-    return T[:3, 3].tolist(), _quat(T[:3, :3])
-
-
-def _T_from_pq(pos: object, quat: object) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
-    T[:3, 3] = pos
-    return T
 
 
 @dataclass(frozen=True)
@@ -215,7 +198,7 @@ class Scene:
     ) -> int:
         """Build ``make(client, physics) -> (collision shape, visual shape)`` in every client."""
         self._check_name(name)
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         if not (math.isfinite(mass) and mass >= 0):
             raise ValueError("mass: must be >= 0 kg")
         body = -1
@@ -252,11 +235,11 @@ class Scene:
     def pose(self, name: str) -> np.ndarray:
         """World pose (4x4) of a scene object's base frame."""
         pos, orn = p.getBasePositionAndOrientation(self.objects[name], physicsClientId=self._client)
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def set_pose(self, name: str, T_world_obj: np.ndarray) -> None:
         """Move an object (teleport; intended for static objects and setup)."""
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         p.resetBasePositionAndOrientation(self.objects[name], pos, orn, physicsClientId=self._client)
         self._sync_one(name)
 
@@ -492,7 +475,7 @@ class Scene:
             # Kinematic attachment: no collisions with its carrier, pose refreshed after each step.
             for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
                 p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
-            self._attached[name] = (pbody, plink, *_pose(T_pp))
+            self._attached[name] = (pbody, plink, *pq_from_transform(T_pp))
         plate = ScenePlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
         self.plates[name] = plate
         if pbody is not None and self._host is not None and not self._following:
@@ -521,7 +504,7 @@ class Scene:
         else:
             st = p.getLinkState(body, link, computeForwardKinematics=True, physicsClientId=self._client)
             pos, orn = st[4], st[5]
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def update_attachments(self) -> None:
         """Move attached marker plates to their carriers' current poses (called after each step).
