@@ -28,6 +28,8 @@ import math
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon._validate import nonnegative as _gain
+from machaon._validate import unit_vector as _unit
 from machaon.kinematics.so3 import rotation_between
 
 __all__ = [
@@ -39,21 +41,6 @@ __all__ = [
     "LineGuide",
     "PlaneBoundary",
 ]
-
-
-def _unit(name: str, v: object) -> np.ndarray:
-    a = finite_array(name, v, (3,))
-    norm = float(np.linalg.norm(a))
-    if norm < 1e-12:
-        raise ValueError(f"{name}: must be a non-zero vector")
-    return a / norm
-
-
-def _gain(name: str, v: float) -> float:
-    v = float(v)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name}: must be finite and >= 0, got {v!r}")
-    return v
 
 
 def _rotate_z_to(R: np.ndarray, a: np.ndarray) -> np.ndarray:

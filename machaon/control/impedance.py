@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from machaon._validate import finite_array, transform
+from machaon._validate import finite_vector as _finite_vec
+from machaon._validate import vector as _vec
 from machaon.control import _impedance as _k
 from machaon.control.controller import DynamicsModel
 from machaon.control.fixtures import Fixture
@@ -52,30 +54,6 @@ __all__ = [
 ]
 
 _EYE3 = np.eye(3)
-
-
-def _vec(name: str, value: object, n: int, *, nonneg: bool = False, allow_none: bool = False) -> np.ndarray | None:
-    """A length-n float64 vector from a scalar or a vector, checked (None passes if allowed)."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name}: required")
-    arr = finite_array(name, np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)) if np.ndim(value) == 0
-                       else value, (n,)).copy()
-    if nonneg and (arr < 0).any():
-        raise ValueError(f"{name}: must be >= 0")
-    return arr
-
-
-def _finite_vec(name: str, value: object, n: int) -> np.ndarray:
-    """``finite_array(name, value, (n,))`` with a cheap path for the per-cycle case (a float64 (n,) array).
-
-    A float sum is finite iff every element is, unless it overflowed: then the full check decides.
-    """
-    if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,)
-            and value.flags.c_contiguous and math.isfinite(sum(value.tolist()))):
-        return value
-    return finite_array(name, value, (n,))
 
 
 def _pose(name: str, value: object) -> np.ndarray:

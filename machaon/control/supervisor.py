@@ -74,6 +74,7 @@ from typing import Protocol
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon._validate import optional_vector as _opt_vec
 from machaon.control import _safety
 from machaon.control.controller import DynamicsModel
 from machaon.kinematics import Chain
@@ -131,17 +132,6 @@ class SupervisorEvent:
     to_state: SupervisorState
     code: str
     reason: str
-
-
-def _opt_vec(name: str, value: object, allow_inf: bool = False) -> np.ndarray | None:
-    if value is None:
-        return None
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).copy()
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a scalar or a vector")
-    if np.isnan(arr).any() or (not allow_inf and not np.isfinite(arr).all()):
-        raise ValueError(f"{name}: contains NaN" + ("" if allow_inf else " or Inf"))
-    return arr
 
 
 @dataclass(frozen=True)

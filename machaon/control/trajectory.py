@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon._validate import positive as _positive
 from machaon.control.controller import TargetController
 from machaon.control.supervisor import Supervisor
 from machaon.kinematics.so3 import exp3, skew
@@ -43,13 +44,6 @@ __all__ = [
 
 _MJ_V = 1.875  # peak ds * T of the minimum-jerk quintic
 _MJ_A = 10.0 / math.sqrt(3.0)  # peak |dds| * T^2
-
-
-def _positive(name: str, v: float) -> float:
-    v = float(v)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name}: must be a positive finite number, got {v!r}")
-    return v
 
 
 class MinimumJerkProfile:

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from machaon._validate import finite_array
+from machaon._validate import unit_vector as _unit
 from machaon.errors import InputError
 from machaon.kinematics._chain import log3 as _log3
 
@@ -74,14 +75,6 @@ def exp3(w: ArrayLike) -> np.ndarray:
     if th < 1e-8:
         return np.eye(3) + K + 0.5 * (K @ K)
     return np.eye(3) + (math.sin(th) / th) * K + ((1 - math.cos(th)) / th**2) * (K @ K)
-
-
-def _unit(name: str, v: ArrayLike) -> np.ndarray:
-    a = finite_array(name, v, (3,))
-    n = float(np.linalg.norm(a))
-    if n < 1e-12:
-        raise InputError(f"{name}: must be a non-zero vector")
-    return a / n
 
 
 def rotation_about(axis: ArrayLike, angle: float) -> np.ndarray:
