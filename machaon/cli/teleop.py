@@ -26,12 +26,12 @@ from machaon.errors import UsageError
 
 if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
     from machaon.control.supervisor import Supervisor
+    from machaon.robot.model import RobotModel
     from machaon.teleop.client import TeleopClient
     from machaon.teleop.mapping import TeleopConfig
     from machaon.teleop.profiles import LinkProfile
     from machaon.teleop.relay import RelayStats
     from machaon.teleop.replay import ScriptReplay
-    from machaon.teleop.robot_setup import RobotModel
     from machaon.teleop.server import RobotServer
 
 log = logging.getLogger("machaon.cli.teleop")
@@ -196,10 +196,10 @@ def _print_relay(st: RelayStats) -> None:
 def _serve_settings(args: argparse.Namespace) -> tuple:
     """(key, listen address, description, robot model, TeleopConfig, loop rate Hz) from the flags."""
     from machaon.robot.description import DescriptionError, load_description
+    from machaon.robot.model import robot_model
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.mapping import TeleopConfig
     from machaon.teleop.relay import parse_hostport
-    from machaon.teleop.robot_setup import robot_model
 
     try:
         psk = load_key(args.key)
@@ -225,8 +225,10 @@ def _serve_settings(args: argparse.Namespace) -> tuple:
 def _serve(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from machaon.robot.homing import HomingError, move_home
+    from machaon.robot.model import outside_workspace
     from machaon.teleop.mapping import workspace_fixture
-    from machaon.teleop.robot_setup import HomingError, inner_controller, move_home, outside_workspace
+    from machaon.teleop.robot_setup import inner_controller
     from machaon.teleop.server import RobotServer
 
     psk, listen, desc, model, config, rate_hz = _serve_settings(args)
@@ -291,7 +293,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int) -> Supervisor:
     """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode."""
-    from machaon.teleop.robot_setup import safety_settings
+    from machaon.robot.model import safety_settings
     from machaon.teleop.server import build_supervisor
     from machaon.types import CommandMode
 

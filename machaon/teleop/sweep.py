@@ -31,13 +31,14 @@ from machaon.control.supervisor import SupervisorState
 from machaon.robot.backend import Backend
 from machaon.robot.description import load_description
 from machaon.robot.loop import ControlLoop
+from machaon.robot.model import RobotModel, robot_model, safety_settings
 from machaon.teleop.channel import SimLink
 from machaon.teleop.controller import TeleopController
 from machaon.teleop.endpoint import ClientEndpoint, ServerEndpoint
 from machaon.teleop.mapping import TeleopConfig
 from machaon.teleop.messages import CmdFlag, CommandKind, HoldReason, SupervisorCode
 from machaon.teleop.profiles import LinkProfile
-from machaon.teleop.robot_setup import RobotModel, inner_controller, robot_model, safety_settings
+from machaon.teleop.robot_setup import inner_controller
 from machaon.teleop.script import OperatorScript, hold_point, trace_square
 from machaon.teleop.server import build_supervisor, state_message
 from machaon.types import JointCommand, JointState
