@@ -97,11 +97,6 @@ class _Clock(Protocol):
     def now(self) -> float: ...
 
 
-def cmd_len(cmd: JointCommand) -> int:
-    v = getattr(cmd, _REQUIRED[cmd.mode])
-    return int(np.shape(v)[0])
-
-
 @dataclass(frozen=True)
 class _Limits:
     """SafetyConfig broadcast to n joints (+-inf where a limit is off) and its state-check kernel."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from machaon.errors import TeleopError
-from machaon.kinematics.so3 import pq_from_transform, transform_from_pq
+from machaon.kinematics.so3 import pq_from_transform
 
 PROTOCOL_VERSION = 1
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
@@ -256,8 +256,3 @@ def pose_to_wire(T: np.ndarray) -> tuple[tuple[float, float, float], tuple[float
     """4x4 pose -> (p, quat (x, y, z, w)) for the wire."""
     p, q = pq_from_transform(T)
     return (p[0], p[1], p[2]), q
-
-
-def wire_to_pose(p: tuple[float, ...], quat: tuple[float, ...]) -> np.ndarray:
-    """(p, quat (x, y, z, w)) from the wire -> 4x4 pose."""
-    return transform_from_pq(p, quat)
