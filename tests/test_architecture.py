@@ -174,6 +174,6 @@ def test_cython_kernels_cimport_only_down():
 @pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed")
 def test_ruff_is_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
-    r = subprocess.run([ruff, "check", "machaon", "tests", "benchmarks", "setup.py"], cwd=ROOT,
+    r = subprocess.run([ruff, "check", "machaon", "tests", "benchmarks", "examples", "setup.py"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -21,6 +21,19 @@ Controllers (``JointImpedance``, ``CartesianImpedance``; ``Admittance`` in ``adm
 ``ValueError`` for a NaN/Inf or malformed target, keeping the previous one (the robot stays put).
 ``set_gains`` interpolates linearly over ``ramp_s`` seconds, so a gain change never jumps the torque.
 Torques are saturated per joint (``tau_max``) and rate limited (``dtau_max``, N m/s).
+
+>>> import numpy as np
+>>> from machaon.kinematics import Chain
+>>> from machaon.robot.description import load_description
+>>> chain = Chain.from_urdf(load_description("machaon_arm").urdf_path, "base_link", "flange")
+>>> q = np.radians([0.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+>>> target = chain.fk(q)
+>>> target[:3, 3] += (0.0, 0.0, 0.01)               # 1 cm above where the flange is
+>>> K = np.diag([800.0] * 3 + [40.0] * 3)          # N/m, N m/rad
+>>> D = np.diag([60.0] * 3 + [2.0] * 3)            # N s/m, N m s/rad
+>>> tau = cartesian_impedance_torque(chain, q, np.zeros(6), target, K, D)
+>>> bool(np.allclose(tau, chain.jacobian(q).T @ [0.0, 0.0, 8.0, 0.0, 0.0, 0.0]))   # J^T (K e): 8 N up
+True
 """
 
 from __future__ import annotations

@@ -113,6 +113,20 @@ class Chain:
         placements. Raises ``ValueError`` listing the existing links when a link name is
         wrong, when ``base_link`` is not an ancestor of ``tip_link``, or when a joint on the
         path is of an unsupported type (floating, planar, spherical, mimic).
+
+        >>> import numpy as np
+        >>> from machaon.robot.description import load_description
+        >>> desc = load_description("machaon_arm")
+        >>> chain = Chain.from_urdf(desc.urdf_path, "base_link", "flange")
+        >>> chain.dof, chain.joint_names[0]
+        (6, 'shoulder_pan')
+        >>> q = np.radians([10.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+        >>> T = chain.fk(q)                          # T_base_flange, 4x4, metres
+        >>> chain.jacobian(q).shape                  # [linear; angular], base frame, at the flange
+        (6, 6)
+        >>> res = chain.ik(T)                        # back to joint angles, from the middle of the limits
+        >>> bool(res.success), bool(np.allclose(chain.fk(res.q), T, atol=1e-6))
+        (True, True)
         """
         path = Path(path)
         if not path.is_file():

@@ -103,6 +103,15 @@ class ControlLoop:
     ``recorder`` (a ``Recorder``, e.g. ``machaon.robot.runlog.RunLogRecorder``) gets every cycle and every
     supervisor event. Use as a context manager (``with ControlLoop(...) as loop:`` starts the
     thread and stops it on exit) or call ``run_for(seconds)`` synchronously.
+
+    >>> from machaon.control import JointImpedance
+    >>> from machaon.robot import FakeBackend
+    >>> robot = FakeBackend(2)                       # ideal joints; its clock advances when waited on
+    >>> controller = JointImpedance(2, stiffness=100.0, damping_ratio=1.0)
+    >>> controller.set_target([0.3, -0.2])
+    >>> stats = ControlLoop(robot, controller, rate_hz=1000.0).run_for(2.0)
+    >>> stats.cycles, [round(float(q), 3) for q in robot.read().q]
+    (2000, [0.3, -0.2])
     """
 
     def __init__(

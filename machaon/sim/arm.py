@@ -160,6 +160,16 @@ class ArmSim:
     ``joint_damping`` (N m s/rad) / ``joint_friction`` (N m): per joint, default from the description.
     ``kp``/``kd``: PyBullet position-motor gains used in POSITION mode.
     ``ft_sensor``: enable the flange force/torque sensor (costs a little per step).
+
+    >>> import numpy as np
+    >>> from machaon.types import JointCommand
+    >>> with ArmSim("machaon_arm") as sim:         # headless (PyBullet DIRECT), sim time from 0
+    ...     q0 = sim.read().q
+    ...     sim.write(JointCommand.torque(np.zeros(sim.dof)))   # motors limp: the arm falls
+    ...     sim.clock.wait_until(0.05)                          # steps the physics 50 ms
+    ...     state = sim.read()
+    >>> sim.dof, round(state.t, 3), bool(np.linalg.norm(state.q - q0) > 1e-3)
+    (6, 0.05, True)
     """
 
     def __init__(
