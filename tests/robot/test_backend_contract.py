@@ -107,6 +107,15 @@ HARNESSES = {
 }
 
 
+# the class each harness opens (tests/test_architecture.py checks that no backend is left out)
+BACKEND_CLASSES = {
+    "fake": "machaon.robot.fake.FakeBackend",
+    "armsim": "machaon.sim.arm.ArmSim",
+    "actuators": "machaon.hardware.backend.ActuatorBackend",
+    "legs": "machaon.sim.legs.LegSim",
+}
+
+
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request) -> Harness:
     return HARNESSES[request.param]
@@ -119,6 +128,7 @@ def _step(b: Backend, dt: float = 0.002) -> None:
 def test_shape_of_the_protocol(harness):
     with harness.open() as b:
         assert isinstance(b, Backend)
+        assert f"{type(b).__module__}.{type(b).__qualname__}" in BACKEND_CLASSES.values()
         assert isinstance(b.dof, int) and b.dof == len(harness.tau)
         names = b.joint_names
         assert len(names) == b.dof and len(set(names)) == b.dof and all(isinstance(n, str) and n for n in names)
