@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from machaon.cli._bridges import add_live_view_args, open_live_view, paced
 from machaon.cli._common import (
@@ -32,6 +33,14 @@ from machaon.cli._common import (
     warn,
 )
 from machaon.errors import SimError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.control.supervisor import Supervisor
+    from machaon.exo.acquisition import SerialAcquisition
+    from machaon.exo.controller import AssistConfig, AssistController, AssistStatus
+    from machaon.exo.emg import EMGConfig, MVCNormaliser
+    from machaon.exo.replay import ReplayResult
+    from machaon.robot.loop import LoopStats
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +69,7 @@ def _add_gains(p: argparse.ArgumentParser) -> None:
     g.add_argument("--phase-reference", choices=("leader", "mean"), help="inter-limb reference phase")
 
 
-def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> object:
+def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> AssistConfig:
     from machaon.exo.controller import AssistConfig
 
     kw: dict = dict(extra)
@@ -187,7 +196,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot_replay(res: object, path: Path) -> None:
+def _plot_replay(res: ReplayResult, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +222,7 @@ def _plot_replay(res: object, path: Path) -> None:
 
 # -- run (live) ------------------------------------------------------------------------------------
 
-def _calibrate_live(acq: object, seconds: float, emg_cfg: object) -> object:
+def _calibrate_live(acq: SerialAcquisition, seconds: float, emg_cfg: EMGConfig) -> MVCNormaliser:
     """MVC levels from ``seconds`` of board EMG while the wearer contracts each muscle maximally."""
     import time
 
@@ -304,7 +313,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_summary(sts: list, ctrl: object, acq: object, sup: object, stats: object, rate_hz: float) -> dict:
+def _run_summary(sts: list[AssistStatus], ctrl: AssistController, acq: SerialAcquisition, sup: Supervisor,
+                 stats: LoopStats, rate_hz: float) -> dict:
     """What ``exo run`` prints: cycles, assist fraction, fallbacks, torques, acquisition, supervisor, loop."""
     import collections
 
