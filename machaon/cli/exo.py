@@ -314,7 +314,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_events(args: argparse.Namespace) -> int:
     from machaon.exo.emg_signals import EMGSignalError
-    from machaon.exo.events import detect_events, write_events_csv
+    from machaon.exo.events import agreement, detect_events, write_events_csv
     from machaon.exo.gait_analysis import staged_dir
     from machaon.exo.gaitfile import GaitFileError, read_gait_file
 
@@ -328,6 +328,8 @@ def _cmd_events(args: argparse.Namespace) -> int:
             "notes": list(trial.notes) + list(det.notes),
             "events": [{"side": e.side, "event": e.event, "time_s": round(e.time_s, 4), "source": e.source}
                        for e in det.events]}
+    if trial.file_events:  # the file's own annotated events: say how well ours agree with them
+        info["file_events_agreement"] = agreement(det, trial.file_events)
     try:
         with staged_dir(args.out) as tmp:
             write_events_csv(tmp / "events.csv", det.events)

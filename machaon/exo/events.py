@@ -363,7 +363,27 @@ def match_events(
     return np.array(err), det.size - len(used_d), ref.size - len(used_r)
 
 
+def agreement(detection: EventDetection, reference: Iterable[object], tolerance_s: float = 0.15) -> dict:
+    """Timing of the detected events against reference events (objects with side, event, time_s):
+    per kind, the matched count, mean and mean absolute error (ms) and the unmatched counts."""
+    ref = list(reference)
+    out = {}
+    for kind in EVENT_KINDS:
+        errs, extra, missed = [], 0, 0
+        for side in SIDES:
+            r = np.array([e.time_s for e in ref if e.side == side and e.event == kind])
+            err, x, m = match_events(detection.times(side, kind), r, tolerance_s)
+            errs += list(err)
+            extra, missed = extra + x, missed + m
+        e = np.array(errs) * 1e3
+        out[kind] = {"matched": int(e.size), "mean_error_ms": float(e.mean()) if e.size else None,
+                     "mean_abs_error_ms": float(np.abs(e).mean()) if e.size else None,
+                     "unmatched_detected": extra, "unmatched_reference": missed}
+    return out
+
+
 __all__ = [
+    "agreement",
     "CSV_COLUMNS",
     "EVENT_KINDS",
     "SIDES",

@@ -38,7 +38,7 @@ from scipy import signal
 
 from machaon.exo.emg import design_filters
 from machaon.exo.emg_signals import emg_config_for, prepare_emg
-from machaon.exo.events import SIDES, EventDetection, lab_axes, lowpass_zero_phase, write_events_csv
+from machaon.exo.events import SIDES, EventDetection, agreement, lab_axes, lowpass_zero_phase, write_events_csv
 from machaon.exo.gaitfile import GaitFileError, GaitTrial
 from machaon.exo.imu import symmetry_index
 
@@ -270,6 +270,8 @@ def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float |
         "events": detection.counts(),
         "cycles": {s: len(cyc[s]) for s in SIDES},
     }
+    if trial.file_events:
+        summary["file_events_agreement"] = agreement(detection, trial.file_events)
     summary.update(temporal_parameters(detection, trial.duration_s))
     angles, src, t = joint_angles(trial)
     angle_curves: dict = {s: {} for s in SIDES}

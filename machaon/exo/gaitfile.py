@@ -278,6 +278,8 @@ def read_c3d_trial(path: str | Path) -> GaitTrial:
     """Read a C3D gait trial with ezc3d (layout in the module docstring). Raises ``GaitFileError``."""
     import ezc3d
 
+    from machaon.exo.emg_signals import EMGSignalError, check_declared_units
+
     path = str(path)
     try:
         c = ezc3d.c3d(path)
@@ -325,6 +327,10 @@ def read_c3d_trial(path: str | Path) -> GaitTrial:
             _require_finite("EMG channel", lab, data[i], a_rate, path)
             emg[lab] = data[i] * scale
             emg_units[lab] = u
+            try:
+                check_declared_units(lab, emg[lab], u)
+            except EMGSignalError as exc:
+                raise GaitFileError(f"{path}: {exc}") from None
     sensors = sorted({u.rsplit("_", 1)[0] for u in upper if u.endswith("_GX")})
     for s in sensors:
         cols = []

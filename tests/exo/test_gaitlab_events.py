@@ -125,6 +125,18 @@ def test_wrong_units_by_a_factor_1000(tmp_path, walk):
         read_gait_file(walk.write_c3d(tmp_path / "u.c3d", scale_mm=1e6))
 
 
+def test_emg_declared_in_the_wrong_unit(tmp_path):
+    import ezc3d
+
+    walk = SynthWalk(duration=3.0)
+    path = walk.write_c3d(tmp_path / "w.c3d", emg_unit="mV")
+    c = ezc3d.c3d(str(path))
+    c["parameters"]["ANALOG"]["UNITS"]["value"] = ["V"] * len(c["parameters"]["ANALOG"]["LABELS"]["value"])
+    c.write(str(tmp_path / "v.c3d"))  # millivolt samples now declared as volts
+    with pytest.raises(GaitFileError, match="VL_L.*factor of 1000"):
+        read_gait_file(tmp_path / "v.c3d")
+
+
 def test_missing_markers_are_named(tmp_path, walk):
     drop = ("LHEE", "LTOE", "LANK", "RHEE", "RTOE", "RANK")
     trial = read_gait_file(walk.write_c3d(tmp_path / "w.c3d", drop=drop))
@@ -162,3 +174,22 @@ def test_nan_in_emg_is_a_clear_error(tmp_path):
 def test_match_events_is_one_to_one():
     err, extra, missed = match_events(np.array([1.0, 1.02, 3.0]), np.array([1.01, 2.0]), 0.05)
     assert err.size == 1 and extra == 2 and missed == 1
+
+
+def test_file_events_are_read_and_compared(tmp_path, walk):
+    import ezc3d
+
+    from machaon.exo.events import agreement
+
+    path = walk.write_c3d(tmp_path / "w.c3d")
+    c = ezc3d.c3d(str(path))
+    for (side, kind), times in walk.events.items():
+        for t in times:
+            c.add_event([0, float(t)], context=side.capitalize(),
+                        label="Foot Strike" if kind == "heel_strike" else "Foot Off")
+    c.write(str(tmp_path / "e.c3d"))
+    trial = read_gait_file(tmp_path / "e.c3d")
+    assert len(trial.file_events) == sum(len(v) for v in walk.events.values())
+    assert {(e.side, e.event) for e in trial.file_events} == set(walk.events)
+    agree = agreement(detect_events(trial), trial.file_events)
+    assert agree["heel_strike"]["matched"] >= 9 and abs(agree["heel_strike"]["mean_error_ms"] + 60) < 15
