@@ -93,3 +93,20 @@ def virtual_shank_imu(trial: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
         return np.unwrap(np.arctan2(np.einsum("ij,ij->i", d, prog), -(d @ up)))
 
     return incl("hip", "knee"), np.gradient(incl("knee", "ankle"), 1.0 / fs)
+
+
+# myo_sim's body frame (x anterior, y superior, z right) -> the CT's LPS frame (x left, y posterior, z up)
+OPENSIM_TO_LPS = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def myo_sim_vertebra(level: str, pose: np.ndarray | None = None):
+    """The myo_sim lumbar vertebra ``level`` ('L1'..'L5') as a trimesh in millimetres, LPS frame,
+    moved by ``pose`` (4x4, mm) if given, as a CT segmentation would place it."""
+    import trimesh
+
+    path = package_file("myo-sim", f"myo_sim/models/meshes/lumbar{int(level[1:])}.stl")
+    m = trimesh.load(str(path), force="mesh")
+    v = (np.asarray(m.vertices) @ OPENSIM_TO_LPS.T) * 1e3
+    if pose is not None:
+        v = v @ pose[:3, :3].T + pose[:3, 3]
+    return trimesh.Trimesh(v, np.asarray(m.faces), process=False)
