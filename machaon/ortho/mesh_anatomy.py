@@ -398,4 +398,12 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
     )
 
 
-__all__ = ["MeshAnatomyError", "Pedicle", "VertebraAnatomy", "VoxelSDF", "analyse_vertebra", "fill_voxels", "midsagittal_plane"]
+__all__ = [
+    "MeshAnatomyError",
+    "Pedicle",
+    "VertebraAnatomy",
+    "VoxelSDF",
+    "analyse_vertebra",
+    "fill_voxels",
+    "midsagittal_plane",
+]
