@@ -321,9 +321,9 @@ def _cmd_events(args: argparse.Namespace) -> int:
     try:
         trial = read_gait_file(args.file)
         det = detect_events(trial, args.source)
-    except (GaitFileError, EMGSignalError) as exc:
+    except (GaitFileError, EMGSignalError) as exc:  # the file cannot be used as it is: bad input
         print(f"exo events: {exc}", file=sys.stderr)
-        return 1
+        return 2
     info = {"file": str(args.file), "source": det.source, "counts": det.counts(),
             "notes": list(trial.notes) + list(det.notes),
             "events": [{"side": e.side, "event": e.event, "time_s": round(e.time_s, 4), "source": e.source}
@@ -352,9 +352,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         trial = read_gait_file(args.file)
         det = detect_events(trial, args.source)
         report = analyze_trial(trial, det, mains_hz=args.mains)
-    except (GaitFileError, EMGSignalError) as exc:
+    except (GaitFileError, EMGSignalError) as exc:  # the file cannot be used as it is: bad input
         print(f"exo analyze: {exc}", file=sys.stderr)
-        return 1
+        return 2
     try:
         written = write_gait_report(args.out, report)
     except (OSError, ValueError) as exc:

@@ -1,7 +1,8 @@
 """``machaon ortho``: plan pedicle screws, run the robot-guided procedure in sim, read its report.
 
 Subcommands:
-- ``machaon ortho plan``   auto-plan a vertebra phantom (or a mesh) and write the plan JSON;
+- ``machaon ortho plan``   auto-plan a vertebra phantom, bone meshes (``--mesh L3.stl L4.stl``) or a
+  CT label map (``--labelmap SEG.nii.gz --labels L3=22,L4=23``) and write the plan JSON;
 - ``machaon ortho run``    the whole procedure in PyBullet (GUI, or ``--headless``);
 - ``machaon ortho report`` print a run's ``report.json`` and (re)render its pictures.
 
@@ -39,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="bone mesh file(s) (STL/OBJ/PLY, mm; one per level, named by file stem) "
                     "instead of the phantom")
     pp.add_argument("--starts", default=None, metavar="PLAN",
-                    help="plan JSON with one rough trajectory per screw (needed for meshes)")
+                    help="plan JSON with one rough trajectory per screw (optional: without it the "
+                    "anatomy of each mesh is found from its surface)")
+    pp.add_argument("--labelmap", default=None, metavar="SEG",
+                    help="CT segmentation label map (NIfTI, e.g. SEG.nii.gz) instead of meshes; needs --labels")
+    pp.add_argument("--labels", default=None, metavar="L1=20,...",
+                    help="levels and their label values in --labelmap, e.g. L1=20,L2=21")
+    pp.add_argument("--units", choices=("mm", "m"), default="mm", help="length unit of the mesh files (default mm)")
     pp.add_argument("--length-fraction", type=float, default=0.8, help="screw length / bone chord (default 0.8)")
     pp.add_argument("--out", "-o", default="plan.json", help="plan JSON to write (default plan.json)")
     pp.set_defaults(func=_cmd_plan)
@@ -74,9 +81,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
     t0 = time.perf_counter()
+    if args.labelmap or (args.mesh and args.starts is None):
+        return _plan_surfaces(args, t0)
+    if args.labels:
+        print("ortho plan: --labels goes with --labelmap", file=sys.stderr)
+        return 2
     try:
         if args.mesh:
-            anatomy = BoneModel.from_files(args.mesh, units="mm")
+            anatomy = BoneModel.from_files(args.mesh, units=args.units)
             if args.starts is None:
                 print("ortho plan: a mesh has no pedicle axes; give --starts PLAN with rough trajectories",
                       file=sys.stderr)
@@ -101,6 +113,44 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
+    return 0
+
+
+def _plan_surfaces(args: argparse.Namespace, t0: float) -> int:
+    """``ortho plan`` on bone meshes or a label map: anatomy from the surface, no rough trajectory."""
+    from machaon.errors import MachaonError
+    from machaon.ortho.labelmap import parse_labels
+    from machaon.ortho.mesh_planning import plan_labelmap, plan_mesh_files
+
+    if args.labelmap and args.mesh:
+        print("ortho plan: give either --mesh or --labelmap, not both", file=sys.stderr)
+        return 2
+    if bool(args.labelmap) != bool(args.labels):
+        print("ortho plan: --labelmap and --labels go together (e.g. --labels L1=20,L2=21)", file=sys.stderr)
+        return 2
+    try:
+        if args.labelmap:
+            mp = plan_labelmap(args.labelmap, parse_labels(args.labels), length_fraction=args.length_fraction)
+        else:
+            mp = plan_mesh_files(args.mesh, units=args.units, length_fraction=args.length_fraction)
+    except (MachaonError, ValueError, OSError) as exc:  # a file that cannot be planned on: bad input
+        print(f"ortho plan: {exc}", file=sys.stderr)
+        return 2
+    dt = time.perf_counter() - t0
+    print(f"{'screw':<8}{'diam mm':>8}{'length mm':>10}{'cortex mm':>10}{'canal mm':>9}{'tip mm':>7}  verdict")
+    for r in mp.reports:
+        print(f"{r.name:<8}{r.diameter / MM:8.1f}{r.length / MM:10.0f}{r.cortex_clearance / MM:10.2f}"
+              f"{r.canal_clearance / MM:9.2f}{r.tip_to_anterior_cortex / MM:7.1f}  "
+              + ("ok" if r.ok else "NOT SAFE: " + "; ".join(r.messages)))
+    try:
+        mp.save(args.out)
+    except OSError as exc:
+        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({len(mp.plan)} screws on {len(mp.anatomy)} vertebrae, planned in {dt:.1f} s)")
+    if not mp.all_ok:
+        print("ortho plan: some screws are not safe as planned (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -38,7 +38,7 @@ def test_analyze_writes_summary_and_plots(tmp_path, c3d, capsys):
 
 
 @pytest.mark.parametrize("cmd", ["events", "analyze"])
-def test_bad_files_one_line_exit_1_nothing_written(tmp_path, cmd, capsys):
+def test_bad_files_one_line_exit_2_nothing_written(tmp_path, cmd, capsys):
     walk = SynthWalk(duration=4.0)
     cases = {
         "metres.c3d": dict(scale_mm=1.0),
@@ -48,12 +48,12 @@ def test_bad_files_one_line_exit_1_nothing_written(tmp_path, cmd, capsys):
     for name, kw in cases.items():
         path = walk.write_c3d(tmp_path / name, **kw)
         out = tmp_path / f"out-{name}"
-        assert main(["exo", cmd, str(path), "--out", str(out)]) == 1
+        assert main(["exo", cmd, str(path), "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"exo {cmd}: ") and "Traceback" not in err[0]
         assert not out.exists()
     (tmp_path / "empty.c3d").write_bytes(b"")
-    assert main(["exo", cmd, str(tmp_path / "empty.c3d"), "--out", str(tmp_path / "o")]) == 1
+    assert main(["exo", cmd, str(tmp_path / "empty.c3d"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
 
 
