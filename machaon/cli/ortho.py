@@ -12,6 +12,7 @@ Millimetres and degrees appear only here and in files meant for people; everythi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -55,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--headless", action="store_true", help="PyBullet DIRECT mode (no window)")
     pr.add_argument("--levels", type=_levels, default=("L3", "L4"), help="phantom levels (default L3,L4)")
     pr.add_argument("--plan", default=None, help="plan JSON to execute (default: auto-plan the phantom)")
+    pr.add_argument("--mesh", nargs="+", default=None, metavar="FILE",
+                    help="run on these bone meshes (STL/OBJ/PLY, mm, LPS; one vertebra each, named by file stem) "
+                    "instead of the phantom; planned from their surfaces unless --plan is given")
+    pr.add_argument("--labelmap", default=None, metavar="SEG", help="run on the bones of a label map (needs --labels)")
+    pr.add_argument("--labels", default=None, metavar="L1=20,...", help="levels and label values in --labelmap")
     pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
                     help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
     pr.add_argument("--report", default=None, metavar="DIR",
@@ -188,8 +194,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
+    bone = plan = None
+    if args.mesh or args.labelmap or args.labels:
+        loaded = _bone_and_plan(args, say)
+        if isinstance(loaded, int):
+            return loaded
+        bone, plan, levels = loaded
+        cfg = dataclasses.replace(cfg, levels=levels, plan_path=None)
     try:
-        result = run_procedure(cfg, report_dir=args.report, say=say)
+        result = run_procedure(cfg, report_dir=args.report, say=say, anatomy=bone, plan=plan)
     except (ProcedureError, ValueError, OSError) as exc:
         print(f"ortho run: {exc}", file=sys.stderr)
         return 2
@@ -200,6 +213,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"report: {Path(args.report) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
+
+
+def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple | int:
+    """(BoneModel, Plan, levels) for ``ortho run`` on meshes or a label map, or an exit code."""
+    from machaon.errors import MachaonError
+    from machaon.ortho.labelmap import parse_labels
+    from machaon.ortho.mesh_planning import plan_labelmap, plan_mesh_files
+    from machaon.ortho.planning import Plan
+
+    if args.mesh and args.labelmap:
+        print("ortho run: give either --mesh or --labelmap, not both", file=sys.stderr)
+        return 2
+    if bool(args.labelmap) != bool(args.labels):
+        print("ortho run: --labelmap and --labels go together (e.g. --labels L1=20,L2=21)", file=sys.stderr)
+        return 2
+    try:
+        mp = (plan_labelmap(args.labelmap, parse_labels(args.labels)) if args.labelmap
+              else plan_mesh_files(args.mesh))
+        plan = Plan.load(args.plan) if args.plan else mp.plan
+        unknown = sorted({s.level for s in plan} - set(mp.anatomy))
+        if unknown:
+            raise ValueError(f"{args.plan}: levels {unknown} are not among the bones given")
+    except (MachaonError, ValueError, OSError) as exc:
+        print(f"ortho run: {exc}", file=sys.stderr)
+        return 2
+    say(f"bones {', '.join(mp.anatomy)} from {'the label map' if args.labelmap else 'the meshes'}; "
+        f"{len(plan)} screws {'from ' + args.plan if args.plan else 'planned on their surfaces'}")
+    return mp.bone, plan, tuple(mp.anatomy)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MM = 1e-3
 PITCH_M = 0.5 * MM
+MIN_PEDICLE_AREA_M2 = 20 * MM * MM  # a pedicle's cross-section is 50-200 mm^2
 SIDES = ("left", "right")
 _SIGN = {"left": 1.0, "right": -1.0}  # +x of the vertebra frame is the patient's left
 
@@ -347,9 +348,13 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
             best = None
             for i in range(1, n2 + 1):
                 ii, kk = np.nonzero(lab2 == i)
+                if ii.size * h * h < MIN_PEDICLE_AREA_M2:
+                    continue  # a sliver of a facet or a voxel of noise, not a pedicle
                 score = (abs(w[kk].mean() - canal_w), -ii.size)
                 if best is None or score < best[0]:
                     best = (score, i)
+            if best is None:
+                continue
             isl = lab2 == best[1]
             dt = ndimage.distance_transform_edt(np.pad(isl, 1))[1:-1, 1:-1] * h
             ii, kk = np.unravel_index(int(np.argmax(dt)), dt.shape)

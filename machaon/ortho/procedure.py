@@ -42,7 +42,7 @@ from scipy.spatial.transform import Rotation
 from machaon.kinematics import Chain, Dynamics
 from machaon.ortho import registration as reg
 from machaon.ortho import report as rep
-from machaon.ortho.anatomy import SpineSegment, surface_samples
+from machaon.ortho.anatomy import Anatomy, SpineSegment, surface_samples
 from machaon.ortho.approach import ApproachPath, check_path, plan_approach
 from machaon.ortho.drilling import BreachDetector, DrillBit, ThrustModel
 from machaon.ortho.execution import (
@@ -808,15 +808,24 @@ def _execute_screw(w: _World, screw: ScrewPlan, bump: bool) -> tuple[dict, str, 
 
 
 def run_procedure(
-    cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None
+    cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None,
+    anatomy: Anatomy | None = None, plan: Plan | None = None,
 ) -> ProcedureResult:
-    """Run the whole procedure (module docstring); write ``report_dir/report.json`` and pictures if given."""
+    """Run the whole procedure (module docstring); write ``report_dir/report.json`` and pictures if given.
+
+    ``anatomy`` and ``plan`` given together (a ``BoneModel`` of real bone surfaces and the plan
+    made on them) replace the phantom of ``cfg.levels`` and its plan.
+    """
     say = say or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
     directory = None if report_dir is None else Path(report_dir)
-    anatomy = SpineSegment(cfg.levels)
-    plan = _plan(cfg, anatomy, say)
-    if cfg.plan_path is not None:
+    if (anatomy is None) != (plan is None):
+        raise ValueError("anatomy and plan go together")
+    given = anatomy is not None
+    if not given:
+        anatomy = SpineSegment(cfg.levels)
+        plan = _plan(cfg, anatomy, say)
+    if cfg.plan_path is not None and not given:
         # the simulated patient is the phantom the plan was made on
         if not plan.anatomy:
             raise ValueError(f"{cfg.plan_path}: the plan stores no phantom description; a plan made on a "
