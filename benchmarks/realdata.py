@@ -132,7 +132,7 @@ def _event_errors(trial: dict, detected: dict) -> dict:
 def _fmt(e: np.ndarray) -> str:
     if not e.size:
         return "-"
-    return f"{e.mean():+.0f} ± {e.std():.0f} (|e| {np.abs(e).mean():.0f}, max {np.abs(e).max():.0f})"
+    return f"{e.mean():+.0f} ± {e.std():.0f} (mean abs {np.abs(e).mean():.0f}, max {np.abs(e).max():.0f})"
 
 
 def bench_events() -> str:
