@@ -28,7 +28,7 @@ from benchmarks._common import table, time_calls, us
 from machaon.exo.controller import AssistConfig, AssistController
 from machaon.exo.emg import EMGConfig, EMGStream, design_filters, envelope_offline
 from machaon.exo.sensors import SensorBatch
-from machaon.exo.session import calibrate_mvc
+from machaon.exo.walk import calibrate_mvc
 from machaon.sim.legs import LegSim
 from machaon.types import JointCommand, JointState
 

@@ -5,19 +5,21 @@
   unplugs the emulated adapter, SIGUSR2 plugs a new one in and prints its path (``--link`` keeps
   one stable path across both).
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
-  layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
-  emulator's ``Plant`` interface.
+  layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
+  ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
 - ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
 
-import numpy as np
+from machaon.cli._common import command, usage_errors
+from machaon.errors import HardwareError, UsageError
 
 
 def parse_ids(text: str) -> list[int]:
@@ -71,96 +73,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=_cmd_scan)
 
 
-class ArmSimPlant:
-    """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
-
-    Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
-    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
-    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link, equally about its three principal axes: exact about
-    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
-    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
-    friction.
-    """
-
-    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0) -> None:
-        import pybullet as pb
-
-        self.sim = sim
-        self._carry = 0.0
-        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
-        if not np.isfinite(extra).all() or (extra < 0).any():
-            raise ValueError("rotor_inertia: must be finite and >= 0")
-        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
-                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
-        for name, j_extra in zip(sim.joint_names, extra, strict=True):
-            if j_extra > 0:
-                link = names[name]
-                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
-                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                  physicsClientId=sim.client)
-
-    @property
-    def dof(self) -> int:
-        return int(self.sim.dof)
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        s = self.sim.read()
-        return s.q.copy(), s.dq.copy()
-
-    def step(self, tau_nm: np.ndarray, dt: float) -> None:
-        from machaon.types import JointCommand
-
-        self.sim.write(JointCommand.torque(tau_nm))
-        self._carry += dt
-        n = int(self._carry / self.sim.dt + 1e-9)
-        if n:
-            self.sim.step(n)
-            self._carry -= n * self.sim.dt
-
-
+@command
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from machaon.hardware.emulator import ChainEmulator, Faults
 
-    try:
+    with usage_errors():
         ids = parse_ids(args.ids)
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
                     missing_ids=missing, seed=args.seed)
-    sim = None
-    plant = None
-    physics_dt = 1e-3
-    if args.sim:
-        from machaon.sim import ArmSim
+    with contextlib.ExitStack() as stack:
+        sim = None
+        plant = None
+        physics_dt = 1e-3
+        if args.sim:
+            from machaon.sim import ArmSim
 
-        sim = ArmSim("machaon_arm")
-        if sim.dof != len(ids):
-            print(f"error: --sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})",
-                  file=sys.stderr)
-            sim.close()
-            return 2
-        from machaon.hardware.control_table import model_by_name
+            sim = ArmSim("machaon_arm")
+            stack.callback(sim.close)
+            if sim.dof != len(ids):
+                raise UsageError(f"--sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})")
+            from machaon.hardware.control_table import model_by_name
 
-        try:
-            rotor = model_by_name(args.model).rotor_inertia_out
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sim.close()
-            return 2
-        plant = ArmSimPlant(sim, rotor)
-        physics_dt = sim.dt
-    try:
-        em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
-                           plant=plant, realtime=args.realtime, link=args.link, faults=faults,
-                           physics_dt=physics_dt)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if sim is not None:
-            sim.close()
-        return 2
+            with usage_errors():
+                rotor = model_by_name(args.model).rotor_inertia_out
+            from machaon.sim.plant import ArmSimPlant
+
+            plant = ArmSimPlant(sim, rotor)
+            physics_dt = sim.dt
+        with usage_errors():
+            em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
+                               plant=plant, realtime=args.realtime, link=args.link, faults=faults,
+                               physics_dt=physics_dt)
+        return _serve_emulator(args, em, ids, coupled=sim is not None)
+
+
+def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+    """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
@@ -168,7 +117,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
     print(f"emulating {em.model.name} ids {ids} at {args.baud} baud"
-          f"{' coupled to the PyBullet arm' if sim else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
+          f"{' coupled to the PyBullet arm' if coupled else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.2):
             pass
@@ -176,36 +125,29 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         pass
     finally:
         em.close()
-        if sim is not None:
-            sim.close()
         print(f"stopped: {em.stats}", file=sys.stderr)
     return 0
 
 
+@command
 def _cmd_scan(args: argparse.Namespace) -> int:
     from machaon.hardware.control_table import MODELS_BY_NUMBER
     from machaon.hardware.dynamixel import Bus
-    from machaon.hardware.protocol import PortError
 
     try:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
-        print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
     found_any = False
-    try:
-        with Bus(args.port, bauds[0]) as bus:
-            for b in bauds:
-                bus.set_baudrate(b)
-                found = bus.broadcast_ping(max_id=args.max_id)
-                for i, info in found.items():
-                    m = MODELS_BY_NUMBER.get(info.model_number)
-                    name = m.name if m else f"model {info.model_number}"
-                    print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
-                found_any |= bool(found)
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
+        for b in bauds:
+            bus.set_baudrate(b)
+            found = bus.broadcast_ping(max_id=args.max_id)
+            for i, info in found.items():
+                m = MODELS_BY_NUMBER.get(info.model_number)
+                name = m.name if m else f"model {info.model_number}"
+                print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
+            found_any |= bool(found)
     if not found_any:
-        print("no servo answered", file=sys.stderr)
-    return 0 if found_any else 1
+        raise HardwareError(f"no servo answered on {args.port} at {args.baud} baud")
+    return 0

@@ -3,7 +3,8 @@
 Subcommands:
 - ``machaon ortho plan``   auto-plan a vertebra phantom, bone meshes (``--mesh L3.stl L4.stl``) or a
   CT label map (``--labelmap SEG.nii.gz --labels L3=22,L4=23``) and write the plan JSON;
-- ``machaon ortho run``    the whole procedure in PyBullet (GUI, or ``--headless``);
+- ``machaon ortho run``    the whole procedure in PyBullet (GUI, or ``--headless``), on the phantom
+  or on bone meshes / a label map;
 - ``machaon ortho report`` print a run's ``report.json`` and (re)render its pictures.
 
 Millimetres and degrees appear only here and in files meant for people; everything inside is SI.
@@ -15,8 +16,10 @@ import argparse
 import dataclasses
 import logging
 import math
-import sys
 import time
+
+from machaon.cli._common import add_option, command, usage_errors, warn
+from machaon.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--starts", default=None, metavar="PLAN",
                     help="plan JSON with one rough trajectory per screw (optional: without it the "
                     "anatomy of each mesh is found from its surface)")
-    pp.add_argument("--labelmap", default=None, metavar="SEG",
-                    help="CT segmentation label map (NIfTI, e.g. SEG.nii.gz) instead of meshes; needs --labels")
-    pp.add_argument("--labels", default=None, metavar="L1=20,...",
-                    help="levels and their label values in --labelmap, e.g. L1=20,L2=21")
-    pp.add_argument("--units", choices=("mm", "m"), default="mm", help="length unit of the mesh files (default mm)")
+    _add_surface_options(pp)
     pp.add_argument("--length-fraction", type=float, default=0.8, help="screw length / bone chord (default 0.8)")
     pp.add_argument("--out", "-o", default="plan.json", help="plan JSON to write (default plan.json)")
     pp.set_defaults(func=_cmd_plan)
@@ -59,18 +58,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--mesh", nargs="+", default=None, metavar="FILE",
                     help="run on these bone meshes (STL/OBJ/PLY, mm, LPS; one vertebra each, named by file stem) "
                     "instead of the phantom; planned from their surfaces unless --plan is given")
-    pr.add_argument("--labelmap", default=None, metavar="SEG", help="run on the bones of a label map (needs --labels)")
-    pr.add_argument("--labels", default=None, metavar="L1=20,...", help="levels and label values in --labelmap")
+    _add_surface_options(pr)
     pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
                     help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
-    pr.add_argument("--report", default=None, metavar="DIR",
-                    help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
+    add_option(pr, "--out", old=("--report",), default=None, metavar="DIR",
+               help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
     pr.add_argument("--seed", type=int, default=0, help="seed for tracker noise and bumps")
     pr.add_argument("--no-breathing", action="store_true", help="keep the patient still")
     pr.add_argument("--no-bump", action="store_true", help="no patient bump during the first drilling")
     pr.add_argument("--feed-mm-s", type=float, default=4.0, help="drill feed rate, mm/s (default 4)")
-    pr.add_argument("--control-hz", type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
-                    help="control-loop rate (default 500; the physics steps at the same rate)")
+    add_option(pr, "--rate-hz", old=("--control-hz",), type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
+               help="control-loop rate (default 500; the physics steps at the same rate)")
     pr.add_argument("--screws", default=None, help="comma-separated screw names to execute (default: all)")
     pr.add_argument("--fast-calibration", action="store_true",
                     help="hand-eye calibration from the tracker noise model instead of rendered images")
@@ -82,96 +80,90 @@ def register(sub: argparse._SubParsersAction) -> None:
     pq.set_defaults(func=_cmd_report)
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
-    from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
-
-    t0 = time.perf_counter()
-    if args.labelmap or (args.mesh and args.starts is None):
-        return _plan_surfaces(args, t0)
-    if args.labels:
-        print("ortho plan: --labels goes with --labelmap", file=sys.stderr)
-        return 2
-    try:
-        if args.mesh:
-            anatomy = BoneModel.from_files(args.mesh, units=args.units)
-            if args.starts is None:
-                print("ortho plan: a mesh has no pedicle axes; give --starts PLAN with rough trajectories",
-                      file=sys.stderr)
-                return 2
-            plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
-        else:
-            anatomy = SpineSegment(args.levels)
-            starts = None if args.starts is None else Plan.load(args.starts)
-            plan = auto_plan(anatomy, starts=starts, length_fraction=args.length_fraction)
-    except (PlanError, AnatomyError, ValueError, OSError) as exc:
-        print(f"ortho plan: {exc}", file=sys.stderr)
-        return 2
-    dt = time.perf_counter() - t0
-    print(f"{'screw':<8}{'length mm':>10}{'diam mm':>8}{'clear mm':>9}{'canal mm':>9}  breach")
-    for s in plan:
-        c = check_plan(anatomy, s)
-        print(f"{s.name:<8}{s.length / MM:10.1f}{s.diameter / MM:8.1f}{c.min_clearance / MM:9.2f}"
-              f"{c.canal_clearance / MM:9.2f}  {c.breach_location if c.breach else '-'}")
-    try:
-        plan.save(args.out)
-    except OSError as exc:
-        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
-    return 0
+def _add_surface_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labelmap", default=None, metavar="SEG",
+                   help="CT segmentation label map (NIfTI, e.g. SEG.nii.gz) instead of meshes; needs --labels")
+    p.add_argument("--labels", default=None, metavar="L1=20,...",
+                   help="levels and their label values in --labelmap, e.g. L1=20,L2=21")
+    p.add_argument("--units", choices=("mm", "m"), default="mm", help="length unit of the mesh files (default mm)")
 
 
-def _plan_surfaces(args: argparse.Namespace, t0: float) -> int:
-    """``ortho plan`` on bone meshes or a label map: anatomy from the surface, no rough trajectory."""
+def _plan_surfaces(args: argparse.Namespace, **kw: object) -> object:
+    """The ``MeshPlan`` of ``--mesh FILES`` or ``--labelmap SEG --labels ...``; bad input is a UsageError."""
     from machaon.errors import MachaonError
     from machaon.ortho.labelmap import parse_labels
     from machaon.ortho.mesh_planning import plan_labelmap, plan_mesh_files
 
     if args.labelmap and args.mesh:
-        print("ortho plan: give either --mesh or --labelmap, not both", file=sys.stderr)
-        return 2
+        raise UsageError("give either --mesh or --labelmap, not both")
     if bool(args.labelmap) != bool(args.labels):
-        print("ortho plan: --labelmap and --labels go together (e.g. --labels L1=20,L2=21)", file=sys.stderr)
-        return 2
-    try:
+        raise UsageError("--labelmap and --labels go together (e.g. --labelmap SEG.nii.gz --labels L1=20,L2=21)")
+    # a file that cannot be planned on (unreadable, open, wrong units, no canal) is bad input
+    with usage_errors(MachaonError, ValueError, OSError):
         if args.labelmap:
-            mp = plan_labelmap(args.labelmap, parse_labels(args.labels), length_fraction=args.length_fraction)
-        else:
-            mp = plan_mesh_files(args.mesh, units=args.units, length_fraction=args.length_fraction)
-    except (MachaonError, ValueError, OSError) as exc:  # a file that cannot be planned on: bad input
-        print(f"ortho plan: {exc}", file=sys.stderr)
-        return 2
+            return plan_labelmap(args.labelmap, parse_labels(args.labels), **kw)
+        return plan_mesh_files(args.mesh, units=args.units, **kw)
+
+
+def _cmd_plan_surfaces(args: argparse.Namespace, t0: float) -> int:
+    mp = _plan_surfaces(args, length_fraction=args.length_fraction)
     dt = time.perf_counter() - t0
     print(f"{'screw':<8}{'diam mm':>8}{'length mm':>10}{'cortex mm':>10}{'canal mm':>9}{'tip mm':>7}  verdict")
     for r in mp.reports:
         print(f"{r.name:<8}{r.diameter / MM:8.1f}{r.length / MM:10.0f}{r.cortex_clearance / MM:10.2f}"
               f"{r.canal_clearance / MM:9.2f}{r.tip_to_anterior_cortex / MM:7.1f}  "
               + ("ok" if r.ok else "NOT SAFE: " + "; ".join(r.messages)))
-    try:
+    with usage_errors(OSError, context=f"cannot write {args.out}"):
         mp.save(args.out)
-    except OSError as exc:
-        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 2
     print(f"wrote {args.out} ({len(mp.plan)} screws on {len(mp.anatomy)} vertebrae, planned in {dt:.1f} s)")
     if not mp.all_ok:
-        print("ortho plan: some screws are not safe as planned (see above)", file=sys.stderr)
+        warn("some screws are not safe as planned (see above)")
         return 1
     return 0
 
 
+@command
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
+    from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
+
+    t0 = time.perf_counter()
+    if args.labelmap or args.labels or (args.mesh and args.starts is None):
+        return _cmd_plan_surfaces(args, t0)
+    with usage_errors(PlanError, AnatomyError, ValueError, OSError):
+        if args.mesh:
+            anatomy = BoneModel.from_files(args.mesh, units=args.units)
+            if args.starts is None:
+                raise UsageError("a mesh has no pedicle axes; give --starts PLAN with rough trajectories")
+            plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
+        else:
+            anatomy = SpineSegment(args.levels)
+            starts = None if args.starts is None else Plan.load(args.starts)
+            plan = auto_plan(anatomy, starts=starts, length_fraction=args.length_fraction)
+    dt = time.perf_counter() - t0
+    print(f"{'screw':<8}{'length mm':>10}{'diam mm':>8}{'clear mm':>9}{'canal mm':>9}  breach")
+    for s in plan:
+        c = check_plan(anatomy, s)
+        print(f"{s.name:<8}{s.length / MM:10.1f}{s.diameter / MM:8.1f}{c.min_clearance / MM:9.2f}"
+              f"{c.canal_clearance / MM:9.2f}  {c.breach_location if c.breach else '-'}")
+    with usage_errors(OSError, context=f"cannot write {args.out}"):
+        plan.save(args.out)
+    print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
+    return 0
+
+
+@command
 def _cmd_run(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import ProcedureConfig, ProcedureError, run_procedure
 
     if not (math.isfinite(args.feed_mm_s) and 0.1 <= args.feed_mm_s <= 10.0):
-        print("ortho run: --feed-mm-s must be within 0.1..10", file=sys.stderr)
-        return 2
+        raise UsageError("--feed-mm-s must be within 0.1..10")
     gui = not args.headless
     if gui:
         import os
 
         if not os.environ.get("DISPLAY"):
-            print("ortho run: no DISPLAY; running headless", file=sys.stderr)
+            warn("no DISPLAY; running headless")
             gui = False
     cfg = ProcedureConfig(
         levels=args.levels,
@@ -183,12 +175,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bump=not args.no_bump,
         feed_m_s=args.feed_mm_s * MM,
         calibration_from_images=not args.fast_calibration,
-        control_hz=args.control_hz,
-        sim_dt=1.0 / args.control_hz,
+        control_hz=args.rate_hz,
+        sim_dt=1.0 / args.rate_hz,
         screws=None if args.screws is None else tuple(s.strip() for s in args.screws.split(",") if s.strip()),
     )
-    if args.report is None:
-        args.report = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
+    if args.out is None:
+        args.out = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
@@ -196,59 +188,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     bone = plan = None
     if args.mesh or args.labelmap or args.labels:
-        loaded = _bone_and_plan(args, say)
-        if isinstance(loaded, int):
-            return loaded
-        bone, plan, levels = loaded
-        cfg = dataclasses.replace(cfg, levels=levels, plan_path=None)
-    try:
-        result = run_procedure(cfg, report_dir=args.report, say=say, anatomy=bone, plan=plan)
-    except (ProcedureError, ValueError, OSError) as exc:
-        print(f"ortho run: {exc}", file=sys.stderr)
-        return 2
+        bone, plan = _bone_and_plan(args, say)
+        cfg = dataclasses.replace(cfg, levels=tuple(bone.levels), plan_path=None)
+    with usage_errors(ProcedureError, ValueError, OSError):
+        result = run_procedure(cfg, report_dir=args.out, say=say, anatomy=bone, plan=plan)
     print(result.summary())
     from pathlib import Path
 
-    pictures = sorted(str(p) for p in Path(args.report).glob("*.png"))
-    print(f"report: {Path(args.report) / 'report.json'}")
+    pictures = sorted(str(p) for p in Path(args.out).glob("*.png"))
+    print(f"report: {Path(args.out) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
 
 
-def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple | int:
-    """(BoneModel, Plan, levels) for ``ortho run`` on meshes or a label map, or an exit code."""
-    from machaon.errors import MachaonError
-    from machaon.ortho.labelmap import parse_labels
-    from machaon.ortho.mesh_planning import plan_labelmap, plan_mesh_files
-    from machaon.ortho.planning import Plan
+def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple:
+    """(BoneModel, Plan) for ``ortho run`` on meshes or a label map: the plan made on them, or ``--plan``."""
+    from machaon.ortho.planning import Plan, PlanError
 
-    if args.mesh and args.labelmap:
-        print("ortho run: give either --mesh or --labelmap, not both", file=sys.stderr)
-        return 2
-    if bool(args.labelmap) != bool(args.labels):
-        print("ortho run: --labelmap and --labels go together (e.g. --labels L1=20,L2=21)", file=sys.stderr)
-        return 2
-    try:
-        mp = (plan_labelmap(args.labelmap, parse_labels(args.labels)) if args.labelmap
-              else plan_mesh_files(args.mesh))
-        plan = Plan.load(args.plan) if args.plan else mp.plan
+    mp = _plan_surfaces(args)
+    plan = mp.plan
+    if args.plan:
+        with usage_errors(PlanError, OSError):
+            plan = Plan.load(args.plan)
         unknown = sorted({s.level for s in plan} - set(mp.anatomy))
         if unknown:
-            raise ValueError(f"{args.plan}: levels {unknown} are not among the bones given")
-    except (MachaonError, ValueError, OSError) as exc:
-        print(f"ortho run: {exc}", file=sys.stderr)
-        return 2
+            raise UsageError(f"{args.plan}: levels {unknown} are not among the bones given")
     say(f"bones {', '.join(mp.anatomy)} from {'the label map' if args.labelmap else 'the meshes'}; "
         f"{len(plan)} screws {'from ' + args.plan if args.plan else 'planned on their surfaces'}")
-    return mp.bone, plan, tuple(mp.anatomy)
+    return mp.bone, plan
 
 
+@command
 def _cmd_report(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import print_report
     from machaon.ortho.report import ReportError
 
-    try:
+    with usage_errors(ReportError, ValueError, OSError):
         return print_report(args.dir, render=not args.no_render)
-    except (ReportError, ValueError, OSError) as exc:
-        print(f"ortho report: {exc}", file=sys.stderr)
-        return 2

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal, stats
 
-from machaon.errors import MachaonError
+from machaon.errors import ExoError
 from machaon.exo.emg import EMGConfig, envelope_offline
 
 MAX_SEMG_V = 0.05  # largest plausible surface-EMG amplitude at the electrodes (V)
@@ -36,7 +36,7 @@ FLAT_RMS_V = 1e-7
 MAINS_DOMINANCE = 0.5
 
 
-class EMGSignalError(MachaonError, ValueError):
+class EMGSignalError(ExoError, ValueError):
     """An EMG channel cannot be used as recorded (impossible amplitude for its unit, too short)."""
 
 

@@ -142,7 +142,7 @@ def _hip_centres(trial: GaitTrial) -> tuple[dict[str, np.ndarray] | None, str]:
     return out, "Bell regression from ASIS/PSIS"
 
 
-def joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], np.ndarray]:
+def sagittal_joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], np.ndarray]:
     """Sagittal hip/knee/ankle flexion (rad) per side and joint, with where each came from, and times (s)."""
     fs = trial.point_rate_hz
     t = np.arange(trial.n_frames) / fs if fs > 0 else np.zeros(0)
@@ -247,7 +247,7 @@ def emg_envelopes(trial: GaitTrial, mains_hz: float | None = None) -> tuple[dict
 
 
 @dataclass(frozen=True)
-class GaitReport:
+class GaitLabReport:
     """Everything ``write_gait_report`` writes: the JSON summary and the curves behind the plots."""
 
     summary: dict
@@ -256,7 +256,7 @@ class GaitReport:
     detection: EventDetection
 
 
-def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float | None = None) -> GaitReport:
+def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float | None = None) -> GaitLabReport:
     """The gait report of ``trial`` with its events (see module doc). Raises ``GaitFileError`` when
     no side has a complete cycle."""
     cyc = {s: cycles(detection, s) for s in SIDES}
@@ -273,7 +273,7 @@ def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float |
     if trial.file_events:
         summary["file_events_agreement"] = agreement(detection, trial.file_events)
     summary.update(temporal_parameters(detection, trial.duration_s))
-    angles, src, t = joint_angles(trial)
+    angles, src, t = sagittal_joint_angles(trial)
     angle_curves: dict = {s: {} for s in SIDES}
     summary_angles: dict = {}
     for s in SIDES:
@@ -318,10 +318,10 @@ def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float |
     unsided = [k for k in envs if emg_side(k) is None]
     summary["notes"] = list(trial.notes) + list(detection.notes) + (
         [f"EMG {', '.join(unsided)}: side not in the label; not normalised to a cycle"] if unsided else [])
-    return GaitReport(summary, angle_curves, emg_curves, detection)
+    return GaitLabReport(summary, angle_curves, emg_curves, detection)
 
 
-def _plots(report: GaitReport, d: Path) -> list[str]:
+def _plots(report: GaitLabReport, d: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -376,7 +376,7 @@ def _plots(report: GaitReport, d: Path) -> list[str]:
     return ["timing.png", "angles.png", "emg.png"]
 
 
-def write_gait_report(out_dir: str | Path, report: GaitReport) -> list[Path]:
+def write_gait_report(out_dir: str | Path, report: GaitLabReport) -> list[Path]:
     """Write summary.json, events.csv and the plots into ``out_dir`` all at once (see module doc)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -414,12 +414,12 @@ class staged_dir:  # noqa: N801 - used as a context manager, reads like one
 __all__ = [
     "JOINTS",
     "N_POINTS",
-    "GaitReport",
+    "GaitLabReport",
     "analyze_trial",
     "cycles",
     "emg_envelopes",
     "emg_side",
-    "joint_angles",
+    "sagittal_joint_angles",
     "normalise_cycles",
     "staged_dir",
     "temporal_parameters",

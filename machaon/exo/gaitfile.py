@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from machaon.errors import MachaonError
+from machaon.errors import ExoError
 from machaon.exo.frames import EMG_CHANNELS
 from machaon.exo.recording import _ACC_UNIT, _EMG_UNIT, _GYRO_UNIT, _IMU_SUFFIX
 
@@ -49,7 +49,7 @@ _LENGTH_UNIT = {"mm": 1e-3, "m": 1.0, "cm": 1e-2}
 _BODY_SPAN_M = (0.15, 3.5)
 
 
-class GaitFileError(MachaonError, ValueError):
+class GaitFileError(ExoError, ValueError):
     """A gait-lab file cannot be used: unreadable, wrong units, missing channels, NaN samples."""
 
 

@@ -42,7 +42,7 @@ import trimesh
 from scipy import ndimage, optimize
 from scipy.spatial import cKDTree
 
-from machaon.errors import MachaonError
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ SIDES = ("left", "right")
 _SIGN = {"left": 1.0, "right": -1.0}  # +x of the vertebra frame is the patient's left
 
 
-class MeshAnatomyError(MachaonError, ValueError):
+class MeshAnatomyError(OrthoError, ValueError):
     """The surface does not show the anatomy the planner needs (no canal, no pedicle)."""
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from machaon.errors import MachaonError
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ VERTEBRA_SIZE_M = (0.015, 0.25)  # largest extent of a vertebra (or a small spin
 MIN_FACES = 20
 
 
-class MeshFileError(MachaonError, ValueError):
+class MeshFileError(OrthoError, ValueError):
     """A bone mesh file cannot be used as it is (unreadable, open, several bones, wrong units)."""
 
 

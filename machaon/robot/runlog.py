@@ -35,6 +35,7 @@ from mcap.records import Channel, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from machaon.errors import RobotError
 from machaon.types import JointCommand, JointState
 
 TOPIC_STATE = "/machaon/joint_state"
@@ -93,7 +94,7 @@ _SCHEMAS = {
 TARGET_KEYS = ("q_d", "dq_d", "x_d", "quat_d", "error", "wrench", "x", "tau_ff")
 
 
-class RunLogError(Exception):
+class RunLogError(RobotError):
     """The file is not a readable Machaon run log (not MCAP, truncated, or no joint states)."""
 
 

@@ -45,11 +45,12 @@ from machaon.control.trajectory import (
     TrajectorySequence,
     TrajectoryTracker,
 )
+from machaon.errors import SimError
 from machaon.kinematics import Chain, Dynamics
 from machaon.robot.description import DescriptionError, load_description
 from machaon.robot.loop import ControlLoop
 from machaon.robot.runlog import RunLogRecorder
-from machaon.sim.arm import ArmSim, SimError
+from machaon.sim.arm import ArmSim
 from machaon.sim.overlays import Overlays
 from machaon.sim.scenarios import SCENARIOS, ScenarioError, build_or_scene, load_trajectory
 from machaon.sim.scene import Camera
@@ -59,7 +60,7 @@ _log = logging.getLogger(__name__)
 __all__ = ["SimApp", "SimAppError", "scenario_names", "snapshot_camera"]
 
 
-class SimAppError(RuntimeError):
+class SimAppError(SimError):
     """The session cannot start: unknown robot, tool or scenario, bad trajectory file, no display."""
 
 

@@ -41,16 +41,14 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.errors import SimError
 from machaon.robot.description import RobotDescription, load_description
+from machaon.sim.scene import Scene
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
 
 __all__ = ["ArmSim", "Contact", "SimClock", "SimSnapshot", "SimError"]
-
-
-class SimError(RuntimeError):
-    """The simulator cannot start or was used after ``close()``."""
 
 
 def _quat_from_matrix(R: np.ndarray) -> tuple[float, float, float, float]:
@@ -303,8 +301,6 @@ class ArmSim:
             raise
         self.clock = SimClock(self)
         self.clock.realtime = self.gui if realtime is None else bool(realtime)
-        from machaon.sim.scene import Scene  # scene objects live in this client
-
         self.scene = Scene(cid, self, viewer=self._viewer if self._viewer >= 0 else None)
         self.viewer_sync_period = 1.0 / 30.0  # s of wall time between automatic viewer syncs
         self.auto_sync = self.gui
@@ -559,6 +555,14 @@ class ArmSim:
         for hooks in (self._step_hooks, self._post_step_hooks):
             if fn in hooks:
                 hooks.remove(fn)
+
+    def apply_external_force(self, link: int, f_world_n: list[float], p_world: list[float]) -> None:
+        """Push link ``link`` (PyBullet index) with force ``f_world_n`` (N, world) at point ``p_world`` (m).
+
+        PyBullet clears external forces after every step: call it from a step hook (before the
+        step) to keep pushing. Plain lists, unchecked: it runs at the physics rate.
+        """
+        p.applyExternalForce(self.body, link, f_world_n, p_world, p.WORLD_FRAME, physicsClientId=self._client)
 
     def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> None:
         """Teleport the joints to ``q`` (default home) with velocity ``dq`` (default 0); zero torque."""

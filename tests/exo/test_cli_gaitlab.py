@@ -50,7 +50,7 @@ def test_bad_files_one_line_exit_2_nothing_written(tmp_path, cmd, capsys):
         out = tmp_path / f"out-{name}"
         assert main(["exo", cmd, str(path), "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith(f"exo {cmd}: ") and "Traceback" not in err[0]
+        assert len(err) == 1 and err[0].startswith("machaon: error: ") and "Traceback" not in err[0]
         assert not out.exists()
     (tmp_path / "empty.c3d").write_bytes(b"")
     assert main(["exo", cmd, str(tmp_path / "empty.c3d"), "--out", str(tmp_path / "o")]) == 2

@@ -18,8 +18,8 @@ MM = 1e-3
 def test_ortho_run_on_a_real_vertebra_mesh(tmp_path, capsys):
     myo_sim_vertebra("L3").export(tmp_path / "L3.stl")
     rc = main(["ortho", "run", "--headless", "--mesh", str(tmp_path / "L3.stl"), "--screws", "L3-R",
-               "--fast-calibration", "--no-breathing", "--no-bump", "--feed-mm-s", "5", "--control-hz", "500",
-               "--report", str(tmp_path / "run")])
+               "--fast-calibration", "--no-breathing", "--no-bump", "--feed-mm-s", "5", "--rate-hz", "500",
+               "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "planned on their surfaces" in out

@@ -1,0 +1,61 @@
+"""``ArmSim`` as the servo emulator's ``Plant``: servo torques drive the PyBullet arm (hardware in the loop).
+
+The emulator (``machaon.hardware.emulator.ChainEmulator``) asks its plant for the joints' state
+and steps it with the servos' output torques; this class answers with the simulated arm. It
+follows the ``machaon.hardware.plant.Plant`` protocol by shape (``dof``, ``state()``,
+``step(tau_nm, dt)``) without importing the hardware layer, which sits beside the simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet as pb
+
+from machaon.sim.arm import ArmSim
+from machaon.types import JointCommand
+
+__all__ = ["ArmSimPlant"]
+
+
+class ArmSimPlant:
+    """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
+
+    Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
+    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
+    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
+    joint) is added to each joint's child link, equally about its three principal axes: exact about
+    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
+    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
+    friction.
+    """
+
+    def __init__(self, sim: ArmSim, rotor_inertia: float | list[float] = 0.0) -> None:
+        self.sim = sim
+        self._carry = 0.0
+        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
+        if not np.isfinite(extra).all() or (extra < 0).any():
+            raise ValueError("rotor_inertia: must be finite and >= 0")
+        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
+                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
+        for name, j_extra in zip(sim.joint_names, extra, strict=True):
+            if j_extra > 0:
+                link = names[name]
+                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
+                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
+                                  physicsClientId=sim.client)
+
+    @property
+    def dof(self) -> int:
+        return int(self.sim.dof)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.sim.read()
+        return s.q.copy(), s.dq.copy()
+
+    def step(self, tau_nm: np.ndarray, dt: float) -> None:
+        self.sim.write(JointCommand.torque(tau_nm))
+        self._carry += dt
+        n = int(self._carry / self.sim.dt + 1e-9)
+        if n:
+            self.sim.step(n)
+            self._carry -= n * self.sim.dt
