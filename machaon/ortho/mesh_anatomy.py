@@ -276,14 +276,24 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
     if np.linalg.norm(y) < 0.5:
         raise MeshAnatomyError(f"{level}: the symmetry plane is not sagittal; is the mesh in the CT's LPS frame?")
     y /= np.linalg.norm(y)
-    z = np.cross(n, y)
-    c = mesh.centroid - (mesh.centroid @ n - d) * n
-    T = np.eye(4)
-    T[:3, :3] = np.stack([n, y, z], axis=1)
-    T[:3, 3] = c
-    mv = mesh.copy()
-    mv.apply_transform(np.linalg.inv(T))
-    B, org = fill_voxels(mv, pitch)
+    for attempt in range(2):
+        z = np.cross(n, y)
+        c = mesh.centroid - (mesh.centroid @ n - d) * n
+        T = np.eye(4)
+        T[:3, :3] = np.stack([n, y, z], axis=1)
+        T[:3, 3] = c
+        mv = mesh.copy()
+        mv.apply_transform(np.linalg.inv(T))
+        B, org = fill_voxels(mv, pitch)
+        # the deepest point of a vertebra is in its body, in front of the arch: a body behind the
+        # middle of the bone means the mesh was exported in RAS (x and y negated), which a half
+        # turn about z brings back (left stays the patient's left)
+        deep = np.unravel_index(int(np.argmax(ndimage.distance_transform_edt(B))), B.shape)
+        if attempt == 0 and deep[1] > 0.5 * B.shape[1]:
+            y, n, d = -y, -n, -d
+            notes.append("the vertebral body lies at +y: the mesh looks like RAS; read it turned 180 deg about z")
+            continue
+        break
     h = pitch
     u = org[0] + h * np.arange(B.shape[0])
     v = org[1] + h * np.arange(B.shape[1])

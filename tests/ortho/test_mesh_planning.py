@@ -123,3 +123,16 @@ def test_dense_mesh_gives_the_same_anatomy(tmp_path):
     mp = plan_mesh_files([tmp_path / "L3.stl"])
     for rep in mp.reports:
         _assert_screw_safe(rep)
+
+
+def test_mesh_exported_in_ras_is_read_turned(tmp_path):
+    """A mesh written in RAS (x and y negated) is recognised by where its body lies; the screws keep
+    their sides (the patient's left is image -x in RAS)."""
+    T = np.diag([-1.0, -1.0, 1.0, 1.0])
+    myo_sim_vertebra("L3", T).export(tmp_path / "L3.stl")
+    mp = plan_mesh_files([tmp_path / "L3.stl"])
+    a = mp.anatomy["L3"]
+    assert any("RAS" in n for n in a.notes)
+    assert a.pedicles["left"].isthmus[0] < a.canal_centre[0] < a.pedicles["right"].isthmus[0]
+    for rep in mp.reports:
+        _assert_screw_safe(rep)
