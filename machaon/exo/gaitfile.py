@@ -133,8 +133,7 @@ def _find(d: dict[str, np.ndarray], name: str) -> str | None:
 
 def is_emg_label(label: str) -> bool:
     """True for analog/CSV labels that name an EMG channel."""
-    up = label.upper()
-    return label in EMG_CHANNELS or up.startswith("EMG") or "EMG" in up.split("_") or up.endswith("EMG")
+    return label in EMG_CHANNELS or "EMG" in label.upper()  # EMG1, Voltage.EMG3, L_TA_EMG, emg_vl ...
 
 
 def fill_gaps(x: np.ndarray, max_gap: int) -> tuple[np.ndarray, int]:
