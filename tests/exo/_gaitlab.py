@@ -120,13 +120,21 @@ class SynthWalk:
 
     def write_c3d(self, path: Path, *, markers: bool = True, plate_steps: list | None = None,
                   emg: bool = True, emg_unit: str = "mV", imu: bool = False, drop: tuple = (),
-                  scale_mm: float = 1000.0, nan_frames: tuple = ()) -> Path:
+                  scale_mm: float = 1000.0, nan_frames: tuple = (), angles: bool = False) -> Path:
         import ezc3d
 
         c = ezc3d.c3d()
         m = self.markers_m() if markers else {"PELVIS": np.zeros((self.t.size, 3))}
         m = {k: v for k, v in m.items() if k not in drop}
         labels = list(m)
+        angle_labels = []
+        if angles:  # Plug-in Gait style outputs: x = flexion (deg), a sine per joint and side
+            for p_, off in (("L", 0.0), ("R", 0.5)):
+                for j, amp in (("Hip", 20.0), ("Knee", 30.0), ("Ankle", 10.0)):
+                    ph = 2 * np.pi * ((self.t - self.t0) / self.stride - off)
+                    m[f"{p_}{j}Angles"] = np.stack([amp * np.sin(ph) / scale_mm, 0 * ph, 0 * ph], axis=1)
+                    angle_labels.append(f"{p_}{j}Angles")
+            labels = list(m)
         pts = np.ones((4, len(labels), self.t.size))
         for i, k in enumerate(labels):
             pts[:3, i, :] = (m[k] * scale_mm).T
@@ -136,6 +144,8 @@ class SynthWalk:
         c["parameters"]["POINT"]["RATE"]["value"] = [self.rate]
         c["parameters"]["POINT"]["LABELS"]["value"] = labels
         c["parameters"]["POINT"]["UNITS"]["value"] = ["mm"]
+        if angle_labels:
+            c.add_parameter("POINT", "ANGLES", angle_labels)
         c["data"]["points"] = pts
         chans, units = {}, []
         if emg:

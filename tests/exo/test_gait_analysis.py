@@ -113,3 +113,14 @@ def test_mains_offset_saturation_and_disconnection():
     assert check_channel("x", x, fs, 50.0).usable
     with pytest.raises(EMGSignalError, match="at least 0.5 s"):
         prepare_emg({"short": x[:100]}, fs)
+
+
+def test_angles_from_the_file_when_it_has_them(tmp_path):
+    walk = SynthWalk(duration=6.0)
+    trial = read_gait_file(walk.write_c3d(tmp_path / "a.c3d", angles=True, emg=False))
+    assert set(trial.angles_rad) >= {"LKneeAngles", "RHipAngles"} and "LKneeAngles" not in trial.markers_m
+    rep = analyze_trial(trial, detect_events(trial))
+    knee = rep.summary["joint_angles"]["knee"]["left"]
+    assert knee["source"] == "file"
+    # a 30 deg sine over the stride, normalised to the detected cycles: its range survives
+    assert 50.0 < knee["rom_deg"] < 62.0
