@@ -54,12 +54,17 @@ def _plan_for(cfg: ProcedureConfig, say: Callable[[str], None]) -> tuple[SpineSe
             raise ValueError(f"{cfg.plan_path}: the plan stores no phantom description; a plan made on a "
                              "mesh cannot be executed in the simulation (its bone has no ground truth here)")
         anatomy = plan.build_anatomy()
-    if cfg.screws is not None:
-        unknown = set(cfg.screws) - {s.name for s in plan}
-        if unknown:
-            raise ValueError(f"screws: not in the plan: {sorted(unknown)}")
-        plan = Plan(tuple(s for s in plan if s.name in cfg.screws), plan.anatomy, plan.meta)
-    return anatomy, plan
+    return anatomy, _chosen_screws(cfg, plan)
+
+
+def _chosen_screws(cfg: ProcedureConfig, plan: Plan) -> Plan:
+    """``plan`` cut to ``cfg.screws`` (all when None); unknown names raise ``ValueError``."""
+    if cfg.screws is None:
+        return plan
+    unknown = set(cfg.screws) - {s.name for s in plan}
+    if unknown:
+        raise ValueError(f"screws: not in the plan: {sorted(unknown)}")
+    return Plan(tuple(s for s in plan if s.name in cfg.screws), plan.anatomy, plan.meta)
 
 
 def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump: bool) -> ScrewRun:
@@ -101,6 +106,8 @@ def run_procedure(
         raise ValueError("anatomy and plan go together")
     if anatomy is None:
         anatomy, plan = _plan_for(cfg, say)
+    else:
+        plan = _chosen_screws(cfg, plan)
     t_plan = time.perf_counter() - t_start
     for s in plan:
         c = check_plan(anatomy, s)
