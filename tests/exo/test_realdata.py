@@ -96,3 +96,18 @@ def test_real_emg_quirks_offset_and_mains_hum():
     clean = envelope_force_agreement(x, force, fs)
     noisy = envelope_force_agreement(prep.emg_v["emg"], force, fs)
     assert noisy.r == pytest.approx(clean.r, abs=0.02)
+
+
+def test_gait_report_of_the_parkinson_trial(tmp_path):
+    import json
+
+    tr = gaitkit_trial("parkinson")
+    path = write_gaitkit_c3d(tr, tmp_path / "pd.c3d")
+    assert main(["exo", "analyze", str(path), "--out", str(tmp_path / "an")]) == 0
+    s = json.loads((tmp_path / "an" / "summary.json").read_text())
+    # gaitkit's own cadence for this trial (from its annotated events): 94.7 steps/min
+    assert s["cadence_steps_min"] == pytest.approx(94.7, rel=0.05)
+    for side in ("left", "right"):
+        assert 60.0 < s["stance_pct"][side]["mean"] < 72.0  # shuffling gait: long stance
+        knee = s["joint_angles"]["knee"][side]
+        assert knee["cycles"] == 2 and 28.0 < knee["rom_deg"] < 50.0  # measured 32 (left), 43 (right)
