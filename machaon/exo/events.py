@@ -226,8 +226,7 @@ def events_from_force_plates(
             dist = {}
             for s, m in feet.items():
                 if np.isfinite(m[frame]).all():
-                    d = m[frame] - cop
-                    dist[s] = float(np.linalg.norm(d[:2] if abs(d[2]) > 0.3 else d))
+                    dist[s] = float(np.linalg.norm(m[frame] - cop))
             if not dist:
                 continue
             side = min(dist, key=dist.get)

@@ -7,7 +7,9 @@ angles (degrees in the file, e.g. Plug-in Gait's LKneeAngles, x = flexion); forc
 the FORCE_PLATFORM group through ezc3d's own force-platform extraction (force in N and centre of
 pressure in the global frame); analog channels named like an EMG channel (``EMG*``, the exo
 board's names, or any label with "EMG") are EMG, scaled by ANALOG:UNITS (V, mV, uV); analog
-channels ``<sensor>_GX..AZ`` are IMU channels (layout of ``machaon.exo.imu``); EVENT holds the
+channels ``<sensor>_GX..AZ`` are IMU channels (layout of ``machaon.exo.imu``); EMG larger than
+surface EMG can be in its declared unit is read in the unit its amplitude implies, with a note
+(a unit off by 1000, or an amplifier gain left in, are common in real files); EVENT holds the
 file's annotated events ("Foot Strike"/"Foot Off" with context Left/Right).
 
 CSV (one header row, one row per sample of the fastest stream, empty cells where a slower stream
@@ -277,7 +279,7 @@ def read_c3d_trial(path: str | Path) -> GaitTrial:
     """Read a C3D gait trial with ezc3d (layout in the module docstring). Raises ``GaitFileError``."""
     import ezc3d
 
-    from machaon.exo.emg_signals import EMGSignalError, check_declared_units
+    from machaon.exo.emg_signals import EMGSignalError, check_declared_units, infer_emg_scale
 
     path = str(path)
     try:
@@ -328,8 +330,17 @@ def read_c3d_trial(path: str | Path) -> GaitTrial:
             emg_units[lab] = u
             try:
                 check_declared_units(lab, emg[lab], u)
-            except EMGSignalError as exc:
-                raise GaitFileError(f"{path}: {exc}") from None
+            except EMGSignalError:
+                # larger than surface EMG can be: the unit is off by 1000 or the amplifier's gain was
+                # left in; take the unit the amplitude implies (envelopes are compared in shape)
+                try:
+                    extra, implied = infer_emg_scale(emg[lab])
+                except EMGSignalError as exc:
+                    raise GaitFileError(f"{path}: EMG {lab}: {exc}") from None
+                emg[lab] = emg[lab] * extra
+                emg_units[lab] = implied
+                notes.append(f"EMG {lab}: too large for surface EMG in {u!r}; read as {implied} "
+                             "(wrong unit, or the amplifier gain not removed)")
     sensors = sorted({u.rsplit("_", 1)[0] for u in upper if u.endswith("_GX")})
     for s in sensors:
         cols = []
