@@ -8,7 +8,8 @@ it did (``MeshRepair.notes``):
 - duplicate vertices merged, degenerate and duplicate triangles removed, unreferenced vertices
   dropped, winding and normals made consistent and outward (positive volume);
 - fragments (shells with less than ``FRAGMENT_FRACTION`` of the main shell's area) and shells
-  enclosed by the main one (an inner cortical surface) dropped;
+  enclosed by the main one (an inner cortical surface) dropped; larger pieces overlapping the
+  main shell's bounding box (an arch the segmentation cut off its body) kept as part of the bone;
 - holes whose boundary loop is shorter than ``max_hole_perimeter_m`` closed by trimesh's fan
   filling.
 
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 
 MM = 1e-3
 FRAGMENT_FRACTION = 0.05  # shells smaller than this share of the main shell's area are debris
-SECOND_BONE_FRACTION = 0.25  # a separate shell at least this large is another bone
+SECOND_BONE_FRACTION = 0.25  # a separate shell this large, away from the main one, is another bone
+SAME_BONE_FRACTION = 0.6  # a touching shell nearly as large as the main one is the next vertebra
+PIECE_GAP_M = 2 * MM  # a shell overlapping the main one's box grown by this is a piece of the same bone
 VERTEBRA_SIZE_M = (0.015, 0.25)  # largest extent of a vertebra (or a small spine part), m
 MIN_FACES = 20
 
@@ -119,13 +122,18 @@ def repair_bone_mesh(
                 notes.append(f"dropped a fragment of {len(s.faces)} triangles")
             elif inside and (not main.is_watertight or bool(main.contains(s.vertices[:50]).all())):
                 notes.append(f"dropped an inner shell of {len(s.faces)} triangles")
+            elif (s.area < SAME_BONE_FRACTION * main.area and np.all(s.bounds[0] <= hi + PIECE_GAP_M)
+                  and np.all(s.bounds[1] >= lo - PIECE_GAP_M)):
+                # a piece of the same bone the segmentation cut off (an arch apart from its body)
+                kept.append(s)
+                notes.append(f"kept a separate piece of {len(s.faces)} triangles as part of the bone")
             elif s.area >= SECOND_BONE_FRACTION * main.area:
                 raise MeshFileError(
                     f"{name}: {len(shells)} separate surfaces of similar size: one vertebra per file "
                     "(or give a label map with one label per vertebra)")
             else:
                 notes.append(f"dropped a separate piece of {len(s.faces)} triangles")
-        m = kept[0]
+        m = kept[0] if len(kept) == 1 else trimesh.util.concatenate(kept)
     if not m.is_watertight:
         loops = _boundary_loops(m)
         big = [p for p in loops if p > max_hole_perimeter_m]

@@ -56,11 +56,22 @@ def test_open_surface_is_a_clear_error(tmp_path):
 
 
 def test_two_bones_in_one_file(tmp_path):
-    a, b = _bone(), _bone()
-    b.apply_translation([0.0, 0.0, 45.0])
-    trimesh.util.concatenate([a, b]).export(tmp_path / "two.stl")
-    with pytest.raises(MeshFileError, match="one vertebra per file"):
-        load_bone_mesh(tmp_path / "two.stl")
+    for gap in (45.0, 41.0):  # apart, and with touching bounding boxes (facets overlap in a spine)
+        a, b = _bone(), _bone()
+        b.apply_translation([0.0, 0.0, gap])
+        trimesh.util.concatenate([a, b]).export(tmp_path / "two.stl")
+        with pytest.raises(MeshFileError, match="one vertebra per file"):
+            load_bone_mesh(tmp_path / "two.stl")
+
+
+def test_a_bone_in_two_pieces_is_kept_whole(tmp_path):
+    a = trimesh.creation.box(extents=(40.0, 30.0, 30.0))  # "body"
+    b = trimesh.creation.icosphere(subdivisions=3, radius=8.0)  # "arch", cut off by 1 mm
+    b.apply_translation([0.0, 24.0, 0.0])
+    trimesh.util.concatenate([a.subdivide().subdivide(), b]).export(tmp_path / "L2.stl")
+    rep = load_bone_mesh(tmp_path / "L2.stl")
+    assert len(rep.mesh.split(only_watertight=False)) == 2 and rep.mesh.is_watertight
+    assert any("kept a separate piece" in n for n in rep.notes)
 
 
 def test_wrong_units_by_a_factor_1000(tmp_path):
