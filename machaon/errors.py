@@ -14,11 +14,12 @@ The tree (layer bases here, leaves in their modules)::
       UsageError (ValueError)          cli: bad command-line input; the command exits 2
       KinematicsError                  kinematics/
       ControlError                     control/
-      RobotError                       robot/: DescriptionError, RunLogError
+      RobotError                       robot/: DescriptionError, RunLogError, CrtkError (RuntimeError)
       SimError (RuntimeError)          sim/: ScenarioError, SimAppError
       HardwareError                    hardware/: BusProtocolError > BusFrameError > CRCError,
-                                       CommunicationTimeout, PortError, StatusError
-      BridgeError                      bridges/
+                                       CommunicationTimeout, PortError, StatusError,
+                                       PortNotFound (FileNotFoundError)
+      BridgeError                      bridges/: BridgeSetupError (ValueError)
       OrthoError                       ortho/: AnatomyError, PlanError, RegistrationError,
                                        TrackingError, PlanningFailed, ProcedureError, ReportError
       ExoError                         exo/: RecordingError, BoardFrameError, AcquisitionError

@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "machaon"
 
 # DESIGN.md's layers; `types` and `_validate` sit below them all (shared data types and input
-# checks), and the exception tree `errors` below those (it imports nothing of the package).
+# checks), and the exception tree `errors` below those (it imports nothing of the package);
+# `_records` (compiled builders of the per-cycle records of `types`) sits on `types` and below
+# layer 1.
 LAYER = {
-    "errors": -1, "types": 0, "_validate": 0,
+    "errors": -1, "types": 0, "_validate": 0, "_records": 0.5,
     "kinematics": 1, "control": 2, "robot": 3,
     "sim": 4, "hardware": 4, "bridges": 4,
     "ortho": 5, "exo": 5, "teleop": 5,

@@ -19,11 +19,13 @@ This module is the one place that chooses the backend (sim or hardware) by name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, paced
 from machaon.cli._common import (
     add_hardware_arguments,
     add_option,
@@ -100,13 +102,24 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         runs = [False, True] if args.out else [not args.no_assist]
         cfgs = {a: _assist_config(args, a) for a in runs}
     ref = load_reference_gait()
+    from machaon.sim.legs import EXO_JOINTS
+
     results = {}
-    for assist in runs:
-        print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-        with usage_errors(SimError):  # no display for the GUI
-            sim = LegSim(wearer, sim_cfg, gui=not args.headless)
-        with sim:
-            results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip)
+    with contextlib.ExitStack() as stack:
+        live = open_live_view(args, EXO_JOINTS, _exo_frames())
+        observer = None
+        if live is not None:
+            from machaon.robot.observers import Observers, RealTimePacer
+
+            stack.enter_context(live)
+            observer = Observers(live, RealTimePacer()) if paced(args, live) else live
+        for assist in runs:
+            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
+            with usage_errors(SimError):  # no display for the GUI
+                sim = LegSim(wearer, sim_cfg, gui=not args.headless)
+            with sim:
+                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
+                                           recorder=observer)
     if args.out:
         settings = {
             "duration_s": args.duration, "skip_s": args.skip, "seed": args.seed, "weak_side": args.weak_side,
@@ -121,6 +134,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     res = next(iter(results.values()))
     print(json.dumps(res.report.to_dict(), indent=2))
     return 0
+
+
+def _exo_frames() -> object:
+    """Both legs' links (thigh, shank) relative to the pelvis, from the exo joints (hip_l, knee_l, hip_r, knee_r)."""
+    from machaon.kinematics import Chain
+    from machaon.robot.link_frames import LinkFrames, TreeFrames
+    from machaon.sim.legs import DESCRIPTIONS
+
+    urdf = DESCRIPTIONS / "exo_legs.urdf"
+    return TreeFrames([(LinkFrames.from_chain(Chain.from_urdf(urdf, "pelvis", f"shank_{s}"), tool_frame=None), idx)
+                       for s, idx in (("l", (0, 1)), ("r", (2, 3)))])
 
 
 # -- replay ----------------------------------------------------------------------------------------
@@ -373,6 +397,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength left on the weak side, hip,knee,ankle (fractions)")
     p.add_argument("--spasticity", type=float, default=8.0, help="weak knee-extensor reflex gain (N m s/rad)")
     p.add_argument("--seed", type=int, default=0)
+    add_live_view_args(p)
     _add_gains(p)
     p.set_defaults(func=_cmd_sim)
 

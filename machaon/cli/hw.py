@@ -7,7 +7,8 @@
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
   layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
   ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
-- ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
+- ``machaon hw scan --port PORT``: ping every id at one or more baud rates. PORT may be a device or
+  a stable ``/dev/serial/by-id/...`` link; without ``--port`` the candidate ports are listed.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     em.set_defaults(func=_cmd_emulate)
 
     scan = hw_sub.add_parser("scan", help="ping every id on a bus at one or more baud rates")
-    scan.add_argument("--port", required=True)
+    scan.add_argument("--port", default=None,
+                      help="serial port, e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_...; omit it to list ports")
     scan.add_argument("--baud", default="57600,1000000,2000000,3000000,4000000",
                       help="comma-separated baud rates to try")
     scan.add_argument("--max-id", type=int, default=252)
@@ -138,6 +140,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
         raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
+    if args.port is None:
+        from machaon.hardware.ports import describe_candidates
+
+        print("serial ports (pass one with --port):")
+        print(describe_candidates())
+        return 2
     found_any = False
     with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
         for b in bauds:

@@ -4,6 +4,8 @@
   supervisor events with their reasons.
 - ``machaon log plot FILE [--out OUT.png]`` draws joint positions, tracking errors and torques to a
   PNG (matplotlib, Agg backend; no display needed).
+- ``machaon log export-ros2 RUN.mcap OUTDIR`` writes the run as a ROS 2 bag (rosbag2, MCAP storage,
+  CDR; ``machaon.bridges.ros2``) that ``ros2 bag info`` / ``ros2 bag play`` read.
 
 A missing or unreadable file is a usage error (exit code 2, one line on stderr).
 """
@@ -17,7 +19,7 @@ from machaon.cli._common import add_option, command, usage_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``log`` with its ``summary`` and ``plot`` subcommands to the ``machaon`` parser."""
+    """Add ``log`` with its ``summary``, ``plot`` and ``export-ros2`` subcommands to the ``machaon`` parser."""
     parser = sub.add_parser("log", help="run logs (MCAP): summary, plot")
     parser.set_defaults(func=command(lambda args: (parser.print_help(), 2)[1]))
     log_sub = parser.add_subparsers(dest="log_command", metavar="LOG_COMMAND")
@@ -31,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_option(p_plot, "-o", "--out", old=("--output",), type=Path, default=None,
                help="PNG path (default: FILE with .png)")
     p_plot.set_defaults(func=_plot)
+
+    p_ros = log_sub.add_parser("export-ros2", help="write a run log as a ROS 2 bag (rosbag2, MCAP storage, CDR)")
+    p_ros.add_argument("file", type=Path, metavar="RUN.mcap", help="MCAP run log")
+    p_ros.add_argument("outdir", type=Path, metavar="OUTDIR", help="bag directory to create (must not exist)")
+    p_ros.set_defaults(func=_export_ros2)
 
 
 def _load(path: Path):
@@ -56,4 +63,17 @@ def _plot(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else args.file.with_suffix(".png")
     plot_run(run, out)
     print(f"wrote {out}")
+    return 0
+
+
+@command
+def _export_ros2(args: argparse.Namespace) -> int:
+    from machaon.bridges.ros2 import export_ros2
+
+    # a missing or unreadable run log, an existing OUTDIR: BridgeSetupError, exit 2
+    with usage_errors(OSError, context=f"cannot write {args.outdir}"):
+        summary = export_ros2(args.file, args.outdir)
+    print(f"wrote {summary.bag} ({summary.messages} messages)")
+    for topic, n in sorted(summary.counts.items()):
+        print(f"  {topic:28s} {n}")
     return 0

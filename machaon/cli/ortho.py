@@ -13,11 +13,13 @@ Millimetres and degrees appear only here and in files meant for people; everythi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
 import time
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, port_number
 from machaon.cli._common import add_option, command, usage_errors, warn
 from machaon.errors import UsageError
 
@@ -72,6 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--screws", default=None, help="comma-separated screw names to execute (default: all)")
     pr.add_argument("--fast-calibration", action="store_true",
                     help="hand-eye calibration from the tracker noise model instead of rendered images")
+    g = pr.add_argument_group("3D Slicer / PLUS (OpenIGTLink)")
+    g.add_argument("--igtl-port", type=port_number, default=None, metavar="PORT",
+                   help="serve the navigation over OpenIGTLink for 3D Slicer's OpenIGTLinkIF (see docs/slicer.md)")
+    g.add_argument("--igtl-host", default="127.0.0.1", metavar="HOST",
+                   help="address the OpenIGTLink server listens on (default 127.0.0.1)")
+    g.add_argument("--tracker", default=None, metavar="igtl:HOST:PORT",
+                   help="take ReferenceToTracker/ToolToTracker from an OpenIGTLink server (e.g. PLUS) instead of "
+                        "the simulated camera")
+    add_live_view_args(pr)
     pr.set_defaults(func=_cmd_run)
 
     pq = osub.add_parser("report", help="print a run report and render its pictures")
@@ -190,8 +201,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.mesh or args.labelmap or args.labels:
         bone, plan = _bone_and_plan(args, say)
         cfg = dataclasses.replace(cfg, levels=tuple(bone.levels), plan_path=None)
-    with usage_errors(ProcedureError, ValueError, OSError):
-        result = run_procedure(cfg, report_dir=args.out, say=say, anatomy=bone, plan=plan)
+    with contextlib.ExitStack() as stack:
+        live = _procedure_live(args, stack, headless=not gui)  # a taken port, a bad address: exit 2
+        with usage_errors(ProcedureError, ValueError, OSError):
+            result = run_procedure(cfg, report_dir=args.out, say=say, anatomy=bone, plan=plan, live=live)
     print(result.summary())
     from pathlib import Path
 
@@ -216,6 +229,31 @@ def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple:
     say(f"bones {', '.join(mp.anatomy)} from {'the label map' if args.labelmap else 'the meshes'}; "
         f"{len(plan)} screws {'from ' + args.plan if args.plan else 'planned on their surfaces'}")
     return mp.bone, plan
+
+
+def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headless: bool) -> object | None:
+    """The bridges of ``ortho run`` (OpenIGTLink server, tracker client, Foxglove live view), or None."""
+    if args.igtl_port is None and args.tracker is None and args.foxglove_port is None:
+        return None
+    from machaon.bridges.igtl import IgtlServer
+    from machaon.bridges.igtl_tracker import IgtlTrackerClient, parse_tracker_address
+    from machaon.ortho.live import ProcedureLive
+
+    tracker = None
+    if args.tracker is not None:
+        host, port = parse_tracker_address(args.tracker)
+        tracker = stack.enter_context(IgtlTrackerClient(host, port))
+        print(f"tracker: OpenIGTLink server {host}:{port}", flush=True)
+    igtl = None
+    if args.igtl_port is not None:
+        igtl = stack.enter_context(IgtlServer(args.igtl_port, args.igtl_host))
+        print(f"OpenIGTLink server on {igtl.host}:{igtl.port} (3D Slicer: OpenIGTLinkIF, client)", flush=True)
+    view = open_live_view(args, (), None)
+    if view is not None:
+        stack.enter_context(view)
+    watched = view is not None or igtl is not None
+    return ProcedureLive(observers=view, igtl=igtl, tracker=tracker,
+                         realtime=headless and watched and not args.fast)
 
 
 @command

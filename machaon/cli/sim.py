@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 
+from machaon.cli._bridges import add_live_view_args, open_live_view, paced
 from machaon.cli._common import add_option, add_robot_arguments, command, usage_errors, warn
 from machaon.errors import UsageError
 
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--snapshot-every", type=float, default=1.0, help="seconds between snapshots")
     ap.add_argument("--replay", default=None, metavar="FILE", help="trajectory file (JSON or CSV) to replay")
     add_option(ap, "--rate-hz", old=("--rate",), type=float, default=1000.0, help="control loop rate, Hz")
+    add_live_view_args(ap)
     ap.set_defaults(func=_run)
 
 
@@ -62,7 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         app_log = logging.getLogger("machaon.sim.app")
         if app_log.getEffectiveLevel() > logging.INFO:
             app_log.setLevel(logging.INFO)
-    with usage_errors(SimAppError):
+    live = open_live_view(args, (), None)  # the session describes its arm to the view
+    with usage_errors(SimAppError), contextlib.ExitStack() as stack:
+        if live is not None:
+            stack.enter_context(live)
         with SimApp(
             robot=args.robot,
             tool=None if args.tool in ("none", "") else args.tool,
@@ -73,7 +79,10 @@ def _run(args: argparse.Namespace) -> int:
             snapshots=args.snapshots,
             snapshot_every=args.snapshot_every,
             replay=args.replay,
+            live_view=live,
         ) as app:
+            if not gui and paced(args, live):
+                app.sim.clock.realtime = True  # a viewer cannot follow a faster run
             summary = app.run(args.duration)
     print(summary)
     return 0

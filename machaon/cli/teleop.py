@@ -20,6 +20,7 @@ import math
 import sys
 import time
 
+from machaon.cli._bridges import add_live_view_args, open_live_view
 from machaon.cli._common import add_backend_arguments, command, open_backend
 from machaon.errors import UsageError
 
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
     s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
     s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
+    add_live_view_args(s, fast=False)
     s.set_defaults(func=_serve)
 
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
@@ -253,15 +255,27 @@ def _serve(args: argparse.Namespace) -> int:
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
         sup = _supervisor(model, config, position, fault_cycles)
         recorder = None
+        from machaon.robot.link_frames import LinkFrames
+
+        frames = LinkFrames.from_chain(model.chain, tool_frame=desc.tool(args.tool).tcp_link if args.tool else "tool")
         if args.record:
             from machaon.robot.runlog import RunLogRecorder
 
             try:
                 recorder = stack.enter_context(RunLogRecorder(
                     args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
-                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot}))
+                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot},
+                    link_frames=frames))
             except (OSError, ValueError) as exc:
                 raise UsageError(f"cannot record to {args.record}: {exc}") from exc
+        live = open_live_view(args, backend.joint_names, frames)  # a taken port: exit 2, said in one line
+        if live is not None:
+            from machaon.robot.observers import Observers
+            from machaon.robot.topics import workspace_box_entity
+
+            stack.enter_context(live)
+            live.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
+            recorder = live if recorder is None else Observers(recorder, live)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder)

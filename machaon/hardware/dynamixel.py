@@ -141,12 +141,19 @@ class Bus:
     # ------------------------------------------------------------------ port
 
     def open(self) -> None:
-        """Open (or reopen) the port. Raises PortError."""
+        """Open (or reopen) the port (a device or a ``/dev/serial/by-id/...`` link). Raises PortError,
+        listing the serial ports there are when the path names none."""
         self.close()
         try:
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1.0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             self._ser = None
+            from machaon.hardware.ports import PortNotFound, resolve_port
+
+            try:
+                resolve_port(self.port)
+            except PortNotFound as missing:
+                raise PortError(f"cannot open {missing}") from None
             raise PortError(f"cannot open {self.port}: {exc}") from exc
         self._fd = self._ser.fileno()
         self._parser.clear()

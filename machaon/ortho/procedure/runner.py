@@ -13,6 +13,7 @@ import numpy as np
 from machaon.ortho import report as rep
 from machaon.ortho.anatomy import Anatomy, SpineSegment
 from machaon.ortho.execution import Navigator, drilled_path
+from machaon.ortho.live import ProcedureLive
 from machaon.ortho.planning import Plan, ScrewPlan, auto_plan, check_plan
 from machaon.ortho.procedure.calibration import calibrate_hand_eye
 from machaon.ortho.procedure.config import MM, ProcedureConfig, ProcedureError, ProcedureResult, ScrewRun
@@ -75,6 +76,7 @@ def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump:
     p_stand = e_b - cfg.standoff_m * a_b
     q_now = w.sim.read().q
     q_goal = standoff_ik(w, p_stand, a_b, q_now)
+    w.live.on_phase(w.sim.t, "approach", screw.name)
     path, ok = approach(w, q_goal)
     t_app = w.sim.t - t0
     say(f"{screw.name}: approach {len(path.waypoints)} waypoints ({path.planner}, "
@@ -92,12 +94,14 @@ def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump:
 
 def run_procedure(
     cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None,
-    anatomy: Anatomy | None = None, plan: Plan | None = None,
+    anatomy: Anatomy | None = None, plan: Plan | None = None, live: ProcedureLive | None = None,
 ) -> ProcedureResult:
     """Run the whole procedure (package docstring); write ``report_dir/report.json`` and pictures if given.
 
     ``anatomy`` and ``plan`` given together (a ``BoneModel`` of real bone surfaces and the plan
     made on them, ``machaon.ortho.mesh_planning``) replace the phantom of ``cfg.levels`` and its plan.
+    ``live`` (``machaon.ortho.live.ProcedureLive``): what the run tells 3D Slicer and Foxglove and,
+    with an external tracker, where its camera frames come from.
     """
     say = say or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
@@ -114,16 +118,24 @@ def run_procedure(
         if c.breach:
             log.warning("%s: the plan itself breaches (%s)", s.name, c.breach_location)
     w = ProcedureWorld(cfg, anatomy, say)
+    if live is not None:
+        w.live = live
+        live.attach(w)
+    w.live.on_plan(w.sim.t, anatomy, plan, w.T_world_image0)
+    w.live.on_phase(w.sim.t, "plan")
     if cfg.gui:  # the planned trajectories, drawn at the patient's rest pose
         for s in plan:
             a = w.T_world_image0[:3, :3] @ s.entry + w.T_world_image0[:3, 3]
             b = w.T_world_image0[:3, :3] @ s.target + w.T_world_image0[:3, 3]
             w.room.draw_line(a, b, (0.9, 0.1, 0.1), 2.0)
     try:
+        w.live.on_phase(w.sim.t, "calibrate")
         calib, tracking = calibrate_hand_eye(w, directory)
         say("tracking check (rendered camera image vs truth): " + ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tracking.items()))
+        w.live.on_phase(w.sim.t, "register")
         regn = register_patient(w, plan)
+        w.live.on_registered(w.sim.t, regn["T_ref_image"])
         # the tool plate's place on the guide is known from the tool's design (as tracked tools are
         # factory-calibrated); the hand-eye estimate of it is only a check of the calibration
         w.navigator = Navigator(calib["T_base_cam"], regn["T_ref_image"], w.T_mount_toolplate, w.T_flange_tip,
@@ -134,7 +146,12 @@ def run_procedure(
             w.camera_frame()
         runs = [_run_screw(w, anatomy, screw, bump=cfg.bump and i == 0) for i, screw in enumerate(plan)]
         # back home
+        w.live.on_phase(w.sim.t, "home")
         approach(w, w.q_home)
+        w.live.on_phase(w.sim.t, "done")
+    except ProcedureError as exc:
+        w.live.on_fault(w.sim.t, str(exc))
+        raise
     finally:
         w.close()
     registration = {k: v for k, v in regn.items() if not isinstance(v, np.ndarray)}

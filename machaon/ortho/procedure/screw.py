@@ -127,6 +127,7 @@ class _ScrewExecution:
     def align(self) -> float:
         """Hold at the stand-off until on the axis for 0.3 s (at most 5 s); the time it took (s)."""
         w = self.w
+        w.live.on_phase(w.sim.t, "align", self.screw.name)
         t0 = w.sim.t
         good = 0
         while w.sim.t - t0 < 5.0:
@@ -142,6 +143,7 @@ class _ScrewExecution:
         t0 = w.sim.t
         w.drill.start_hole()
         ctl.set_phase(Phase.DRILL)
+        w.live.on_phase(w.sim.t, "drill", self.screw.name)
         self.pauses = 0
         self._calm = 0
         bumped = False

@@ -21,6 +21,7 @@ from machaon.kinematics import Chain, Dynamics
 from machaon.ortho.anatomy import SpineSegment
 from machaon.ortho.drilling import DrillBit, ThrustModel
 from machaon.ortho.execution import DrillPhysics, Navigator, PatientMotion
+from machaon.ortho.live import ProcedureLive
 from machaon.ortho.procedure.config import ProcedureConfig, ProcedureError
 from machaon.ortho.tracking import CameraModel, MarkerPlate, NoiseModel, Tracker
 
@@ -116,6 +117,7 @@ class ProcedureWorld:
         self.joint_ctl.set_target(self.q_home)
         self.loop = ControlLoop(self.sim, self.joint_ctl, self.supervisor, rate_hz=self.cfg.control_hz)
         self.navigator: Navigator | None = None
+        self.live = ProcedureLive()  # run_procedure's when bridges are on (machaon.ortho.live)
 
     # -- where things are ----------------------------------------------------------------------
     def _place_things(self) -> None:
@@ -208,8 +210,13 @@ class ProcedureWorld:
             raise ProcedureError(f"control loop failed: {self.loop.error!r}")
         if self.supervisor.state.value != "run":
             raise ProcedureError(f"safety supervisor stopped the robot: {self.supervisor.last_fault}")
-        m_ref = self.tracker.measure("reference", self.true_T_cam("reference"), self.rng, self.sim.t)
-        m_tool = self.tracker.measure("tool", self.true_T_cam("tool"), self.rng, self.sim.t)
+        self.live.on_world(self.sim.t, self)
+        if self.live.tracker is not None:  # --tracker igtl: the poses come from an OpenIGTLink server
+            m_ref, m_tool = self.live.tracking(self.sim.t)
+        else:
+            m_ref = self.tracker.measure("reference", self.true_T_cam("reference"), self.rng, self.sim.t)
+            m_tool = self.tracker.measure("tool", self.true_T_cam("tool"), self.rng, self.sim.t)
+        self.live.on_measured(self.sim.t, self, m_ref, m_tool, self.navigator)
         q = self.sim.read().q
         if self.navigator is not None:
             self.navigator.update(
