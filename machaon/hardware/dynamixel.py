@@ -118,6 +118,13 @@ class Bus:
     1 ms latency timer needs ~2 ms). ``return_delay_s``: the servos' Return Delay Time (factory
     default 500 us; lower it when the servos are configured faster). ``retries``: extra attempts
     per transaction. Raises PortError when the port cannot be opened.
+
+    >>> from machaon.hardware.emulator import ChainEmulator
+    >>> with ChainEmulator([1, 2], baudrate=1_000_000) as em, Bus(em.port, 1_000_000, latency_s=0.1) as bus:
+    ...     found = bus.broadcast_ping(max_id=5)     # id -> model, firmware
+    ...     model = bus.ping(2).model_number
+    >>> sorted(found), model                         # two XM430-W350s
+    ([1, 2], 1020)
     """
 
     def __init__(self, port: str, baudrate: int = 1_000_000, *, latency_s: float = 0.002,

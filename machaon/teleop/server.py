@@ -39,11 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.control.controller import DynamicsModel, TargetController
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
+from machaon.kinematics import Chain
 from machaon.robot.backend import Backend
 from machaon.robot.crtk import CrtkReadout
-from machaon.robot.loop import ControlLoop
-from machaon.teleop.controller import _SUP_CODE, TeleopController
+from machaon.robot.loop import ControlLoop, Recorder
+from machaon.teleop.controller import _SUP_CODE, TeleopController, TeleopSnapshot
 from machaon.teleop.endpoint import LinkHealth
 from machaon.teleop.mapping import TeleopConfig
 from machaon.teleop.messages import FORCE_LIMIT, HoldReason, RobotStateMsg, Timing, pose_to_wire
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 def build_supervisor(
-    chain: object, config: TeleopConfig, dynamics: object | None = None, **safety: object
+    chain: Chain, config: TeleopConfig, dynamics: DynamicsModel | None = None, **safety: object
 ) -> Supervisor:
     """A ``Supervisor`` for teleoperation: starts in HOLD, joint limits from ``chain``, target
     watchdog = ``config.command_timeout_s``; ``dynamics`` gives the torque-mode hold its gravity
@@ -93,15 +95,15 @@ class RobotServer:
     def __init__(
         self,
         backend: Backend,
-        chain: object,
-        inner: object,
+        chain: Chain,
+        inner: TargetController,
         psk: bytes,
         *,
         listen: tuple[str, int] = ("127.0.0.1", 0),
         config: TeleopConfig | None = None,
         supervisor: Supervisor | None = None,
         rate_hz: float = 1000.0,
-        recorder: object | None = None,
+        recorder: Recorder | None = None,
         endpoint: dict | None = None,
         realtime_priority: int | None = None,
     ) -> None:
@@ -244,7 +246,7 @@ class RobotServer:
             self.states_sent += 1
 
 
-def state_message(snap: object, last_seq: int = 0, dropped: int = 0) -> RobotStateMsg:
+def state_message(snap: TeleopSnapshot, last_seq: int = 0, dropped: int = 0) -> RobotStateMsg:
     """``RobotStateMsg`` for a ``TeleopSnapshot`` (timing, ``last_seq`` and ``dropped`` are
     filled in by the endpoint that seals it)."""
     p, q = pose_to_wire(snap.T_base_tool)
