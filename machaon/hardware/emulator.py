@@ -107,6 +107,7 @@ class ChainEmulator:
         self._t_phys = time.monotonic()
         # wake at least this often to integrate the plant, so the present values a status packet
         # carries are never more than about one physics step old
+        self._reply_first = plant is not None
         self._tick_s = max(float(physics_dt), 1e-3) if plant is not None else 0.005
         self._stop = threading.Event()
         self._master = -1
@@ -252,17 +253,21 @@ class ChainEmulator:
             now = time.monotonic()
             with self._lock:
                 try:
-                    # Answer first, from the present values of the last integration (at most one
-                    # physics tick old), then integrate: a plant that is slow to step (the PyBullet
-                    # arm of ``hw emulate --sim``: ~0.1 ms a step) must not delay status packets
-                    # past the host's deadline. Goals just written take effect in this integration.
+                    # The built-in plant steps in microseconds: integrate up to now, then answer with
+                    # exact present values. A coupled plant that is slow to step (the PyBullet arm of
+                    # ``hw emulate --sim``: ~0.1 ms a step) would delay status packets past the host's
+                    # deadline: answer first, from the last integration (at most one physics tick
+                    # old, the thread wakes every tick), then integrate.
+                    if not self._reply_first:
+                        self.advance(now)
                     if data:
                         self._parser.feed(data)
                         self._serve(now)
                     elif self._parser.pending and now - self._last_rx > 0.002:
                         self._parser.expire()  # inter-packet timeout: a partial frame is given up
                         self._serve(now)
-                    self.advance(time.monotonic())
+                    if self._reply_first:
+                        self.advance(time.monotonic())
                 except Exception:  # the emulator must never die from a host's bytes
                     log.exception("emulator: error while serving")
             if data:
