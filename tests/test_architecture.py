@@ -18,7 +18,7 @@ PKG = ROOT / "machaon"
 # `_records` (compiled builders of the per-cycle records of `types`) sits on `types` and below
 # layer 1.
 LAYER = {
-    "errors": -1, "types": 0, "_validate": 0, "_records": 0.5,
+    "errors": -1, "types": 0, "_validate": 0, "_io": 0, "_records": 0.5,
     "kinematics": 1, "control": 2, "robot": 3,
     "sim": 4, "hardware": 4, "bridges": 4,
     "ortho": 5, "exo": 5, "teleop": 5,

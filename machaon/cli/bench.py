@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from machaon.cli._common import add_option, command, usage_errors
+from machaon.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,10 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @command
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from machaon._io import check_output_dir
     from machaon.cli.hw import parse_ids
     from machaon.hardware.bench import BenchOptions, parse_bauds, run_bench
     from machaon.hardware.protocol import PortError
 
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be a positive baud rate, got {args.baud}")
+    check_output_dir(args.out, what="--out")  # before the bench moves anything, not after
     with usage_errors():
         opts = BenchOptions(port=args.port, ids=tuple(parse_ids(args.ids)), baudrate=args.baud,
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,

@@ -27,10 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @command
 def _demo(args: argparse.Namespace) -> int:
+    from machaon._io import check_output_dir
     from machaon.cli.main import main
 
     headless = args.headless or not os.environ.get("DISPLAY")
     out = Path(args.out).resolve()
+    check_output_dir(out, what="--out")
     argv = ["ortho", "run", "--levels", args.levels, "--out", str(out), "--seed", str(args.seed)]
     if headless:
         argv.append("--headless")

@@ -22,7 +22,11 @@ import argparse
 import contextlib
 import json
 import logging
+import math
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,8 +107,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     if args.out and not args.headless:
         raise UsageError("--out runs two walks back to back; add --headless")
+    if not (math.isfinite(args.duration) and math.isfinite(args.skip) and args.skip >= 0):
+        raise UsageError(f"--duration and --skip must be finite seconds (>= 0), got {args.duration}, {args.skip}")
     if args.duration <= args.skip + 2.0:
         raise UsageError(f"--duration must exceed --skip ({args.skip} s) by at least 2 s")
+    if args.out:
+        from machaon._io import check_output_dir
+
+        check_output_dir(args.out, what="--out")  # before two walks, not after
     with usage_errors(context="bad setting"):
         wearer = WearerConfig(weak_side=args.weak_side, weakness=args.weakness, spasticity_nm_s=args.spasticity)
         sim_cfg = LegSimConfig(seed=args.seed)
@@ -166,6 +176,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from machaon.exo.recording import RecordingError, read_recording
     from machaon.exo.replay import mvc_from_recording, replay_recording
 
+    if args.out:
+        from machaon._io import check_output_dir
+
+        check_output_dir(args.out, what="--out")  # before the work, not after it
     with usage_errors(RecordingError, ValueError, OSError, context=f"cannot replay {args.file}"):
         rec = read_recording(args.file)
         emg_cfg = EMGConfig(fs_hz=rec.emg_rate_hz, mains_hz=args.mains)
@@ -190,12 +204,25 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     }
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        res.write_csv(out / "commands.csv")
-        _plot_replay(res, out / "commands.png")
-        with open(out / "summary.json", "w") as f:
-            json.dump(summary, f, indent=2)
-        summary["written"] = [str(out / n) for n in ("commands.csv", "commands.png", "summary.json")]
+        names = ("commands.csv", "commands.png", "summary.json")
+        summary["written"] = [str(out / n) for n in names]
+        # everything goes to a temporary folder beside the output first, then into place: a failure
+        # half-way leaves no half-written folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            res.write_csv(tmp / "commands.csv")
+            _plot_replay(res, tmp / "commands.png")
+            with open(tmp / "summary.json", "w") as f:
+                json.dump(summary, f, indent=2)
+            if out.exists():
+                for n in names:
+                    os.replace(tmp / n, out / n)
+                tmp.rmdir()
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import queue
 import signal
 import sys
 from typing import TYPE_CHECKING
 
-from machaon.cli._common import command, usage_errors
+from machaon.cli._common import command, usage_errors, warn
 from machaon.errors import HardwareError, UsageError
 
 if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
@@ -63,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     em.add_argument("--link", default=None, help="also expose the pty under this path (symlink)")
     em.add_argument("--sim", action="store_true",
                     help="couple the servos to the PyBullet arm (hardware in the loop); ids = arm joints")
+    em.add_argument("--hw-config", metavar="TOML",
+                    help="--sim: mount the servos on the arm's joints as this chain config says (direction, "
+                         "zero_ticks); give the config the host uses")
+    em.add_argument("--gravity", type=float, default=9.81,
+                    help="--sim: gravity of the simulated arm (m/s^2; 0 for servos too weak to hold the arm)")
     em.add_argument("--drop-prob", type=float, default=0.0, help="probability a status packet is lost")
     em.add_argument("--corrupt-prob", type=float, default=0.0, help="probability a status packet has a bit flip")
     em.add_argument("--delay-ms", type=float, default=0.0, help="extra delay before every status packet")
@@ -86,6 +92,20 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     with usage_errors():
         ids = parse_ids(args.ids)
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
+    for name in ("drop_prob", "corrupt_prob"):
+        v = getattr(args, name)
+        if not 0.0 <= v <= 1.0:  # also false for NaN
+            raise UsageError(f"--{name.replace('_', '-')} must be a probability in [0, 1], got {v}")
+    for name in ("delay_ms", "return_delay_us"):
+        v = getattr(args, name)
+        if not 0.0 <= v < math.inf:
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite value >= 0, got {v}")
+    if not (0.0 <= args.gravity < math.inf):
+        raise UsageError(f"--gravity must be a finite value >= 0, got {args.gravity}")
+    if args.link:
+        from machaon._io import check_writable
+
+        check_writable(args.link, what="--link")
     faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
                     missing_ids=missing, seed=args.seed)
     with contextlib.ExitStack() as stack:
@@ -95,7 +115,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         if args.sim:
             from machaon.sim import ArmSim
 
-            sim = ArmSim("machaon_arm")
+            sim = ArmSim("machaon_arm", gravity=args.gravity)
             stack.callback(sim.close)
             if sim.dof != len(ids):
                 raise UsageError(f"--sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})")
@@ -105,13 +125,42 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
                 rotor = model_by_name(args.model).rotor_inertia_out
             from machaon.sim.plant import ArmSimPlant
 
-            plant = ArmSimPlant(sim, rotor)
+            directions = zero_ticks = None
+            if args.hw_config:
+                from machaon.hardware.backend import ActuatorConfig
+
+                with usage_errors(ValueError, OSError, context=f"--hw-config {args.hw_config}"):
+                    hw = ActuatorConfig.from_toml(args.hw_config)
+                if [j.id for j in hw.joints] != ids:
+                    raise UsageError(f"--hw-config {args.hw_config}: its servo ids {[j.id for j in hw.joints]} "
+                                     f"differ from --ids {ids}")
+                directions = [j.direction for j in hw.joints]
+                zero_ticks = [j.zero_ticks for j in hw.joints]
+            plant = ArmSimPlant(sim, rotor, directions=directions, zero_ticks=zero_ticks)
+            _warn_if_too_weak(sim, model_by_name(args.model))
             physics_dt = sim.dt
         with usage_errors():
             em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
                                plant=plant, realtime=args.realtime, link=args.link, faults=faults,
                                physics_dt=physics_dt)
         return _serve_emulator(args, em, ids, coupled=sim is not None)
+
+
+def _warn_if_too_weak(sim: object, model: object) -> None:
+    """Say so at start when the servos cannot hold the simulated arm against gravity at its home
+    pose: position control then saturates and the arm hangs (homing ends far off, at the start)."""
+    import numpy as np
+
+    from machaon.kinematics import Dynamics
+
+    d = sim.desc
+    dyn = Dynamics.from_urdf(d.urdf_path, d.base_link, d.tip_link)
+    g = np.abs(dyn.gravity(np.asarray(d.q_home, dtype=float))) * (sim.gravity / 9.81)  # the model's g is 9.81
+    weak = [f"{n} {t:.1f} N m" for n, t in zip(d.joint_names, g, strict=True) if t > model.stall_torque_nm]
+    if weak:
+        warn(f"at home the arm's gravity load ({', '.join(weak)}) exceeds the {model.name}'s stall torque "
+             f"({model.stall_torque_nm} N m): the servos cannot hold this arm and it will hang; use --gravity 0 "
+             "(or servos that can)")
 
 
 def _serve_emulator(args: argparse.Namespace, em: ChainEmulator, ids: list[int], coupled: bool) -> int:
@@ -155,6 +204,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
         raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
+    if not bauds or any(b <= 0 for b in bauds):
+        raise UsageError(f"--baud: expected positive baud rates, got {args.baud!r}")
+    if not 0 <= args.max_id <= 252:
+        raise UsageError(f"--max-id must be in 0..252, got {args.max_id}")
     if args.port is None:
         from machaon.hardware.ports import describe_candidates
 

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                help="PNG path (default: FILE with .png)")
     p_plot.set_defaults(func=_plot)
 
+    p_rec = log_sub.add_parser("recover", help="rewrite a killed run's log as a complete MCAP file")
+    p_rec.add_argument("file", type=Path, help="MCAP run log (e.g. of a run that was killed)")
+    add_option(p_rec, "-o", "--out", old=("--output",), type=Path, default=None,
+               help="recovered MCAP path (default: FILE.recovered.mcap)")
+    p_rec.set_defaults(func=_recover)
+
     p_ros = log_sub.add_parser("export-ros2", help="write a run log as a ROS 2 bag (rosbag2, MCAP storage, CDR)")
     p_ros.add_argument("file", type=Path, metavar="RUN.mcap", help="MCAP run log")
     p_ros.add_argument("outdir", type=Path, metavar="OUTDIR", help="bag directory to create (must not exist)")
@@ -57,12 +63,32 @@ def _summary(args: argparse.Namespace) -> int:
 
 @command
 def _plot(args: argparse.Namespace) -> int:
+    from machaon._io import atomic_write, check_writable
     from machaon.robot.runlog import plot_run
 
-    run = _load(args.file)
     out = args.out if args.out is not None else args.file.with_suffix(".png")
-    plot_run(run, out)
+    check_writable(out, what="-o")  # before reading and drawing, not after
+    run = _load(args.file)
+    with atomic_write(out, "wb") as fh:
+        plot_run(run, fh)
     print(f"wrote {out}")
+    return 0
+
+
+@command
+def _recover(args: argparse.Namespace) -> int:
+    from machaon._io import check_writable
+    from machaon.errors import UsageError
+    from machaon.robot.runlog import RunLogError, recover_run_log
+
+    out = args.out if args.out is not None else args.file.with_suffix(".recovered.mcap")
+    if out.resolve() == args.file.resolve():
+        raise UsageError("-o must differ from the input file")
+    check_writable(out, what="-o")
+    with usage_errors(RunLogError, context=f"cannot recover {args.file}"):
+        n, stopped = recover_run_log(args.file, out)
+    what = "complete file" if stopped is None else f"read up to a damaged record ({stopped})"
+    print(f"wrote {out}: {n} messages ({what})")
     return 0
 
 

@@ -135,9 +135,11 @@ def _cmd_plan_surfaces(args: argparse.Namespace, t0: float) -> int:
 
 @command
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from machaon._io import check_writable
     from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
+    check_writable(args.out, what="--out")  # before planning (seconds), not after
     t0 = time.perf_counter()
     if args.labelmap or args.labels or (args.mesh and args.starts is None):
         return _cmd_plan_surfaces(args, t0)
@@ -192,6 +194,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if args.out is None:
         args.out = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
+    from machaon._io import check_output_dir
+
+    check_output_dir(args.out, what="--out")  # before the procedure (minutes), not after
+    if args.plan is not None:
+        import json
+        from pathlib import Path
+
+        with usage_errors(OSError, ValueError, context=f"--plan {args.plan}: not a readable plan JSON"):
+            json.loads(Path(args.plan).read_text(encoding="utf-8"))
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:

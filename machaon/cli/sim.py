@@ -53,8 +53,18 @@ def _run(args: argparse.Namespace) -> int:
         for name, doc in scenario_names().items():
             print(f"{name:12s} {doc}")
         return 0
-    if args.duration is not None and not (args.duration > 0):
+    if args.duration is not None and not (0 < args.duration < float("inf")):
         raise UsageError("--duration must be > 0")
+    if not (0 < args.rate_hz < float("inf")):
+        raise UsageError(f"--rate-hz must be a positive number of Hz, got {args.rate_hz}")
+    if not (0 < args.snapshot_every < float("inf")):
+        raise UsageError(f"--snapshot-every must be > 0 s, got {args.snapshot_every}")
+    from machaon._io import check_output_dir, check_writable
+
+    if args.record:  # before the simulation starts, not after it ran
+        check_writable(args.record, what="--record")
+    if args.snapshots:
+        check_output_dir(args.snapshots, what="--snapshots")
     gui = not args.headless
     if gui and not os.environ.get("DISPLAY"):
         warn("no DISPLAY; running headless (use xvfb-run for the GUI)")

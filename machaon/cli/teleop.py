@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from machaon.cli._bridges import add_live_view_args, open_live_view
 from machaon.cli._common import add_backend_arguments, command, open_backend
-from machaon.errors import UsageError
+from machaon.errors import TeleopError, UsageError
 
 if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
     from machaon.control.supervisor import Supervisor
@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
     s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
     s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
+    s.add_argument("--rt-priority", type=int, default=0,
+                   help="SCHED_FIFO priority (1-99) of the control loop thread, so other processes cannot delay "
+                        "its cycles (0: normal scheduling; refused without privileges, then normal)")
     add_live_view_args(s, fast=False)
     s.set_defaults(func=_serve)
 
@@ -131,8 +134,8 @@ def _profiles(args: argparse.Namespace) -> int:
 
     try:
         profiles = load_profiles(args.profiles_file)
-    except (ProfileError, OSError) as exc:
-        raise UsageError(str(exc)) from exc
+    except (ProfileError, OSError, ValueError) as exc:
+        raise UsageError(f"{args.profiles_file}: {exc}" if isinstance(exc, UnicodeDecodeError) else str(exc)) from exc
     print(f"{'name':18s} {'delay ms':>9s} {'jitter ms':>9s} {'loss %':>7s} {'burst':>5s} {'outage':>12s}  description")
     for name, p in profiles.items():
         out = f"{p.outage_s * 1e3:.0f}ms/{p.outage_every_s:g}s" if p.outage_every_s and p.outage_s else "-"
@@ -154,6 +157,10 @@ def _netem(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     except ProfileError as exc:
         raise UsageError(str(exc)) from exc
+    if not (0 <= args.stats_s < math.inf):
+        raise UsageError(f"--stats-s must be >= 0, got {args.stats_s}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
     # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
     # one can wait for the other (this process runs nothing else).
     old_interval = sys.getswitchinterval()
@@ -214,6 +221,18 @@ def _serve_settings(args: argparse.Namespace) -> tuple:
         )
     except (KeyFileError, DescriptionError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
+    from machaon._io import check_writable
+
+    if args.record:  # outputs are checked before the arm moves, not after
+        check_writable(args.record, what="--record")
+    if args.record_decimation < 1:
+        raise UsageError(f"--record-decimation must be >= 1, got {args.record_decimation}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if not (0 <= args.stats_s < math.inf):
+        raise UsageError(f"--stats-s must be >= 0, got {args.stats_s}")
+    if not 0 <= args.rt_priority <= 99:
+        raise UsageError(f"--rt-priority must be in 0..99, got {args.rt_priority}")
     rate_hz = args.rate_hz if args.rate_hz is not None else (1000.0 if args.backend == "sim" else HARDWARE_RATE_HZ)
     if not (0 < rate_hz < math.inf and 0 < args.home_speed < math.inf):
         raise UsageError("--rate-hz and --home-speed must be positive and finite")
@@ -291,17 +310,22 @@ def _serve(args: argparse.Namespace) -> int:
             recorder = live if recorder is None else Observers(recorder, live)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
-                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder)
+                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder,
+                                 realtime_priority=args.rt_priority or None)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.listen}: {exc}") from exc
-        # The network thread shares the GIL with the control loop; a short switch interval bounds
+        stack.callback(server.close)  # also when starting it fails half-way
+        # The link thread shares the GIL with the control loop; a short switch interval bounds
         # how long a command or a state message waits for it (the default 5 ms, several times per
         # packet, shows up as tens of ms of "network" latency).
         stack.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(5e-4)
+        try:
+            server.start()  # the loop first (it holds the arm), then the network process
+        except RuntimeError as exc:
+            raise TeleopError(f"cannot start the server: {exc}") from exc
         print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
-        with server:
-            _run_server(server, args.duration, args.stats_s)
+        _run_server(server, args.duration, args.stats_s)
     return 0
 
 
@@ -327,6 +351,8 @@ def _run_server(server: RobotServer, duration: float | None, stats_s: float) -> 
             time.sleep(0.1)
             if server.loop.error is not None:
                 raise UsageError(f"control loop stopped: {server.loop.error}")
+            if server.link_error is not None:
+                raise TeleopError(f"network link stopped: {server.link_error}")
             if stats_s > 0 and time.monotonic() >= t_print:
                 t_print += stats_s
                 _print_server(server)
@@ -346,18 +372,19 @@ def _print_server(server: RobotServer) -> None:
 
 
 def _connect(client: TeleopClient) -> None:
-    """Handshake with the server; a ``UsageError`` saying why when it does not answer."""
+    """Handshake with the server; a ``TeleopError`` (exit 1: a failure) saying why when it does not answer."""
     from machaon.teleop.client import ConnectError
 
     try:
         client.connect()
     except ConnectError as exc:
         client.close()
-        raise UsageError(str(exc)) from exc
+        raise TeleopError(str(exc)) from exc
 
 
 @command
 def _console(args: argparse.Namespace) -> int:
+    from machaon._io import atomic_write, check_writable
     from machaon.teleop.client import TeleopClient
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.relay import parse_hostport
@@ -367,6 +394,10 @@ def _console(args: argparse.Namespace) -> int:
         server = parse_hostport(args.connect)
     except (KeyFileError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    if args.out:
+        check_writable(args.out, what="--out")  # before connecting, not after the run
+    if not (0 < args.rate_hz <= 1000):
+        raise UsageError(f"--rate-hz must be in (0, 1000], got {args.rate_hz}")
     if args.script:
         from machaon.teleop.replay import replay
         from machaon.teleop.script import OperatorScript, ScriptError
@@ -380,10 +411,16 @@ def _console(args: argparse.Namespace) -> int:
         with client.start():
             res = replay(client, script)
         summary = _replay_summary(res)
-        print(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        print(text)
         if args.out:
-            with open(args.out, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2)
+            with atomic_write(args.out) as fh:
+                fh.write(text + "\n")
+        if not res.states:
+            # the handshake worked but the robot never answered: another operator holds it (one at a
+            # time), or everything we send is dropped; either way the script did not run
+            raise TeleopError("connected, but the robot sent no state in the whole run: another operator is "
+                              "driving it, or its link drops our commands (see the server's log)")
         return 0
     from machaon.teleop.console import ConsoleApp
 
@@ -394,16 +431,21 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured is null."""
+    return float(x) if math.isfinite(x) else None
+
+
 def _replay_summary(res: ScriptReplay) -> dict:
     h = res.health
     last = res.states[-1][1] if res.states else None
     return {
         "commands_sent": int(res.t_sent.size),
         "states_received": len(res.states),
-        "rtt_p50_ms": h.rtt_p50_s * 1e3,
-        "rtt_p99_ms": h.rtt_p99_s * 1e3,
-        "jitter_ms": h.jitter_s * 1e3,
-        "state_loss": h.loss,
+        "rtt_p50_ms": _finite(h.rtt_p50_s * 1e3),
+        "rtt_p99_ms": _finite(h.rtt_p99_s * 1e3),
+        "jitter_ms": _finite(h.jitter_s * 1e3),
+        "state_loss": _finite(h.loss),
         "final_supervisor": None if last is None else last.supervisor.name,
         "final_hold_reason": None if last is None else last.hold_reason.name,
         "final_tool_position_m": None if last is None else list(last.p_base_tool),
@@ -421,8 +463,11 @@ def _sweep(args: argparse.Namespace) -> int:
         missing = [n for n in names if n not in profiles]
         if missing:
             raise UsageError(f"unknown profiles {missing}; known: {', '.join(profiles)}")
-    except (ProfileError, OSError) as exc:
+    except (ProfileError, OSError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    from machaon._io import check_output_dir
+
+    check_output_dir(args.out, what="--out")
     from machaon.sim import ArmSim
 
     report = run_sweep([profiles[n] for n in names], lambda desc: ArmSim(desc, realtime=False), task=args.task,

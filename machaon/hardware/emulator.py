@@ -105,6 +105,10 @@ class ChainEmulator:
         self._bus_free_at = 0.0
         self._last_rx = 0.0
         self._t_phys = time.monotonic()
+        # wake at least this often to integrate the plant, so the present values a status packet
+        # carries are never more than about one physics step old
+        self._reply_first = plant is not None
+        self._tick_s = max(float(physics_dt), 1e-3) if plant is not None else 0.005
         self._stop = threading.Event()
         self._master = -1
         self._slave = -1
@@ -231,7 +235,7 @@ class ChainEmulator:
                 master = self._master
             fds = [self._wake_r] + ([master] if master >= 0 else [])
             try:
-                ready, _, _ = select.select(fds, [], [], 0.005)
+                ready, _, _ = select.select(fds, [], [], self._tick_s)
             except (OSError, ValueError):
                 ready = []
             if self._wake_r in ready:
@@ -249,13 +253,21 @@ class ChainEmulator:
             now = time.monotonic()
             with self._lock:
                 try:
-                    self.advance(now)
+                    # The built-in plant steps in microseconds: integrate up to now, then answer with
+                    # exact present values. A coupled plant that is slow to step (the PyBullet arm of
+                    # ``hw emulate --sim``: ~0.1 ms a step) would delay status packets past the host's
+                    # deadline: answer first, from the last integration (at most one physics tick
+                    # old, the thread wakes every tick), then integrate.
+                    if not self._reply_first:
+                        self.advance(now)
                     if data:
                         self._parser.feed(data)
                         self._serve(now)
                     elif self._parser.pending and now - self._last_rx > 0.002:
                         self._parser.expire()  # inter-packet timeout: a partial frame is given up
                         self._serve(now)
+                    if self._reply_first:
+                        self.advance(time.monotonic())
                 except Exception:  # the emulator must never die from a host's bytes
                     log.exception("emulator: error while serving")
             if data:

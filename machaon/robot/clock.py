@@ -71,6 +71,8 @@ class MonotonicClock:
     the GIL; keep heavy Python work out of threads that share a process with a 1 kHz loop.
     """
 
+    realtime = True  # the loop measures itself on the wall clock too (``ControlLoop``)
+
     def __init__(self, spin_s: float = 2e-4) -> None:
         if not (math.isfinite(spin_s) and spin_s >= 0.0):
             raise ValueError(f"spin_s: must be finite and >= 0, got {spin_s!r}")
@@ -96,6 +98,8 @@ class FakeClock:
     Used with ``FakeBackend`` for deterministic, faster-than-real-time loops in tests. Waiting
     for a time in the past leaves the clock unchanged (time never goes backwards).
     """
+
+    realtime = False
 
     def __init__(self, t0: float = 0.0) -> None:
         if not math.isfinite(t0):

@@ -104,5 +104,10 @@ def move_home(
     q = np.asarray(backend.read().q, dtype=float)
     err = np.abs(q - q_home)
     if not (err <= tol).all():
-        raise HomingError(f"homing ended {np.round(err, 3).tolist()} rad from home (tolerance {tol} rad)")
+        names = list(getattr(backend, "joint_names", None) or [f"joint {i + 1}" for i in range(len(q))])
+        moved, wanted = np.abs(q - q0), np.abs(q_home - q0)
+        stuck = [n for n, e, m, w in zip(names, err, moved, wanted, strict=True) if e > tol and m < 0.1 * w]
+        hint = (f"; {', '.join(stuck)} hardly moved: the actuator cannot overcome its load (too weak for the arm's "
+                "weight?) or does not accept goals") if stuck else ""
+        raise HomingError(f"homing ended {np.round(err, 3).tolist()} rad from home (tolerance {tol} rad){hint}")
     return q

@@ -13,6 +13,12 @@ Log times are the backend clock in nanoseconds. ``RunLogRecorder`` is what ``Con
 as ``recorder``; ``read_run_log`` loads a file back into arrays (``RunLog``), which
 ``format_summary`` and ``plot_run`` (matplotlib, Agg) turn into the ``machaon log`` outputs.
 A file that is not a readable MCAP run log raises ``RunLogError``.
+
+Crash safety: the recorder closes the chunk in progress and hands it to the operating system
+every ``flush_every_s`` of log time (and whenever a chunk fills), so a run killed without warning
+(SIGKILL, power loss of the process) leaves an MCAP file whose complete chunks are all readable:
+``read_run_log`` reads such a file record by record up to the first damaged one, and
+``recover_run_log`` (``machaon log recover``) rewrites that part as a complete, indexed MCAP file.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from mcap.reader import make_reader
-from mcap.records import Channel, Message, Metadata
+from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
@@ -68,8 +74,9 @@ class RunLogRecorder:
     ``decimation`` records every k-th cycle's state, command and target (events and stats are
     always recorded). ``metadata`` (str -> str) is stored as the MCAP metadata record "machaon".
     Chunks are small (``chunk_size`` bytes before compression, ~0.1 s at 1 kHz) and written as they
-    fill, so a run that crashes before ``close`` loses at most the last chunk; ``read_run_log``
-    reads such a truncated file up to its last complete chunk.
+    fill, and at least every ``flush_every_s`` of log time the chunk in progress is closed and
+    flushed to the operating system, so a run that is killed before ``close`` loses at most that
+    much; ``read_run_log`` reads such a truncated file up to its last complete chunk.
 
     ``link_frames`` (``machaon.robot.link_frames.LinkFrames``) adds ``/tf`` with every link at
     most ``tf_rate_hz`` times per second of backend time; ``wrench_frame`` names the frame of
@@ -88,11 +95,16 @@ class RunLogRecorder:
         link_frames: object | None = None,
         tf_rate_hz: float = 50.0,
         wrench_frame: str | None = None,
+        flush_every_s: float = 1.0,
     ) -> None:
         if not (isinstance(decimation, int) and decimation >= 1):
             raise ValueError(f"decimation: must be an int >= 1, got {decimation!r}")
         if not (math.isfinite(tf_rate_hz) and tf_rate_hz > 0):
             raise ValueError(f"tf_rate_hz: must be > 0, got {tf_rate_hz!r}")
+        if not (math.isfinite(flush_every_s) and flush_every_s > 0):
+            raise ValueError(f"flush_every_s: must be positive, got {flush_every_s!r}")
+        self.flush_every_s = float(flush_every_s)
+        self._t_flush: float | None = None
         self.path = Path(path)
         self.decimation = decimation
         self.joint_names = tuple(joint_names) if joint_names is not None else ()
@@ -115,6 +127,7 @@ class RunLogRecorder:
         meta["decimation"] = str(decimation)
         meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
         self._writer.add_metadata("machaon", meta)
+        self._writer.flush()  # header, schemas, channels and metadata reach the disk at once
         self._count = 0
         self._seq = 0
         self._t_last = 0.0
@@ -131,6 +144,11 @@ class RunLogRecorder:
             data=json.dumps(msg, separators=(",", ":")).encode(),
             sequence=self._seq,
         )
+        if self._t_flush is None:
+            self._t_flush = t
+        elif t - self._t_flush >= self.flush_every_s:
+            self._writer.flush()  # a complete chunk on disk: a killed run keeps everything up to here
+            self._t_flush = t
 
     def record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:
         """Record one cycle (every ``decimation``-th call)."""
@@ -165,7 +183,9 @@ class RunLogRecorder:
         """Record the loop statistics (``LoopStats``) at time ``t`` (default: the last cycle's)."""
         if self._closed:
             return
-        self._add(TOPIC_STATS, t if t is not None else self._t_last, tp.stats_msg(stats))
+        # JSON has no NaN (the wall-clock fields of a run that was not real time): null instead
+        d = {k: (v if math.isfinite(v) else None) for k, v in tp.stats_msg(stats).items()}
+        self._add(TOPIC_STATS, t if t is not None else self._t_last, d)
 
     def record_transforms(self, t: float, frames: Iterable[tp.FramePose]) -> None:
         """Record scene frames (``FramePose``: camera, plates, vertebrae...) on ``/tf`` at time ``t``."""
@@ -251,7 +271,7 @@ def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
     channels: dict[int, str] = {}
     try:
         with open(path, "rb") as f:
-            for record in StreamReader(f, skip_magic=False).records:
+            for record in StreamReader(f, skip_magic=False, validate_crcs=True).records:
                 if isinstance(record, Channel):
                     channels[record.id] = record.topic
                 elif isinstance(record, Metadata) and record.name == "machaon":
@@ -261,6 +281,57 @@ def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
     except Exception:  # truncated or corrupt from here on: keep what was read
         pass
     return msgs, metadata
+
+
+def recover_run_log(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[int, str | None]:
+    """Rewrite the readable part of a run log (e.g. of a killed run) as a complete MCAP file.
+
+    Records are read in order up to the first damaged or missing one and written to ``dst``
+    atomically (temporary file, then rename) with chunk indexes and a summary. Returns (number of
+    messages recovered, why reading stopped or None if ``src`` was complete). Raises
+    ``RunLogError`` if nothing usable was found, ``OSError`` if ``dst`` cannot be written."""
+    from machaon._io import atomic_write
+
+    src = Path(src)
+    if not src.is_file():
+        raise RunLogError(f"no such file: {src}")
+    schemas: dict[int, Schema] = {}
+    channels: dict[int, Channel] = {}
+    items: list[object] = []
+    stopped: str | None = None
+    with open(src, "rb") as f:
+        try:
+            for record in StreamReader(f, skip_magic=False, validate_crcs=True).records:
+                if isinstance(record, Schema):
+                    schemas.setdefault(record.id, record)
+                elif isinstance(record, Channel):
+                    channels.setdefault(record.id, record)
+                elif isinstance(record, Message | Metadata):
+                    items.append(record)
+        except Exception as exc:  # the damaged tail: keep what came before it
+            stopped = f"{type(exc).__name__}: {exc}"
+    n_msgs = sum(isinstance(r, Message) and r.channel_id in channels for r in items)
+    if not channels or n_msgs == 0:
+        raise RunLogError(f"{src}: no readable messages (not a run log, or damaged from the start)")
+    with atomic_write(dst, "wb") as out:
+        w = Writer(out, compression=CompressionType.ZSTD)
+        w.start(profile=PROFILE, library="machaon (recovered)")
+        sid_map = {sid: w.register_schema(s.name, s.encoding, s.data) for sid, s in schemas.items()}
+        cid_map = {
+            cid: w.register_channel(c.topic, c.message_encoding, sid_map.get(c.schema_id, 0), dict(c.metadata))
+            for cid, c in channels.items()
+        }
+        for r in items:
+            if isinstance(r, Metadata):
+                meta = dict(r.metadata)
+                if r.name == "machaon" and stopped is not None:
+                    meta["recovered"] = f"rewritten from {src.name}; the original stopped at: {stopped}"
+                w.add_metadata(r.name, meta)
+            elif r.channel_id in cid_map:
+                w.add_message(cid_map[r.channel_id], log_time=r.log_time, data=r.data,
+                              publish_time=r.publish_time, sequence=r.sequence)
+        w.finish()
+    return n_msgs, stopped
 
 
 def read_run_log(path: str | os.PathLike[str]) -> RunLog:
@@ -345,7 +416,9 @@ def format_summary(run: RunLog) -> str:
     """Human-readable summary: duration, rates, loop timing, tracking, faults and supervisor events."""
     lines = [f"run log       {run.path}"] if run.path else []
     if "truncated" in run.metadata:
-        lines.append(f"WARNING       truncated file, {run.metadata['truncated']}")
+        lines.append(f"WARNING       truncated file, {run.metadata['truncated']} (machaon log recover rewrites it)")
+    if "recovered" in run.metadata:
+        lines.append(f"recovered     {run.metadata['recovered']}")
     dur = float(run.t[-1] - run.t[0]) if len(run.t) > 1 else 0.0
     dec = int(run.metadata.get("decimation", "1") or 1)
     lines.append(f"joints        {run.dof} ({', '.join(run.joint_names)})")
@@ -359,7 +432,10 @@ def format_summary(run: RunLog) -> str:
     modes = sorted(set(run.cmd_mode))
     lines.append(f"command modes {', '.join(modes) if modes else '-'}")
     if run.stats:
-        s = run.stats
+        s = {k: (0.0 if v is None else v) for k, v in run.stats.items()}
+        if s.get("window_s", 0) > 0:
+            lines.append(f"loop stats    running record over the last {s['window_s']:.1f} s (the run did not finish "
+                         "cleanly)")
         lines.append(
             f"loop          {int(s.get('cycles', 0))} cycles, {int(s.get('overruns', 0))} overruns; period median "
             f"{s.get('period_median', 0) * 1e3:.4f} ms, p99 {s.get('period_p99', 0) * 1e3:.4f} ms, "
@@ -370,6 +446,18 @@ def format_summary(run: RunLog) -> str:
             f"{s.get('error_p99', 0) * 1e6:.1f} us, std {s.get('jitter_std', 0) * 1e6:.1f} us; "
             f"compute median {s.get('compute_median', 0) * 1e6:.1f} us, p99 {s.get('compute_p99', 0) * 1e6:.1f} us"
         )
+        if s.get("realtime"):
+            lines.append(
+                f"wall clock    {s.get('wall_elapsed_s', 0):.3f} s for {dur:.3f} s of loop time, real-time factor "
+                f"{s.get('realtime_factor', 0):.3f}; {int(s.get('wall_overruns', 0))} overruns (cycles more than one "
+                f"period late)"
+            )
+            lines.append(
+                f"wall jitter   period median {s.get('wall_period_median', 0) * 1e3:.4f} ms, p99 "
+                f"{s.get('wall_period_p99', 0) * 1e3:.4f} ms, max {s.get('wall_period_max', 0) * 1e3:.4f} ms; "
+                f"|period error| median {s.get('wall_error_median', 0) * 1e6:.1f} us, p99 "
+                f"{s.get('wall_error_p99', 0) * 1e6:.1f} us, std {s.get('wall_jitter_std', 0) * 1e6:.1f} us"
+            )
     tr = tracking_error(run)
     if tr is not None:
         _, e, label = tr
@@ -389,8 +477,9 @@ def format_summary(run: RunLog) -> str:
     return "\n".join(lines)
 
 
-def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
-    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG."""
+def plot_run(run: RunLog, out: str | os.PathLike[str] | object) -> Path:
+    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG (a path,
+    or a binary file object)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -435,6 +524,10 @@ def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
     for a in axes:
         a.grid(True, alpha=0.3)
     fig.tight_layout()
+    if hasattr(out, "write"):
+        fig.savefig(out, format="png")
+        name = getattr(out, "name", "")
+        return Path(name if isinstance(name, str) else "")
     out = Path(out)
     fig.savefig(out, format="png")
     return out

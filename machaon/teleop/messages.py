@@ -1,4 +1,4 @@
-"""Teleoperation messages and their binary encoding (protocol version 1).
+"""Teleoperation messages and their binary encoding (protocol version 2).
 
 Plain bodies here; ``machaon.teleop.session`` adds the header, the authentication and the
 encryption. Every field is fixed-size little-endian (``struct``). Units on the wire are SI
@@ -23,7 +23,7 @@ import numpy as np
 from machaon.errors import TeleopError
 from machaon.kinematics.so3 import pq_from_transform
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Noise NNpsk0 handshake with timestamps and cookies (``session``)
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
 MAX_STEP_M = 0.02  # largest Cartesian increment one command may carry (m)
 MAX_STEP_RAD = 0.2  # largest rotation increment one command may carry (rad)
@@ -61,6 +61,25 @@ class SessionError(LinkProtocolError):
     reason = "session"
 
 
+class ExpiredError(SessionError):
+    """A packet for a session past its key lifetime (``session.RekeyPolicy``)."""
+
+    reason = "expired"
+
+
+class RateLimitError(LinkProtocolError):
+    """A handshake from a source that exceeded its rate while the server is under load."""
+
+    reason = "ratelimit"
+
+
+class CookieRequired(LinkProtocolError):
+    """A HELLO without a valid cookie MAC while the server is under load: answered with a COOKIE,
+    not processed."""
+
+    reason = "cookie"
+
+
 # The old name, for one release (#16: the hardware layer had a ``ProtocolError`` too).
 ProtocolError = LinkProtocolError
 
@@ -70,6 +89,7 @@ class MsgType(enum.IntEnum):
     WELCOME = 2
     COMMAND = 3
     STATE = 4
+    COOKIE = 5
 
 
 class CommandKind(enum.IntEnum):

@@ -92,7 +92,7 @@ class _Pump:
     def _operator(self, t: float) -> None:
         if not self.cli.connected:
             if t >= self.t_hello:
-                self.link.up.send(t, self.cli.hello())
+                self.link.up.send(t, self.cli.hello(t))
                 self.t_hello = t + 1.0
             return
         if self.t_start is None:
