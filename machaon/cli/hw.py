@@ -77,28 +77,16 @@ class ArmSimPlant:
     Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
     advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
     armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link, equally about its three principal axes: exact about
-    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
+    joint) is added to each joint's child link (``ArmSim.add_armature``; pass 0 when the
+    description's armature already carries it). Without it a light wrist link
     behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
     friction.
     """
 
     def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0) -> None:
-        import pybullet as pb
-
         self.sim = sim
         self._carry = 0.0
-        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
-        if not np.isfinite(extra).all() or (extra < 0).any():
-            raise ValueError("rotor_inertia: must be finite and >= 0")
-        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
-                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
-        for name, j_extra in zip(sim.joint_names, extra, strict=True):
-            if j_extra > 0:
-                link = names[name]
-                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
-                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                  physicsClientId=sim.client)
+        sim.add_armature(rotor_inertia)
 
     @property
     def dof(self) -> int:

@@ -21,6 +21,20 @@ voltage, encoder, electrical shock) are reported with servo id and name; those t
 for are persistent (``reboot()`` clears them). With ``bus_watchdog_ms`` the servos' Bus Watchdog
 stops them by themselves when the host falls silent (a crashed process, a vanished port).
 ``write`` raises ValueError only for a malformed command (wrong length, NaN).
+
+Torque mode: a joint torque becomes a goal current through the joint's :class:`JointMotor`
+(``machaon.hardware.motor``): the torque-current curve (the datasheet's slope, or the one the
+bench identified: ``kt_nm_per_a`` or ``curve_current_a``/``curve_torque_nm`` per joint) after
+adding the identified gear friction (``coulomb_nm``, ``viscous_nms_rad``, times
+``[control] friction_compensation``), clipped to the joint's current limit (the smallest of
+``current_limit_a`` per joint, ``[control] current_limit_a`` and the servo's Current Limit item).
+``JointState.tau`` is the estimated joint torque: the curve's torque at the measured current
+minus the friction model.
+
+Software limits (``[control] max_temperature_c``, ``min_voltage_v``/``max_voltage_v``; measured
+current above 1.2 x the joint's current limit for ``lost_cycles`` reads) latch a persistent fault
+(``over_temperature``, ``input_voltage_range``, ``over_current``) naming servo, joint and value,
+and send the servos to the safe state, before the servos' own shutdown limits are reached.
 """
 
 from __future__ import annotations
@@ -39,12 +53,14 @@ from machaon.hardware.control_table import (
     MODE_CURRENT_POSITION,
     MODE_POSITION,
     MODE_VELOCITY,
+    MODELS_BY_NUMBER,
     RAD_PER_TICK,
     VELOCITY_UNIT_RAD_S,
     Model,
     model_by_name,
 )
 from machaon.hardware.dynamixel import Bus
+from machaon.hardware.motor import JointMotor, TorqueCurve, curves_are_linear
 from machaon.hardware.protocol import HardwareError, PortError, ProtocolError, hardware_error_names
 from machaon.robot.clock import MonotonicClock
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
@@ -55,16 +71,25 @@ MODES = {"current": MODE_CURRENT, "position": MODE_POSITION, "current_position":
          "velocity": MODE_VELOCITY}
 _COMMAND_MODE = {"current": CommandMode.TORQUE, "position": CommandMode.POSITION,
                  "current_position": CommandMode.POSITION, "velocity": CommandMode.VELOCITY}
-# Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224)
-_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1))
+# Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224):
+# hardware error, present current, velocity, position, temperature, input voltage
+_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2))
 _READ_ADDR = 224
 _READ_LEN = sum(n for _, n in _READ_ITEMS)
+OVER_CURRENT_MARGIN = 1.2  # measured current above this times the limit, lost_cycles reads in a row: a fault
 
 
 @dataclass(frozen=True)
 class JointConfig:
     """One joint: its servo ``id`` and ``model``, ``direction`` (+1/-1), the servo tick at the joint's
-    zero (``zero_ticks``), and optional joint limits in rad (goal positions are clamped to them)."""
+    zero (``zero_ticks``), and optional joint limits in rad (goal positions are clamped to them).
+
+    Torque model (module docstring): ``kt_nm_per_a`` (None: the model's datasheet stall torque /
+    stall current), or a curve ``curve_current_a``/``curve_torque_nm`` (A, N m, positive and
+    increasing); ``coulomb_nm``/``viscous_nms_rad``: identified gear friction (0: none known);
+    ``current_limit_a``: this joint's current cap (A); ``gear_ratio``: for the record (the servo's
+    own, already inside its position and torque figures).
+    """
 
     name: str
     id: int
@@ -73,6 +98,22 @@ class JointConfig:
     zero_ticks: int = 2048
     min_rad: float = -math.inf
     max_rad: float = math.inf
+    kt_nm_per_a: float | None = None
+    curve_current_a: tuple[float, ...] | None = None
+    curve_torque_nm: tuple[float, ...] | None = None
+    coulomb_nm: float = 0.0
+    viscous_nms_rad: float = 0.0
+    current_limit_a: float | None = None
+    gear_ratio: float | None = None
+
+    def torque_curve(self) -> TorqueCurve:
+        """The joint's torque-current curve (ValueError for a malformed one)."""
+        if (self.curve_current_a is None) != (self.curve_torque_nm is None):
+            raise ValueError(f"joint {self.name}: give both curve_current_a and curve_torque_nm, or neither")
+        if self.curve_current_a is not None:
+            return TorqueCurve(tuple(self.curve_current_a), tuple(self.curve_torque_nm))
+        kt = self.kt_nm_per_a if self.kt_nm_per_a is not None else model_by_name(self.model).kt_nm_per_a
+        return TorqueCurve.linear(kt)
 
 
 @dataclass(frozen=True)
@@ -95,6 +136,11 @@ class ActuatorConfig:
         lost_cycles = 3           # incomplete reads in a row before the loss is persistent
         current_limit_a = 1.5     # cap on commanded current (optional)
         bus_watchdog_ms = 100     # servos stop by themselves when the host falls silent (0: off)
+        max_temperature_c = 70    # software limits (optional): protective stop beyond them
+        min_voltage_v = 10.5
+        max_voltage_v = 14.8
+        friction_compensation = 1.0   # fraction of the joints' friction model added to torques
+        start_hold = false        # current mode: hold position until the first torque command
 
         [[joints]]
         name = "shoulder"
@@ -102,6 +148,12 @@ class ActuatorConfig:
         model = "XM430-W350"
         direction = 1
         zero_ticks = 2048
+        kt_nm_per_a = 1.783       # optional torque model, see JointConfig
+        coulomb_nm = 0.03
+        viscous_nms_rad = 0.05
+        current_limit_a = 1.35
+
+    The same sections under ``[hardware]`` in a robot description's TOML: :meth:`from_robot`.
     """
 
     port: str
@@ -116,6 +168,11 @@ class ActuatorConfig:
     lost_cycles: int = 3
     current_limit_a: float | None = None
     bus_watchdog_ms: float = 0.0
+    max_temperature_c: float | None = None
+    min_voltage_v: float | None = None
+    max_voltage_v: float | None = None
+    friction_compensation: float = 1.0
+    start_hold: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,12 +197,50 @@ class ActuatorConfig:
             raise ValueError("current_limit_a: must be positive")
         if not 0 <= self.bus_watchdog_ms <= 127 * 20:
             raise ValueError("bus_watchdog_ms: must be in [0, 2540] ms (0 disables it)")
+        for j in self.joints:
+            if j.current_limit_a is not None and not (j.current_limit_a > 0):
+                raise ValueError(f"joint {j.name}: current_limit_a must be positive")
+            if j.kt_nm_per_a is not None and not (j.kt_nm_per_a > 0):
+                raise ValueError(f"joint {j.name}: kt_nm_per_a must be positive")
+            self.motor(j)  # checks the curve and the friction values
+        for name in ("max_temperature_c", "min_voltage_v", "max_voltage_v"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: must be a positive number")
+        if self.min_voltage_v is not None and self.max_voltage_v is not None and \
+                self.min_voltage_v >= self.max_voltage_v:
+            raise ValueError("min_voltage_v: must be below max_voltage_v")
+        if not (math.isfinite(self.friction_compensation) and 0 <= self.friction_compensation <= 1):
+            raise ValueError("friction_compensation: must be in [0, 1]")
+
+    def motor(self, joint: JointConfig) -> JointMotor:
+        """The torque model of ``joint`` (ValueError naming the joint for bad values)."""
+        try:
+            return JointMotor(joint.torque_curve(), joint.coulomb_nm, joint.viscous_nms_rad,
+                              self.friction_compensation)
+        except ValueError as exc:
+            raise ValueError(f"joint {joint.name}: {exc}") from None
 
     @classmethod
     def from_dict(cls, d: dict, *, port: str | None = None) -> ActuatorConfig:
+        """Build from the TOML layout (class docstring); ValueError naming an unknown or bad key."""
         bus = d.get("bus", {})
         ctl = d.get("control", {})
-        joints = tuple(JointConfig(**j) for j in d.get("joints", ()))
+        known = set(JointConfig.__dataclass_fields__)
+        joints = []
+        for k, j in enumerate(d.get("joints", ())):
+            bad = sorted(set(j) - known)
+            if bad:
+                raise ValueError(f"joints[{k}]: unknown keys {bad}; known: {sorted(known)}")
+            if "name" not in j or "id" not in j:
+                raise ValueError(f"joints[{k}]: needs at least name and id")
+            j = dict(j)
+            for key in ("curve_current_a", "curve_torque_nm"):
+                if key in j:
+                    j[key] = tuple(float(x) for x in j[key])
+            joints.append(JointConfig(**j))
+        joints = tuple(joints)
+        opt = lambda key: None if ctl.get(key) is None else float(ctl[key])  # noqa: E731
         return cls(
             port=port or bus.get("port", "/dev/ttyUSB0"),
             joints=joints,
@@ -157,15 +252,43 @@ class ActuatorConfig:
             mode=str(ctl.get("mode", "current")),
             safe_state=str(ctl.get("safe_state", "hold")),
             lost_cycles=int(ctl.get("lost_cycles", 3)),
-            current_limit_a=ctl.get("current_limit_a"),
+            current_limit_a=opt("current_limit_a"),
             bus_watchdog_ms=float(ctl.get("bus_watchdog_ms", 0.0)),
+            max_temperature_c=opt("max_temperature_c"),
+            min_voltage_v=opt("min_voltage_v"),
+            max_voltage_v=opt("max_voltage_v"),
+            friction_compensation=float(ctl.get("friction_compensation", 1.0)),
+            start_hold=bool(ctl.get("start_hold", False)),
         )
 
     @classmethod
     def from_toml(cls, path: str | Path, *, port: str | None = None) -> ActuatorConfig:
         """Read a config file; ``port`` overrides ``[bus] port``. Errors name the bad key."""
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        if "joints" not in data and "hardware" in data:  # a robot description with a servo map
+            data = data["hardware"]
+        return cls.from_dict(data, port=port)
+
+    @classmethod
+    def from_robot(cls, robot: str | Path, *, port: str | None = None) -> ActuatorConfig:
+        """The servo map of a robot description (``"desk"`` or a description TOML path): its
+        ``[hardware]`` section. ValueError when the description has none."""
+        from machaon.robot.description import DESCRIPTIONS_DIR
+
+        path = Path(robot)
+        if path.suffix.lower() != ".toml":
+            path = DESCRIPTIONS_DIR / f"{robot}.toml"
+        if not path.is_file():
+            raise ValueError(f"robot {robot!r}: no description TOML at {path}")
         with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f), port=port)
+            data = tomllib.load(f)
+        if "hardware" not in data:
+            raise ValueError(f"robot {robot!r}: its description ({path.name}) has no [hardware] servo map")
+        return cls.from_dict(data["hardware"], port=port)
 
 
 class ActuatorBackend:
@@ -184,8 +307,21 @@ class ActuatorBackend:
         self._ids = [j.id for j in config.joints]
         self._dir = np.array([j.direction for j in config.joints], dtype=np.float64)
         self._zero = np.array([j.zero_ticks for j in config.joints], dtype=np.float64)
-        self._kt = np.array([m.kt_nm_per_a for m in self._models])
+        self.motors: tuple[JointMotor, ...] = tuple(config.motor(j) for j in config.joints)
+        self._linear = curves_are_linear(self.motors)
+        self._kt = np.array([m.curve.kt_nm_per_a for m in self.motors])
+        self._coulomb = np.array([m.coulomb_nm for m in self.motors])
+        self._viscous = np.array([m.viscous_nms_rad for m in self.motors])
+        self._v_smooth = np.array([m.v_smooth_rad_s for m in self.motors])
         self._cur_unit = np.array([m.current_unit_a or 0.0 for m in self._models])
+        # current cap per joint (A): the joint's, the chain's; the servo's Current Limit joins at open
+        caps = [min(x for x in (j.current_limit_a, config.current_limit_a, m.stall_current_a) if x is not None)
+                for j, m in zip(config.joints, self._models, strict=True)]
+        self._i_max = np.array(caps, dtype=np.float64)
+        self._over_i = np.zeros(len(config.joints), dtype=int)
+        self.temperature_c = np.zeros(len(config.joints))
+        self.voltage_v = np.zeros(len(config.joints))
+        self.current_a = np.zeros(len(config.joints))
         self._lo = np.array([j.min_rad for j in config.joints])
         self._hi = np.array([j.max_rad for j in config.joints])
         n = len(self._ids)
@@ -202,6 +338,7 @@ class ActuatorBackend:
                        open_now=False)
         self._mode = MODES[config.mode]
         self._cmd_mode = _COMMAND_MODE[config.mode]
+        self._servo_mode = self._mode  # what the servos run now (position while holding at start)
         self._open(enable)
 
     # ------------------------------------------------------------------ Backend protocol
@@ -253,16 +390,22 @@ class ActuatorBackend:
             self._q[j] = s * (pos - self._zero[j]) * RAD_PER_TICK
             self._dq[j] = s * vel * VELOCITY_UNIT_RAD_S
             if self._models[j].has_current:
-                self._tau[j] = s * cur * self._cur_unit[j] * self._kt[j]
-            else:  # Present Load in 0.1 % of stall torque
-                self._tau[j] = s * cur * 1e-3 * self._models[j].stall_torque_nm
+                self.current_a[j] = s * cur * self._cur_unit[j]
+            else:  # Present Load in 0.1 % of stall torque, as the equivalent current
+                self.current_a[j] = s * cur * 1e-3 * self._models[j].stall_current_a
+            self.temperature_c[j] = d[11]
+            self.voltage_v[j] = int.from_bytes(d[12:14], "little") * 0.1
             self._have_q[j] = True
+            limit = self._limit_fault(j, dxl_id)
+            if limit is not None and self._latched is None:
+                self._latch(limit)
             if hw:
                 names = hardware_error_names(hw)
                 faults.append(DeviceFault(
                     f"dxl:{dxl_id}", names[0] if names else f"hardware_error_{hw:#04x}",
                     f"servo {dxl_id} ({self.config.joints[j].name}): hardware error {', '.join(names)} "
                     f"(status {hw:#04x}, {d[11]} C)", joint=j, persistent=bool(hw & self._shutdown_mask[j])))
+        self._tau[:] = self._joint_torque(self.current_a, self._dq)
         if not self._have_q.all():
             ok = False
         if ok:
@@ -299,12 +442,13 @@ class ActuatorBackend:
             return
         try:
             if self._mode == MODE_CURRENT:
-                amps = self._dir * v / self._kt
-                if self.config.current_limit_a is not None:
-                    amps = np.clip(amps, -self.config.current_limit_a, self.config.current_limit_a)
+                amps = self._dir * np.clip(self._motor_current(v, self._dq), -self._i_max, self._i_max)
                 units = np.rint(amps / self._cur_unit).astype(int)
-                self.bus.sync_write(102, 2, {i: int(u).to_bytes(2, "little", signed=True)
-                                             for i, u in zip(self._ids, units, strict=True)})
+                goals = {i: int(u).to_bytes(2, "little", signed=True) for i, u in zip(self._ids, units, strict=True)}
+                if self._servo_mode != MODE_CURRENT:
+                    self._engage_current(goals)
+                else:
+                    self.bus.sync_write(102, 2, goals)
             elif self._mode in (MODE_POSITION, MODE_CURRENT_POSITION):
                 q = np.clip(v, self._lo, self._hi)
                 ticks = np.clip(np.rint(self._dir * q / RAD_PER_TICK + self._zero), 0, 4095).astype(int)
@@ -358,7 +502,7 @@ class ActuatorBackend:
 
     def torque(self, enable: bool) -> None:
         """Torque on/off for every servo (position modes hold the present position when enabled)."""
-        if enable and self._mode in (MODE_POSITION, MODE_CURRENT_POSITION):
+        if enable and self._servo_mode in (MODE_POSITION, MODE_CURRENT_POSITION):
             self._hold_present()
         for i in self._ids:
             self.bus.write(i, 64, bytes((1 if enable else 0,)))
@@ -379,6 +523,48 @@ class ActuatorBackend:
 
     # ------------------------------------------------------------------ internals
 
+    def _friction(self, dq: np.ndarray) -> np.ndarray:
+        return self._coulomb * np.tanh(dq / self._v_smooth) + self._viscous * dq
+
+    def _motor_current(self, tau: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Joint-frame motor currents (A) for joint torques ``tau`` at speeds ``dq`` (friction compensated)."""
+        tau_m = tau + self.config.friction_compensation * self._friction(dq)
+        if self._linear:
+            return tau_m / self._kt
+        return np.array([m.curve.current(x) for m, x in zip(self.motors, tau_m, strict=True)], dtype=np.float64)
+
+    def _joint_torque(self, amps: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Estimated joint torques (N m) from joint-frame motor currents and speeds."""
+        if self._linear:
+            tau = amps * self._kt
+        else:
+            tau = np.array([m.curve.torque(x) for m, x in zip(self.motors, amps, strict=True)], dtype=np.float64)
+        return tau - self._friction(dq)
+
+    def _limit_fault(self, j: int, dxl_id: int) -> DeviceFault | None:
+        """A software-limit fault of joint ``j`` from its latest reading (None when inside the limits)."""
+        c = self.config
+        who = f"servo {dxl_id} ({c.joints[j].name})"
+        t, v = self.temperature_c[j], self.voltage_v[j]
+        if c.max_temperature_c is not None and t > c.max_temperature_c:
+            return DeviceFault(f"dxl:{dxl_id}", "over_temperature",
+                               f"{who}: {t:.0f} C, above the {c.max_temperature_c:g} C limit; let it cool, "
+                               f"then reset", joint=j, persistent=True)
+        if (c.min_voltage_v is not None and v < c.min_voltage_v) or (c.max_voltage_v is not None and v > c.max_voltage_v):
+            return DeviceFault(f"dxl:{dxl_id}", "input_voltage_range",
+                               f"{who}: supply {v:.1f} V outside [{c.min_voltage_v}, {c.max_voltage_v}] V; "
+                               f"check the power supply", joint=j, persistent=True)
+        if abs(self.current_a[j]) > OVER_CURRENT_MARGIN * self._i_max[j]:
+            self._over_i[j] += 1
+            if self._over_i[j] >= c.lost_cycles:
+                return DeviceFault(f"dxl:{dxl_id}", "over_current",
+                                   f"{who}: {abs(self.current_a[j]):.2f} A for {self._over_i[j]} reads, above "
+                                   f"{OVER_CURRENT_MARGIN:g} x its {self._i_max[j]:.2f} A limit", joint=j,
+                                   persistent=True)
+        else:
+            self._over_i[j] = 0
+        return None
+
     def _state(self, t: float, faults: tuple, ok: bool) -> JointState:
         return JointState(t=t, q=self._q.copy(), dq=self._dq.copy(), tau=self._tau.copy(), faults=faults, ok=ok)
 
@@ -394,8 +580,11 @@ class ActuatorBackend:
                 missing.append(i)
                 continue
             if info.model_number != self._models[j].model_number:
-                raise ProtocolError(f"servo {i}: model number {info.model_number}, config says "
-                                    f"{self._models[j].name} ({self._models[j].model_number})")
+                found = MODELS_BY_NUMBER.get(info.model_number)
+                bus.close()
+                raise ProtocolError(f"servo {i} ({self.config.joints[j].name}) is a "
+                                    f"{found.name if found else 'model ' + str(info.model_number)}, the config "
+                                    f"says {self._models[j].name}; fix the config's model or the wiring")
         if missing:
             bus.close()
             raise ProtocolError(f"servos {missing} do not answer on {self.config.port} at {self.config.baudrate} baud")
@@ -404,13 +593,16 @@ class ActuatorBackend:
             bus.write(i, 98, b"\x00")  # clears a Bus Watchdog Error left from an earlier session
             bus.write(i, 64, b"\x00")  # EEPROM items need torque off
             bus.write(i, 9, bytes((rdt,)))
-            bus.write(i, 11, bytes((self._mode,)))
+            bus.write(i, 11, bytes((self._start_mode(),)))
             self._shutdown_mask[j] = bus.read(i, 63, 1)[0]
             addr = bytearray()
             for a, size in _READ_ITEMS:
                 for k in range(size):
                     addr += (a + k).to_bytes(2, "little")
             bus.write(i, 168, bytes(addr))
+            if self._models[j].has_current:
+                limit_a = bus.read_int(i, 38, 2) * self._models[j].current_unit_a
+                self._i_max[j] = min(self._i_max[j], limit_a)
             if self._mode == MODE_CURRENT_POSITION:
                 # Goal Current is the current bound of this mode: the configured cap, else Current Limit
                 limit = bus.read_int(i, 38, 2)
@@ -424,6 +616,7 @@ class ActuatorBackend:
         bus.return_delay_s = rdt * 2e-6
         self._latched = None
         self._missed = 0
+        self._over_i[:] = 0
         res = bus.sync_read(self._ids, _READ_ADDR, _READ_LEN)
         for j, i in enumerate(self._ids):
             d = res.data.get(i)
@@ -437,6 +630,23 @@ class ActuatorBackend:
             wd = max(1, math.ceil(self.config.bus_watchdog_ms / 20.0))
             for i in self._ids:
                 bus.write(i, 98, bytes((wd,)))
+
+    def _start_mode(self) -> int:
+        """The operating mode the servos start in: position (holding) for ``start_hold`` in current mode."""
+        hold = self._mode == MODE_CURRENT and self.config.start_hold
+        self._servo_mode = MODE_POSITION if hold else self._mode
+        return self._servo_mode
+
+    def _engage_current(self, goals: dict[int, bytes]) -> None:
+        """Leave the start hold for current mode with the first goal currents (torque is off for the
+        four broadcast writes only, well under a millisecond at 1 Mbaud and above)."""
+        ids = self._ids
+        self.bus.sync_write(64, 1, {i: b"\x00" for i in ids})
+        self.bus.sync_write(11, 1, {i: bytes((MODE_CURRENT,)) for i in ids})
+        self.bus.sync_write(102, 2, goals)
+        self.bus.sync_write(64, 1, {i: b"\x01" for i in ids})
+        self._servo_mode = MODE_CURRENT
+        log.info("servos switched from the start hold to current mode")
 
     def _hold_present(self) -> None:
         res = self.bus.sync_read(self._ids, 132, 4)
@@ -462,6 +672,7 @@ class ActuatorBackend:
             if ticks:
                 self.bus.sync_write(116, 4, ticks)
             self.bus.sync_write(64, 1, {i: b"\x01" for i in ids})
+            self._servo_mode = MODE_POSITION
         elif ticks:
             self.bus.sync_write(116, 4, ticks)
 

@@ -69,7 +69,10 @@ class Faults:
 class ChainEmulator:
     """Servos ``ids`` of ``model`` on one emulated bus, served on a pseudo-terminal.
 
-    ``baudrate``: the servos' Baud Rate item (one of the X-series rates). ``return_delay_us``:
+    ``model``: one model for every servo, or one per id (a mixed chain). ``directions`` (+1/-1) and
+    ``zero_ticks``, one per id, are how each servo is mounted on its joint of the plant (as a
+    backend config's joints say): the servo's shaft turns ``direction * q_joint`` and reads
+    ``zero_ticks`` at joint zero (default: +1 and 2048). ``baudrate``: the servos' Baud Rate item (one of the X-series rates). ``return_delay_us``:
     their Return Delay Time (the e-Manual default is 500 us; 0 is what a fast loop uses).
     ``plant``: output-shaft dynamics (default: each servo drives its rotor inertia plus
     ``load_inertia``). ``realtime=False`` answers at once instead of pacing at the baud rate.
@@ -77,21 +80,37 @@ class ChainEmulator:
     ``physics_dt``: motor model step (s). Use as a context manager; ``close()`` stops the thread.
     """
 
-    def __init__(self, ids: Sequence[int], *, model: str | Model = "XM430-W350", baudrate: int = 1_000_000,
-                 return_delay_us: float = 0.0, plant: Plant | None = None, realtime: bool = True,
-                 link: str | None = None, physics_dt: float = 1e-3, load_inertia: float = 0.002,
-                 reboot_time_s: float = 0.05, faults: Faults | None = None) -> None:
+    def __init__(self, ids: Sequence[int], *, model: str | Model | Sequence[str | Model] = "XM430-W350",
+                 baudrate: int = 1_000_000, return_delay_us: float = 0.0, plant: Plant | None = None,
+                 realtime: bool = True, link: str | None = None, physics_dt: float = 1e-3,
+                 load_inertia: float = 0.002, reboot_time_s: float = 0.05, faults: Faults | None = None,
+                 directions: Sequence[int] | None = None, zero_ticks: Sequence[int] | None = None) -> None:
         if baudrate not in BAUD_TO_CODE:
             raise ValueError(f"baudrate: {baudrate} is not an X-series rate ({sorted(BAUD_TO_CODE)})")
         ids = list(ids)
         if not ids or len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids):
             raise ValueError(f"ids: expected distinct ids in 0..252, got {ids}")
-        m = model if isinstance(model, Model) else model_by_name(model)
+        per_id = [model] * len(ids) if isinstance(model, str | Model) else list(model)
+        if len(per_id) != len(ids):
+            raise ValueError(f"model: expected one model or {len(ids)} (one per id), got {len(per_id)}")
+        models = [m if isinstance(m, Model) else model_by_name(m) for m in per_id]
+        dirs = [1] * len(ids) if directions is None else [int(d) for d in directions]
+        zeros = [2048] * len(ids) if zero_ticks is None else [int(z) for z in zero_ticks]
+        if len(dirs) != len(ids) or any(d not in (1, -1) for d in dirs):
+            raise ValueError(f"directions: expected {len(ids)} values of +1 or -1")
+        if len(zeros) != len(ids) or any(not 0 <= z <= 4095 for z in zeros):
+            raise ValueError(f"zero_ticks: expected {len(ids)} values in 0..4095")
         rdt = max(0, min(254, int(round(return_delay_us / 2.0))))
-        self.model = m
-        self.servos = [EmulatedServo(m, i, baud_code=BAUD_TO_CODE[baudrate], return_delay=rdt) for i in ids]
+        self.model = models[0]
+        self.models = models
+        self.servos = [EmulatedServo(m, i, baud_code=BAUD_TO_CODE[baudrate], return_delay=rdt)
+                       for m, i in zip(models, ids, strict=True)]
+        for s, z in zip(self.servos, zeros, strict=True):
+            s.turn_offset = z
+            s.sync_present()
+        self._dir = np.array(dirs, dtype=np.float64)
         self.plant: Plant = plant if plant is not None else RigidLoadPlant(
-            [m.rotor_inertia_out + load_inertia] * len(ids))
+            [m.rotor_inertia_out + load_inertia for m in models])
         if self.plant.dof != len(ids):
             raise ValueError(f"plant: has {self.plant.dof} dof for {len(ids)} servos")
         self.realtime = realtime
@@ -167,6 +186,21 @@ class ChainEmulator:
             s = self.servo(dxl_id)
             s.set_hardware_error(s.hardware_error | bits)
 
+    def set_motor(self, dxl_id: int, *, kt_nm_per_a: float | None = None, coulomb_nm: float | None = None,
+                  viscous_nms_rad: float | None = None) -> None:
+        """Change one servo's motor figures (torque constant N m/A, gear friction N m and N m s/rad)."""
+        for name, v in (("kt_nm_per_a", kt_nm_per_a), ("coulomb_nm", coulomb_nm), ("viscous_nms_rad", viscous_nms_rad)):
+            if v is not None and not (np.isfinite(v) and v >= (1e-9 if name == "kt_nm_per_a" else 0.0)):
+                raise ValueError(f"{name}: must be a finite number >= 0 (kt > 0), got {v!r}")
+        with self._lock:
+            s = self.servo(dxl_id)
+            if kt_nm_per_a is not None:
+                s.kt_nm_per_a = float(kt_nm_per_a)
+            if coulomb_nm is not None:
+                s.coulomb_friction = float(coulomb_nm)
+            if viscous_nms_rad is not None:
+                s.viscous_friction = float(viscous_nms_rad)
+
     def plant_state(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             return self.plant.state()
@@ -203,13 +237,16 @@ class ChainEmulator:
             self._t_phys = now - 400 * dt
             n = 400
         servos = self.servos
+        d = self._dir
         tau = np.empty(len(servos))
         for _ in range(n):
             q, dq = self.plant.state()
+            q, dq = d * q, d * dq  # joint -> servo shaft
             for k, s in enumerate(servos):
                 tau[k] = s.step(float(q[k]), float(dq[k]), dt)
-            self.plant.step(tau, dt)
+            self.plant.step(d * tau, dt)
         q, dq = self.plant.state()
+        q, dq = d * q, d * dq
         for k, s in enumerate(servos):
             s.sync_present(float(q[k]), float(dq[k]))
         self._t_phys += n * dt

@@ -20,13 +20,19 @@ from machaon.kinematics.chain import Chain
 class Dynamics:
     """Dynamics of ``chain`` with an optional payload (mass in kg, centre of mass in the tool frame).
 
-    Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
+    ``armature`` (kg m^2, per chain joint, default none): reflected rotor inertia of each joint's
+    drive, added to the mass matrix diagonal and to the inertial torques (pinocchio's armature);
+    gearmotor arms need it, since it can exceed the link inertia. Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
     """
 
-    def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0)):
+    def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0),
+                 armature: np.ndarray | None = None):
         if not np.isfinite(payload_mass) or payload_mass < 0:
             raise ValueError("payload_mass: must be a finite mass >= 0 kg")
         com = finite_array("payload_com", payload_com, (3,))
+        arm = None if armature is None else finite_array("armature", armature, (chain.dof,))
+        if arm is not None and (arm < 0).any():
+            raise ValueError("armature: must be >= 0 kg m^2")
         full = pin.buildModelFromUrdf(str(chain.urdf_path))
         keep = {full.getJointId(name) for name in chain.joint_names}
         lock = [j for j in range(1, full.njoints) if j not in keep]
@@ -40,8 +46,10 @@ class Dynamics:
             p_joint = T_joint_tool[:3, :3] @ com + T_joint_tool[:3, 3]
             inertia = pin.Inertia(float(payload_mass), p_joint, np.zeros((3, 3)))
             self.model.inertias[tip.parentJoint] = self.model.inertias[tip.parentJoint] + inertia
-        self.data = self.model.createData()
         self._idx_v = np.array([self.model.joints[self.model.getJointId(n)].idx_v for n in chain.joint_names])
+        if arm is not None:
+            self.model.armature[self._idx_v] = arm
+        self.data = self.model.createData()
         # Where each chain angle goes in pinocchio's configuration vector, resolved once (the
         # lookups cost more than the dynamics): plain joints take q, continuous ones (cos, sin).
         idx_q = np.array([self.model.joints[self.model.getJointId(n)].idx_q for n in chain.joint_names])
@@ -67,12 +75,13 @@ class Dynamics:
         payload_mass: float = 0.0,
         payload_com: np.ndarray = (0.0, 0.0, 0.0),
         T_flange_tool: np.ndarray | None = None,
+        armature: np.ndarray | None = None,
     ) -> Dynamics:
         """Dynamics of the chain ``base_link`` -> ``tip_link`` of a URDF (see ``Chain.from_urdf``)."""
         chain = Chain.from_urdf(path, base_link, tip_link)
         if T_flange_tool is not None:
             chain = chain.with_tool(transform("T_flange_tool", T_flange_tool))
-        return cls(chain, payload_mass, payload_com)
+        return cls(chain, payload_mass, payload_com, armature)
 
     def _checked(self, q: np.ndarray) -> np.ndarray:
         """``q`` as a checked C-contiguous float64 (dof,) array (``finite_array`` semantics, cheaper when valid).

@@ -272,6 +272,8 @@ class ArmSim:
                 p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
             for i, j in enumerate(self._jidx):
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
+            if (self.desc.armature > 0).any():
+                self.add_armature(self.desc.armature)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             self._neg_effort = -self._effort
@@ -324,6 +326,23 @@ class ArmSim:
         if arr.shape != (self.desc.dof,) or (arr < 0).any():
             raise ValueError(f"{name}: expected {self.desc.dof} values >= 0")
         return arr
+
+    def add_armature(self, armature_kgm2: np.ndarray | float) -> None:
+        """Add reflected rotor inertia (kg m^2, scalar or per joint, >= 0) to every joint.
+
+        PyBullet has no armature term, so it goes into each joint's child link, equally about the
+        link's three principal axes: exact about the joint axis, a slight overestimate for the
+        joints above it. The description's ``armature`` is added at construction; a gearmotor
+        joint without it (a light wrist behind a 350:1 gear) is far lighter than the real one.
+        """
+        extra = np.broadcast_to(np.asarray(armature_kgm2, dtype=np.float64), (self._n,))
+        if not np.isfinite(extra).all() or (extra < 0).any():
+            raise ValueError("armature_kgm2: must be finite and >= 0")
+        for j, j_extra in zip(self._jidx, extra, strict=True):
+            if j_extra > 0:
+                diag = p.getDynamicsInfo(self.body, j, physicsClientId=self._client)[2]
+                p.changeDynamics(self.body, j, localInertiaDiagonal=[d + float(j_extra) for d in diag],
+                                 physicsClientId=self._client)
 
     def _init_indices(self) -> None:
         cid = self._client
