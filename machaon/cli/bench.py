@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adapter latency margin added to every transaction deadline (default 10 ms)")
     p.add_argument("--safe-state", choices=("hold", "torque_off"), default="hold",
                    help="what the servos do when the bench stops early (default hold)")
+    p.add_argument("--sysfs-root", default="/sys", help=argparse.SUPPRESS)  # tests point it at a fake tree
     p.set_defaults(func=_cmd_bench)
 
 
@@ -42,7 +43,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
                             step_rad=args.step_rad, current_a=args.current_a, step_duration_s=args.step_duration,
                             latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate,
-                            safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0)
+                            safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0,
+                            sysfs_root=args.sysfs_root)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -53,6 +55,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except PortError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for w in report.warnings:
+        print(w, file=sys.stderr)
     if opts.dry_run:
         for line in report.plan:
             print(f"  - {line}")

@@ -7,7 +7,12 @@
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
   layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
   emulator's ``Plant`` interface.
-- ``machaon hw scan --port PORT``: ping every id at one or more baud rates.
+  ``--robot NAME`` takes ids, models and mountings from the robot description's servo map (e.g.
+  ``desk``: three XM540-W270 and three XM430-W350); with ``--sim`` the servos drive that robot's
+  PyBullet arm. ``--kt-scale``/``--friction-scale`` make the emulated servos differ from their
+  datasheet (what ``machaon bench --identify`` must find).
+- ``machaon hw scan --port PORT``: ping every id at one or more baud rates; warns when the USB
+  serial adapter's latency timer is above 1 ms.
 """
 
 from __future__ import annotations
@@ -46,9 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     hw_sub = hw.add_subparsers(dest="hw_command", metavar="HWCOMMAND", required=True)
 
     em = hw_sub.add_parser("emulate", help="emulate a Dynamixel X-series chain on a pseudo-terminal")
-    em.add_argument("--ids", default="1-6", help="servo ids, e.g. 1-6 or 1,2,5 (default 1-6)")
+    em.add_argument("--ids", default=None, help="servo ids, e.g. 1-6 or 1,2,5 (default 1-6, or the robot's)")
     em.add_argument("--baud", type=int, default=1_000_000, help="bus baud rate (default 1000000)")
-    em.add_argument("--model", default="XM430-W350", help="X-series model (default XM430-W350)")
+    em.add_argument("--model", default="XM430-W350", help="X-series model (default XM430-W350; --robot: the map's)")
+    em.add_argument("--robot", default=None,
+                    help="robot description (name or TOML): its servo map gives ids, models and mountings, and "
+                         "--sim drives its arm (default for --sim: machaon_arm)")
+    em.add_argument("--kt-scale", type=float, default=1.0,
+                    help="emulated servos' torque constant, times the datasheet's (default 1)")
+    em.add_argument("--friction-scale", type=float, default=1.0,
+                    help="emulated servos' gear friction, times the model's estimate (default 1)")
     em.add_argument("--return-delay-us", type=float, default=0.0,
                     help="servos' Return Delay Time in us (default 0; factory default is 500)")
     em.add_argument("--no-realtime", dest="realtime", action="store_false",
@@ -68,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     scan.add_argument("--baud", default="57600,1000000,2000000,3000000,4000000",
                       help="comma-separated baud rates to try")
     scan.add_argument("--max-id", type=int, default=252)
+    scan.add_argument("--sysfs-root", default="/sys", help=argparse.SUPPRESS)  # tests point it at a fake tree
     scan.set_defaults(func=_cmd_scan)
 
 
@@ -107,56 +120,98 @@ class ArmSimPlant:
             self._carry -= n * self.sim.dt
 
 
+def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None, model: str = "XM430-W350",
+                   kt_scale: float = 1.0, friction_scale: float = 1.0, **emulator_kw: object) -> tuple:
+    """A ``ChainEmulator`` for ``robot`` (a description name or TOML path; None: a bare chain of
+    ``ids`` x ``model``), and with ``sim`` the ``ArmSim`` its servos drive. Returns ``(emulator, sim)``.
+
+    A description's ``[hardware]`` servo map sets ids, models, directions and zero ticks (``ids``,
+    when given, must match it). The coupled arm runs without the description's joint damping and
+    friction (the servo model is the gear friction) and with the servos' reflected rotor inertia
+    (the description's armature, else the models' figures); it rests until a servo is powered.
+    ``kt_scale``/``friction_scale`` scale every emulated servo's torque constant and friction.
+    Raises ``ValueError`` (or ``DescriptionError``, a ValueError) with a message for the user.
+    """
+    from machaon.hardware.backend import ActuatorConfig
+    from machaon.hardware.control_table import model_by_name
+    from machaon.hardware.emulator import ChainEmulator
+
+    for name, v in (("--kt-scale", kt_scale), ("--friction-scale", friction_scale)):
+        if not (np.isfinite(v) and v > 0 if name == "--kt-scale" else np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name}: must be a positive number, got {v!r}")
+    servo_map = None
+    if robot is not None:
+        try:
+            servo_map = ActuatorConfig.from_robot(robot, port="-")
+        except ValueError:
+            servo_map = None  # a description without a servo map: --ids and --model describe the chain
+    if servo_map is not None:
+        map_ids = [j.id for j in servo_map.joints]
+        if ids is not None and ids != map_ids:
+            raise ValueError(f"--ids {ids} differ from the servo map of {robot} ({map_ids}); leave --ids out")
+        ids, models = map_ids, [j.model for j in servo_map.joints]
+        mounts = {"directions": [j.direction for j in servo_map.joints],
+                  "zero_ticks": [j.zero_ticks for j in servo_map.joints]}
+    else:
+        ids = ids if ids is not None else list(range(1, 7))
+        models = [model] * len(ids)
+        mounts = {}
+    specs = [model_by_name(m) for m in models]
+    arm = plant = None
+    if sim:
+        from machaon.robot.description import load_description
+        from machaon.sim import ArmSim
+
+        desc = load_description(robot or "machaon_arm")
+        if desc.dof != len(ids):
+            raise ValueError(f"--sim drives the {desc.dof}-joint {desc.name} arm; give {desc.dof} ids (got {len(ids)})")
+        arm = ArmSim(desc, joint_damping=np.zeros(desc.dof), joint_friction=np.zeros(desc.dof))
+        rotor = 0.0 if (desc.armature > 0).any() else [m.rotor_inertia_out for m in specs]
+        plant = ArmSimPlant(arm, rotor)
+        emulator_kw = {**emulator_kw, "physics_dt": arm.dt, "rest_until_torque": True}
+    try:
+        em = ChainEmulator(ids, model=specs, plant=plant, **mounts, **emulator_kw)
+    except Exception:
+        if arm is not None:
+            arm.close()
+        raise
+    for i, m in zip(ids, specs, strict=True):
+        em.set_motor(i, kt_nm_per_a=m.kt_nm_per_a * kt_scale, coulomb_nm=m.coulomb_friction * friction_scale,
+                     viscous_nms_rad=m.viscous_friction * friction_scale)
+    return em, arm
+
+
 def _cmd_emulate(args: argparse.Namespace) -> int:
-    from machaon.hardware.emulator import ChainEmulator, Faults
+    from machaon.hardware.emulator import Faults
+    from machaon.robot.description import DescriptionError
 
     try:
-        ids = parse_ids(args.ids)
+        ids = parse_ids(args.ids) if args.ids is not None else None
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
                     missing_ids=missing, seed=args.seed)
-    sim = None
-    plant = None
-    physics_dt = 1e-3
-    if args.sim:
-        from machaon.sim import ArmSim
-
-        sim = ArmSim("machaon_arm")
-        if sim.dof != len(ids):
-            print(f"error: --sim drives the {sim.dof}-joint arm; give {sim.dof} ids (got {len(ids)})",
-                  file=sys.stderr)
-            sim.close()
-            return 2
-        from machaon.hardware.control_table import model_by_name
-
-        try:
-            rotor = model_by_name(args.model).rotor_inertia_out
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sim.close()
-            return 2
-        plant = ArmSimPlant(sim, rotor)
-        physics_dt = sim.dt
     try:
-        em = ChainEmulator(ids, model=args.model, baudrate=args.baud, return_delay_us=args.return_delay_us,
-                           plant=plant, realtime=args.realtime, link=args.link, faults=faults,
-                           physics_dt=physics_dt)
-    except ValueError as exc:
+        em, sim = robot_emulator(args.robot, sim=args.sim, ids=ids, model=args.model, kt_scale=args.kt_scale,
+                                 friction_scale=args.friction_scale, baudrate=args.baud,
+                                 return_delay_us=args.return_delay_us, realtime=args.realtime, link=args.link,
+                                 faults=faults)
+    except (ValueError, DescriptionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if sim is not None:
-            sim.close()
         return 2
+    ids = em.ids
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
     signal.signal(signal.SIGUSR1, lambda *_: em.unplug())
     signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
-    print(f"emulating {em.model.name} ids {ids} at {args.baud} baud"
-          f"{' coupled to the PyBullet arm' if sim else ''}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    models = sorted({m.name for m in em.models})
+    print(f"emulating {', '.join(models)} ids {ids} at {args.baud} baud"
+          f"{f' coupled to the PyBullet {sim.desc.name} arm' if sim else ''}; Ctrl-C to stop",
+          file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.2):
             pass
@@ -180,7 +235,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
         return 2
+    from machaon.hardware.latency import latency_warning
+
     found_any = False
+    warning = latency_warning(args.port, args.sysfs_root)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         with Bus(args.port, bauds[0]) as bus:
             for b in bauds:

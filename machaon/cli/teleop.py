@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--key", required=True, metavar="FILE", help="pre-shared key file (mode 0600)")
     s.add_argument("--robot", default="machaon_arm", help="robot description name or TOML/URDF path")
     s.add_argument("--tool", help="tool of the description to mount and drive (default: flange)")
-    s.add_argument("--hw-config", metavar="TOML", help="hardware: actuator chain config")
+    s.add_argument("--hw-config", metavar="TOML",
+                   help="hardware: actuator chain config (e.g. a bench's identified.toml; default: the robot "
+                        "description's [hardware] servo map, as for --robot desk)")
     s.add_argument("--port", help="hardware: serial port (overrides the config)")
     s.add_argument("--gui", action="store_true", help="sim: open the PyBullet window")
     s.add_argument("--rate-hz", type=float, default=None,
@@ -228,12 +230,19 @@ def _serve(args: argparse.Namespace) -> int:
         position = False
         fault_cycles = 3
     else:
-        if not args.hw_config:
-            return _err("--backend hardware needs --hw-config TOML")
         from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
 
         try:
-            hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
+            if args.hw_config:
+                hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
+            else:
+                try:
+                    hw = ActuatorConfig.from_robot(args.robot, port=args.port)
+                except ValueError as exc:
+                    return _err(f"--backend hardware needs --hw-config TOML ({exc})")
+            if tuple(j.name for j in hw.joints) != desc.joint_names:
+                return _err(f"the actuator config's joints {[j.name for j in hw.joints]} are not the robot's "
+                            f"{list(desc.joint_names)}")
             if hw.mode == "velocity":
                 return _err("teleop needs the servos in current (torque) or position mode, not velocity")
             backend = ActuatorBackend(hw)
@@ -243,6 +252,7 @@ def _serve(args: argparse.Namespace) -> int:
         # the config's lost_cycles says how many incomplete bus reads in a row this chain tolerates;
         # the supervisor's device check uses the same count
         fault_cycles = hw.lost_cycles
+        hw_latency_warning(hw.port)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(backend)
@@ -267,6 +277,9 @@ def _serve(args: argparse.Namespace) -> int:
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
         safety = safety_settings(model)
         safety["fault_cycles"] = fault_cycles
+        if args.backend == "hardware":  # joint speed and measured torque act on the servos too
+            safety["dq_max"] = np.asarray(desc.velocity_limit, dtype=float)
+            safety["tau_measured_max"] = 1.5 * np.asarray(desc.effort_limit, dtype=float)
         if position:  # the supervisor's hold/stop commands must be in the servos' mode
             safety["hold_mode"] = CommandMode.POSITION
         sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
@@ -306,6 +319,15 @@ def _serve(args: argparse.Namespace) -> int:
                 pass
             _print_server(server)
     return 0
+
+
+def hw_latency_warning(port: str) -> None:
+    """Warn (log) when the serial adapter behind ``port`` buffers answers for more than 1 ms."""
+    from machaon.hardware.latency import latency_warning
+
+    msg = latency_warning(port)
+    if msg:
+        log.warning("%s", msg)
 
 
 def _print_server(server: object) -> None:

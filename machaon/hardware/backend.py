@@ -550,7 +550,8 @@ class ActuatorBackend:
             return DeviceFault(f"dxl:{dxl_id}", "over_temperature",
                                f"{who}: {t:.0f} C, above the {c.max_temperature_c:g} C limit; let it cool, "
                                f"then reset", joint=j, persistent=True)
-        if (c.min_voltage_v is not None and v < c.min_voltage_v) or (c.max_voltage_v is not None and v > c.max_voltage_v):
+        low = c.min_voltage_v is not None and v < c.min_voltage_v
+        if low or (c.max_voltage_v is not None and v > c.max_voltage_v):
             return DeviceFault(f"dxl:{dxl_id}", "input_voltage_range",
                                f"{who}: supply {v:.1f} V outside [{c.min_voltage_v}, {c.max_voltage_v}] V; "
                                f"check the power supply", joint=j, persistent=True)

@@ -67,6 +67,7 @@ class BenchOptions:
     max_current_error_a: float = 0.03
     safe_state: str = "hold"
     latency_s: float = 0.010
+    sysfs_root: str = "/sys"
 
     def __post_init__(self) -> None:
         if not self.ids:
@@ -104,6 +105,7 @@ class BenchReport:
     plan: list[str] = field(default_factory=list)
     interrupted: bool = False
     plots: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -149,8 +151,14 @@ class Bench:
     # ------------------------------------------------------------------ driver
 
     def run(self) -> BenchReport:
+        from machaon.hardware.latency import latency_warning
+
         o = self.o
         self.r.plan = self._plan()
+        warning = latency_warning(o.port, o.sysfs_root)
+        if warning:
+            self.r.warnings.append(warning)
+            log.warning("%s", warning)
         try:
             self._scan()
             self._identify()
@@ -512,6 +520,8 @@ def _markdown(r: BenchReport) -> str:
     lines = [f"# Servo bench report: {'PASS' if r.passed else 'FAIL'}", "",
              f"Port `{o['port']}`, {o['baudrate']} baud, ids {list(o['ids'])}"
              f"{' (dry run: nothing moved)' if o['dry_run'] else ''}.", ""]
+    if r.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in r.warnings] + [""]
     lines += ["## Checks", "", "| check | id | result | detail |", "| --- | --- | --- | --- |"]
     for c in r.checks:
         lines.append(f"| {c.name} | {'' if c.dxl_id is None else c.dxl_id} | {'PASS' if c.passed else 'FAIL'} "

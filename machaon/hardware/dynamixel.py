@@ -117,7 +117,9 @@ class Bus:
     ``latency_s``: adapter latency added to every deadline (USB adapters buffer; an FTDI at its
     1 ms latency timer needs ~2 ms). ``return_delay_s``: the servos' Return Delay Time (factory
     default 500 us; lower it when the servos are configured faster). ``retries``: extra attempts
-    per transaction. Raises PortError when the port cannot be opened.
+    per transaction. Raises PortError when the port cannot be opened. Opening sets the tty's
+    low-latency flag where the driver supports it (``low_latency`` says whether it did; a pty or
+    a native UART does not); see ``machaon.hardware.latency`` for the adapter's own timer.
     """
 
     def __init__(self, port: str, baudrate: int = 1_000_000, *, latency_s: float = 0.002,
@@ -134,6 +136,7 @@ class Bus:
         self.health: dict[int, Health] = {}
         self._ser: serial.Serial | None = None
         self._fd = -1
+        self.low_latency = False
         self._parser = StreamParser()
         if open_now:
             self.open()
@@ -150,6 +153,12 @@ class Bus:
             raise PortError(f"cannot open {self.port}: {exc}") from exc
         self._fd = self._ser.fileno()
         self._parser.clear()
+        try:
+            self._ser.set_low_latency_mode(True)
+            self.low_latency = True
+        except (ValueError, OSError, NotImplementedError, AttributeError) as exc:
+            self.low_latency = False
+            log.debug("%s: low-latency mode not available (%s)", self.port, exc)
 
     @property
     def is_open(self) -> bool:

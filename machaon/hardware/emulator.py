@@ -49,6 +49,7 @@ from machaon.hardware.servo_model import EmulatedServo
 
 log = logging.getLogger(__name__)
 
+_CATCH_UP_STEPS = 8  # physics steps per serving-loop turn at most (a slice of a few ms at most)
 _BAUD_FROM_TERMIOS = {getattr(termios, f"B{b}"): b for b in BAUD_CODES.values() if hasattr(termios, f"B{b}")}
 
 
@@ -72,19 +73,24 @@ class ChainEmulator:
     ``model``: one model for every servo, or one per id (a mixed chain). ``directions`` (+1/-1) and
     ``zero_ticks``, one per id, are how each servo is mounted on its joint of the plant (as a
     backend config's joints say): the servo's shaft turns ``direction * q_joint`` and reads
-    ``zero_ticks`` at joint zero (default: +1 and 2048). ``baudrate``: the servos' Baud Rate item (one of the X-series rates). ``return_delay_us``:
-    their Return Delay Time (the e-Manual default is 500 us; 0 is what a fast loop uses).
+    ``zero_ticks`` at joint zero (default: +1 and 2048). ``baudrate``: the servos' Baud Rate item
+    (one of the X-series rates). ``return_delay_us``: their Return Delay Time (the e-Manual
+    default is 500 us; 0 is what a fast loop uses).
     ``plant``: output-shaft dynamics (default: each servo drives its rotor inertia plus
     ``load_inertia``). ``realtime=False`` answers at once instead of pacing at the baud rate.
     ``link``: also expose the pty slave under this path (a symlink that survives ``replug``).
-    ``physics_dt``: motor model step (s). Use as a context manager; ``close()`` stops the thread.
+    ``physics_dt``: motor model step (s). ``rest_until_torque``: the plant stands still until the
+    first servo's torque is enabled (a real arm rests on its gears' static friction or a support
+    until powered; the emulated gears have only sliding friction, so a loaded arm would otherwise
+    sag before any host connects). Use as a context manager; ``close()`` stops the thread.
     """
 
     def __init__(self, ids: Sequence[int], *, model: str | Model | Sequence[str | Model] = "XM430-W350",
                  baudrate: int = 1_000_000, return_delay_us: float = 0.0, plant: Plant | None = None,
                  realtime: bool = True, link: str | None = None, physics_dt: float = 1e-3,
                  load_inertia: float = 0.002, reboot_time_s: float = 0.05, faults: Faults | None = None,
-                 directions: Sequence[int] | None = None, zero_ticks: Sequence[int] | None = None) -> None:
+                 directions: Sequence[int] | None = None, zero_ticks: Sequence[int] | None = None,
+                 rest_until_torque: bool = False) -> None:
         if baudrate not in BAUD_TO_CODE:
             raise ValueError(f"baudrate: {baudrate} is not an X-series rate ({sorted(BAUD_TO_CODE)})")
         ids = list(ids)
@@ -109,6 +115,7 @@ class ChainEmulator:
             s.turn_offset = z
             s.sync_present()
         self._dir = np.array(dirs, dtype=np.float64)
+        self._resting = bool(rest_until_torque)
         self.plant: Plant = plant if plant is not None else RigidLoadPlant(
             [m.rotor_inertia_out + load_inertia for m in models])
         if self.plant.dof != len(ids):
@@ -227,15 +234,19 @@ class ChainEmulator:
 
     # ------------------------------------------------------------------ physics
 
-    def advance(self, now: float) -> None:
-        """Integrate every servo's motor model and the plant up to ``now`` (monotonic s)."""
+    def advance(self, now: float, max_steps: int | None = None) -> bool:
+        """Integrate every servo's motor model and the plant towards ``now`` (monotonic s), at most
+        ``max_steps`` physics steps; True when it is still behind ``now`` afterwards."""
         dt = self.physics_dt
         n = int((now - self._t_phys) / dt)
         if n <= 0:
-            return
+            return False
         if n > 400:  # long idle (or a stalled thread): catch up coarsely, never hang
             self._t_phys = now - 400 * dt
             n = 400
+        behind = max_steps is not None and n > max_steps
+        if behind:
+            n = max_steps
         servos = self.servos
         d = self._dir
         tau = np.empty(len(servos))
@@ -244,12 +255,16 @@ class ChainEmulator:
             q, dq = d * q, d * dq  # joint -> servo shaft
             for k, s in enumerate(servos):
                 tau[k] = s.step(float(q[k]), float(dq[k]), dt)
-            self.plant.step(d * tau, dt)
+            if self._resting:
+                self._resting = not any(s.torque_on for s in servos)
+            if not self._resting:
+                self.plant.step(d * tau, dt)
         q, dq = self.plant.state()
         q, dq = d * q, d * dq
         for k, s in enumerate(servos):
             s.sync_present(float(q[k]), float(dq[k]))
         self._t_phys += n * dt
+        return behind
 
     # ------------------------------------------------------------------ serving
 
@@ -261,12 +276,13 @@ class ChainEmulator:
         return _BAUD_FROM_TERMIOS.get(attrs[5])
 
     def _run(self) -> None:
+        behind = False
         while not self._stop.is_set():
             with self._lock:
                 master = self._master
             fds = [self._wake_r] + ([master] if master >= 0 else [])
             try:
-                ready, _, _ = select.select(fds, [], [], 0.005)
+                ready, _, _ = select.select(fds, [], [], 0.0 if behind else 0.005)
             except (OSError, ValueError):
                 ready = []
             if self._wake_r in ready:
@@ -282,7 +298,9 @@ class ChainEmulator:
             now = time.monotonic()
             with self._lock:
                 try:
-                    self.advance(now)
+                    # physics in short slices between packets: a catch-up after a stall (a loaded
+                    # machine) must not hold the answers back for its whole duration
+                    behind = self.advance(now, _CATCH_UP_STEPS)
                     if data:
                         self._parser.feed(data)
                         self._serve(now)

@@ -402,7 +402,8 @@ class EmulatedServo:
         self.current_a = i
         self.pwm = pwm
         self._update_health(i, i_lim, dq_rad_s, dt)
-        return self.kt_nm_per_a * i - self.viscous_friction * dq_rad_s - self.coulomb_friction * math.tanh(dq_rad_s / 0.01)
+        friction = self.viscous_friction * dq_rad_s + self.coulomb_friction * math.tanh(dq_rad_s / 0.01)
+        return self.kt_nm_per_a * i - friction
 
     def _update_health(self, i: float, i_lim: float, dq: float, dt: float) -> None:
         m = self.model

@@ -22,7 +22,8 @@ class Dynamics:
 
     ``armature`` (kg m^2, per chain joint, default none): reflected rotor inertia of each joint's
     drive, added to the mass matrix diagonal and to the inertial torques (pinocchio's armature);
-    gearmotor arms need it, since it can exceed the link inertia. Bad input (NaN, Inf, wrong shape) raises ``ValueError`` naming the argument.
+    gearmotor arms need it, since it can exceed the link inertia. Bad input (NaN, Inf, wrong
+    shape) raises ``ValueError`` naming the argument.
     """
 
     def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0),

@@ -272,8 +272,9 @@ class ArmSim:
                 p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
             for i, j in enumerate(self._jidx):
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
-            if (self.desc.armature > 0).any():
-                self.add_armature(self.desc.armature)
+            self._armature = np.zeros(n)
+            self._has_armature = False
+            self.add_armature(self.desc.armature)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             self._neg_effort = -self._effort
@@ -299,6 +300,7 @@ class ArmSim:
             self._faults: list[DeviceFault] = []
             self._step_hooks: list = []
             self._post_step_hooks: list = []
+            self._ext_forces: dict[int, np.ndarray] = {}
             self.reset(q_init)
         except Exception:
             self.close()
@@ -328,21 +330,68 @@ class ArmSim:
         return arr
 
     def add_armature(self, armature_kgm2: np.ndarray | float) -> None:
-        """Add reflected rotor inertia (kg m^2, scalar or per joint, >= 0) to every joint.
+        """Add reflected rotor inertia (kg m^2, scalar or per joint, >= 0) to the joints.
 
-        PyBullet has no armature term, so it goes into each joint's child link, equally about the
-        link's three principal axes: exact about the joint axis, a slight overestimate for the
-        joints above it. The description's ``armature`` is added at construction; a gearmotor
-        joint without it (a light wrist behind a 350:1 gear) is far lighter than the real one.
+        PyBullet has no armature term, and adding it to a link's inertia would also load every
+        joint upstream whose axis is parallel (a 350:1 wrist servo's armature is a thousand times
+        its link's inertia). So in torque mode each physics step solves ``(M + A) ddq = tau - b dq -
+        h`` (PyBullet's own mass matrix M and bias h, A the armature, b the joint damping) and
+        applies the torque that gives PyBullet's ``M ddq = tau' - b dq - h`` the same
+        acceleration: exact for the commanded torques, gravity and Coriolis terms; contacts,
+        external forces and the Coulomb friction motors act without the armature (their
+        equilibria are exact), except forces given with ``set_external_force``, which are exact too.
+        Position and velocity modes run PyBullet's motors unchanged.
+        The description's ``armature`` is added at construction.
         """
         extra = np.broadcast_to(np.asarray(armature_kgm2, dtype=np.float64), (self._n,))
         if not np.isfinite(extra).all() or (extra < 0).any():
             raise ValueError("armature_kgm2: must be finite and >= 0")
-        for j, j_extra in zip(self._jidx, extra, strict=True):
-            if j_extra > 0:
-                diag = p.getDynamicsInfo(self.body, j, physicsClientId=self._client)[2]
-                p.changeDynamics(self.body, j, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                 physicsClientId=self._client)
+        self._armature = self._armature + extra
+        self._has_armature = bool((self._armature > 0).any())
+
+    def _armature_torque(self, tau: np.ndarray) -> list[float]:
+        """The torque to apply this step so that PyBullet moves as if the joints had the armature."""
+        cid, body = self._client, self.body
+        sts = p.getJointStates(body, self._jidx, physicsClientId=cid)
+        q = [s[0] for s in sts]
+        dq = np.array([s[1] for s in sts])
+        M = np.array(p.calculateMassMatrix(body, q, physicsClientId=cid))
+        h = np.array(p.calculateInverseDynamics(body, q, dq.tolist(), [0.0] * self._n, physicsClientId=cid))
+        h = h - self._external_torque(q)
+        bdq = self._damping * dq
+        ddq = np.linalg.solve(M + np.diag(self._armature), tau - bdq - h)
+        return (M @ ddq + bdq + h).tolist()
+
+    def set_external_force(self, link_name: str, force_world: np.ndarray | None) -> None:
+        """Push on a link of the arm with ``force_world`` (N, world frame) at the link's frame origin,
+        every physics step until it is set to None. ValueError for an unknown link or a bad force."""
+        link = self._link_index.get(link_name)
+        if link is None or link < 0:
+            raise ValueError(f"link_name: no movable link {link_name!r} on the arm")
+        if force_world is None:
+            self._ext_forces.pop(link, None)
+            return
+        self._ext_forces[link] = finite_array("force_world", force_world, (3,)).copy()
+
+    def _apply_external_forces(self) -> None:
+        cid, body = self._client, self.body
+        for link, f in self._ext_forces.items():
+            pos = p.getLinkState(body, link, physicsClientId=cid)[4]
+            p.applyExternalForce(body, link, f.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
+
+    def _external_torque(self, q: list[float]) -> np.ndarray:
+        """Joint torques of the ``set_external_force`` forces (J^T f at each link's frame origin)."""
+        tau = np.zeros(self._n)
+        cid, body = self._client, self.body
+        for link, f in self._ext_forces.items():
+            st = p.getLinkState(body, link, physicsClientId=cid)
+            # calculateJacobian wants the point in the link's centre-of-mass frame
+            R_com = np.asarray(p.getMatrixFromQuaternion(st[1])).reshape(3, 3)
+            local = R_com.T @ (np.asarray(st[4]) - np.asarray(st[0]))
+            zeros = [0.0] * self._n
+            J_lin, _ = p.calculateJacobian(body, link, local.tolist(), q, zeros, zeros, physicsClientId=cid)
+            tau += np.asarray(J_lin)[:, : self._n].T @ f
+        return tau
 
     def _init_indices(self) -> None:
         cid = self._client
@@ -556,8 +605,14 @@ class ArmSim:
         cid, body, idx = self._client, self.body, self._jidx
         tau = self._tau_applied.tolist()
         use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
+        armature = self._has_armature and self._motor_mode is CommandMode.TORQUE
         for _ in range(int(n)):
-            if use_tau:  # PyBullet clears applied joint torques after every step
+            if self._ext_forces:
+                self._apply_external_forces()
+            if armature:
+                p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=self._armature_torque(
+                    self._tau_applied), physicsClientId=cid)
+            elif use_tau:  # PyBullet clears applied joint torques after every step
                 p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
             for hook in self._step_hooks:
                 hook()
