@@ -2,6 +2,13 @@
 rate, position and current step responses, limit and error handling; a report directory with
 JSON, Markdown and PNG plots, and a pass/fail verdict.
 
+With ``identify_dynamics`` (``machaon bench --identify``) the servos are an arm of a robot
+description with a servo map (``robot``, e.g. ``desk``): after the other stages
+``machaon.hardware.identify`` sweeps every joint, fits its torque constant and friction, checks the
+gravity model against measured currents, reports the model errors, and ``identified.toml`` (a
+complete servo chain config with the identified values, for ``--hw-config``) goes into the report
+directory.
+
 Safety: every motion is bounded (position steps at most ``MAX_STEP_RAD`` from where the servo
 stands and inside its position limits; current steps at most ``MAX_CURRENT_A`` and cut off after
 ``max_travel_rad`` of travel or the step duration), one servo moves at a time, and any exception
@@ -68,6 +75,10 @@ class BenchOptions:
     safe_state: str = "hold"
     latency_s: float = 0.010
     sysfs_root: str = "/sys"
+    identify_dynamics: bool = False
+    robot: str | None = None
+    sweep_rad: float = 0.25
+    gravity_levels: int = 3
 
     def __post_init__(self) -> None:
         if not self.ids:
@@ -84,6 +95,12 @@ class BenchOptions:
             raise ValueError("safe_state: 'hold' or 'torque_off'")
         if self.latency_samples < 10:
             raise ValueError("latency_samples: at least 10")
+        if self.identify_dynamics:
+            from machaon.hardware.identify import IdentifyOptions
+
+            if not self.robot:
+                raise ValueError("identify_dynamics: needs the robot whose servo map and model the servos are")
+            IdentifyOptions(sweep_rad=self.sweep_rad, gravity_levels=self.gravity_levels)  # raises for bad values
 
 
 @dataclass
@@ -106,6 +123,8 @@ class BenchReport:
     interrupted: bool = False
     plots: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    identification: dict = field(default_factory=dict)
+    identified_toml: str = ""
 
     @property
     def passed(self) -> bool:
@@ -174,6 +193,8 @@ class Bench:
                 if i in self._models and self._models[i].has_current:
                     self._current_step(i)
             self._limits_and_errors()
+            if o.identify_dynamics:
+                self._identify_dynamics()
         except KeyboardInterrupt:
             self.r.interrupted = True
             self.r.check("interrupted", False, "stopped by Ctrl-C; servos put in the safe state")
@@ -198,6 +219,10 @@ class Bench:
                         f"{o.max_travel_rad:.2f} rad travel, then hold")
         plan.append("limits: goal beyond position/current limit and EEPROM write with torque on must be refused; "
                     "an absent id must time out")
+        if o.identify_dynamics:
+            plan.append(f"identify ({o.robot}): each joint sweeps +-{o.sweep_rad:.2f} rad around where it stands "
+                        f"(inside its limits) at two speeds, the others holding; then a {o.gravity_levels} x "
+                        f"{o.gravity_levels} grid of held poses for the gravity check; writes identified.toml")
         return plan
 
     # ------------------------------------------------------------------ stages
@@ -411,6 +436,58 @@ class Bench:
             detail = f"absent id {absent}: timeout after {dt * 1e3:.1f} ms ({self.bus.retries} retries)"
         self.r.check("absent_id_timeout", ok, detail)
 
+    def _identify_dynamics(self) -> None:
+        """Torque constants, friction and the gravity check (machaon.hardware.identify)."""
+        import dataclasses
+
+        from machaon.hardware.backend import ActuatorConfig
+        from machaon.hardware.identify import IdentifyOptions, identified_toml, identify
+        from machaon.kinematics import Dynamics
+        from machaon.robot.description import load_description
+
+        o = self.o
+        cfg = ActuatorConfig.from_robot(o.robot, port=o.port)
+        cfg = dataclasses.replace(cfg, baudrate=o.baudrate)
+        map_ids = [j.id for j in cfg.joints]
+        if sorted(map_ids) != sorted(self._models) or sorted(map_ids) != sorted(o.ids):
+            self.r.check("identify_dynamics", False, f"the servo map of {o.robot} has ids {map_ids}; the bench "
+                         f"found {sorted(self._models)} of --ids {list(o.ids)}: identification skipped")
+            return
+        for j in cfg.joints:
+            if self._models[j.id].name != j.model:
+                self.r.check("identify_dynamics", False, f"servo {j.id} ({j.name}) is a {self._models[j.id].name}, "
+                             f"the servo map says {j.model}: identification skipped", j.id)
+                return
+        desc = load_description(o.robot)
+        dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link, armature=desc.armature)
+        opts = IdentifyOptions(sweep_rad=o.sweep_rad, gravity_levels=o.gravity_levels)
+        try:
+            res = identify(self.bus, cfg, dyn, opts, progress=self._progress)
+        except ValueError as exc:  # no room to sweep, too few samples, a fit that makes no sense
+            self.r.check("identify_dynamics", False, str(exc))
+            self._safe_all()
+            return
+        g_rms, g_pct = res.gravity_error()
+        joints = {}
+        for k, r in enumerate(res.joints):
+            ok = 0.5 <= r.kt_nm_per_a / r.kt_datasheet <= 2.0 and r.rms_error_pct <= 30.0
+            self.r.check("dynamics_fit", ok, f"{r.name}: kt {r.kt_nm_per_a:.3f} N m/A (datasheet {r.kt_datasheet:.3f}, "
+                         f"from {r.excitation}), Coulomb {r.coulomb_nm:.3f} N m, viscous {r.viscous_nms_rad:.3f} "
+                         f"N m s/rad; model error {r.rms_error_nm:.3f} N m ({r.rms_error_pct:.1f} %)", r.id)
+            rec = {**dataclasses.asdict(r), "kt_from": r.excitation}
+            if res.gravity:
+                rec["gravity_error_nm"] = float(g_rms[k])
+                rec["gravity_error_pct"] = None if not np.isfinite(g_pct[k]) else float(g_pct[k])
+                if np.isfinite(g_pct[k]):
+                    g_scale = g_rms[k] / (g_pct[k] / 100.0)  # RMS model gravity torque of this joint
+                    ok_g = g_rms[k] <= max(0.05, 0.2 * g_scale)
+                    self.r.check("gravity_model", ok_g, f"{r.name}: measured vs model gravity torque "
+                                 f"{g_rms[k]:.3f} N m RMS ({g_pct[k]:.1f} %) over {len(res.gravity)} poses", r.id)
+            joints[r.name] = rec
+        self.r.identification = {"robot": o.robot, "joints": joints,
+                                 "gravity_poses": [dataclasses.asdict(g) for g in res.gravity]}
+        self.r.identified_toml = identified_toml(cfg, res)
+
     # ------------------------------------------------------------------ safety
 
     def _hold(self, i: int) -> None:
@@ -501,7 +578,10 @@ def write_report(report: BenchReport, out_dir: str | Path) -> Path:
         plots.append(f"{kind}_step.png")
     report.plots = plots
     data = asdict(report)
+    data.pop("identified_toml")
     data["passed"] = report.passed
+    if report.identified_toml:
+        (out / "identified.toml").write_text(report.identified_toml)
     (out / "report.json").write_text(json.dumps(data, indent=1, default=_json_default))
     (out / "report.md").write_text(_markdown(report))
     return out
@@ -553,6 +633,20 @@ def _markdown(r: BenchReport) -> str:
                 m = s["current"]["metrics"]
                 lines.append(f"| {i} | current | {m['rise_time_s'] * 1e3:.1f} | {m['overshoot_pct']:.1f} | "
                              f"{m['steady_state_error'] * 1e3:+.1f} mA |")
+    if r.identification:
+        lines += ["", f"## Dynamics identification ({r.identification['robot']})", "",
+                  "Written to `identified.toml` (load it with `--hw-config`). Model error: RMS of measured minus "
+                  "model torque over the sweeps; gravity error: over the held poses.", "",
+                  "| joint | id | kt (N m/A) | datasheet | kt from | Coulomb (N m) | viscous (N m s/rad) | "
+                  "model error (N m, %) | gravity error (N m, %) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, j in r.identification["joints"].items():
+            g = j.get("gravity_error_nm")
+            gp = j.get("gravity_error_pct")
+            gtxt = "" if g is None else f"{g:.3f}" + ("" if gp is None else f" ({gp:.1f} %)")
+            lines.append(f"| {name} | {j['id']} | {j['kt_nm_per_a']:.3f} | {j['kt_datasheet']:.3f} | {j['kt_from']} | "
+                         f"{j['coulomb_nm']:.3f} | {j['viscous_nms_rad']:.3f} | {j['rms_error_nm']:.3f} "
+                         f"({j['rms_error_pct']:.1f} %) | {gtxt} |")
     for p in r.plots:
         lines += ["", f"![{p}]({p})"]
     lines += ["", "## Plan", ""] + [f"- {s}" for s in r.plan]

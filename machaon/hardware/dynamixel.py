@@ -276,7 +276,10 @@ class Bus:
             deadline = self._deadline(t0, len(pkt), STATUS_OVERHEAD + rx_data, 1)
             while True:
                 st = self._next_status(deadline)
-                if st is None or st.dxl_id == dxl_id:
+                if st is None:
+                    break
+                # a late answer to an earlier transaction (same id, other length) is not this one's
+                if st.dxl_id == dxl_id and (len(st.params) == rx_data or st.error & 0x7F):
                     break
             if st is None:
                 if self._parser.stats.crc_errors > crc0:
