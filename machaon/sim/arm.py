@@ -236,7 +236,8 @@ class ArmSim:
             self.gravity = float(gravity)
             p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=cid)
             urdf = Path(self._tmpdir.name) / f"{self.desc.name}_{tool or 'bare'}.urdf"
-            urdf.write_text(self.desc.urdf_with_tool(tool))
+            self._urdf_text = self.desc.urdf_with_tool(tool)
+            urdf.write_text(self._urdf_text)
             T_wb = (
                 np.array(self.desc.T_world_base)
                 if T_world_base is None
@@ -274,6 +275,7 @@ class ArmSim:
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
             self._armature = np.zeros(n)
             self._has_armature = False
+            self._pin = None
             self.add_armature(self.desc.armature)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
@@ -300,7 +302,7 @@ class ArmSim:
             self._faults: list[DeviceFault] = []
             self._step_hooks: list = []
             self._post_step_hooks: list = []
-            self._ext_forces: dict[int, np.ndarray] = {}
+            self._ext_forces: dict[str, tuple[int, np.ndarray]] = {}
             self.reset(q_init)
         except Exception:
             self.close()
@@ -335,9 +337,11 @@ class ArmSim:
         PyBullet has no armature term, and adding it to a link's inertia would also load every
         joint upstream whose axis is parallel (a 350:1 wrist servo's armature is a thousand times
         its link's inertia). So in torque mode each physics step solves ``(M + A) ddq = tau - b dq -
-        h`` (PyBullet's own mass matrix M and bias h, A the armature, b the joint damping) and
-        applies the torque that gives PyBullet's ``M ddq = tau' - b dq - h`` the same
-        acceleration: exact for the commanded torques, gravity and Coriolis terms; contacts,
+        h`` (A the armature, b the joint damping; the mass matrix M and the bias h of gravity and
+        Coriolis terms from pinocchio on the very URDF PyBullet loaded, as PyBullet's own
+        inverse dynamics drops rotated inertia frames) and applies the torque that gives
+        PyBullet's ``M ddq = tau' - b dq - h`` the same acceleration: exact for the commanded
+        torques, gravity and Coriolis terms; contacts,
         external forces and the Coulomb friction motors act without the armature (their
         equilibria are exact), except forces given with ``set_external_force``, which are exact too.
         Position and velocity modes run PyBullet's motors unchanged.
@@ -348,16 +352,29 @@ class ArmSim:
             raise ValueError("armature_kgm2: must be finite and >= 0")
         self._armature = self._armature + extra
         self._has_armature = bool((self._armature > 0).any())
+        if self._has_armature and self._pin is None:
+            import pinocchio as pin
+
+            model = pin.buildModelFromXML(self._urdf_text)
+            R_world_base = self.T_world_base[:3, :3]
+            model.gravity.linear = R_world_base.T @ np.array([0.0, 0.0, -self.gravity])
+            idx = [model.joints[model.getJointId(n)].idx_v for n in self.desc.joint_names]
+            if model.nq != self._n or model.nv != self._n or idx != list(range(self._n)):
+                raise ValueError("armature: needs an arm whose only movable joints are its chain's, in order")
+            self._pin = (pin, model, model.createData())
 
     def _armature_torque(self, tau: np.ndarray) -> list[float]:
         """The torque to apply this step so that PyBullet moves as if the joints had the armature."""
-        cid, body = self._client, self.body
-        sts = p.getJointStates(body, self._jidx, physicsClientId=cid)
+        pin, model, data = self._pin
+        sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
         q = [s[0] for s in sts]
         dq = np.array([s[1] for s in sts])
-        M = np.array(p.calculateMassMatrix(body, q, physicsClientId=cid))
-        h = np.array(p.calculateInverseDynamics(body, q, dq.tolist(), [0.0] * self._n, physicsClientId=cid))
-        h = h - self._external_torque(q)
+        qa = np.array(q)
+        M = pin.crba(model, data, qa)
+        M = np.triu(M) + np.triu(M, 1).T
+        h = pin.rnea(model, data, qa, dq, np.zeros(self._n))
+        if self._ext_forces:
+            h = h - self._external_torque(qa)
         bdq = self._damping * dq
         ddq = np.linalg.solve(M + np.diag(self._armature), tau - bdq - h)
         return (M @ ddq + bdq + h).tolist()
@@ -369,28 +386,26 @@ class ArmSim:
         if link is None or link < 0:
             raise ValueError(f"link_name: no movable link {link_name!r} on the arm")
         if force_world is None:
-            self._ext_forces.pop(link, None)
+            self._ext_forces.pop(link_name, None)
             return
-        self._ext_forces[link] = finite_array("force_world", force_world, (3,)).copy()
+        self._ext_forces[link_name] = (link, finite_array("force_world", force_world, (3,)).copy())
 
     def _apply_external_forces(self) -> None:
         cid, body = self._client, self.body
-        for link, f in self._ext_forces.items():
+        for link, f in self._ext_forces.values():
             pos = p.getLinkState(body, link, physicsClientId=cid)[4]
             p.applyExternalForce(body, link, f.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
 
-    def _external_torque(self, q: list[float]) -> np.ndarray:
+    def _external_torque(self, q: np.ndarray) -> np.ndarray:
         """Joint torques of the ``set_external_force`` forces (J^T f at each link's frame origin)."""
+        pin, model, data = self._pin
+        pin.computeJointJacobians(model, data, q)
+        pin.updateFramePlacements(model, data)
+        R_base_world = self.T_world_base[:3, :3].T
         tau = np.zeros(self._n)
-        cid, body = self._client, self.body
-        for link, f in self._ext_forces.items():
-            st = p.getLinkState(body, link, physicsClientId=cid)
-            # calculateJacobian wants the point in the link's centre-of-mass frame
-            R_com = np.asarray(p.getMatrixFromQuaternion(st[1])).reshape(3, 3)
-            local = R_com.T @ (np.asarray(st[4]) - np.asarray(st[0]))
-            zeros = [0.0] * self._n
-            J_lin, _ = p.calculateJacobian(body, link, local.tolist(), q, zeros, zeros, physicsClientId=cid)
-            tau += np.asarray(J_lin)[:, : self._n].T @ f
+        for name, (_, f) in self._ext_forces.items():
+            J = pin.getFrameJacobian(model, data, model.getFrameId(name), pin.LOCAL_WORLD_ALIGNED)[:3]
+            tau += J.T @ (R_base_world @ f)
         return tau
 
     def _init_indices(self) -> None:
