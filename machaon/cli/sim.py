@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     ap.add_argument("--robot", default="machaon_arm", help="robot name or .toml/.urdf path")
-    ap.add_argument("--tool", default="drill_guide", help="tool on the flange ('none' for a bare flange)")
+    ap.add_argument("--tool", default=None,
+                    help="tool on the flange ('none' for a bare flange; default: drill_guide where the robot has "
+                         "one, else none)")
     ap.add_argument("--headless", action="store_true", help="no window: PyBullet DIRECT, as fast as possible")
     ap.add_argument("--seconds", type=float, default=None, help="simulated seconds to run (GUI: until closed)")
     ap.add_argument("--scenario", default="square", help="scenario name (see --list-scenarios)")
@@ -60,6 +62,14 @@ def _run(args: argparse.Namespace) -> int:
         app_log = logging.getLogger("machaon.sim.app")
         if app_log.getEffectiveLevel() > logging.INFO:
             app_log.setLevel(logging.INFO)
+    if args.tool is None:
+        from machaon.robot.description import DescriptionError, load_description
+
+        try:
+            args.tool = "drill_guide" if "drill_guide" in load_description(args.robot).tools else "none"
+        except DescriptionError as exc:
+            print(f"machaon sim: {exc}", file=sys.stderr)
+            return 2
     try:
         with SimApp(
             robot=args.robot,

@@ -34,7 +34,9 @@ minus the friction model.
 Software limits (``[control] max_temperature_c``, ``min_voltage_v``/``max_voltage_v``; measured
 current above 1.2 x the joint's current limit for ``lost_cycles`` reads) latch a persistent fault
 (``over_temperature``, ``input_voltage_range``, ``over_current``) naming servo, joint and value,
-and send the servos to the safe state, before the servos' own shutdown limits are reached.
+and send the servos to the safe state, before the servos' own shutdown limits are reached. So does
+a servo whose Bus Watchdog has tripped (``bus_watchdog``: the host fell silent for longer than
+``bus_watchdog_ms``; in current mode the servo let go of its joint).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ MODES = {"current": MODE_CURRENT, "position": MODE_POSITION, "current_position":
 _COMMAND_MODE = {"current": CommandMode.TORQUE, "position": CommandMode.POSITION,
                  "current_position": CommandMode.POSITION, "velocity": CommandMode.VELOCITY}
 # Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224):
-# hardware error, present current, velocity, position, temperature, input voltage
-_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2))
+# hardware error, present current, velocity, position, temperature, input voltage, bus watchdog
+_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2), (98, 1))
 _READ_ADDR = 224
 _READ_LEN = sum(n for _, n in _READ_ITEMS)
 OVER_CURRENT_MARGIN = 1.2  # measured current above this times the limit, lost_cycles reads in a row: a fault
@@ -397,6 +399,12 @@ class ActuatorBackend:
             self.voltage_v[j] = int.from_bytes(d[12:14], "little") * 0.1
             self._have_q[j] = True
             limit = self._limit_fault(j, dxl_id)
+            if limit is None and d[14] == 0xFF and self.config.bus_watchdog_ms > 0:
+                # the servo stopped itself (zero goals, goals locked): the host was silent too long
+                limit = DeviceFault(f"dxl:{dxl_id}", "bus_watchdog",
+                                    f"servo {dxl_id} ({self.config.joints[j].name}) stopped by its Bus Watchdog: "
+                                    f"no instruction for over {self.config.bus_watchdog_ms:g} ms (a stalled host)",
+                                    joint=j, persistent=True)
             if limit is not None and self._latched is None:
                 self._latch(limit)
             if hw:
@@ -658,6 +666,8 @@ class ActuatorBackend:
     def _go_safe(self) -> None:
         """Send the safe state with broadcast sync writes (no answers needed: works on a lossy bus)."""
         ids = self._ids
+        if self.config.bus_watchdog_ms > 0:  # a tripped Bus Watchdog locks the goals: clear it first
+            self.bus.sync_write(98, 1, {i: b"\x00" for i in ids})
         if self.config.safe_state == "torque_off":
             self.bus.sync_write(64, 1, {i: b"\x00" for i in ids})
             return

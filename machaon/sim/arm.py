@@ -341,9 +341,11 @@ class ArmSim:
         Coriolis terms from pinocchio on the very URDF PyBullet loaded, as PyBullet's own
         inverse dynamics drops rotated inertia frames) and applies the torque that gives
         PyBullet's ``M ddq = tau' - b dq - h`` the same acceleration: exact for the commanded
-        torques, gravity and Coriolis terms; contacts,
-        external forces and the Coulomb friction motors act without the armature (their
-        equilibria are exact), except forces given with ``set_external_force``, which are exact too.
+        torques, gravity and Coriolis terms; contacts and other external forces act without the
+        armature (their equilibria are exact), except forces given with ``set_external_force``,
+        which are exact too. With armature, the joints' Coulomb friction is a smooth model in the
+        same solve (``friction tanh(dq / 0.01 rad/s)``, the servo emulator's) instead of
+        PyBullet's friction motors, which would act on the joints without their armature.
         Position and velocity modes run PyBullet's motors unchanged.
         The description's ``armature`` is added at construction.
         """
@@ -376,7 +378,8 @@ class ArmSim:
         if self._ext_forces:
             h = h - self._external_torque(qa)
         bdq = self._damping * dq
-        ddq = np.linalg.solve(M + np.diag(self._armature), tau - bdq - h)
+        coulomb = self._friction * np.tanh(dq / 0.01)
+        ddq = np.linalg.solve(M + np.diag(self._armature), tau - bdq - coulomb - h)
         return (M @ ddq + bdq + h).tolist()
 
     def set_external_force(self, link_name: str, force_world: np.ndarray | None) -> None:
@@ -590,10 +593,12 @@ class ArmSim:
         cmd = self._cmd
         if cmd.mode is CommandMode.TORQUE:
             if self._motor_mode is not CommandMode.TORQUE:
-                # Velocity motors with zero target act as Coulomb friction up to `force`; 0 switches them off.
+                # Velocity motors with zero target act as Coulomb friction up to `force`; 0 switches them
+                # off. With armature the friction is in the armature solve instead (see add_armature).
+                friction = [0.0] * self.dof if self._has_armature else self._friction.tolist()
                 p.setJointMotorControlArray(
                     body, idx, p.VELOCITY_CONTROL, targetVelocities=[0.0] * self.dof,
-                    forces=self._friction.tolist(), physicsClientId=cid,
+                    forces=friction, physicsClientId=cid,
                 )
                 self._motor_mode = CommandMode.TORQUE
             self._tau_applied = cmd.tau

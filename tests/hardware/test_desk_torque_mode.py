@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -39,8 +38,9 @@ def rig():
     cfg = ActuatorConfig.from_robot("desk", port=em.port)
     joints = tuple(dataclasses.replace(j, coulomb_nm=s.coulomb_friction, viscous_nms_rad=s.viscous_friction)
                    for j, s in zip(cfg.joints, em.servos, strict=True))
-    # a longer reply deadline and more lost cycles: a loaded test machine, not a real bus, is the risk
-    cfg = dataclasses.replace(cfg, joints=joints, latency_s=0.02, retries=2, lost_cycles=5)
+    # a longer reply deadline, more lost cycles and a slower watchdog: a loaded test machine (a stalled
+    # loop thread), not a real bus, is the risk here
+    cfg = dataclasses.replace(cfg, joints=joints, latency_s=0.02, retries=2, lost_cycles=5, bus_watchdog_ms=500)
     try:
         yield em, sim, cfg, load_description("desk")
     finally:
@@ -65,6 +65,14 @@ def _tool_position(em, sim) -> np.ndarray:
     """Where the PyBullet arm's flange really is (base frame, m), not what the servos report."""
     with em._lock:
         return sim.T_base_tcp()[:3, 3].copy()
+
+
+def _wait_sim(em, sim, seconds: float) -> None:
+    """Wait until the emulated arm has lived ``seconds`` more (it runs behind the wall clock when the
+    machine is loaded)."""
+    with em._lock:
+        t0 = sim.t
+    assert eventually(lambda: sim.t >= t0 + seconds, 20 * seconds)
 
 
 def _settled_position(em, sim, loop, seconds=0.5) -> np.ndarray:
@@ -125,9 +133,9 @@ def test_lost_servo_gives_protective_stop_and_the_others_hold(rig):
         assert f is not None and f.code == "comm_lost" and "[6]" in f.message and "hold" in f.message
         # the servos that still hear the bus hold their positions in position mode
         assert eventually(lambda: all(em.servo(i).mode == MODE_POSITION and em.servo(i).torque_on for i in range(1, 6)))
-        time.sleep(0.4)  # the backend is latched: the servos hold by themselves, the loop is not needed
+        _wait_sim(em, sim, 0.4)  # the backend is latched: the servos hold by themselves, no loop needed
         p1 = _tool_position(em, sim)
-        time.sleep(0.4)
+        _wait_sim(em, sim, 0.4)
         # the arm stays up: it sinks into the position loops until their error carries the gravity
         # load (the factory gains are P only: 10-20 ticks at the shoulder, 5-20 mm at the flange),
         # then stands still
@@ -146,6 +154,22 @@ def test_lost_bus_gives_protective_stop_and_servo_watchdogs_cut_current(rig):
         # nothing reaches the servos any more; their Bus Watchdog (100 ms) stops them by itself
         assert eventually(lambda: all(em.servo(i).get("bus_watchdog") == 0xFF and em.servo(i).goal_current == 0
                                       for i in range(1, 7)), 2.0)
+
+
+def test_stalled_host_is_caught_by_the_servo_watchdog_and_reported(rig):
+    em, sim, cfg, desc = rig
+    with ActuatorBackend(dataclasses.replace(cfg, bus_watchdog_ms=100)) as be:
+        chain, ctrl, sup, loop = _stack(desc, be)
+        loop.run_for(0.3)
+        _wait_sim(em, sim, 0.3)  # the host falls silent: the servos stop themselves (zero current)
+        assert all(em.servo(i).get("bus_watchdog") == 0xFF for i in range(1, 7))
+        loop.run_for(0.05)
+        f = be.latched_fault
+        assert f is not None and f.code == "bus_watchdog" and "Bus Watchdog" in f.message
+        assert sup.state is SupervisorState.PROTECTIVE_STOP
+        # the safe state clears the watchdog and holds in position mode
+        assert eventually(lambda: all(em.servo(i).mode == MODE_POSITION and em.servo(i).torque_on
+                                      and em.servo(i).get("bus_watchdog") == 0 for i in range(1, 7)))
 
 
 def test_over_temperature_latches_hold_with_a_clear_message(rig):
