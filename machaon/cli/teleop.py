@@ -84,6 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--script", metavar="FILE", help="replay an operator script (JSON) headless")
     c.add_argument("--rate-hz", type=float, default=100.0, help="command stream rate")
     c.add_argument("--out", metavar="JSON", help="with --script: write a summary of the run here")
+    c.add_argument("--device", metavar="PATH",
+                   help="drive with a 3D mouse (3Dconnexion SpaceMouse) or a gamepad: /dev/input/eventN, a "
+                        "/dev/input/by-id/ link, or 'auto'; hold its clutch button (SpaceMouse left button, "
+                        "gamepad right shoulder) to move")
+    c.add_argument("--device-kind", choices=("spacemouse", "gamepad"), help="override the detected device kind")
+    c.add_argument("--device-speed", type=float, default=0.05,
+                   help="tool speed at full deflection, m/s (default 0.05; rotation 0.5 rad/s)")
     c.set_defaults(func=_console)
 
     w = tsub.add_parser("sweep", help="scripted task through every link profile in simulation")
@@ -383,11 +390,27 @@ def _console(args: argparse.Namespace) -> int:
         return 0
     from machaon.teleop.console import ConsoleApp
 
+    device = None
+    if args.device:
+        from machaon.teleop.device_driver import DeviceTeleop
+        from machaon.teleop.device_mapping import profile_for
+        from machaon.teleop.input_device import DeviceError, open_device
+
+        if not (0 < args.device_speed <= 0.5):
+            return _err("--device-speed: must be in (0, 0.5] m/s")
+        try:
+            source = open_device(args.device, args.device_kind)
+        except DeviceError as exc:
+            return _err(str(exc))
     client = TeleopClient(server, psk, rate_hz=args.rate_hz)
     if (failed := _connect(client)) is not None:
         return failed
-    with client.start():
-        ConsoleApp(client).run()
+    with client.start(), contextlib.ExitStack() as stack:
+        if args.device:
+            stack.enter_context(source)
+            profile = profile_for(source.info, v_max_m_s=args.device_speed, w_max_rad_s=10 * args.device_speed)
+            device = stack.enter_context(DeviceTeleop(client, source, profile, rate_hz=args.rate_hz))
+        ConsoleApp(client, device=device).run()
     return 0
 
 
