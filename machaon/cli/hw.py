@@ -5,24 +5,29 @@
   unplugs the emulated adapter, SIGUSR2 plugs a new one in and prints its path (``--link`` keeps
   one stable path across both).
   ``--sim`` couples the servos to the PyBullet arm (hardware in the loop): this module, the only
-  layer that may import both ``machaon.hardware`` and ``machaon.sim``, adapts ``ArmSim`` to the
-  emulator's ``Plant`` interface.
+  layer that may import both ``machaon.hardware`` and ``machaon.sim``, hands the emulator
+  ``machaon.sim.plant.ArmSimPlant`` (``ArmSim`` as the emulator's ``Plant``).
   ``--robot NAME`` takes ids, models and mountings from the robot description's servo map (e.g.
   ``desk``: three XM540-W270 and three XM430-W350); with ``--sim`` the servos drive that robot's
   PyBullet arm. ``--kt-scale``/``--friction-scale`` make the emulated servos differ from their
   datasheet (what ``machaon bench --identify`` must find).
-- ``machaon hw scan --port PORT``: ping every id at one or more baud rates; warns when the USB
-  serial adapter's latency timer is above 1 ms.
+- ``machaon hw scan --port PORT``: ping every id at one or more baud rates. PORT may be a device or
+  a stable ``/dev/serial/by-id/...`` link; without ``--port`` the candidate ports are listed. Warns
+  when the USB serial adapter's latency timer is above 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
 
 import numpy as np
+
+from machaon.cli._common import command, usage_errors, warn
+from machaon.errors import HardwareError, UsageError
 
 
 def parse_ids(text: str) -> list[int]:
@@ -76,48 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     em.set_defaults(func=_cmd_emulate)
 
     scan = hw_sub.add_parser("scan", help="ping every id on a bus at one or more baud rates")
-    scan.add_argument("--port", required=True)
+    scan.add_argument("--port", default=None,
+                      help="serial port, e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_...; omit it to list ports")
     scan.add_argument("--baud", default="57600,1000000,2000000,3000000,4000000",
                       help="comma-separated baud rates to try")
     scan.add_argument("--max-id", type=int, default=252)
     scan.add_argument("--sysfs-root", default="/sys", help=argparse.SUPPRESS)  # tests point it at a fake tree
     scan.set_defaults(func=_cmd_scan)
-
-
-class ArmSimPlant:
-    """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
-
-    Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
-    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
-    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link (``ArmSim.add_armature``; pass 0 when the
-    description's armature already carries it). Without it a light wrist link
-    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
-    friction.
-    """
-
-    def __init__(self, sim: object, rotor_inertia: float | list[float] = 0.0) -> None:
-        self.sim = sim
-        self._carry = 0.0
-        sim.add_armature(rotor_inertia)
-
-    @property
-    def dof(self) -> int:
-        return int(self.sim.dof)
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        s = self.sim.read()
-        return s.q.copy(), s.dq.copy()
-
-    def step(self, tau_nm: np.ndarray, dt: float) -> None:
-        from machaon.types import JointCommand
-
-        self.sim.write(JointCommand.torque(tau_nm))
-        self._carry += dt
-        n = int(self._carry / self.sim.dt + 1e-9)
-        if n:
-            self.sim.step(n)
-            self._carry -= n * self.sim.dt
 
 
 def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None, model: str = "XM430-W350",
@@ -130,15 +100,16 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
     friction (the servo model is the gear friction) and with the servos' reflected rotor inertia
     (the description's armature, else the models' figures); it rests until a servo is powered.
     ``kt_scale``/``friction_scale`` scale every emulated servo's torque constant and friction.
-    Raises ``ValueError`` (or ``DescriptionError``, a ValueError) with a message for the user.
+    Raises ``ValueError`` (a ``DescriptionError`` is one) with a message for the user.
     """
     from machaon.hardware.backend import ActuatorConfig
     from machaon.hardware.control_table import model_by_name
     from machaon.hardware.emulator import ChainEmulator
 
-    for name, v in (("--kt-scale", kt_scale), ("--friction-scale", friction_scale)):
-        if not (np.isfinite(v) and v > 0 if name == "--kt-scale" else np.isfinite(v) and v >= 0):
-            raise ValueError(f"{name}: must be a positive number, got {v!r}")
+    if not (np.isfinite(kt_scale) and kt_scale > 0):
+        raise ValueError(f"--kt-scale: must be a positive number, got {kt_scale!r}")
+    if not (np.isfinite(friction_scale) and friction_scale >= 0):
+        raise ValueError(f"--friction-scale: must be a number >= 0, got {friction_scale!r}")
     servo_map = None
     if robot is not None:
         try:
@@ -161,10 +132,12 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
     if sim:
         from machaon.robot.description import load_description
         from machaon.sim import ArmSim
+        from machaon.sim.plant import ArmSimPlant
 
         desc = load_description(robot or "machaon_arm")
         if desc.dof != len(ids):
-            raise ValueError(f"--sim drives the {desc.dof}-joint {desc.name} arm; give {desc.dof} ids (got {len(ids)})")
+            raise ValueError(f"--sim drives the {desc.dof}-joint {desc.name} arm; give {desc.dof} ids "
+                             f"(got {len(ids)})")
         arm = ArmSim(desc, joint_damping=np.zeros(desc.dof), joint_friction=np.zeros(desc.dof))
         rotor = 0.0 if (desc.armature > 0).any() else [m.rotor_inertia_out for m in specs]
         plant = ArmSimPlant(arm, rotor)
@@ -181,37 +154,37 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
     return em, arm
 
 
+@command
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from machaon.hardware.emulator import Faults
-    from machaon.robot.description import DescriptionError
 
-    try:
+    with usage_errors():
         ids = parse_ids(args.ids) if args.ids is not None else None
         missing = set(parse_ids(args.missing_ids)) if args.missing_ids.strip() else set()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     faults = Faults(drop_prob=args.drop_prob, corrupt_prob=args.corrupt_prob, delay_s=args.delay_ms / 1000.0,
                     missing_ids=missing, seed=args.seed)
-    try:
-        em, sim = robot_emulator(args.robot, sim=args.sim, ids=ids, model=args.model, kt_scale=args.kt_scale,
-                                 friction_scale=args.friction_scale, baudrate=args.baud,
-                                 return_delay_us=args.return_delay_us, realtime=args.realtime, link=args.link,
-                                 faults=faults)
-    except (ValueError, DescriptionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    ids = em.ids
+    with contextlib.ExitStack() as stack:
+        with usage_errors():
+            em, sim = robot_emulator(args.robot, sim=args.sim, ids=ids, model=args.model, kt_scale=args.kt_scale,
+                                     friction_scale=args.friction_scale, baudrate=args.baud,
+                                     return_delay_us=args.return_delay_us, realtime=args.realtime, link=args.link,
+                                     faults=faults)
+        if sim is not None:
+            stack.callback(sim.close)
+        return _serve_emulator(args, em, em.ids, coupled=sim is not None)
+
+
+def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+    """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
     signal.signal(signal.SIGUSR1, lambda *_: em.unplug())
     signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
     print(em.port, flush=True)
-    models = sorted({m.name for m in em.models})
-    print(f"emulating {', '.join(models)} ids {ids} at {args.baud} baud"
-          f"{f' coupled to the PyBullet {sim.desc.name} arm' if sim else ''}; Ctrl-C to stop",
-          file=sys.stderr, flush=True)
+    models = ", ".join(sorted({m.name for m in em.models}))
+    arm = f" coupled to the PyBullet {em.plant.sim.desc.name} arm" if coupled else ""
+    print(f"emulating {models} ids {ids} at {args.baud} baud{arm}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.2):
             pass
@@ -219,41 +192,39 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         pass
     finally:
         em.close()
-        if sim is not None:
-            sim.close()
         print(f"stopped: {em.stats}", file=sys.stderr)
     return 0
 
 
+@command
 def _cmd_scan(args: argparse.Namespace) -> int:
     from machaon.hardware.control_table import MODELS_BY_NUMBER
     from machaon.hardware.dynamixel import Bus
-    from machaon.hardware.protocol import PortError
 
     try:
         bauds = [int(b) for b in args.baud.split(",") if b.strip()]
     except ValueError:
-        print(f"error: --baud: expected comma-separated integers, got {args.baud!r}", file=sys.stderr)
+        raise UsageError(f"--baud: expected comma-separated integers, got {args.baud!r}") from None
+    if args.port is None:
+        from machaon.hardware.ports import describe_candidates
+
+        print("serial ports (pass one with --port):")
+        print(describe_candidates())
         return 2
     from machaon.hardware.latency import latency_warning
 
+    if (msg := latency_warning(args.port, args.sysfs_root)) is not None:
+        warn(msg)
     found_any = False
-    warning = latency_warning(args.port, args.sysfs_root)
-    if warning:
-        print(warning, file=sys.stderr)
-    try:
-        with Bus(args.port, bauds[0]) as bus:
-            for b in bauds:
-                bus.set_baudrate(b)
-                found = bus.broadcast_ping(max_id=args.max_id)
-                for i, info in found.items():
-                    m = MODELS_BY_NUMBER.get(info.model_number)
-                    name = m.name if m else f"model {info.model_number}"
-                    print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
-                found_any |= bool(found)
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with Bus(args.port, bauds[0]) as bus:  # PortError: exit 1, said in one line by main
+        for b in bauds:
+            bus.set_baudrate(b)
+            found = bus.broadcast_ping(max_id=args.max_id)
+            for i, info in found.items():
+                m = MODELS_BY_NUMBER.get(info.model_number)
+                name = m.name if m else f"model {info.model_number}"
+                print(f"{b:>8} baud  id {i:3d}  {name}  firmware {info.firmware_version}")
+            found_any |= bool(found)
     if not found_any:
-        print("no servo answered", file=sys.stderr)
-    return 0 if found_any else 1
+        raise HardwareError(f"no servo answered on {args.port} at {args.baud} baud")
+    return 0

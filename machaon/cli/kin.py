@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pinocchio as pin
 
+from machaon.cli._common import command
+from machaon.errors import UsageError
 from machaon.kinematics import Chain
 from machaon.robot.description import load_description
 
@@ -49,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _chain(args: argparse.Namespace) -> tuple[Chain, np.ndarray]:
     if args.urdf:
         if not (args.base and args.tip):
-            raise SystemExit("machaon kin: --urdf needs --base and --tip")
+            raise UsageError("--urdf needs --base and --tip")
         chain = Chain.from_urdf(args.urdf, args.base, args.tip)
         return chain, chain.home()
     desc = load_description(args.robot)
@@ -63,7 +65,7 @@ def _joint_values(chain: Chain, values: list[float] | None, default: np.ndarray,
     if values is None:
         return default.copy()
     if len(values) != chain.dof:
-        raise SystemExit(f"machaon kin: {what} needs {chain.dof} values, got {len(values)}")
+        raise UsageError(f"{what} needs {chain.dof} values, got {len(values)}")
     return _to_si(chain, np.asarray(values, dtype=np.float64))
 
 
@@ -81,6 +83,7 @@ def _print_pose(T: np.ndarray) -> None:
         print("  " + " ".join(f"{v:11.6f}" for v in row))
 
 
+@command
 def _fk(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q = _joint_values(chain, args.q_deg, home, "--q-deg")
@@ -107,6 +110,7 @@ def _report(chain: Chain, r) -> int:
     return 0 if r.success else 1
 
 
+@command
 def _ik(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     T = np.eye(4)
@@ -116,6 +120,7 @@ def _ik(args: argparse.Namespace) -> int:
     return _report(chain, chain.ik(T, q0, seed=args.seed))
 
 
+@command
 def _axis(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")

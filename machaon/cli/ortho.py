@@ -11,10 +11,14 @@ Millimetres and degrees appear only here and in files meant for people; everythi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
-import sys
 import time
+
+from machaon.cli._bridges import add_live_view_args, open_live_view, port_number
+from machaon.cli._common import add_option, command, usage_errors, warn
+from machaon.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +54,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--plan", default=None, help="plan JSON to execute (default: auto-plan the phantom)")
     pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
                     help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
-    pr.add_argument("--report", default=None, metavar="DIR",
-                    help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
+    add_option(pr, "--out", old=("--report",), default=None, metavar="DIR",
+               help="write DIR/report.json and PNG pictures (default: ./machaon-ortho-<UTC time>)")
     pr.add_argument("--seed", type=int, default=0, help="seed for tracker noise and bumps")
     pr.add_argument("--no-breathing", action="store_true", help="keep the patient still")
     pr.add_argument("--no-bump", action="store_true", help="no patient bump during the first drilling")
     pr.add_argument("--feed-mm-s", type=float, default=4.0, help="drill feed rate, mm/s (default 4)")
-    pr.add_argument("--control-hz", type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
-                    help="control-loop rate (default 500; the physics steps at the same rate)")
+    add_option(pr, "--rate-hz", old=("--control-hz",), type=float, default=500.0, choices=(250.0, 500.0, 1000.0),
+               help="control-loop rate (default 500; the physics steps at the same rate)")
     pr.add_argument("--screws", default=None, help="comma-separated screw names to execute (default: all)")
     pr.add_argument("--fast-calibration", action="store_true",
                     help="hand-eye calibration from the tracker noise model instead of rendered images")
+    g = pr.add_argument_group("3D Slicer / PLUS (OpenIGTLink)")
+    g.add_argument("--igtl-port", type=port_number, default=None, metavar="PORT",
+                   help="serve the navigation over OpenIGTLink for 3D Slicer's OpenIGTLinkIF (see docs/slicer.md)")
+    g.add_argument("--igtl-host", default="127.0.0.1", metavar="HOST",
+                   help="address the OpenIGTLink server listens on (default 127.0.0.1)")
+    g.add_argument("--tracker", default=None, metavar="igtl:HOST:PORT",
+                   help="take ReferenceToTracker/ToolToTracker from an OpenIGTLink server (e.g. PLUS) instead of "
+                        "the simulated camera")
+    add_live_view_args(pr)
     pr.set_defaults(func=_cmd_run)
 
     pq = osub.add_parser("report", help="print a run report and render its pictures")
@@ -69,53 +82,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     pq.set_defaults(func=_cmd_report)
 
 
+@command
 def _cmd_plan(args: argparse.Namespace) -> int:
     from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
     t0 = time.perf_counter()
-    try:
+    with usage_errors(PlanError, AnatomyError, ValueError, OSError):
         if args.mesh:
             anatomy = BoneModel.from_files(args.mesh, units="mm")
             if args.starts is None:
-                print("ortho plan: a mesh has no pedicle axes; give --starts PLAN with rough trajectories",
-                      file=sys.stderr)
-                return 2
+                raise UsageError("a mesh has no pedicle axes; give --starts PLAN with rough trajectories")
             plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
         else:
             anatomy = SpineSegment(args.levels)
             starts = None if args.starts is None else Plan.load(args.starts)
             plan = auto_plan(anatomy, starts=starts, length_fraction=args.length_fraction)
-    except (PlanError, AnatomyError, ValueError, OSError) as exc:
-        print(f"ortho plan: {exc}", file=sys.stderr)
-        return 2
     dt = time.perf_counter() - t0
     print(f"{'screw':<8}{'length mm':>10}{'diam mm':>8}{'clear mm':>9}{'canal mm':>9}  breach")
     for s in plan:
         c = check_plan(anatomy, s)
         print(f"{s.name:<8}{s.length / MM:10.1f}{s.diameter / MM:8.1f}{c.min_clearance / MM:9.2f}"
               f"{c.canal_clearance / MM:9.2f}  {c.breach_location if c.breach else '-'}")
-    try:
+    with usage_errors(OSError, context=f"cannot write {args.out}"):
         plan.save(args.out)
-    except OSError as exc:
-        print(f"ortho plan: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 2
     print(f"wrote {args.out} ({len(plan)} screws, planned in {dt:.1f} s)")
     return 0
 
 
+@command
 def _cmd_run(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import ProcedureConfig, ProcedureError, run_procedure
 
     if not (math.isfinite(args.feed_mm_s) and 0.1 <= args.feed_mm_s <= 10.0):
-        print("ortho run: --feed-mm-s must be within 0.1..10", file=sys.stderr)
-        return 2
+        raise UsageError("--feed-mm-s must be within 0.1..10")
     gui = not args.headless
     if gui:
         import os
 
         if not os.environ.get("DISPLAY"):
-            print("ortho run: no DISPLAY; running headless", file=sys.stderr)
+            warn("no DISPLAY; running headless")
             gui = False
     cfg = ProcedureConfig(
         levels=args.levels,
@@ -127,37 +133,59 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bump=not args.no_bump,
         feed_m_s=args.feed_mm_s * MM,
         calibration_from_images=not args.fast_calibration,
-        control_hz=args.control_hz,
-        sim_dt=1.0 / args.control_hz,
+        control_hz=args.rate_hz,
+        sim_dt=1.0 / args.rate_hz,
         screws=None if args.screws is None else tuple(s.strip() for s in args.screws.split(",") if s.strip()),
     )
-    if args.report is None:
-        args.report = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
+    if args.out is None:
+        args.out = time.strftime("machaon-ortho-%Y%m%d-%H%M%S", time.gmtime())
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    try:
-        result = run_procedure(cfg, report_dir=args.report, say=say)
-    except (ProcedureError, ValueError, OSError) as exc:
-        print(f"ortho run: {exc}", file=sys.stderr)
-        return 2
+    with contextlib.ExitStack() as stack:
+        live = _procedure_live(args, stack, headless=not gui)  # a taken port, a bad address: exit 2
+        with usage_errors(ProcedureError, ValueError, OSError):
+            result = run_procedure(cfg, report_dir=args.out, say=say, live=live)
     print(result.summary())
     from pathlib import Path
 
-    pictures = sorted(str(p) for p in Path(args.report).glob("*.png"))
-    print(f"report: {Path(args.report) / 'report.json'}")
+    pictures = sorted(str(p) for p in Path(args.out).glob("*.png"))
+    print(f"report: {Path(args.out) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
 
 
+def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headless: bool) -> object | None:
+    """The bridges of ``ortho run`` (OpenIGTLink server, tracker client, Foxglove live view), or None."""
+    if args.igtl_port is None and args.tracker is None and args.foxglove_port is None:
+        return None
+    from machaon.bridges.igtl import IgtlServer
+    from machaon.bridges.igtl_tracker import IgtlTrackerClient, parse_tracker_address
+    from machaon.ortho.live import ProcedureLive
+
+    tracker = None
+    if args.tracker is not None:
+        host, port = parse_tracker_address(args.tracker)
+        tracker = stack.enter_context(IgtlTrackerClient(host, port))
+        print(f"tracker: OpenIGTLink server {host}:{port}", flush=True)
+    igtl = None
+    if args.igtl_port is not None:
+        igtl = stack.enter_context(IgtlServer(args.igtl_port, args.igtl_host))
+        print(f"OpenIGTLink server on {igtl.host}:{igtl.port} (3D Slicer: OpenIGTLinkIF, client)", flush=True)
+    view = open_live_view(args, (), None)
+    if view is not None:
+        stack.enter_context(view)
+    watched = view is not None or igtl is not None
+    return ProcedureLive(observers=view, igtl=igtl, tracker=tracker,
+                         realtime=headless and watched and not args.fast)
+
+
+@command
 def _cmd_report(args: argparse.Namespace) -> int:
     from machaon.ortho.procedure import print_report
     from machaon.ortho.report import ReportError
 
-    try:
+    with usage_errors(ReportError, ValueError, OSError):
         return print_report(args.dir, render=not args.no_render)
-    except (ReportError, ValueError, OSError) as exc:
-        print(f"ortho report: {exc}", file=sys.stderr)
-        return 2

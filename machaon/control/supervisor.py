@@ -41,7 +41,9 @@ no ``target_updated`` for ``target_timeout_s``         ``stale_target``    HOLD
 limits in the config do not fit the robot's joints     ``config``          PROTECTIVE_STOP
 =====================================================  ==================  ===================
 
-The state checks run in a small Cython kernel (``_safety.StateCheck``), one call per cycle.
+``check`` is compiled (``_safety.SupervisorCore``, the base class): a clean RUN cycle runs there
+entirely; every other cycle (a fault, a transition, a safe command, a command to saturate) takes
+the full check written below in Python, with the same results.
 
 Every transition is logged (``logging`` at WARNING, or INFO for requested ones) and appended to
 ``events`` as a ``SupervisorEvent(t, from_state, to_state, code, reason)``; ``drain_events()``
@@ -207,7 +209,7 @@ class SafetyConfig:
         return cls(**kwargs)
 
 
-class Supervisor:
+class Supervisor(_safety.SupervisorCore):
     """Checks every cycle and owns the RUN/HOLD/PROTECTIVE_STOP/ESTOP state (module docstring).
 
     ``chain`` (a ``machaon.kinematics.Chain`` whose tip is the tool) enables the workspace and
@@ -231,6 +233,7 @@ class Supervisor:
         self.chain = chain
         self.dynamics = dynamics
         self._lock = threading.RLock()
+        self._run_state = SupervisorState.RUN
         self._state = initial_state
         self.events: list[SupervisorEvent] = []
         self._drained = 0
@@ -351,13 +354,11 @@ class Supervisor:
             return new
 
     # -- the per-cycle check ---------------------------------------------------------------------------
+    # ``check`` (compiled, in ``SupervisorCore``) runs a clean RUN cycle itself and hands every other
+    # cycle to ``_check_python`` below, unchanged, with the lock held.
 
-    def check(self, state: JointState, cmd: JointCommand | None, t: float) -> JointCommand:
-        """The command to send this cycle: ``cmd`` (limited) in RUN, a safe command otherwise.
-
-        ``cmd=None`` means the controller failed this cycle (protective stop). Never raises for
-        bad data in ``state`` or ``cmd``: that is what it is there to catch.
-        """
+    def _check_python(self, state: JointState, cmd: JointCommand | None, t: float) -> JointCommand:
+        """The full check (see ``check``): every case, in Python."""
         with self._lock:
             self.cycles += 1
             self._t_last = t
@@ -452,6 +453,7 @@ class Supervisor:
         except ValueError as exc:
             return str(exc)
         self._limits = _Limits(n, qmin, qmax, dqmax, taumax, -taumax, -dqmax, check)
+        self._bind_limits(n, check, -taumax, taumax, qmin, qmax, -dqmax, dqmax)
         return self._limits
 
     def _check_limits(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray) -> tuple[str, str] | None:

@@ -44,12 +44,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from machaon.hardware.actuator_config import COMMAND_MODE, MODES, ActuatorConfig, JointConfig
 from machaon.hardware.control_table import (
     MODE_CURRENT,
     MODE_CURRENT_POSITION,
@@ -62,17 +60,16 @@ from machaon.hardware.control_table import (
     model_by_name,
 )
 from machaon.hardware.dynamixel import Bus
-from machaon.hardware.motor import JointMotor, TorqueCurve, curves_are_linear
-from machaon.hardware.protocol import HardwareError, PortError, ProtocolError, hardware_error_names
+from machaon.hardware.motor import JointMotor, curves_are_linear
+from machaon.hardware.protocol import BusProtocolError, HardwareErrorStatus, PortError, hardware_error_names
 from machaon.robot.clock import MonotonicClock
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 log = logging.getLogger(__name__)
 
-MODES = {"current": MODE_CURRENT, "position": MODE_POSITION, "current_position": MODE_CURRENT_POSITION,
-         "velocity": MODE_VELOCITY}
-_COMMAND_MODE = {"current": CommandMode.TORQUE, "position": CommandMode.POSITION,
-                 "current_position": CommandMode.POSITION, "velocity": CommandMode.VELOCITY}
+# the chain's configuration lives in actuator_config; importable from here as before
+__all__ = ["MODES", "ActuatorBackend", "ActuatorConfig", "JointConfig"]
+
 # Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224):
 # hardware error, present current, velocity, position, temperature, input voltage, bus watchdog
 _READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2), (98, 1))
@@ -81,224 +78,12 @@ _READ_LEN = sum(n for _, n in _READ_ITEMS)
 OVER_CURRENT_MARGIN = 1.2  # measured current above this times the limit, lost_cycles reads in a row: a fault
 
 
-@dataclass(frozen=True)
-class JointConfig:
-    """One joint: its servo ``id`` and ``model``, ``direction`` (+1/-1), the servo tick at the joint's
-    zero (``zero_ticks``), and optional joint limits in rad (goal positions are clamped to them).
-
-    Torque model (module docstring): ``kt_nm_per_a`` (None: the model's datasheet stall torque /
-    stall current), or a curve ``curve_current_a``/``curve_torque_nm`` (A, N m, positive and
-    increasing); ``coulomb_nm``/``viscous_nms_rad``: identified gear friction (0: none known);
-    ``current_limit_a``: this joint's current cap (A); ``gear_ratio``: for the record (the servo's
-    own, already inside its position and torque figures).
-    """
-
-    name: str
-    id: int
-    model: str = "XM430-W350"
-    direction: int = 1
-    zero_ticks: int = 2048
-    min_rad: float = -math.inf
-    max_rad: float = math.inf
-    kt_nm_per_a: float | None = None
-    curve_current_a: tuple[float, ...] | None = None
-    curve_torque_nm: tuple[float, ...] | None = None
-    coulomb_nm: float = 0.0
-    viscous_nms_rad: float = 0.0
-    current_limit_a: float | None = None
-    gear_ratio: float | None = None
-
-    def torque_curve(self) -> TorqueCurve:
-        """The joint's torque-current curve (ValueError for a malformed one)."""
-        if (self.curve_current_a is None) != (self.curve_torque_nm is None):
-            raise ValueError(f"joint {self.name}: give both curve_current_a and curve_torque_nm, or neither")
-        if self.curve_current_a is not None:
-            return TorqueCurve(tuple(self.curve_current_a), tuple(self.curve_torque_nm))
-        kt = self.kt_nm_per_a if self.kt_nm_per_a is not None else model_by_name(self.model).kt_nm_per_a
-        return TorqueCurve.linear(kt)
-
-
-@dataclass(frozen=True)
-class ActuatorConfig:
-    """Setup of a servo chain (see module docstring); build with ``from_toml``/``from_dict``.
-
-    TOML layout::
-
-        [bus]
-        port = "/dev/ttyUSB0"
-        baudrate = 1000000
-        latency_ms = 2.0          # adapter latency added to every deadline
-        retries = 1               # extra attempts inside a cycle
-        fast_sync_read = true
-        return_delay_us = 0       # written to every servo at start
-
-        [control]
-        mode = "current"          # current | position | current_position | velocity
-        safe_state = "hold"       # hold | torque_off
-        lost_cycles = 3           # incomplete reads in a row before the loss is persistent
-        current_limit_a = 1.5     # cap on commanded current (optional)
-        bus_watchdog_ms = 100     # servos stop by themselves when the host falls silent (0: off)
-        max_temperature_c = 70    # software limits (optional): protective stop beyond them
-        min_voltage_v = 10.5
-        max_voltage_v = 14.8
-        friction_compensation = 1.0   # fraction of the joints' friction model added to torques
-        start_hold = false        # current mode: hold position until the first torque command
-
-        [[joints]]
-        name = "shoulder"
-        id = 1
-        model = "XM430-W350"
-        direction = 1
-        zero_ticks = 2048
-        kt_nm_per_a = 1.783       # optional torque model, see JointConfig
-        coulomb_nm = 0.03
-        viscous_nms_rad = 0.05
-        current_limit_a = 1.35
-
-    The same sections under ``[hardware]`` in a robot description's TOML: :meth:`from_robot`.
-    """
-
-    port: str
-    joints: tuple[JointConfig, ...]
-    baudrate: int = 1_000_000
-    latency_s: float = 0.002
-    retries: int = 1
-    fast_sync_read: bool = True
-    return_delay_us: float = 0.0
-    mode: str = "current"
-    safe_state: str = "hold"
-    lost_cycles: int = 3
-    current_limit_a: float | None = None
-    bus_watchdog_ms: float = 0.0
-    max_temperature_c: float | None = None
-    min_voltage_v: float | None = None
-    max_voltage_v: float | None = None
-    friction_compensation: float = 1.0
-    start_hold: bool = False
-    extra: dict = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.joints:
-            raise ValueError("joints: at least one joint is needed")
-        ids = [j.id for j in self.joints]
-        if len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids):
-            raise ValueError(f"joints: ids must be distinct and in 0..252, got {ids}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode: expected one of {sorted(MODES)}, got {self.mode!r}")
-        if self.safe_state not in ("hold", "torque_off"):
-            raise ValueError(f"safe_state: expected 'hold' or 'torque_off', got {self.safe_state!r}")
-        if self.lost_cycles < 1:
-            raise ValueError("lost_cycles: must be >= 1")
-        for j in self.joints:
-            if j.direction not in (1, -1):
-                raise ValueError(f"joint {j.name}: direction must be 1 or -1")
-            m = model_by_name(j.model)
-            if MODES[self.mode] not in m.modes:
-                raise ValueError(f"joint {j.name}: {m.name} has no {self.mode} mode")
-        if self.current_limit_a is not None and not (self.current_limit_a > 0):
-            raise ValueError("current_limit_a: must be positive")
-        if not 0 <= self.bus_watchdog_ms <= 127 * 20:
-            raise ValueError("bus_watchdog_ms: must be in [0, 2540] ms (0 disables it)")
-        for j in self.joints:
-            if j.current_limit_a is not None and not (j.current_limit_a > 0):
-                raise ValueError(f"joint {j.name}: current_limit_a must be positive")
-            if j.kt_nm_per_a is not None and not (j.kt_nm_per_a > 0):
-                raise ValueError(f"joint {j.name}: kt_nm_per_a must be positive")
-            self.motor(j)  # checks the curve and the friction values
-        for name in ("max_temperature_c", "min_voltage_v", "max_voltage_v"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name}: must be a positive number")
-        if self.min_voltage_v is not None and self.max_voltage_v is not None and \
-                self.min_voltage_v >= self.max_voltage_v:
-            raise ValueError("min_voltage_v: must be below max_voltage_v")
-        if not (math.isfinite(self.friction_compensation) and 0 <= self.friction_compensation <= 1):
-            raise ValueError("friction_compensation: must be in [0, 1]")
-
-    def motor(self, joint: JointConfig) -> JointMotor:
-        """The torque model of ``joint`` (ValueError naming the joint for bad values)."""
-        try:
-            return JointMotor(joint.torque_curve(), joint.coulomb_nm, joint.viscous_nms_rad,
-                              self.friction_compensation)
-        except ValueError as exc:
-            raise ValueError(f"joint {joint.name}: {exc}") from None
-
-    @classmethod
-    def from_dict(cls, d: dict, *, port: str | None = None) -> ActuatorConfig:
-        """Build from the TOML layout (class docstring); ValueError naming an unknown or bad key."""
-        bus = d.get("bus", {})
-        ctl = d.get("control", {})
-        known = set(JointConfig.__dataclass_fields__)
-        joints = []
-        for k, j in enumerate(d.get("joints", ())):
-            bad = sorted(set(j) - known)
-            if bad:
-                raise ValueError(f"joints[{k}]: unknown keys {bad}; known: {sorted(known)}")
-            if "name" not in j or "id" not in j:
-                raise ValueError(f"joints[{k}]: needs at least name and id")
-            j = dict(j)
-            for key in ("curve_current_a", "curve_torque_nm"):
-                if key in j:
-                    j[key] = tuple(float(x) for x in j[key])
-            joints.append(JointConfig(**j))
-        joints = tuple(joints)
-        opt = lambda key: None if ctl.get(key) is None else float(ctl[key])  # noqa: E731
-        return cls(
-            port=port or bus.get("port", "/dev/ttyUSB0"),
-            joints=joints,
-            baudrate=int(bus.get("baudrate", 1_000_000)),
-            latency_s=float(bus.get("latency_ms", 2.0)) / 1000.0,
-            retries=int(bus.get("retries", 1)),
-            fast_sync_read=bool(bus.get("fast_sync_read", True)),
-            return_delay_us=float(bus.get("return_delay_us", 0.0)),
-            mode=str(ctl.get("mode", "current")),
-            safe_state=str(ctl.get("safe_state", "hold")),
-            lost_cycles=int(ctl.get("lost_cycles", 3)),
-            current_limit_a=opt("current_limit_a"),
-            bus_watchdog_ms=float(ctl.get("bus_watchdog_ms", 0.0)),
-            max_temperature_c=opt("max_temperature_c"),
-            min_voltage_v=opt("min_voltage_v"),
-            max_voltage_v=opt("max_voltage_v"),
-            friction_compensation=float(ctl.get("friction_compensation", 1.0)),
-            start_hold=bool(ctl.get("start_hold", False)),
-        )
-
-    @classmethod
-    def from_toml(cls, path: str | Path, *, port: str | None = None) -> ActuatorConfig:
-        """Read a config file; ``port`` overrides ``[bus] port``. Errors name the bad key."""
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({exc})") from None
-        if "joints" not in data and "hardware" in data:  # a robot description with a servo map
-            data = data["hardware"]
-        return cls.from_dict(data, port=port)
-
-    @classmethod
-    def from_robot(cls, robot: str | Path, *, port: str | None = None) -> ActuatorConfig:
-        """The servo map of a robot description (``"desk"`` or a description TOML path): its
-        ``[hardware]`` section. ValueError when the description has none."""
-        from machaon.robot.description import DESCRIPTIONS_DIR
-
-        path = Path(robot)
-        if path.suffix.lower() != ".toml":
-            path = DESCRIPTIONS_DIR / f"{robot}.toml"
-        if not path.is_file():
-            raise ValueError(f"robot {robot!r}: no description TOML at {path}")
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-        if "hardware" not in data:
-            raise ValueError(f"robot {robot!r}: its description ({path.name}) has no [hardware] servo map")
-        return cls.from_dict(data["hardware"], port=port)
-
-
 class ActuatorBackend:
     """Drive the servo chain described by ``config`` (see module docstring).
 
     Opening pings every configured id, checks its model number, writes the return delay, the
     operating mode, the indirect read map and enables torque (goals set to the present position
-    / zero current first). Raises ``PortError``/``ProtocolError`` (missing servos are named) at
+    / zero current first). Raises ``PortError``/``BusProtocolError`` (missing servos are named) at
     construction; after that, device trouble only shows in the ``JointState``.
     """
 
@@ -333,13 +118,13 @@ class ActuatorBackend:
         self._have_q = np.zeros(n, dtype=bool)
         self._missed = 0
         self._latched: DeviceFault | None = None
-        self._shutdown_mask = [int(HardwareError.OVERHEATING | HardwareError.ELECTRICAL_SHOCK
-                                   | HardwareError.OVERLOAD)] * n
+        self._shutdown_mask = [int(HardwareErrorStatus.OVERHEATING | HardwareErrorStatus.ELECTRICAL_SHOCK
+                                   | HardwareErrorStatus.OVERLOAD)] * n
         self.cycles = 0
         self.bus = Bus(config.port, config.baudrate, latency_s=config.latency_s, retries=config.retries,
                        open_now=False)
         self._mode = MODES[config.mode]
-        self._cmd_mode = _COMMAND_MODE[config.mode]
+        self._cmd_mode = COMMAND_MODE[config.mode]
         self._servo_mode = self._mode  # what the servos run now (position while holding at start)
         self._open(enable)
 
@@ -474,7 +259,7 @@ class ActuatorBackend:
         if self.bus.is_open:
             try:
                 self._go_safe()
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 log.warning("close: could not send the safe state: %s", exc)
         self.bus.close()
 
@@ -490,7 +275,7 @@ class ActuatorBackend:
         """Reopen the port and set the servos up again; True when every servo is back (fault cleared)."""
         try:
             self._open(enable=True)
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             log.warning("reconnect failed: %s", exc)
             return False
         return True
@@ -525,7 +310,7 @@ class ActuatorBackend:
                 for i in ids or self._ids:
                     self.bus.ping(i)
                 break
-            except ProtocolError:
+            except BusProtocolError:
                 time.sleep(0.02)
         self._open(enable=True)
 
@@ -585,18 +370,19 @@ class ActuatorBackend:
         for j, i in enumerate(self._ids):
             try:
                 info = bus.ping(i)
-            except ProtocolError:
+            except BusProtocolError:
                 missing.append(i)
                 continue
             if info.model_number != self._models[j].model_number:
                 found = MODELS_BY_NUMBER.get(info.model_number)
                 bus.close()
-                raise ProtocolError(f"servo {i} ({self.config.joints[j].name}) is a "
-                                    f"{found.name if found else 'model ' + str(info.model_number)}, the config "
-                                    f"says {self._models[j].name}; fix the config's model or the wiring")
+                raise BusProtocolError(f"servo {i} ({self.config.joints[j].name}) is a "
+                                       f"{found.name if found else 'model ' + str(info.model_number)}, the config "
+                                       f"says {self._models[j].name}; fix the config's model or the wiring")
         if missing:
             bus.close()
-            raise ProtocolError(f"servos {missing} do not answer on {self.config.port} at {self.config.baudrate} baud")
+            raise BusProtocolError(f"servos {missing} do not answer on {self.config.port} "
+                                   f"at {self.config.baudrate} baud")
         rdt = max(0, min(254, int(round(self.config.return_delay_us / 2.0))))
         for j, i in enumerate(self._ids):
             bus.write(i, 98, b"\x00")  # clears a Bus Watchdog Error left from an earlier session
@@ -696,7 +482,7 @@ class ActuatorBackend:
             log.error("safe state not sent, port gone: %s", exc)
             self._latched = DeviceFault("dxl:bus", "port_lost", f"{fault.message}; port lost: {exc}",
                                         persistent=True)
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             log.error("safe state not confirmed: %s", exc)
 
     def _port_lost(self, why: str) -> None:

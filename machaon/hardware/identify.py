@@ -26,7 +26,7 @@ generator):
 :func:`identified_config` turns the result into an :class:`ActuatorConfig` with the identified
 values (kt, Coulomb and viscous friction per joint), and :func:`write_identified_toml` writes it as
 ``identified.toml``, which ``--hw-config`` loads; an ``[identification]`` table beside the config
-keeps the model errors. Raises ``ProtocolError`` from the bus (the caller puts the servos in a
+keeps the model errors. Raises ``BusProtocolError`` from the bus (the caller puts the servos in a
 safe state); ``ValueError`` for options or a servo map that do not fit the robot.
 """
 

@@ -52,7 +52,7 @@ def latency_warning(port: str, sysfs_root: str | os.PathLike[str] = "/sys") -> s
     if ms is None or ms <= MAX_LATENCY_MS:
         return None
     name = usb_serial_name(port)
-    return (f"warning: {port} ({name}) has a USB latency timer of {ms} ms: every bus answer waits up to "
+    return (f"{port} ({name}) has a USB latency timer of {ms} ms: every bus answer waits up to "
             f"{ms} ms in the adapter, so control loops stall. Set it to 1 ms now with\n"
             f"  echo 1 | sudo tee /sys/bus/usb-serial/devices/{name}/latency_timer\n"
             f"and at every plug-in with the udev rule\n"

@@ -20,7 +20,7 @@ the patient reference plate ``ref``, the tracker camera ``cam``):
   the measured axial thrust (flange force/torque sensor) and runs the breach detector on it.
 - :class:`DrillPhysics`: the simulated drill, a physics step hook that computes the thrust of the
   drill in bone from the true tip pose in the true bone frame (``machaon.ortho.drilling``), applies
-  it to the tool in PyBullet and records the hole actually drilled.
+  it to the tool (``ArmSim.apply_external_force``) and records the hole actually drilled.
 - :func:`drilled_path`: the entry and tip actually drilled (for ``machaon.ortho.report``).
 
 Bad input (NaN poses, unknown phases) raises ``ValueError``; tracking dropouts are data (the
@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pybullet as p
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
@@ -518,10 +517,7 @@ class DrillPhysics:
                 self.samples.append(HoleSample(t, tip_i, axis_i, f, self._feed))
         self._k += 1
         if self.thrust_n > 0:
-            p.applyExternalForce(
-                sim.body, self.link, self._f_world.tolist(), self._p_world.tolist(), p.WORLD_FRAME,
-                physicsClientId=sim.client,
-            )
+            sim.apply_external_force(self.link, self._f_world.tolist(), self._p_world.tolist())
 
     def start_hole(self) -> None:
         self.samples = []

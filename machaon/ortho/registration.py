@@ -18,11 +18,12 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
 
-class RegistrationError(ValueError):
+class RegistrationError(OrthoError, ValueError):
     """Registration input is unusable (too few, collinear or non-finite points)."""
 
 
@@ -89,12 +90,16 @@ def register_paired(
     mu_d = w @ dst
     xs = src - mu_s
     xd = dst - mu_d
-    var_s = float(w @ np.einsum("ij,ij->i", xs, xs))
+    with np.errstate(over="ignore", invalid="ignore"):
+        var_s = float(w @ np.einsum("ij,ij->i", xs, xs))
+        cov = (xd * w[:, None]).T @ xs
+    if not (math.isfinite(var_s) and np.isfinite(cov).all()):
+        # finite inputs whose squares overflow (coordinates ~1e200): SVD would not converge
+        raise RegistrationError("points: coordinates too large to register (wrong units?)")
     # collinearity: the second singular value of the centred source must be clearly non-zero
     sv = np.linalg.svd(xs * np.sqrt(w)[:, None], compute_uv=False)
     if sv[0] < 1e-9 or sv[1] < 1e-6 * sv[0]:
         raise RegistrationError("points_src: points are coincident or collinear; rotation is undetermined")
-    cov = (xd * w[:, None]).T @ xs
     U, D, Vt = np.linalg.svd(cov)
     S = np.eye(3)
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:

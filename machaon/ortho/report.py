@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon.errors import OrthoError
 from machaon.ortho.anatomy import MM, Anatomy, AnatomyError, SpineSegment
 from machaon.ortho.planning import PlanError, ScrewPlan, check_plan
 
@@ -29,7 +30,7 @@ REPORT_FORMAT = "machaon.ortho.report"
 REPORT_VERSION = 1
 
 
-class ReportError(ValueError):
+class ReportError(OrthoError, ValueError):
     """A report is malformed or cannot be written/read."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _DICTIONARIES = {
 _R_PLATE_BOARD = np.diag([1.0, -1.0, -1.0])
 
 
-class TrackingError(RuntimeError):
+class TrackingError(OrthoError, RuntimeError):
     """A calibration could not be computed (too few or degenerate observations)."""
 
 
@@ -506,7 +507,10 @@ def _hand_eye_park(G: Sequence[np.ndarray], C: Sequence[np.ndarray]) -> np.ndarr
     return X
 
 
-def pose_error(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
+def pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
     """Translation (m) and rotation angle (rad) between two poses of the same frame."""
     dT = np.linalg.inv(T_a) @ T_b
     return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3])), float(Rotation.from_matrix(dT[:3, :3]).magnitude())
+
+
+pose_error = pose_distance  # the old name, for one release (#16: control's pose_error is a 6-vector)

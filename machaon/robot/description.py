@@ -26,6 +26,8 @@ from types import MappingProxyType
 import numpy as np
 import pinocchio as pin
 
+from machaon.errors import RobotError
+
 DESCRIPTIONS_DIR = Path(__file__).resolve().parent / "descriptions"
 
 __all__ = [
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class DescriptionError(ValueError):
+class DescriptionError(RobotError, ValueError):
     """A robot description (URDF or TOML) is missing, malformed or inconsistent."""
 
 

@@ -21,8 +21,10 @@ while the loop runs; the swap happens at the next cycle boundary.
 
 ``realtime_priority`` (1-99, Linux ``SCHED_FIFO``) runs the cycling thread at a real-time priority
 so that other processes cannot preempt it between cycles; it needs CAP_SYS_NICE (root), and
-without it the loop logs a warning and runs at normal priority. ``run_for`` restores the calling
-thread's policy afterwards.
+without it the loop logs a warning and runs at normal priority. Either way the cycling thread's
+timer slack is set to 1 ns (Linux ``PR_SET_TIMERSLACK``; a no-op elsewhere), so that its
+normal-priority wake-ups are not rounded up by the default 50 us. ``run_for`` restores the calling
+thread's policy and timer slack afterwards.
 
 Device faults never raise (they arrive in ``JointState``); if ``backend.read``/``write`` raise
 anyway, the loop asks the supervisor for a protective stop, logs, and ends with ``error`` set.
@@ -40,6 +42,7 @@ import numpy as np
 
 from machaon.control.supervisor import Supervisor
 from machaon.robot.backend import Backend
+from machaon.robot.clock import set_timer_slack_ns
 from machaon.types import JointCommand
 
 _log = logging.getLogger(__name__)
@@ -241,24 +244,31 @@ class ControlLoop:
             if not self._cycle():
                 break
 
-    def _enter_realtime(self) -> tuple[int, object] | None:
-        """Switch the calling thread to SCHED_FIFO; returns the previous policy to restore, or None."""
+    def _enter_realtime(self) -> tuple[tuple[int, object] | None, int | None]:
+        """Minimal timer slack for the calling thread and, if asked, SCHED_FIFO.
+
+        Returns what ``_leave_realtime`` restores: the previous policy (or None) and timer slack.
+        """
+        slack = set_timer_slack_ns(1)
         if self.realtime_priority is None:
-            return None
+            return None, slack
         try:
             saved = (os.sched_getscheduler(0), os.sched_getparam(0))
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
-            return saved
+            return saved, slack
         except (AttributeError, OSError) as exc:
             _log.warning("real-time priority %d not available (%s); running at normal priority",
                          self.realtime_priority, exc)
-            return None
+            return None, slack
 
     @staticmethod
-    def _leave_realtime(saved: tuple[int, object] | None) -> None:
-        if saved is not None:
+    def _leave_realtime(saved: tuple[tuple[int, object] | None, int | None]) -> None:
+        policy, slack = saved
+        if slack is not None:
+            set_timer_slack_ns(max(slack, 1))
+        if policy is not None:
             try:
-                os.sched_setscheduler(0, saved[0], saved[1])
+                os.sched_setscheduler(0, policy[0], policy[1])
             except OSError as exc:  # pragma: no cover - restoring a lower priority does not fail
                 _log.warning("could not restore the scheduling policy: %s", exc)
 

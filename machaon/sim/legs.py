@@ -50,6 +50,7 @@ import numpy as np
 import pybullet as p
 from scipy.interpolate import CubicSpline
 
+from machaon.errors import SimError
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState, SensorBatch
 
 DESCRIPTIONS = Path(__file__).resolve().parent.parent / "robot" / "descriptions"
@@ -247,7 +248,7 @@ class LegSim:
         self._gait, _, self._exo_limit = _load_description(self.cfg)
         self._client = p.connect(p.GUI if gui else p.DIRECT)
         if self._client < 0:
-            raise RuntimeError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
+            raise SimError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
         c = self._client
         p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
         p.setTimeStep(self.cfg.dt, physicsClientId=c)

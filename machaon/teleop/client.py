@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from machaon.errors import TeleopError
 from machaon.teleop.endpoint import ClientEndpoint, LinkHealth
 from machaon.teleop.messages import CmdFlag, CommandKind, OperatorMode, RobotStateMsg, SessionError
 
 log = logging.getLogger(__name__)
 
 
-class ConnectError(RuntimeError):
+class ConnectError(TeleopError, RuntimeError):
     """The handshake with the robot server did not complete."""
 
 

@@ -24,9 +24,9 @@ from machaon.teleop.messages import (
     CmdFlag,
     Command,
     CommandKind,
+    LinkProtocolError,
     MalformedError,
     MsgType,
-    ProtocolError,
     RobotStateMsg,
     SessionError,
     StaleError,
@@ -132,7 +132,7 @@ class ServerEndpoint:
     def handle(self, data: bytes, peer: object, t: float) -> tuple[Command | None, list[bytes]]:
         try:
             return self._handle(data, peer, t)
-        except ProtocolError as exc:
+        except LinkProtocolError as exc:
             self.drops.record(exc, peer)
             return None, []
 
@@ -242,16 +242,16 @@ class ClientEndpoint:
             self._echo_t, self._echo_recv = msg.timing.t_send, t
             self.latest, self.latest_t = msg, t
             return msg
-        except ProtocolError as exc:
+        except LinkProtocolError as exc:
             self.drops.record(exc)
             return None
 
     def _finish(self, data: bytes) -> Session:
-        err: ProtocolError = SessionError("WELCOME without a HELLO")
+        err: LinkProtocolError = SessionError("WELCOME without a HELLO")
         for hs in reversed(self._pending):
             try:
                 return hs.finish(data)
-            except ProtocolError as exc:
+            except LinkProtocolError as exc:
                 err = exc
         raise err
 

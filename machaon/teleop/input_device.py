@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from machaon.errors import MachaonError
+from machaon.errors import TeleopError
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,11 @@ __all__ = ["DeviceError", "DeviceInfo", "DeviceLost", "EvdevSource", "device_kin
 SPACEMOUSE_VENDORS = (0x046D, 0x256F)
 
 
-class DeviceError(MachaonError, OSError):
-    """An input device cannot be opened or is not a 3D mouse or gamepad."""
+class DeviceError(TeleopError, ValueError):
+    """An input device the user named cannot be opened or is not a 3D mouse or gamepad (bad input)."""
 
 
-class DeviceLost(MachaonError, RuntimeError):
+class DeviceLost(TeleopError, RuntimeError):
     """The input device went away (unplugged, or its file ended) while being read."""
 
 

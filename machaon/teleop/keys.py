@@ -13,12 +13,14 @@ import secrets
 import stat
 from pathlib import Path
 
+from machaon.errors import TeleopError
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 
 
-class KeyFileError(Exception):
+class KeyFileError(TeleopError):
     """A key file is missing, malformed or has unsafe permissions."""
 
 

@@ -7,7 +7,7 @@ encryption. Every field is fixed-size little-endian (``struct``). Units on the w
 Decoding checks everything a forged or corrupted body could get wrong: exact length, known
 enum values, finite numbers, unit quaternions (within 1e-3, then renormalised), positions inside
 ``POSITION_LIMIT_M``, increments inside ``MAX_STEP_M``/``MAX_STEP_RAD``, scales inside their
-ranges. A body that fails raises ``BoundsError`` or ``MalformedError`` (both ``ProtocolError``)
+ranges. A body that fails raises ``BoundsError`` or ``MalformedError`` (both ``LinkProtocolError``)
 and never becomes a message.
 """
 
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.errors import TeleopError
+
 PROTOCOL_VERSION = 1
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
 MAX_STEP_M = 0.02  # largest Cartesian increment one command may carry (m)
@@ -28,34 +30,38 @@ MOTION_SCALE_RANGE = (1.0, 5.0)  # master:slave motion scaling, 1:1 to 5:1
 FORCE_LIMIT = 1e4  # |wrench| component bound on the wire (N, N m)
 
 
-class ProtocolError(Exception):
+class LinkProtocolError(TeleopError):
     """Base of every reason a packet is dropped. ``reason`` is a stable counter name."""
 
     reason = "protocol"
 
 
-class MalformedError(ProtocolError):
+class MalformedError(LinkProtocolError):
     reason = "malformed"
 
 
-class BoundsError(ProtocolError):
+class BoundsError(LinkProtocolError):
     reason = "bounds"
 
 
-class AuthError(ProtocolError):
+class AuthError(LinkProtocolError):
     reason = "auth"
 
 
-class ReplayError(ProtocolError):
+class ReplayError(LinkProtocolError):
     reason = "replay"
 
 
-class StaleError(ProtocolError):
+class StaleError(LinkProtocolError):
     reason = "stale"
 
 
-class SessionError(ProtocolError):
+class SessionError(LinkProtocolError):
     reason = "session"
+
+
+# The old name, for one release (#16: the hardware layer had a ``ProtocolError`` too).
+ProtocolError = LinkProtocolError
 
 
 class MsgType(enum.IntEnum):

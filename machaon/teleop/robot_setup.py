@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from machaon.control import Admittance, CartesianGains, CartesianImpedance
+from machaon.errors import TeleopError
 from machaon.kinematics import Chain, Dynamics
 from machaon.robot.description import RobotDescription
 
@@ -71,7 +72,7 @@ def safety_settings(model: RobotModel) -> dict:
     }
 
 
-class HomingError(RuntimeError):
+class HomingError(TeleopError, RuntimeError):
     """The arm could not be brought to (or was not found at) a pose the teleop server can start from."""
 
 

@@ -9,6 +9,12 @@
         Cartesian controller -> Supervisor.check (HOLD on a command gap, limits) -> backend
     network thread, every 1/state_rate_hz: snapshot -> RobotStateMsg -> sealed -> operator
 
+The robot-facing API speaks CRTK (``machaon.robot.crtk``): ``measured_js``, ``measured_cp``,
+``measured_cf``, ``setpoint_cp`` (the teleoperation target), ``operating_state`` (CRTK's
+``ENABLED``/``PAUSED``/``FAULT``/``DISABLED`` from the supervisor's state), ``hold``, ``enable``
+(reset a stop and resume) and ``disable`` (stop serving; the loop ends with a hold). Motion comes
+from the operator over the link, so there are no ``servo_*``/``move_*`` here.
+
 The server takes a ``Backend`` object; which backend (simulation or hardware) is the CLI's
 choice. ``build_supervisor`` gives the supervisor the server expects: it starts in HOLD (the
 arm does nothing until the operator presses the clutch) and its target watchdog is the
@@ -29,6 +35,7 @@ import numpy as np
 
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.robot.backend import Backend
+from machaon.robot.crtk import CrtkReadout
 from machaon.robot.loop import ControlLoop
 from machaon.teleop.controller import _SUP_CODE, TeleopController
 from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
@@ -93,6 +100,7 @@ class RobotServer:
         self.controller = TeleopController(chain, inner, self.supervisor, self.config, rate_hz)
         self.loop = ControlLoop(backend, self.controller, self.supervisor, rate_hz, recorder)
         self.endpoint = ServerEndpoint(psk)
+        self._crtk = CrtkReadout(self.loop, chain)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind(listen)
@@ -139,6 +147,47 @@ class RobotServer:
             self.states_sent,
             self.loop.cycles,
         )
+
+    # -- CRTK names (robot-facing API) ----------------------------------------------------------------
+    def measured_js(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CRTK ``measured_js``: (position, velocity, effort) of the latest reading (SI)."""
+        return self._crtk.measured_js()
+
+    def measured_cp(self) -> np.ndarray:
+        """CRTK ``measured_cp``: ``T_base_tool`` (4x4, m) from the measured joints."""
+        return self._crtk.measured_cp()
+
+    def measured_cf(self) -> np.ndarray:
+        """CRTK ``measured_cf``: tool wrench ``[f; m]`` (N, N m, base frame); ``CrtkError`` without a sensor."""
+        return self._crtk.measured_cf()
+
+    def setpoint_cp(self) -> np.ndarray:
+        """CRTK ``setpoint_cp``: the teleoperation target ``T_base_target`` (the measured pose before any)."""
+        snap = self.controller.snapshot()
+        return self.measured_cp() if snap is None else np.array(snap.T_base_target)
+
+    def operating_state(self) -> str:
+        """CRTK ``operating_state``: ``ENABLED`` (RUN), ``PAUSED`` (HOLD), ``FAULT`` (stops), ``DISABLED``."""
+        return self._crtk.operating_state()
+
+    def hold(self) -> None:
+        """CRTK ``hold``: the supervisor holds the arm where it is until the operator's clutch resumes it."""
+        self.supervisor.hold("operator hold (CRTK hold)")
+
+    def enable(self) -> bool:
+        """CRTK ``enable``: start serving if not started, leave a protective stop or E-stop
+        (``Supervisor.reset``) and resume; True when ``ENABLED``."""
+        if not self.loop.running:
+            self.start()
+        if self.supervisor.state in (SupervisorState.PROTECTIVE_STOP, SupervisorState.ESTOP):
+            self.supervisor.reset()
+        self.supervisor.target_updated()
+        self.supervisor.resume()
+        return self.operating_state() == "ENABLED"
+
+    def disable(self) -> None:
+        """CRTK ``disable``: stop serving (the loop ends with a hold at the current pose)."""
+        self.close()
 
     # -- network thread ---------------------------------------------------------------------------
     def _network(self) -> None:

@@ -21,7 +21,7 @@ the window, is rejected.
 The server keeps a new session *pending* until its first authenticated data packet: a replayed
 HELLO earns the replayer a WELCOME but no keys, and cannot displace the live session.
 
-Every rejection raises a ``ProtocolError`` subclass; ``DropCounters.record`` counts it by reason
+Every rejection raises a ``LinkProtocolError`` subclass; ``DropCounters.record`` counts it by reason
 and logs it.
 """
 
@@ -44,9 +44,9 @@ from machaon.teleop.keys import KEY_BYTES
 from machaon.teleop.messages import (
     PROTOCOL_VERSION,
     AuthError,
+    LinkProtocolError,
     MalformedError,
     MsgType,
-    ProtocolError,
     ReplayError,
     SessionError,
 )
@@ -153,7 +153,7 @@ class Session:
         return self._seq, hdr + self._send.encrypt(self._nonce(self._seq), body, hdr)
 
     def open(self, packet: bytes, expect: MsgType) -> tuple[int, bytes]:
-        """(seq, body) of an authentic, fresh packet of type ``expect``; else a ``ProtocolError``."""
+        """(seq, body) of an authentic, fresh packet of type ``expect``; else a ``LinkProtocolError``."""
         h = parse_header(packet)
         if h.type != expect:
             raise MalformedError(f"unexpected message type {h.type.name}")
@@ -236,7 +236,7 @@ class DropCounters:
         self.name = name
         self.by_reason: Counter[str] = Counter()
 
-    def record(self, exc: ProtocolError, peer: object = None) -> None:
+    def record(self, exc: LinkProtocolError, peer: object = None) -> None:
         self.by_reason[exc.reason] += 1
         log.warning("%s: dropped packet from %s: %s: %s", self.name, peer, exc.reason, exc)
 

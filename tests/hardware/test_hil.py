@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from machaon.cli.hw import ArmSimPlant
 from machaon.hardware.backend import ActuatorBackend, ActuatorConfig, JointConfig
 from machaon.hardware.control_table import XM540_W270
 from machaon.hardware.emulator import ChainEmulator
 from machaon.sim import ArmSim
+from machaon.sim.plant import ArmSimPlant
 from machaon.types import JointCommand
 
 BAUD = 4_000_000

@@ -113,11 +113,26 @@ def test_home_pose_inside_the_workspace_and_pointing_down(desk):
 
 
 def test_dynamics_carry_the_armature(desk):
+    import pickle
+
     chain = Chain.from_urdf(desk.urdf_path, desk.base_link, desk.tip_link)
     bare = Dynamics(chain)
     full = Dynamics(chain, armature=desk.armature)
-    q = np.asarray(desk.q_home)
+    q = np.asarray(desk.q_home) + 0.1
+    dq, ddq = np.linspace(-0.5, 0.5, 6), np.linspace(1.0, -1.0, 6)
     np.testing.assert_allclose(np.diag(full.mass_matrix(q) - bare.mass_matrix(q)), desk.armature, atol=1e-12)
     np.testing.assert_allclose(full.gravity(q), bare.gravity(q), atol=1e-12)
+    # the compiled chain against pinocchio with the same armature
+    model = pin.buildModelFromUrdf(str(desk.urdf_path))
+    model.armature[:] = desk.armature
+    data = model.createData()
+    M = pin.crba(model, data, q)
+    np.testing.assert_allclose(full.chain.mass_matrix(q), np.triu(M) + np.triu(M, 1).T, atol=1e-10)
+    np.testing.assert_allclose(full.chain.rnea(q, dq, ddq), pin.rnea(model, data, q, dq, ddq), atol=1e-10)
+    # kept through a tool, a payload and pickling (studies ship chains to Ray workers)
+    arm_chain = full.chain.with_tool(np.eye(4)).with_payload(0.2, (0.0, 0.0, 0.02))
+    np.testing.assert_allclose(arm_chain.armature, desk.armature)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(full.chain)).armature, desk.armature)
+    assert not bare.chain.armature.any()  # the chain given to Dynamics is left as it was
     with pytest.raises(ValueError, match="armature"):
         Dynamics(chain, armature=[-1.0] * 6)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_sim_runs_the_desk_arm_through_a_scenario():
     proc = subprocess.run([sys.executable, "-m", "machaon.cli.main", "sim", "--robot", "desk", "--headless",
-                           "--seconds", "12", "--scenario", "square"], capture_output=True, text=True, cwd=ROOT,
+                           "--duration", "12", "--scenario", "square"], capture_output=True, text=True, cwd=ROOT,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "supervisor run" in proc.stdout and "protective_stop" not in proc.stdout + proc.stderr

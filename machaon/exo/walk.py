@@ -124,11 +124,13 @@ def run_walk(
     rate_hz: float = 1000.0,
     skip_s: float = 3.0,
     events: list[tuple[float, Callable[[object], None]]] | None = None,
+    recorder: object | None = None,
 ) -> WalkResult:
     """Walk for ``duration_s`` (s) with the assist controller on ``sim``; metrics after ``skip_s``.
 
     ``events``: (time s, action(sim)) pairs applied when the walk reaches that time, e.g. to
-    inject a sensor fault (``lambda s: setattr(s.sensors, "dropout", True)``).
+    inject a sensor fault (``lambda s: setattr(s.sensors, "dropout", True)``). ``recorder``: the
+    loop's recorder/observer (a run log, a live view; ``machaon.robot.observers``).
     """
     cfg = cfg or AssistConfig()
     emg_cfg = emg_cfg or EMGConfig()
@@ -137,7 +139,7 @@ def run_walk(
     ctrl = AssistController(sim.sensors, mvc, cfg, emg_cfg, ref)
     rec = RecordingController(ctrl)
     sup = Supervisor(exo_safety_config(cfg.tau_max_nm))
-    loop = ControlLoop(sim, rec, sup, rate_hz=rate_hz)
+    loop = ControlLoop(sim, rec, sup, rate_hz=rate_hz, recorder=recorder)
     t_done = 0.0
     for t_ev, action in sorted(events or [], key=lambda e: e[0]):
         if t_done < t_ev < duration_s:
