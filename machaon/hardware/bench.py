@@ -2,7 +2,8 @@
 rate, position and current step responses, limit and error handling; a report directory with
 JSON, Markdown and PNG plots, and a pass/fail verdict.
 
-With ``identify_dynamics`` (``machaon bench --identify``) the servos are an arm of a robot
+With ``identify_dynamics`` (``machaon bench --identify``) the servos are an assembled arm (every
+servo holds from the first motion on, so the arm does not fall) of a robot
 description with a servo map (``robot``, e.g. ``desk``): after the other stages
 ``machaon.hardware.identify`` sweeps every joint, fits its torque constant and friction, checks the
 gravity model against measured currents, reports the model errors, and ``identified.toml`` (a
@@ -152,6 +153,10 @@ class Bench:
             self._latency()
             if o.dry_run:
                 return self.r
+            if o.identify_dynamics:
+                # an assembled arm: every servo holds while one moves, or the arm falls on the first step
+                for i in self._models:
+                    self._hold(i)
             for i in o.ids:
                 if i in self._models:
                     self._position_step(i)
@@ -186,8 +191,9 @@ class Bench:
         plan.append("limits: goal beyond position/current limit and EEPROM write with torque on must be refused; "
                     "an absent id must time out")
         if o.identify_dynamics:
-            plan.append(f"identify ({o.robot}): each joint sweeps +-{o.sweep_rad:.2f} rad around where it stands "
-                        f"(inside its limits) at two speeds, the others holding; then a {o.gravity_levels} x "
+            plan.append(f"identify ({o.robot}): every servo holds from the first motion on; the arm goes to its home "
+                        f"pose, then each joint sweeps +-{o.sweep_rad:.2f} rad around it (inside its limits) at two "
+                        f"speeds, the others holding; then a {o.gravity_levels} x "
                         f"{o.gravity_levels} grid of held poses for the gravity check; writes identified.toml")
         return plan
 
@@ -430,7 +436,7 @@ class Bench:
         dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link, armature=desc.armature)
         opts = IdentifyOptions(sweep_rad=o.sweep_rad, gravity_levels=o.gravity_levels)
         try:
-            res = identify(self.bus, cfg, dyn, opts, progress=self._progress)
+            res = identify(self.bus, cfg, dyn, opts, q_start=np.asarray(desc.q_home), progress=self._progress)
         except ValueError as exc:  # no room to sweep, too few samples, a fit that makes no sense
             self.r.check("identify_dynamics", False, str(exc))
             self._safe_all()

@@ -294,9 +294,13 @@ def _fit_joint(k: int, legs: list[tuple[np.ndarray, ...]], dynamics: object,
 
 
 def identify(bus: Bus, cfg: ActuatorConfig, dynamics: object, options: IdentifyOptions | None = None, *,
-             progress: Callable[[str], None] | None = None) -> IdentificationResult:
+             q_start: np.ndarray | None = None, progress: Callable[[str], None] | None = None
+             ) -> IdentificationResult:
     """Run the identification (module docstring) on the open ``bus``; ``cfg`` is the arm's servo map
-    (joint order = ``dynamics.chain`` order). Leaves every servo in position mode holding."""
+    (joint order = ``dynamics.chain`` order). ``q_start`` (rad): where the sweeps start, reached
+    first at the slowest sweep speed (e.g. the description's home pose: an arm that was resting
+    on its stops sweeps from a pose it can move around); default: where the arm stands. Leaves
+    every servo in position mode holding."""
     o = options or IdentifyOptions()
     say = progress or (lambda s: None)
     chain = dynamics.chain
@@ -307,6 +311,10 @@ def identify(bus: Bus, cfg: ActuatorConfig, dynamics: object, options: IdentifyO
     lo = np.asarray(chain.lower, dtype=np.float64) + LIMIT_MARGIN_RAD
     hi = np.asarray(chain.upper, dtype=np.float64) - LIMIT_MARGIN_RAD
     q_ref = sw.hold_all()
+    if q_start is not None:
+        say("identify: moving to the start pose")
+        sw.move_all(np.clip(np.asarray(q_start, dtype=np.float64), lo, hi), min(o.speeds_rad_s))
+        q_ref = sw.mean_state(0.05)[0]
     result = IdentificationResult()
     for k, jc in enumerate(cfg.joints):
         say(f"identify {jc.name} (id {jc.id}): sweeps at {list(o.speeds_rad_s)} rad/s")

@@ -58,7 +58,7 @@ def test_desk_teleop_in_current_mode_follows_and_holds(desk_rig, key_file, tmp_p
     # the server shares a loaded 2-core test machine with this process's emulator
     text = (DESCRIPTIONS_DIR / "desk.toml").read_text()
     text = text.replace("latency_ms = 2.0", "latency_ms = 20.0").replace("lost_cycles = 3", "lost_cycles = 10")
-    text = text.replace("bus_watchdog_ms = 100", "bus_watchdog_ms = 500")  # (--hw-config reads [hardware])
+    text = text.replace("bus_watchdog_ms = 100", "bus_watchdog_ms = 1000")  # (--hw-config reads [hardware])
     hw = tmp_path / "desk_hw.toml"
     hw.write_text(text)
     port = free_port()
