@@ -4,9 +4,16 @@ Compiled kernels never check their inputs; the typed Python face in front of the
 so that a NaN, an Inf or a wrong shape becomes an ``InputError`` naming the argument instead of
 a crash or a silently wrong answer (``machaon.errors.InputError``: a ``MachaonError`` and a
 ``ValueError``).
+
+Arrays: ``finite_array`` (any shape), ``vector`` (scalar or vector of length n), ``finite_vector``
+(the per-cycle fast path), ``optional_vector`` (limits that may be off), ``unit_vector``,
+``out_array`` (an ``out=`` buffer); transforms: ``transform``; numbers: ``positive``,
+``nonnegative``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -60,3 +67,70 @@ def transform(name: str, value: object) -> np.ndarray:
     if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
         raise InputError(f"{name}: rotation part is not a proper rotation matrix")
     return T
+
+
+def vector(name: str, value: object, n: int, *, nonneg: bool = False, allow_none: bool = False) -> np.ndarray | None:
+    """A new length-``n`` float64 vector from a scalar (broadcast) or a vector, finite.
+
+    ``nonneg`` also rejects negative entries; ``allow_none`` lets ``None`` through (returned as is),
+    otherwise ``None`` is an ``InputError`` ("required").
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise InputError(f"{name}: required")
+    arr = finite_array(name, np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)) if np.ndim(value) == 0
+                       else value, (n,)).copy()
+    if nonneg and (arr < 0).any():
+        raise InputError(f"{name}: must be >= 0")
+    return arr
+
+
+def finite_vector(name: str, value: object, n: int) -> np.ndarray:
+    """``finite_array(name, value, (n,))`` with a cheap path for the per-cycle case (a float64 (n,) array,
+    returned as is, not copied).
+
+    A float sum is finite iff every element is, unless it overflowed: then the full check decides.
+    """
+    if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,)
+            and value.flags.c_contiguous and math.isfinite(sum(value.tolist()))):
+        return value
+    return finite_array(name, value, (n,))
+
+
+def optional_vector(name: str, value: object, allow_inf: bool = False) -> np.ndarray | None:
+    """``None``, or a new 1-D float64 array from a scalar or a vector without NaN (and without
+    +-Inf unless ``allow_inf``: a limit that is off)."""
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).copy()
+    if arr.ndim != 1:
+        raise InputError(f"{name}: expected a scalar or a vector")
+    if np.isnan(arr).any() or (not allow_inf and not np.isfinite(arr).all()):
+        raise InputError(f"{name}: contains NaN" + ("" if allow_inf else " or Inf"))
+    return arr
+
+
+def unit_vector(name: str, value: object) -> np.ndarray:
+    """``value`` (3,) scaled to length 1; a finite, non-zero 3-vector (``InputError`` otherwise)."""
+    a = finite_array(name, value, (3,))
+    norm = float(np.linalg.norm(a))
+    if norm < 1e-12:
+        raise InputError(f"{name}: must be a non-zero vector")
+    return a / norm
+
+
+def positive(name: str, value: float) -> float:
+    """``value`` as a float, finite and > 0 (``InputError`` otherwise)."""
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise InputError(f"{name}: must be a positive finite number, got {v!r}")
+    return v
+
+
+def nonnegative(name: str, value: float) -> float:
+    """``value`` as a float, finite and >= 0 (``InputError`` otherwise)."""
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise InputError(f"{name}: must be finite and >= 0, got {v!r}")
+    return v

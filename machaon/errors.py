@@ -14,7 +14,7 @@ The tree (layer bases here, leaves in their modules)::
       UsageError (ValueError)          cli: bad command-line input; the command exits 2
       KinematicsError                  kinematics/
       ControlError                     control/
-      RobotError                       robot/: DescriptionError, RunLogError, CrtkError (RuntimeError)
+      RobotError                       robot/: DescriptionError, RunLogError, HomingError, CrtkError (RuntimeError)
       SimError (RuntimeError)          sim/: ScenarioError, SimAppError
       HardwareError                    hardware/: BusProtocolError > BusFrameError > CRCError,
                                        CommunicationTimeout, PortError, StatusError,
@@ -25,8 +25,7 @@ The tree (layer bases here, leaves in their modules)::
       ExoError                         exo/: RecordingError, BoardFrameError, AcquisitionError
       TeleopError                      teleop/: LinkProtocolError > MalformedError, BoundsError,
                                        AuthError, ReplayError, StaleError, SessionError;
-                                       ConnectError, ProfileError, ScriptError, HomingError,
-                                       KeyFileError
+                                       ConnectError, ProfileError, ScriptError, KeyFileError
       TrialError                       trials/
 
 Device faults met inside the control loop are never exceptions: the loop sees them as
@@ -74,7 +73,7 @@ class ControlError(MachaonError):
 
 
 class RobotError(MachaonError):
-    """Base of the robot layer's errors (``machaon.robot``): descriptions, run logs."""
+    """Base of the robot layer's errors (``machaon.robot``): descriptions, run logs, homing."""
 
 
 class SimError(MachaonError, RuntimeError):

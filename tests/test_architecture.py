@@ -124,6 +124,29 @@ def test_public_names_mean_one_thing():
     assert {name: sorted(mods) for name, mods in where.items() if len(mods) > 1} == {}
 
 
+def test_every_backend_is_held_to_the_contract():
+    """Every class in the package that implements ``machaon.robot.Backend`` is opened by the
+    contract suite (``tests/robot/test_backend_contract.py``): a new backend joins it there."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import machaon
+    from tests.robot.test_backend_contract import BACKEND_CLASSES
+
+    # (a backend may set its clock in __init__: not looked for on the class)
+    members = ("read", "write", "close", "dof", "joint_names", "__enter__", "__exit__")
+    found = set()
+    for info in pkgutil.walk_packages(machaon.__path__, "machaon."):
+        if info.name.endswith("__main__"):
+            continue
+        for obj in vars(importlib.import_module(info.name)).values():
+            if (inspect.isclass(obj) and obj.__module__ == info.name and not getattr(obj, "_is_protocol", False)
+                    and all(hasattr(obj, m) for m in members)):
+                found.add(f"{obj.__module__}.{obj.__qualname__}")
+    assert found == set(BACKEND_CLASSES.values())
+
+
 def test_pybullet_is_imported_only_in_the_simulation_layer():
     """PyBullet stays inside ``machaon/sim/``: the other layers use the sim's APIs (scenes, the
     operating room, ``ArmSim``), so a backend or an application never reaches past them."""
@@ -176,6 +199,6 @@ def test_cython_kernels_cimport_only_down():
 @pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed")
 def test_ruff_is_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
-    r = subprocess.run([ruff, "check", "machaon", "tests", "benchmarks", "setup.py"], cwd=ROOT,
+    r = subprocess.run([ruff, "check", "machaon", "tests", "benchmarks", "examples", "setup.py"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -58,6 +58,7 @@ def test_no_other_class_takes_an_exception_name():
 @pytest.mark.parametrize(("module", "name", "layer_base"), [
     ("machaon.robot.description", "DescriptionError", errors.RobotError),
     ("machaon.robot.runlog", "RunLogError", errors.RobotError),
+    ("machaon.robot.homing", "HomingError", errors.RobotError),
     ("machaon.sim.scenarios", "ScenarioError", errors.SimError),
     ("machaon.sim.app", "SimAppError", errors.SimError),
     ("machaon.hardware.protocol", "CRCError", errors.HardwareError),

@@ -8,6 +8,10 @@
   would have commanded (``--out DIR``: commands.csv, summary.json, plot).
 - ``machaon exo run --port PORT --acq-port ACQ``: live, on the Dynamixel actuator chain
   (``machaon.hardware.ActuatorBackend``) with the acquisition board on ``ACQ``.
+- ``machaon exo events FILE --out DIR``: gait events of a gait-lab C3D/CSV (force plates, else
+  markers, else IMU gyroscopes) to ``DIR/events.csv`` (``side,event,time_s``) and ``DIR/events.json``.
+- ``machaon exo analyze FILE --out DIR``: the gait report (timing, symmetry, joint angles, EMG
+  envelopes per cycle) as ``DIR/summary.json`` and plots.
 
 This module is the one place that chooses the backend (sim or hardware) by name.
 """
@@ -20,6 +24,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from machaon.cli._bridges import add_live_view_args, open_live_view, paced
 from machaon.cli._common import (
@@ -32,6 +37,14 @@ from machaon.cli._common import (
     warn,
 )
 from machaon.errors import SimError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.control.supervisor import Supervisor
+    from machaon.exo.acquisition import SerialAcquisition
+    from machaon.exo.controller import AssistConfig, AssistController, AssistStatus
+    from machaon.exo.emg import EMGConfig, MVCNormaliser
+    from machaon.exo.replay import ReplayResult
+    from machaon.robot.loop import LoopStats
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +73,7 @@ def _add_gains(p: argparse.ArgumentParser) -> None:
     g.add_argument("--phase-reference", choices=("leader", "mean"), help="inter-limb reference phase")
 
 
-def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> object:
+def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> AssistConfig:
     from machaon.exo.controller import AssistConfig
 
     kw: dict = dict(extra)
@@ -187,7 +200,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot_replay(res: object, path: Path) -> None:
+def _plot_replay(res: ReplayResult, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +226,7 @@ def _plot_replay(res: object, path: Path) -> None:
 
 # -- run (live) ------------------------------------------------------------------------------------
 
-def _calibrate_live(acq: object, seconds: float, emg_cfg: object) -> object:
+def _calibrate_live(acq: SerialAcquisition, seconds: float, emg_cfg: EMGConfig) -> MVCNormaliser:
     """MVC levels from ``seconds`` of board EMG while the wearer contracts each muscle maximally."""
     import time
 
@@ -304,7 +317,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_summary(sts: list, ctrl: object, acq: object, sup: object, stats: object, rate_hz: float) -> dict:
+def _run_summary(sts: list[AssistStatus], ctrl: AssistController, acq: SerialAcquisition, sup: Supervisor,
+                 stats: LoopStats, rate_hz: float) -> dict:
     """What ``exo run`` prints: cycles, assist fraction, fallbacks, torques, acquisition, supervisor, loop."""
     import collections
 
@@ -325,6 +339,52 @@ def _run_summary(sts: list, ctrl: object, acq: object, sup: object, stats: objec
         "supervisor_last_fault": list(sup.last_fault) if sup.last_fault else None,
         "loop": {k: float(v) for k, v in stats.as_dict().items()},
     }
+
+
+# -- events / analyze (gait-lab files) -------------------------------------------------------------
+
+@command
+def _cmd_events(args: argparse.Namespace) -> int:
+    from machaon.exo.emg_signals import EMGSignalError
+    from machaon.exo.events import agreement, detect_events, write_events_csv
+    from machaon.exo.gait_analysis import staged_dir
+    from machaon.exo.gaitfile import GaitFileError, read_gait_file
+
+    with usage_errors(GaitFileError, EMGSignalError):  # the file cannot be used as it is: bad input
+        trial = read_gait_file(args.file)
+        det = detect_events(trial, args.source)
+    info = {"file": str(args.file), "source": det.source, "counts": det.counts(),
+            "notes": list(trial.notes) + list(det.notes),
+            "events": [{"side": e.side, "event": e.event, "time_s": round(e.time_s, 4), "source": e.source}
+                       for e in det.events]}
+    if trial.file_events:  # the file's own annotated events: say how well ours agree with them
+        info["file_events_agreement"] = agreement(det, trial.file_events)
+    with usage_errors(OSError, context=f"cannot write {args.out}"), staged_dir(args.out) as tmp:
+        write_events_csv(tmp / "events.csv", det.events)
+        (tmp / "events.json").write_text(json.dumps(info, indent=2))
+    print(f"{len(det.events)} events from {det.source}: {json.dumps(det.counts())}")
+    print(f"wrote {Path(args.out) / 'events.csv'}")
+    return 0
+
+
+@command
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from machaon.exo.emg_signals import EMGSignalError
+    from machaon.exo.events import detect_events
+    from machaon.exo.gait_analysis import analyze_trial, write_gait_report
+    from machaon.exo.gaitfile import GaitFileError, read_gait_file
+
+    with usage_errors(GaitFileError, EMGSignalError):  # the file cannot be used as it is: bad input
+        trial = read_gait_file(args.file)
+        det = detect_events(trial, args.source)
+        report = analyze_trial(trial, det, mains_hz=args.mains)
+    with usage_errors(OSError, ValueError, context=f"cannot write {args.out}"):
+        written = write_gait_report(args.out, report)
+    s = report.summary
+    brief = {k: s[k] for k in ("event_source", "cadence_steps_min", "symmetry_index", "cycles")}
+    print(json.dumps(brief, indent=2))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 # -- registration ----------------------------------------------------------------------------------
@@ -370,3 +430,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-assist", action="store_true", help="transparent mode only (zero assist + damping)")
     _add_gains(p)
     p.set_defaults(func=_cmd_run)
+
+    sources = ("auto", "force_plates", "markers", "imu")
+    p = exo.add_parser("events", help="gait events of a gait-lab C3D/CSV -> DIR/events.csv (side,event,time_s)")
+    p.add_argument("file", help="gait trial (.c3d or .csv)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for events.csv and events.json")
+    p.add_argument("--source", choices=sources, default="auto",
+                   help="event source (default: force plates, else markers, else IMU)")
+    p.set_defaults(func=_cmd_events)
+
+    p = exo.add_parser("analyze", help="gait report of a C3D/CSV: timing, symmetry, joint angles, EMG per cycle")
+    p.add_argument("file", help="gait trial (.c3d or .csv)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for summary.json, events.csv and plots")
+    p.add_argument("--source", choices=sources, default="auto", help="event source (default: auto)")
+    p.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None,
+                   help="mains frequency (Hz; default: found from the EMG spectrum)")
+    p.set_defaults(func=_cmd_analyze)

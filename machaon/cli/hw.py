@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import queue
 import signal
 import sys
-import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from machaon.cli._common import command, usage_errors, warn
 from machaon.errors import HardwareError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.hardware.emulator import ChainEmulator
 
 
 def parse_ids(text: str) -> list[int]:
@@ -174,20 +178,31 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         return _serve_emulator(args, em, em.ids, coupled=sim is not None)
 
 
-def _serve_emulator(args: argparse.Namespace, em: object, ids: list[int], coupled: bool) -> int:
+def _serve_emulator(args: argparse.Namespace, em: ChainEmulator, ids: list[int], coupled: bool) -> int:
     """Print the pty path, serve until Ctrl-C or SIGTERM, close the emulator."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed)
-    signal.signal(signal.SIGUSR1, lambda *_: em.unplug())
-    signal.signal(signal.SIGUSR2, lambda *_: print(em.replug(), flush=True))
+    # SIGUSR1 pulls the adapter out (the pty vanishes), SIGUSR2 plugs a new one in (its path is printed).
+    # The handlers only queue the request and this loop carries it out: a signal arriving while a handler
+    # ran would otherwise run the next handler inside it (a replug in the middle of an unplug).
+    requests: queue.SimpleQueue[str] = queue.SimpleQueue()
+    signal.signal(signal.SIGTERM, lambda *_: requests.put("stop"))
+    signal.signal(signal.SIGUSR1, lambda *_: requests.put("unplug"))
+    signal.signal(signal.SIGUSR2, lambda *_: requests.put("replug"))
     print(em.port, flush=True)
     models = ", ".join(sorted({m.name for m in em.models}))
     arm = f" coupled to the PyBullet {em.plant.sim.desc.name} arm" if coupled else ""
     print(f"emulating {models} ids {ids} at {args.baud} baud{arm}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
-        while not stop.wait(0.2):
-            pass
+        while True:
+            try:  # a timeout: the signal may land in another thread and not wake a blocked get()
+                req = requests.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if req == "stop":
+                break
+            if req == "unplug":
+                em.unplug()
+            else:
+                print(em.replug(), flush=True)
     except KeyboardInterrupt:
         pass
     finally:

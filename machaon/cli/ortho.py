@@ -1,8 +1,10 @@
 """``machaon ortho``: plan pedicle screws, run the robot-guided procedure in sim, read its report.
 
 Subcommands:
-- ``machaon ortho plan``   auto-plan a vertebra phantom (or a mesh) and write the plan JSON;
-- ``machaon ortho run``    the whole procedure in PyBullet (GUI, or ``--headless``);
+- ``machaon ortho plan``   auto-plan a vertebra phantom, bone meshes (``--mesh L3.stl L4.stl``) or a
+  CT label map (``--labelmap SEG.nii.gz --labels L3=22,L4=23``) and write the plan JSON;
+- ``machaon ortho run``    the whole procedure in PyBullet (GUI, or ``--headless``), on the phantom
+  or on bone meshes / a label map;
 - ``machaon ortho report`` print a run's ``report.json`` and (re)render its pictures.
 
 Millimetres and degrees appear only here and in files meant for people; everything inside is SI.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -43,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="bone mesh file(s) (STL/OBJ/PLY, mm; one per level, named by file stem) "
                     "instead of the phantom")
     pp.add_argument("--starts", default=None, metavar="PLAN",
-                    help="plan JSON with one rough trajectory per screw (needed for meshes)")
+                    help="plan JSON with one rough trajectory per screw (optional: without it the "
+                    "anatomy of each mesh is found from its surface)")
+    _add_surface_options(pp)
     pp.add_argument("--length-fraction", type=float, default=0.8, help="screw length / bone chord (default 0.8)")
     pp.add_argument("--out", "-o", default="plan.json", help="plan JSON to write (default plan.json)")
     pp.set_defaults(func=_cmd_plan)
@@ -52,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--headless", action="store_true", help="PyBullet DIRECT mode (no window)")
     pr.add_argument("--levels", type=_levels, default=("L3", "L4"), help="phantom levels (default L3,L4)")
     pr.add_argument("--plan", default=None, help="plan JSON to execute (default: auto-plan the phantom)")
+    pr.add_argument("--mesh", nargs="+", default=None, metavar="FILE",
+                    help="run on these bone meshes (STL/OBJ/PLY, mm, LPS; one vertebra each, named by file stem) "
+                    "instead of the phantom; planned from their surfaces unless --plan is given")
+    _add_surface_options(pr)
     pr.add_argument("--plan-mode", choices=("auto", "axis"), default="auto",
                     help="auto: clearance-maximising auto-plan; axis: screws on the pedicle axes (faster)")
     add_option(pr, "--out", old=("--report",), default=None, metavar="DIR",
@@ -82,15 +91,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     pq.set_defaults(func=_cmd_report)
 
 
+def _add_surface_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labelmap", default=None, metavar="SEG",
+                   help="CT segmentation label map (NIfTI, e.g. SEG.nii.gz) instead of meshes; needs --labels")
+    p.add_argument("--labels", default=None, metavar="L1=20,...",
+                   help="levels and their label values in --labelmap, e.g. L1=20,L2=21")
+    p.add_argument("--units", choices=("mm", "m"), default="mm", help="length unit of the mesh files (default mm)")
+
+
+def _plan_surfaces(args: argparse.Namespace, **kw: object) -> object:
+    """The ``MeshPlan`` of ``--mesh FILES`` or ``--labelmap SEG --labels ...``; bad input is a UsageError."""
+    from machaon.errors import MachaonError
+    from machaon.ortho.labelmap import parse_labels
+    from machaon.ortho.mesh_planning import plan_labelmap, plan_mesh_files
+
+    if args.labelmap and args.mesh:
+        raise UsageError("give either --mesh or --labelmap, not both")
+    if bool(args.labelmap) != bool(args.labels):
+        raise UsageError("--labelmap and --labels go together (e.g. --labelmap SEG.nii.gz --labels L1=20,L2=21)")
+    # a file that cannot be planned on (unreadable, open, wrong units, no canal) is bad input
+    with usage_errors(MachaonError, ValueError, OSError):
+        if args.labelmap:
+            return plan_labelmap(args.labelmap, parse_labels(args.labels), **kw)
+        return plan_mesh_files(args.mesh, units=args.units, **kw)
+
+
+def _cmd_plan_surfaces(args: argparse.Namespace, t0: float) -> int:
+    mp = _plan_surfaces(args, length_fraction=args.length_fraction)
+    dt = time.perf_counter() - t0
+    print(f"{'screw':<8}{'diam mm':>8}{'length mm':>10}{'cortex mm':>10}{'canal mm':>9}{'tip mm':>7}  verdict")
+    for r in mp.reports:
+        print(f"{r.name:<8}{r.diameter / MM:8.1f}{r.length / MM:10.0f}{r.cortex_clearance / MM:10.2f}"
+              f"{r.canal_clearance / MM:9.2f}{r.tip_to_anterior_cortex / MM:7.1f}  "
+              + ("ok" if r.ok else "NOT SAFE: " + "; ".join(r.messages)))
+    with usage_errors(OSError, context=f"cannot write {args.out}"):
+        mp.save(args.out)
+    print(f"wrote {args.out} ({len(mp.plan)} screws on {len(mp.anatomy)} vertebrae, planned in {dt:.1f} s)")
+    if not mp.all_ok:
+        warn("some screws are not safe as planned (see above)")
+        return 1
+    return 0
+
+
 @command
 def _cmd_plan(args: argparse.Namespace) -> int:
     from machaon.ortho.anatomy import AnatomyError, BoneModel, SpineSegment
     from machaon.ortho.planning import Plan, PlanError, auto_plan, check_plan
 
     t0 = time.perf_counter()
+    if args.labelmap or args.labels or (args.mesh and args.starts is None):
+        return _cmd_plan_surfaces(args, t0)
     with usage_errors(PlanError, AnatomyError, ValueError, OSError):
         if args.mesh:
-            anatomy = BoneModel.from_files(args.mesh, units="mm")
+            anatomy = BoneModel.from_files(args.mesh, units=args.units)
             if args.starts is None:
                 raise UsageError("a mesh has no pedicle axes; give --starts PLAN with rough trajectories")
             plan = auto_plan(anatomy, starts=Plan.load(args.starts), length_fraction=args.length_fraction)
@@ -144,10 +197,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
+    bone = plan = None
+    if args.mesh or args.labelmap or args.labels:
+        bone, plan = _bone_and_plan(args, say)
+        cfg = dataclasses.replace(cfg, levels=tuple(bone.levels), plan_path=None)
     with contextlib.ExitStack() as stack:
         live = _procedure_live(args, stack, headless=not gui)  # a taken port, a bad address: exit 2
         with usage_errors(ProcedureError, ValueError, OSError):
-            result = run_procedure(cfg, report_dir=args.out, say=say, live=live)
+            result = run_procedure(cfg, report_dir=args.out, say=say, anatomy=bone, plan=plan, live=live)
     print(result.summary())
     from pathlib import Path
 
@@ -155,6 +212,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"report: {Path(args.out) / 'report.json'}")
     print("pictures: " + ", ".join(pictures))
     return 0 if result.all_within_tolerance else 1
+
+
+def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple:
+    """(BoneModel, Plan) for ``ortho run`` on meshes or a label map: the plan made on them, or ``--plan``."""
+    from machaon.ortho.planning import Plan, PlanError
+
+    mp = _plan_surfaces(args)
+    plan = mp.plan
+    if args.plan:
+        with usage_errors(PlanError, OSError):
+            plan = Plan.load(args.plan)
+        unknown = sorted({s.level for s in plan} - set(mp.anatomy))
+        if unknown:
+            raise UsageError(f"{args.plan}: levels {unknown} are not among the bones given")
+    say(f"bones {', '.join(mp.anatomy)} from {'the label map' if args.labelmap else 'the meshes'}; "
+        f"{len(plan)} screws {'from ' + args.plan if args.plan else 'planned on their surfaces'}")
+    return mp.bone, plan
 
 
 def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headless: bool) -> object | None:

@@ -19,10 +19,21 @@ import logging
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from machaon.cli._bridges import add_live_view_args, open_live_view
 from machaon.cli._common import add_backend_arguments, command, open_backend
 from machaon.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.control.supervisor import Supervisor
+    from machaon.robot.model import RobotModel
+    from machaon.teleop.client import TeleopClient
+    from machaon.teleop.mapping import TeleopConfig
+    from machaon.teleop.profiles import LinkProfile
+    from machaon.teleop.relay import RelayStats
+    from machaon.teleop.replay import ScriptReplay
+    from machaon.teleop.server import RobotServer
 
 log = logging.getLogger("machaon.cli.teleop")
 
@@ -160,7 +171,7 @@ def _netem(args: argparse.Namespace) -> int:
         sys.setswitchinterval(old_interval)
 
 
-def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: object) -> int:
+def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: LinkProfile) -> int:
     from machaon.teleop.relay import UdpRelay
 
     try:
@@ -182,7 +193,7 @@ def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str,
     return 0
 
 
-def _print_relay(st: object) -> None:
+def _print_relay(st: RelayStats) -> None:
     for name, d in (("up", st.up), ("down", st.down)):
         print(f"{name:4s} rx {d.received:7d} fwd {d.forwarded:7d} lost {d.link.lost:5d} "
               f"(ge {d.link.lost_random} outage {d.link.lost_outage} queue {d.link.lost_queue}) "
@@ -194,10 +205,10 @@ def _print_relay(st: object) -> None:
 def _serve_settings(args: argparse.Namespace) -> tuple:
     """(key, listen address, description, robot model, TeleopConfig, loop rate Hz) from the flags."""
     from machaon.robot.description import DescriptionError, load_description
+    from machaon.robot.model import robot_model
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.mapping import TeleopConfig
     from machaon.teleop.relay import parse_hostport
-    from machaon.teleop.robot_setup import robot_model
 
     try:
         psk = load_key(args.key)
@@ -223,8 +234,10 @@ def _serve_settings(args: argparse.Namespace) -> tuple:
 def _serve(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from machaon.robot.homing import HomingError, move_home
+    from machaon.robot.model import outside_workspace
     from machaon.teleop.mapping import workspace_fixture
-    from machaon.teleop.robot_setup import HomingError, inner_controller, move_home, outside_workspace
+    from machaon.teleop.robot_setup import inner_controller
     from machaon.teleop.server import RobotServer
 
     psk, listen, desc, model, config, rate_hz = _serve_settings(args)
@@ -299,12 +312,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervisor(model: object, config: object, position: bool, fault_cycles: int, hardware: bool = False) -> object:
+def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int,
+                hardware: bool = False) -> Supervisor:
     """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode; on hardware
     also the joint speed limits and 1.5 x the effort limits on the measured torque."""
     import numpy as np
 
-    from machaon.teleop.robot_setup import safety_settings
+    from machaon.robot.model import safety_settings
     from machaon.teleop.server import build_supervisor
     from machaon.types import CommandMode
 
@@ -318,7 +332,7 @@ def _supervisor(model: object, config: object, position: bool, fault_cycles: int
     return build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
 
 
-def _run_server(server: object, duration: float | None, stats_s: float) -> None:
+def _run_server(server: RobotServer, duration: float | None, stats_s: float) -> None:
     """Serve for ``duration`` s (None: until Ctrl-C), printing statistics every ``stats_s`` s."""
     t_end = None if duration is None else time.monotonic() + duration
     t_print = time.monotonic() + stats_s
@@ -335,7 +349,7 @@ def _run_server(server: object, duration: float | None, stats_s: float) -> None:
     _print_server(server)
 
 
-def _print_server(server: object) -> None:
+def _print_server(server: RobotServer) -> None:
     st = server.stats()
     snap = server.controller.snapshot()
     pos = "" if snap is None else " tool [" + ", ".join(f"{x * 1e3:7.1f}" for x in snap.T_base_tool[:3, 3]) + "] mm"
@@ -345,7 +359,7 @@ def _print_server(server: object) -> None:
           f"{pos}", flush=True)
 
 
-def _connect(client: object) -> None:
+def _connect(client: TeleopClient) -> None:
     """Handshake with the server; a ``UsageError`` saying why when it does not answer."""
     from machaon.teleop.client import ConnectError
 
@@ -409,7 +423,7 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_summary(res: object) -> dict:
+def _replay_summary(res: ScriptReplay) -> dict:
     h = res.health
     last = res.states[-1][1] if res.states else None
     return {

@@ -21,18 +21,36 @@ Controllers (``JointImpedance``, ``CartesianImpedance``; ``Admittance`` in ``adm
 ``ValueError`` for a NaN/Inf or malformed target, keeping the previous one (the robot stays put).
 ``set_gains`` interpolates linearly over ``ramp_s`` seconds, so a gain change never jumps the torque.
 Torques are saturated per joint (``tau_max``) and rate limited (``dtau_max``, N m/s).
+
+>>> import numpy as np
+>>> from machaon.kinematics import Chain
+>>> from machaon.robot.description import load_description
+>>> chain = Chain.from_urdf(load_description("machaon_arm").urdf_path, "base_link", "flange")
+>>> q = np.radians([0.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+>>> target = chain.fk(q)
+>>> target[:3, 3] += (0.0, 0.0, 0.01)               # 1 cm above where the flange is
+>>> K = np.diag([800.0] * 3 + [40.0] * 3)          # N/m, N m/rad
+>>> D = np.diag([60.0] * 3 + [2.0] * 3)            # N s/m, N m s/rad
+>>> tau = cartesian_impedance_torque(chain, q, np.zeros(6), target, K, D)
+>>> bool(np.allclose(tau, chain.jacobian(q).T @ [0.0, 0.0, 8.0, 0.0, 0.0, 0.0]))   # J^T (K e): 8 N up
+True
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from machaon._validate import finite_array, transform
+from machaon._validate import finite_vector as _finite_vec
+from machaon._validate import vector as _vec
 from machaon.control import _impedance as _k
+from machaon.control.controller import DynamicsModel
+from machaon.control.fixtures import Fixture
 from machaon.kinematics import Chain, Dynamics
 from machaon.types import CommandMode, JointCommand, JointState
 
@@ -49,30 +67,6 @@ __all__ = [
 ]
 
 _EYE3 = np.eye(3)
-
-
-def _vec(name: str, value: object, n: int, *, nonneg: bool = False, allow_none: bool = False) -> np.ndarray | None:
-    """A length-n float64 vector from a scalar or a vector, checked (None passes if allowed)."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name}: required")
-    arr = finite_array(name, np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)) if np.ndim(value) == 0
-                       else value, (n,)).copy()
-    if nonneg and (arr < 0).any():
-        raise ValueError(f"{name}: must be >= 0")
-    return arr
-
-
-def _finite_vec(name: str, value: object, n: int) -> np.ndarray:
-    """``finite_array(name, value, (n,))`` with a cheap path for the per-cycle case (a float64 (n,) array).
-
-    A float sum is finite iff every element is, unless it overflowed: then the full check decides.
-    """
-    if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,)
-            and value.flags.c_contiguous and math.isfinite(sum(value.tolist()))):
-        return value
-    return finite_array(name, value, (n,))
 
 
 def _pose(name: str, value: object) -> np.ndarray:
@@ -196,12 +190,12 @@ def _damping_with(A: np.ndarray, Z: np.ndarray, K1: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- dynamics and the cycle's first step
 
-def _as_dynamics(dynamics: object | None) -> object | None:
+def _as_dynamics(dynamics: DynamicsModel | Chain | None) -> DynamicsModel | None:
     """``dynamics`` for a controller: a ``Chain`` becomes ``Dynamics(chain)``; anything else stays."""
     return Dynamics(dynamics) if isinstance(dynamics, Chain) else dynamics
 
 
-def _compiled_chain(dynamics: object | None, n: int) -> Chain | None:
+def _compiled_chain(dynamics: DynamicsModel | None, n: int) -> Chain | None:
     """The chain whose compiled dynamics give gravity inside the controller's own call, if there is one.
 
     A ``Dynamics`` (or a ``Chain``) has one; another object with ``gravity(q)`` (a plant model in a
@@ -292,7 +286,7 @@ class JointImpedance:
         damping_ratio: np.ndarray | float = 0.7,
         *,
         damping: np.ndarray | float | None = None,
-        dynamics: object | None = None,
+        dynamics: DynamicsModel | Chain | None = None,
         mass_matrix: np.ndarray | None = None,
         tau_max: np.ndarray | float | None = None,
         dtau_max: np.ndarray | float | None = None,
@@ -400,11 +394,11 @@ class CartesianImpedance:
 
     def __init__(
         self,
-        chain: object,
+        chain: Chain,
         gains: CartesianGains,
         *,
-        dynamics: object | None = None,
-        mass_matrix: object | None = None,
+        dynamics: DynamicsModel | Chain | None = None,
+        mass_matrix: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
         inertia_damping: bool = True,
         inertia_period_s: float = 0.01,
         tau_max: np.ndarray | float | None = None,
@@ -413,7 +407,7 @@ class CartesianImpedance:
         posture: np.ndarray | None = None,
         k_null: np.ndarray | float = 5.0,
         d_null: np.ndarray | float = 1.0,
-        fixtures: object | None = None,
+        fixtures: Fixture | None = None,
         coriolis: bool = False,
     ) -> None:
         if not isinstance(gains, CartesianGains):

@@ -71,11 +71,15 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon._validate import optional_vector as _opt_vec
 from machaon.control import _safety
+from machaon.control.controller import DynamicsModel
+from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
@@ -89,9 +93,10 @@ _INERTIA_REFRESH_RAD = 0.05  # re-evaluate the joint inertias after this much mo
 _REQUIRED = {CommandMode.TORQUE: "tau", CommandMode.POSITION: "q", CommandMode.VELOCITY: "dq"}
 
 
-def cmd_len(cmd: JointCommand) -> int:
-    v = getattr(cmd, _REQUIRED[cmd.mode])
-    return int(np.shape(v)[0])
+class _Clock(Protocol):
+    """The time source ``bind_clock`` takes (``machaon.robot.Clock``): ``now()`` in s."""
+
+    def now(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class _Limits:
     taumax: np.ndarray
     taumin: np.ndarray
     dqmin: np.ndarray
-    check: object
+    check: _safety.StateCheck
 
 
 class SupervisorState(enum.Enum):
@@ -124,17 +129,6 @@ class SupervisorEvent:
     to_state: SupervisorState
     code: str
     reason: str
-
-
-def _opt_vec(name: str, value: object, allow_inf: bool = False) -> np.ndarray | None:
-    if value is None:
-        return None
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).copy()
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a scalar or a vector")
-    if np.isnan(arr).any() or (not allow_inf and not np.isfinite(arr).all()):
-        raise ValueError(f"{name}: contains NaN" + ("" if allow_inf else " or Inf"))
-    return arr
 
 
 @dataclass(frozen=True)
@@ -202,7 +196,7 @@ class SafetyConfig:
             raise ValueError("brake_speed: must be > 0")
 
     @classmethod
-    def from_chain(cls, chain: object, **kwargs: object) -> SafetyConfig:
+    def from_chain(cls, chain: Chain, **kwargs: object) -> SafetyConfig:
         """Config with the joint position limits of ``chain`` (``chain.lower``/``chain.upper``)."""
         kwargs.setdefault("q_min", np.asarray(chain.lower, dtype=np.float64))
         kwargs.setdefault("q_max", np.asarray(chain.upper, dtype=np.float64))
@@ -221,8 +215,8 @@ class Supervisor(_safety.SupervisorCore):
     def __init__(
         self,
         config: SafetyConfig | None = None,
-        chain: object | None = None,
-        dynamics: object | None = None,
+        chain: Chain | None = None,
+        dynamics: DynamicsModel | None = None,
         *,
         initial_state: SupervisorState = SupervisorState.RUN,
     ) -> None:
@@ -238,7 +232,7 @@ class Supervisor(_safety.SupervisorCore):
         self.events: list[SupervisorEvent] = []
         self._drained = 0
         self._listeners: list[Callable[[SupervisorEvent], None]] = []
-        self._clock = None
+        self._clock: _Clock | None = None
         self._period_max = c.period_max_s
         self._t_prev: float | None = None
         self._t_last = 0.0
@@ -260,7 +254,7 @@ class Supervisor(_safety.SupervisorCore):
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def bind_clock(self, clock: object) -> None:
+    def bind_clock(self, clock: _Clock) -> None:
         """Clock used by ``target_updated()`` without a time (the loop binds the backend clock)."""
         self._clock = clock
 

@@ -111,7 +111,7 @@ def read_csv(path: str | Path) -> Recording:
     return Recording(emg, fs, emg_labels, imu, imu_rate, sensors)
 
 
-def _unit_scale(table: dict[str, float], unit: str, label: str, path: object) -> float:
+def _unit_scale(table: dict[str, float], unit: str, label: str, path: str | Path) -> float:
     key = unit.strip().lower()
     if key not in table:
         raise RecordingError(f"{path}: channel {label}: unsupported unit {unit!r} (know {sorted(table)})")

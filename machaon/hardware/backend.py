@@ -62,6 +62,7 @@ from machaon.hardware.control_table import (
 from machaon.hardware.dynamixel import Bus
 from machaon.hardware.motor import JointMotor, curves_are_linear
 from machaon.hardware.protocol import BusProtocolError, HardwareErrorStatus, PortError, hardware_error_names
+from machaon.robot.backend import Clock
 from machaon.robot.clock import MonotonicClock
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
@@ -87,7 +88,7 @@ class ActuatorBackend:
     construction; after that, device trouble only shows in the ``JointState``.
     """
 
-    def __init__(self, config: ActuatorConfig, *, clock: object | None = None, enable: bool = True) -> None:
+    def __init__(self, config: ActuatorConfig, *, clock: Clock | None = None, enable: bool = True) -> None:
         self.config = config
         self._clock = clock if clock is not None else MonotonicClock()
         self._models: list[Model] = [model_by_name(j.model) for j in config.joints]
@@ -139,7 +140,7 @@ class ActuatorBackend:
         return tuple(j.name for j in self.config.joints)
 
     @property
-    def clock(self) -> object:
+    def clock(self) -> Clock:
         return self._clock
 
     @property

@@ -120,6 +120,13 @@ class Bus:
     per transaction. Raises PortError when the port cannot be opened. Opening sets the tty's
     low-latency flag where the driver supports it (``low_latency`` says whether it did; a pty or
     a native UART does not); see ``machaon.hardware.latency`` for the adapter's own timer.
+
+    >>> from machaon.hardware.emulator import ChainEmulator
+    >>> with ChainEmulator([1, 2], baudrate=1_000_000) as em, Bus(em.port, 1_000_000, latency_s=0.1) as bus:
+    ...     found = bus.broadcast_ping(max_id=5)     # id -> model, firmware
+    ...     model = bus.ping(2).model_number
+    >>> sorted(found), model                         # two XM430-W350s
+    ([1, 2], 1020)
     """
 
     def __init__(self, port: str, baudrate: int = 1_000_000, *, latency_s: float = 0.002,

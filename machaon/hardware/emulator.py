@@ -157,11 +157,13 @@ class ChainEmulator:
         self._parser.clear()
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
+        # Forget the fds before closing them: their numbers are free for reuse from the first close on.
+        fds = (self._master, self._slave)
+        self._master = self._slave = -1
+        for fd in fds:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._master = self._slave = -1
 
     def unplug(self) -> None:
         """The adapter vanishes: the pty is closed; the host's reads and writes fail."""
@@ -290,8 +292,10 @@ class ChainEmulator:
                     os.read(self._wake_r, 64)
             data = b""
             if master >= 0 and master in ready:
-                try:
-                    data = os.read(master, 65536)
+                try:  # read only our own pty: unplugged since the select, its fd number may be another file's now
+                    with self._lock:
+                        if self._master == master and select.select([master], [], [], 0)[0]:
+                            data = os.read(master, 65536)
                 except OSError:  # slave side not open: nothing to hear
                     data = b""
                     time.sleep(0.002)

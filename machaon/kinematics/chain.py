@@ -25,6 +25,7 @@ import pinocchio as pin
 
 from machaon._validate import finite_array, transform
 from machaon.kinematics._chain import ChainKernel
+from machaon.kinematics.so3 import rotation_between
 
 _REVOLUTE = 0
 _PRISMATIC = 1
@@ -56,18 +57,9 @@ class _JointInfo:
 
 
 def _axis_rotation(axis: np.ndarray) -> np.ndarray:
-    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame)."""
-    z = np.array([0.0, 0.0, 1.0])
-    a = axis / np.linalg.norm(axis)
-    v = np.cross(a, z)
-    s = np.linalg.norm(v)
-    c = float(a @ z)
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    k = v / s
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    ang = math.atan2(s, c)
-    return np.eye(3) + math.sin(ang) * K + (1 - math.cos(ang)) * (K @ K)
+    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame);
+    an axis along -z turns half a circle about x."""
+    return rotation_between(axis, (0.0, 0.0, 1.0), flip_axis=(1.0, 0.0, 0.0))
 
 
 def _se3(M: pin.SE3) -> np.ndarray:
@@ -137,6 +129,20 @@ class Chain(ChainKernel):
         docstring). Raises ``ValueError`` listing the existing links when a link name is
         wrong, when ``base_link`` is not an ancestor of ``tip_link``, or when a joint on the
         path is of an unsupported type (floating, planar, spherical, mimic).
+
+        >>> import numpy as np
+        >>> from machaon.robot.description import load_description
+        >>> desc = load_description("machaon_arm")
+        >>> chain = Chain.from_urdf(desc.urdf_path, "base_link", "flange")
+        >>> chain.dof, chain.joint_names[0]
+        (6, 'shoulder_pan')
+        >>> q = np.radians([10.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+        >>> T = chain.fk(q)                          # T_base_flange, 4x4, metres
+        >>> chain.jacobian(q).shape                  # [linear; angular], base frame, at the flange
+        (6, 6)
+        >>> res = chain.ik(T)                        # back to joint angles, from the middle of the limits
+        >>> bool(res.success), bool(np.allclose(chain.fk(res.q), T, atol=1e-6))
+        (True, True)
         """
         path = Path(path)
         if not path.is_file():

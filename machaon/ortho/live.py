@@ -112,8 +112,9 @@ class ProcedureLive:
         if not self.active:
             return
         meshes = {}
+        level_meshes = anatomy.meshes(self.mesh_spacing_m)  # image frame; a phantom's or real bone surfaces
         for lv in self._levels:
-            m = anatomy.vertebra(lv).mesh(self.mesh_spacing_m)  # image frame
+            m = level_meshes[lv]
             V_img = np.asarray(m.vertices, dtype=np.float64)
             T_level_image = np.linalg.inv(self._T_image_level[lv])
             V_lv = V_img @ T_level_image[:3, :3].T + T_level_image[:3, 3]

@@ -161,11 +161,6 @@ class MarkerPlate:
         w, h = self.squares_x * px_per_square, self.squares_y * px_per_square
         return self.board().generateImage((w, h), marginSize=0, borderBits=1)
 
-    def outline_plate(self) -> np.ndarray:
-        """(4,3) board corners in the plate frame: top-left, top-right, bottom-right, bottom-left of the image."""
-        W, H = self.size_m
-        return np.array([[-W / 2, H / 2, 0], [W / 2, H / 2, 0], [W / 2, -H / 2, 0], [-W / 2, -H / 2, 0]])
-
 
 def plate_set(names: Sequence[str], **kwargs: object) -> tuple[MarkerPlate, ...]:
     """Plates with disjoint marker ids, one per name, same geometry."""
@@ -188,10 +183,6 @@ def pose_from_rvec(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
     T[:3, :3] = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3))[0]
     T[:3, 3] = np.asarray(tvec, dtype=np.float64).reshape(3)
     return T
-
-
-def rvec_from_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return cv2.Rodrigues(np.ascontiguousarray(T[:3, :3]))[0].reshape(3), T[:3, 3].copy()
 
 
 def render_plates(

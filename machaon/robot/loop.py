@@ -13,7 +13,7 @@ ends after its next start time counts as an overrun and re-anchors the schedule 
 burst of catch-up cycles). The clock is the backend's: ``FakeClock`` and simulators advance when
 waited on, so ``run_for`` is deterministic there; on hardware it is ``MonotonicClock``.
 
-Controllers are objects with ``update(state, t) -> JointCommand``; an optional
+Controllers satisfy ``machaon.control.Controller`` (``update(state, t) -> JointCommand``); an optional
 ``on_activate(state, t)`` is called on the first cycle a controller runs (on the loop's first
 cycle, after ``start()`` and after ``set_controller``; consecutive ``run_for`` calls continue), so
 it can align its target with the current pose. ``set_controller`` may be called from any thread
@@ -36,14 +36,17 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from machaon.control.supervisor import Supervisor
+from machaon.control.controller import Controller
+from machaon.control.supervisor import Supervisor, SupervisorEvent
 from machaon.robot.backend import Backend
 from machaon.robot.clock import set_timer_slack_ns
-from machaon.types import JointCommand
+from machaon.types import JointCommand, JointState
 
 _log = logging.getLogger(__name__)
 
@@ -76,21 +79,51 @@ class LoopStats:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+@runtime_checkable
+class Recorder(Protocol):
+    """What ``ControlLoop`` hands every cycle, every supervisor event and its statistics to.
+
+    ``machaon.robot.runlog.RunLogRecorder`` writes them to an MCAP file. A recorder that raises is
+    dropped for the rest of the run (the loop logs it and goes on controlling the robot).
+    """
+
+    def record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:
+        """One cycle: loop time ``t`` (s), the state read and the command written."""
+        ...
+
+    def record_events(self, events: Iterable[SupervisorEvent]) -> None:
+        """Supervisor transitions since the last call."""
+        ...
+
+    def record_stats(self, stats: LoopStats) -> None:
+        """The loop's timing statistics at the end of a run."""
+        ...
+
+
 class ControlLoop:
     """Runs ``controller`` on ``backend`` under ``supervisor`` at ``rate_hz`` (see module docstring).
 
-    ``recorder`` (e.g. ``machaon.robot.runlog.RunLogRecorder``) gets every cycle and every
+    ``recorder`` (a ``Recorder``, e.g. ``machaon.robot.runlog.RunLogRecorder``) gets every cycle and every
     supervisor event. Use as a context manager (``with ControlLoop(...) as loop:`` starts the
     thread and stops it on exit) or call ``run_for(seconds)`` synchronously.
+
+    >>> from machaon.control import JointImpedance
+    >>> from machaon.robot import FakeBackend
+    >>> robot = FakeBackend(2)                       # ideal joints; its clock advances when waited on
+    >>> controller = JointImpedance(2, stiffness=100.0, damping_ratio=1.0)
+    >>> controller.set_target([0.3, -0.2])
+    >>> stats = ControlLoop(robot, controller, rate_hz=1000.0).run_for(2.0)
+    >>> stats.cycles, [round(float(q), 3) for q in robot.read().q]
+    (2000, [0.3, -0.2])
     """
 
     def __init__(
         self,
         backend: Backend,
-        controller: object,
+        controller: Controller,
         supervisor: Supervisor | None = None,
         rate_hz: float = 1000.0,
-        recorder: object | None = None,
+        recorder: Recorder | None = None,
         *,
         realtime_priority: int | None = None,
     ) -> None:
@@ -107,12 +140,12 @@ class ControlLoop:
         self.period = 1.0 / self.rate_hz
         self.recorder = recorder
         self._controller = controller
-        self._active: object | None = None
+        self._active: Controller | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
-        self.last_state = None
+        self.last_state: JointState | None = None
         self.last_command: JointCommand | None = None
         self._periods = np.zeros(_RING)
         self._compute = np.zeros(_RING)
@@ -129,10 +162,10 @@ class ControlLoop:
     # -- control ----------------------------------------------------------------------------------
 
     @property
-    def controller(self) -> object:
+    def controller(self) -> Controller:
         return self._controller
 
-    def set_controller(self, controller: object) -> None:
+    def set_controller(self, controller: Controller) -> None:
         """Swap the controller at the next cycle boundary (thread-safe)."""
         if not callable(getattr(controller, "update", None)):
             raise ValueError("controller: needs an update(state, t) method")

@@ -30,8 +30,10 @@ from mcap.records import Channel, Message, Metadata
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from machaon.control.supervisor import SupervisorEvent
 from machaon.errors import RobotError
 from machaon.robot import topics as tp
+from machaon.robot.loop import LoopStats
 from machaon.robot.topics import (
     TARGET_KEYS,  # noqa: F401 - re-exported (public name of this module)
     TOPIC_COMMAND,
@@ -152,14 +154,14 @@ class RunLogRecorder:
             self._t_next_tf = max(self._t_next_tf + self._tf_period, t)
             self._add(TOPIC_TF, t, tp.frame_transforms_msg(t, self.link_frames.frames(state.q)))
 
-    def record_events(self, events: Iterable[object]) -> None:
+    def record_events(self, events: Iterable[SupervisorEvent]) -> None:
         """Record supervisor events (``SupervisorEvent``)."""
         if self._closed:
             return
         for ev in events:
             self._add(TOPIC_SUPERVISOR, ev.t, tp.supervisor_msg(ev))
 
-    def record_stats(self, stats: object, t: float | None = None) -> None:
+    def record_stats(self, stats: LoopStats, t: float | None = None) -> None:
         """Record the loop statistics (``LoopStats``) at time ``t`` (default: the last cycle's)."""
         if self._closed:
             return

@@ -43,6 +43,7 @@ import pybullet as p
 from machaon._validate import finite_array, transform
 from machaon.errors import SimError
 from machaon.kinematics import Chain
+from machaon.kinematics.so3 import quat_from_matrix, transform_from_pq
 from machaon.robot.description import RobotDescription, load_description
 from machaon.sim._arm_io import ArmIO
 from machaon.sim.scene import Scene
@@ -51,20 +52,6 @@ from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 _log = logging.getLogger(__name__)
 
 __all__ = ["ArmSim", "Contact", "SimClock", "SimSnapshot", "SimError"]
-
-
-def _quat_from_matrix(R: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return (float(x), float(y), float(z), float(w))
-
-
-def _pose_to_matrix(pos: object, quat: object) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
-    T[:3, 3] = pos
-    return T
 
 
 def _one_visual_per_link(urdf_text: str) -> str:
@@ -175,6 +162,16 @@ class ArmSim:
     ``joint_damping`` (N m s/rad) / ``joint_friction`` (N m): per joint, default from the description.
     ``kp``/``kd``: PyBullet position-motor gains used in POSITION mode.
     ``ft_sensor``: enable the flange force/torque sensor (costs a little per step).
+
+    >>> import numpy as np
+    >>> from machaon.types import JointCommand
+    >>> with ArmSim("machaon_arm") as sim:         # headless (PyBullet DIRECT), sim time from 0
+    ...     q0 = sim.read().q
+    ...     sim.write(JointCommand.torque(np.zeros(sim.dof)))   # motors limp: the arm falls
+    ...     sim.clock.wait_until(0.05)                          # steps the physics 50 ms
+    ...     state = sim.read()
+    >>> sim.dof, round(state.t, 3), bool(np.linalg.norm(state.q - q0) > 1e-3)
+    (6, 0.05, True)
     """
 
     def __init__(
@@ -248,7 +245,7 @@ class ArmSim:
             self.body = p.loadURDF(
                 str(urdf),
                 basePosition=T_wb[:3, 3].tolist(),
-                baseOrientation=_quat_from_matrix(T_wb[:3, :3]),
+                baseOrientation=quat_from_matrix(T_wb[:3, :3]),
                 useFixedBase=True,
                 flags=flags,
                 physicsClientId=cid,
@@ -258,7 +255,7 @@ class ArmSim:
                 vurdf.write_text(_one_visual_per_link(urdf.read_text()))
                 self.viewer_body = p.loadURDF(
                     str(vurdf), basePosition=T_wb[:3, 3].tolist(),
-                    baseOrientation=_quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
+                    baseOrientation=quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
                     physicsClientId=self._viewer,
                 )
             self._init_indices()
@@ -691,15 +688,15 @@ class ArmSim:
     def _link_frame_world(self, link: int) -> np.ndarray:
         if link == -1:
             pos, orn = p.getBasePositionAndOrientation(self.body, physicsClientId=self._client)
-            return _pose_to_matrix(pos, orn)
+            return transform_from_pq(pos, orn)
         st = p.getLinkState(self.body, link, computeForwardKinematics=True, physicsClientId=self._client)
-        return _pose_to_matrix(st[4], st[5])  # URDF link frame (not the inertial frame)
+        return transform_from_pq(st[4], st[5])  # URDF link frame (not the inertial frame)
 
     def _sensor_frame_world(self) -> np.ndarray:
         """World pose of the frame PyBullet reports the sensor wrench in: the child's inertial frame."""
         st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=True,
                             physicsClientId=self._client)
-        return _pose_to_matrix(st[0], st[1])
+        return transform_from_pq(st[0], st[1])
 
     def link_index(self, link_name: str) -> int:
         """PyBullet link index of a link of the arm (-1 for the base); ``KeyError`` if unknown."""

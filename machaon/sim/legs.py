@@ -313,6 +313,8 @@ class LegSim:
         return EXO_JOINTS
 
     def read(self) -> JointState:
+        if self._client < 0:
+            raise SimError("LegSim is closed")
         st = p.getJointStates(self._body, self._j_exo, physicsClientId=self._client)
         q = np.array([s[0] for s in st])
         dq = np.array([s[1] for s in st])

@@ -11,13 +11,17 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from machaon._validate import finite_array
 
-__all__ = ["mesh_arrays", "primitive_bone_mesh"]
+__all__ = ["MeshInput", "mesh_arrays", "primitive_bone_mesh"]
+
+# A triangle mesh as the sim takes it: (vertices (N, 3) m, faces (M, 3) vertex indices), or a mesh file.
+MeshInput = tuple[ArrayLike, ArrayLike] | str | os.PathLike[str]
 
 
-def mesh_arrays(mesh: object) -> tuple[np.ndarray, np.ndarray]:
+def mesh_arrays(mesh: MeshInput) -> tuple[np.ndarray, np.ndarray]:
     """``(vertices (N,3) float64 m, faces (M,3) int32)`` from a pair of arrays or a mesh file path."""
     if isinstance(mesh, str | os.PathLike):
         import trimesh

@@ -24,9 +24,10 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.kinematics.so3 import pq_from_transform, quat_from_matrix
 from machaon.robot.description import RobotDescription
 from machaon.sim.arm import ArmSim
-from machaon.sim.scene import Camera, _quat
+from machaon.sim.scene import Camera
 
 __all__ = ["OperatingRoom", "OperatingRoomLayout"]
 
@@ -120,10 +121,10 @@ class OperatingRoom:
         self._cid = cid
         self._objects = sc.objects
         self._plate_link = self.sim.link_index(L.tool_plate_link)
-        self._plate_pq = (T_lt[:3, 3].tolist(), _quat(T_lt[:3, :3]))
-        self._patient_q = _quat(T_wp[:3, :3])
-        self._ref_pq = (T_pr[:3, 3].tolist(), _quat(T_pr[:3, :3]))
-        self._torso_pq = (T_pt[:3, 3].tolist(), _quat(T_pt[:3, :3]))
+        self._plate_pq = pq_from_transform(T_lt)
+        self._patient_q = quat_from_matrix(T_wp[:3, :3])
+        self._ref_pq = pq_from_transform(T_pr)
+        self._torso_pq = pq_from_transform(T_pt)
         K = finite_array("camera_K", L.camera_K, (3, 3))
         width, height = L.camera_size
         self.camera = Camera(K, width, height, L.T_world_camera)

@@ -33,7 +33,8 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
-from machaon.sim.meshes import _vertex_normals, mesh_arrays, primitive_bone_mesh
+from machaon.kinematics.so3 import pq_from_transform, transform_from_pq
+from machaon.sim.meshes import MeshInput, _vertex_normals, mesh_arrays, primitive_bone_mesh
 
 __all__ = ["Camera", "Scene", "SceneHost", "ScenePlate"]
 
@@ -51,24 +52,6 @@ class SceneHost(Protocol):
     def link_index(self, link_name: str) -> int: ...
 
     def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None: ...
-
-
-def _quat(R: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return (float(x), float(y), float(z), float(w))
-
-
-def _pose(T: np.ndarray) -> tuple[list[float], tuple[float, float, float, float]]:
-    return T[:3, 3].tolist(), _quat(T[:3, :3])
-
-
-def _T_from_pq(pos: object, quat: object) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
-    T[:3, 3] = pos
-    return T
 
 
 @dataclass(frozen=True)
@@ -215,7 +198,7 @@ class Scene:
     ) -> int:
         """Build ``make(client, physics) -> (collision shape, visual shape)`` in every client."""
         self._check_name(name)
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         if not (math.isfinite(mass) and mass >= 0):
             raise ValueError("mass: must be >= 0 kg")
         body = -1
@@ -252,11 +235,11 @@ class Scene:
     def pose(self, name: str) -> np.ndarray:
         """World pose (4x4) of a scene object's base frame."""
         pos, orn = p.getBasePositionAndOrientation(self.objects[name], physicsClientId=self._client)
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def set_pose(self, name: str, T_world_obj: np.ndarray) -> None:
         """Move an object (teleport; intended for static objects and setup)."""
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         p.resetBasePositionAndOrientation(self.objects[name], pos, orn, physicsClientId=self._client)
         self._sync_one(name)
 
@@ -388,7 +371,7 @@ class Scene:
     def add_mesh(
         self,
         name: str,
-        mesh: object,
+        mesh: MeshInput,
         T_world_obj: np.ndarray,
         rgba: tuple[float, float, float, float] = (0.93, 0.89, 0.78, 1.0),
     ) -> int:
@@ -414,7 +397,7 @@ class Scene:
 
     def add_bone_phantom(
         self,
-        mesh: object | None = None,
+        mesh: MeshInput | None = None,
         T_world_bone: np.ndarray | None = None,
         name: str = "bone",
     ) -> int:
@@ -447,58 +430,47 @@ class Scene:
         make it follow that link at ``T_parent_plate`` in the link frame. The plate frame's origin is
         the centre of the image face.
         """
+        if not (math.isfinite(size) and size > 0 and thickness > 0):
+            raise ValueError("size/thickness: must be > 0")
+        self._check_name(name)
+        T_pp = transform("T_parent_plate", T_parent_plate)
+        png = self._texture_file(name, image)
+        pbody, plink = self._resolve_parent(parent, parent_link)
+        T_world = T_pp if pbody is None else self._link_pose(pbody, plink) @ T_pp
+        body = self._add_body(name, _plate_shapes(size, thickness), T_world)
+        for cid, physics in self._clients():
+            b = body if physics else self._view_ids[name]
+            tex = p.loadTexture(str(png), physicsClientId=cid)
+            p.changeVisualShape(b, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
+        if pbody is not None:
+            self._attach(name, body, pbody, plink, T_pp)
+        plate = ScenePlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
+        self.plates[name] = plate
+        return plate
+
+    def _texture_file(self, name: str, image: np.ndarray) -> Path:
+        """``image`` (uint8 grey or RGB/RGBA) written as the PNG PyBullet loads as a texture."""
         img = np.asarray(image)
         if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
             raise ValueError("image: expected a uint8 array HxW (grey) or HxWx3/4 (RGB/RGBA)")
         if min(img.shape[:2]) < 2:
             raise ValueError("image: too small")
-        if not (math.isfinite(size) and size > 0 and thickness > 0):
-            raise ValueError("size/thickness: must be > 0")
-        self._check_name(name)
-        T_pp = transform("T_parent_plate", T_parent_plate)
         import cv2
 
         rgb = img if img.ndim == 3 else np.stack([img] * 3, axis=2)
         png = Path(self._tmp.name) / f"{name}.png"
         if not cv2.imwrite(str(png), cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2BGR)):
             raise ValueError("image: could not be encoded")
-        h = size / 2
-        # The image face: a quad at z = 0 with UVs mapping image column -> +x, row -> -y.
-        verts = [[-h, -h, 0.0], [h, -h, 0.0], [h, h, 0.0], [-h, h, 0.0]]
-        uvs = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]  # as PyBullet's renderers sample them
-        idx = [0, 1, 2, 0, 2, 3]
+        return png
 
-        def make(cid: int, physics: bool) -> tuple[int, int]:
-            vis = p.createVisualShape(
-                p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
-            )
-            col = (
-                p.createCollisionShape(
-                    p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
-                    physicsClientId=cid,
-                )
-                if physics else -1
-            )
-            return col, vis
-
-        pbody, plink = self._resolve_parent(parent, parent_link)
-        T_world = T_pp if pbody is None else self._link_pose(pbody, plink) @ T_pp
-        body = self._add_body(name, make, T_world)
-        for cid, physics in self._clients():
-            b = body if physics else self._view_ids[name]
-            tex = p.loadTexture(str(png), physicsClientId=cid)
-            p.changeVisualShape(b, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
-        if pbody is not None:
-            # Kinematic attachment: no collisions with its carrier, pose refreshed after each step.
-            for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
-                p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
-            self._attached[name] = (pbody, plink, *_pose(T_pp))
-        plate = ScenePlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
-        self.plates[name] = plate
-        if pbody is not None and self._host is not None and not self._following:
+    def _attach(self, name: str, body: int, pbody: int, plink: int, T_pp: np.ndarray) -> None:
+        """Kinematic attachment: no collisions with its carrier, pose refreshed after each step."""
+        for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
+            p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
+        self._attached[name] = (pbody, plink, *pq_from_transform(T_pp))
+        if self._host is not None and not self._following:
             self._host.add_step_hook(self.update_attachments, after=True)
             self._following = True
-        return plate
 
     def _resolve_parent(self, parent: str | int | None, link: str | int | None) -> tuple[int | None, int]:
         if parent is None:
@@ -521,7 +493,7 @@ class Scene:
         else:
             st = p.getLinkState(body, link, computeForwardKinematics=True, physicsClientId=self._client)
             pos, orn = st[4], st[5]
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def update_attachments(self) -> None:
         """Move attached marker plates to their carriers' current poses (called after each step).
@@ -540,3 +512,27 @@ class Scene:
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+def _plate_shapes(size: float, thickness: float) -> Callable[[int, bool], tuple[int, int]]:
+    """The shapes of a marker plate of edge ``size`` (m): the image face, a quad at z = 0 with UVs
+    mapping image column -> +x, row -> -y, and (physics client only) a thin box behind it."""
+    h = size / 2
+    verts = [[-h, -h, 0.0], [h, -h, 0.0], [h, h, 0.0], [-h, h, 0.0]]
+    uvs = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]  # as PyBullet's renderers sample them
+    idx = [0, 1, 2, 0, 2, 3]
+
+    def make(cid: int, physics: bool) -> tuple[int, int]:
+        vis = p.createVisualShape(
+            p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
+        )
+        col = (
+            p.createCollisionShape(
+                p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
+                physicsClientId=cid,
+            )
+            if physics else -1
+        )
+        return col, vis
+
+    return make

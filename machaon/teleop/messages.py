@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from machaon.errors import TeleopError
+from machaon.kinematics.so3 import pq_from_transform
 
 PROTOCOL_VERSION = 1
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
@@ -253,17 +254,5 @@ class RobotStateMsg:
 
 def pose_to_wire(T: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
     """4x4 pose -> (p, quat (x, y, z, w)) for the wire."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(np.asarray(T)[:3, :3]).as_quat()
-    return tuple(float(x) for x in T[:3, 3]), tuple(float(x) for x in q)  # type: ignore[return-value]
-
-
-def wire_to_pose(p: tuple[float, ...], quat: tuple[float, ...]) -> np.ndarray:
-    """(p, quat (x, y, z, w)) from the wire -> 4x4 pose."""
-    from scipy.spatial.transform import Rotation
-
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_quat(np.asarray(quat)).as_matrix()
-    T[:3, 3] = p
-    return T
+    p, q = pq_from_transform(T)
+    return (p[0], p[1], p[2]), q

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.control.controller import DynamicsModel, TargetController
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
+from machaon.kinematics import Chain
 from machaon.robot.backend import Backend
 from machaon.robot.crtk import CrtkReadout
-from machaon.robot.loop import ControlLoop
-from machaon.teleop.controller import _SUP_CODE, TeleopController
+from machaon.robot.loop import ControlLoop, Recorder
+from machaon.teleop.controller import _SUP_CODE, TeleopController, TeleopSnapshot
 from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
 from machaon.teleop.mapping import TeleopConfig
 from machaon.teleop.messages import FORCE_LIMIT, HoldReason, RobotStateMsg, Timing, pose_to_wire
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 def build_supervisor(
-    chain: object, config: TeleopConfig, dynamics: object | None = None, **safety: object
+    chain: Chain, config: TeleopConfig, dynamics: DynamicsModel | None = None, **safety: object
 ) -> Supervisor:
     """A ``Supervisor`` for teleoperation: starts in HOLD, joint limits from ``chain``, target
     watchdog = ``config.command_timeout_s``; ``dynamics`` gives the torque-mode hold its gravity
@@ -80,15 +82,15 @@ class RobotServer:
     def __init__(
         self,
         backend: Backend,
-        chain: object,
-        inner: object,
+        chain: Chain,
+        inner: TargetController,
         psk: bytes,
         *,
         listen: tuple[str, int] = ("127.0.0.1", 0),
         config: TeleopConfig | None = None,
         supervisor: Supervisor | None = None,
         rate_hz: float = 1000.0,
-        recorder: object | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.config = config or TeleopConfig()
         self.supervisor = supervisor or build_supervisor(chain, self.config)
@@ -229,7 +231,7 @@ class RobotServer:
             self.states_sent += 1
 
 
-def state_message(snap: object, last_seq: int, dropped: int) -> RobotStateMsg:
+def state_message(snap: TeleopSnapshot, last_seq: int, dropped: int) -> RobotStateMsg:
     """``RobotStateMsg`` for a ``TeleopSnapshot`` (timing is filled in by the endpoint)."""
     p, q = pose_to_wire(snap.T_base_tool)
     pt, qt = pose_to_wire(snap.T_base_target)

@@ -48,29 +48,37 @@ def test_latency_timer_is_read_through_symlinks(tmp_path):
 
 
 def test_scan_and_bench_warn_about_a_slow_adapter(tmp_path):
-    with ChainEmulator([1, 2], baudrate=BAUD) as em:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the emulator in its own process, as a servo chain is: this process's other threads cannot delay it
+    emu = subprocess.Popen([sys.executable, "-m", "machaon.cli.main", "hw", "emulate", "--ids", "1,2", "--baud",
+                            str(BAUD)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    try:
+        port = emu.stdout.readline().strip()
+        assert port.startswith("/dev/")
         # the emulator's pty stands for the adapter: give its kernel name a slow latency timer
-        sysfs = _fake_sysfs(tmp_path / "sys", os.path.basename(os.path.realpath(em.port)), 16)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        scan = subprocess.run([sys.executable, "-m", "machaon.cli.main", "hw", "scan", "--port", em.port, "--baud",
+        name = os.path.basename(os.path.realpath(port))
+        sysfs = _fake_sysfs(tmp_path / "sys", name, 16)
+        scan = subprocess.run([sys.executable, "-m", "machaon.cli.main", "hw", "scan", "--port", port, "--baud",
                                str(BAUD), "--max-id", "3", "--sysfs-root", str(sysfs)],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
         assert scan.returncode == 0, scan.stderr
         assert "latency timer of 16 ms" in scan.stderr and UDEV_RULE in scan.stderr
         assert "id   1" in scan.stdout and "id   2" in scan.stdout
-        bench = subprocess.run([sys.executable, "-m", "machaon.cli.main", "bench", "--port", em.port, "--ids", "1,2",
+        bench = subprocess.run([sys.executable, "-m", "machaon.cli.main", "bench", "--port", port, "--ids", "1,2",
                                 "--baud", str(BAUD), "--dry-run", "--latency-samples", "10", "--out",
                                 str(tmp_path / "b"), "--sysfs-root", str(sysfs)],
                                capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
         assert "latency timer of 16 ms" in bench.stderr, bench.stderr
         assert "## Warnings" in (tmp_path / "b" / "report.md").read_text()
         # a fast adapter: no warning
-        name = os.path.basename(os.path.realpath(em.port))
         (sysfs / "bus/usb-serial/devices" / name / "latency_timer").write_text("1")
-        scan = subprocess.run([sys.executable, "-m", "machaon.cli.main", "hw", "scan", "--port", em.port, "--baud",
+        scan = subprocess.run([sys.executable, "-m", "machaon.cli.main", "hw", "scan", "--port", port, "--baud",
                                str(BAUD), "--max-id", "3", "--sysfs-root", str(sysfs)],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
         assert "latency timer" not in scan.stderr
+    finally:
+        emu.terminate()
+        emu.wait(timeout=10)
 
 
 def test_low_latency_mode_is_tried_and_a_pty_is_fine_without_it():

@@ -17,7 +17,7 @@ breach, angles), ``auto`` (the optimiser and ``auto_plan``), ``atlas`` (planning
 Everything public is importable from ``machaon.ortho.planning`` itself.
 """
 
-from machaon.ortho.planning.atlas import fit_phantom_to_mesh, plan_from_cli, plan_mesh
+from machaon.ortho.planning.atlas import fit_phantom_to_mesh, plan_mesh
 from machaon.ortho.planning.auto import auto_plan, optimize_screw
 from machaon.ortho.planning.check import (
     PlanCheck,
@@ -49,5 +49,4 @@ __all__ = [
     "auto_plan",
     "fit_phantom_to_mesh",
     "plan_mesh",
-    "plan_from_cli",
 ]

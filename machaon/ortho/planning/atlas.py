@@ -20,7 +20,6 @@ from machaon.ortho.anatomy import (
     SIDES,
     AnatomyError,
     BoneModel,
-    SpineSegment,
     Vertebra,
     VertebraParams,
     load_mesh,
@@ -151,16 +150,3 @@ def plan_mesh(
         raise PlanError(str(exc)) from None
     plan = auto_plan(bone, starts=starts, length_fraction=length_fraction, diameter=diameter, sides=sides)
     return Plan(plan.screws, None, {**plan.meta, "mesh": [str(f) for f in files]}), bone
-
-
-def plan_from_cli(
-    levels: Sequence[str] = ("L3", "L4"), mesh_path: str | Path | None = None, length_fraction: float = 0.8
-) -> Plan:
-    """What ``machaon ortho plan`` does: auto-plan the phantom of ``levels``, or the mesh file."""
-    if mesh_path is None:
-        try:
-            seg = SpineSegment(levels)
-        except AnatomyError as exc:
-            raise PlanError(str(exc)) from None
-        return auto_plan(seg, length_fraction=length_fraction)
-    return plan_mesh(mesh_path, levels, length_fraction=length_fraction)[0]

@@ -183,6 +183,16 @@ def auto_plan(
     model without axes: one rough trajectory per screw). Screws are named '<level>-L'/'<level>-R'
     (or keep the start's names). The plan stores ``anatomy.to_dict()`` when the model has it.
     Raises ``PlanError`` when a pedicle has no start or no trajectory through bone.
+
+    >>> from machaon.ortho.anatomy import SpineSegment
+    >>> from machaon.ortho.planning import check_plan
+    >>> spine = SpineSegment(("L4",))               # a lumbar vertebra phantom (image frame, m)
+    >>> plan = auto_plan(spine, sides=["left"])
+    >>> [s.name for s in plan], round(plan.screws[0].length * 1e3)
+    (['L4-L'], 48)
+    >>> check = check_plan(spine, plan.screws[0])
+    >>> check.breach, check.ok, check.min_clearance > 2e-3   # metres
+    (False, True, True)
     """
     screws: list[ScrewPlan] = []
     if starts is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from machaon.ortho import report as rep
-from machaon.ortho.anatomy import SpineSegment
+from machaon.ortho.anatomy import Anatomy, SpineSegment
 from machaon.ortho.execution import Navigator, drilled_path
 from machaon.ortho.live import ProcedureLive
 from machaon.ortho.planning import Plan, ScrewPlan, auto_plan, check_plan
@@ -55,12 +55,17 @@ def _plan_for(cfg: ProcedureConfig, say: Callable[[str], None]) -> tuple[SpineSe
             raise ValueError(f"{cfg.plan_path}: the plan stores no phantom description; a plan made on a "
                              "mesh cannot be executed in the simulation (its bone has no ground truth here)")
         anatomy = plan.build_anatomy()
-    if cfg.screws is not None:
-        unknown = set(cfg.screws) - {s.name for s in plan}
-        if unknown:
-            raise ValueError(f"screws: not in the plan: {sorted(unknown)}")
-        plan = Plan(tuple(s for s in plan if s.name in cfg.screws), plan.anatomy, plan.meta)
-    return anatomy, plan
+    return anatomy, _chosen_screws(cfg, plan)
+
+
+def _chosen_screws(cfg: ProcedureConfig, plan: Plan) -> Plan:
+    """``plan`` cut to ``cfg.screws`` (all when None); unknown names raise ``ValueError``."""
+    if cfg.screws is None:
+        return plan
+    unknown = set(cfg.screws) - {s.name for s in plan}
+    if unknown:
+        raise ValueError(f"screws: not in the plan: {sorted(unknown)}")
+    return Plan(tuple(s for s in plan if s.name in cfg.screws), plan.anatomy, plan.meta)
 
 
 def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump: bool) -> ScrewRun:
@@ -89,17 +94,24 @@ def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump:
 
 def run_procedure(
     cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None,
-    live: ProcedureLive | None = None,
+    anatomy: Anatomy | None = None, plan: Plan | None = None, live: ProcedureLive | None = None,
 ) -> ProcedureResult:
     """Run the whole procedure (package docstring); write ``report_dir/report.json`` and pictures if given.
 
+    ``anatomy`` and ``plan`` given together (a ``BoneModel`` of real bone surfaces and the plan
+    made on them, ``machaon.ortho.mesh_planning``) replace the phantom of ``cfg.levels`` and its plan.
     ``live`` (``machaon.ortho.live.ProcedureLive``): what the run tells 3D Slicer and Foxglove and,
     with an external tracker, where its camera frames come from.
     """
     say = say or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
     directory = None if report_dir is None else Path(report_dir)
-    anatomy, plan = _plan_for(cfg, say)
+    if (anatomy is None) != (plan is None):
+        raise ValueError("anatomy and plan go together")
+    if anatomy is None:
+        anatomy, plan = _plan_for(cfg, say)
+    else:
+        plan = _chosen_screws(cfg, plan)
     t_plan = time.perf_counter() - t_start
     for s in plan:
         c = check_plan(anatomy, s)

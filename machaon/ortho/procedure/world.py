@@ -13,6 +13,7 @@ up in the world and image z along the table.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,6 +25,9 @@ from machaon.ortho.execution import DrillPhysics, Navigator, PatientMotion
 from machaon.ortho.live import ProcedureLive
 from machaon.ortho.procedure.config import ProcedureConfig, ProcedureError
 from machaon.ortho.tracking import CameraModel, MarkerPlate, NoiseModel, Tracker
+
+if TYPE_CHECKING:  # the room is PyBullet's: imported when the world is built, not with this module
+    from machaon.sim.operating_room import OperatingRoomLayout
 
 # image (LPS, patient prone) -> world: image x (left) = -world x, image y (posterior) = world z (up),
 # image z (cranial) = world y
@@ -154,7 +158,7 @@ class ProcedureWorld:
         self.T_mount_toolplate[:3, 3] = (0.0, -0.085, 0.075)
         self._torso_half = np.array([0.15, 0.40, 0.05])
 
-    def _layout(self) -> object:
+    def _layout(self) -> OperatingRoomLayout:
         """The ``OperatingRoomLayout``: the table under the torso, the torso a little below the lamina."""
         from machaon.sim.operating_room import OperatingRoomLayout
 
