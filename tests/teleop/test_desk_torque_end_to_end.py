@@ -64,7 +64,11 @@ def test_desk_teleop_in_current_mode_follows_and_holds(desk_rig, key_file, tmp_p
     port = free_port()
     cmd = [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware", "--robot", "desk",
            "--hw-config", str(hw), "--port", em.port, "--listen", f"127.0.0.1:{port}", "--key", str(key_file),
-           "--timeout-ms", "1000", "--stats-s", "0", "--duration", "40"]
+           "--timeout-ms", "1000", "--stats-s", "0", "--duration", "40",
+           # 125 Hz, not the hardware default 250: the supervisor's watchdog stops a loop whose period
+           # exceeds ten periods, and this test shares a loaded machine (tests/hardware/
+           # test_desk_torque_mode.py holds the 250 Hz target)
+           "--rate-hz", "125"]
     log_path = tmp_path / "server.log"
     with open(log_path, "w") as log_fh:
         proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
