@@ -523,7 +523,7 @@ cdef class CartesianStep:
         when the kernel declines (a non-finite value, M not positive definite): the caller then
         takes numpy's route and hands the result to ``set_sqrt_inertia``.
         """
-        cdef int n = self.n
+        cdef int i, n = self.n
         cdef double T[16]
         cdef double J[6 * MAX_DOF]
         cdef double Mbuf[MAX_DOF * MAX_DOF]
@@ -550,7 +550,10 @@ cdef class CartesianStep:
         cdef double T[16]
         cdef double J[6 * MAX_DOF]
         cdef double Mbuf[MAX_DOF * MAX_DOF]
+        cdef int i
         crba_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, q, Mbuf)
+        for i in range(n):
+            Mbuf[i * n + i] += self.dyn.c.armature[i]  # the drives' reflected rotor inertia
         fk_jac_c(&self.kernel.c, q, T, J)
         return _sqrt_inertia_c(n, J, Mbuf, eps, self.A_sqrt)
 

@@ -244,6 +244,8 @@ cdef class ArmCore:
     cdef public object _jidx
     cdef public object _step_hooks
     cdef public object _post_step_hooks
+    cdef public object _ext_forces     # link name -> (link index, force N in world): pushed every step
+    cdef public bint _has_armature     # the drives' armature is simulated in torque mode (ArmSim.add_armature)
     cdef public ArmIO _io
     cdef list _zeros                   # n zeros: the sequences TORQUE_CONTROL parses but ignores
 
@@ -291,17 +293,23 @@ cdef class ArmCore:
         cdef list pre = self._step_hooks if self._step_hooks else None
         cdef list post = self._post_step_hooks if self._post_step_hooks else None
         cdef object tau = self._torque_list()
-        cdef object zeros
+        cdef object zeros = self._zero_list(len(tau))
         cdef bint use_tau = False
+        # With armature (torque mode), each step applies the torque of the armature solve instead.
+        cdef bint armature = self._has_armature and self._motor_mode is _TORQUE
+        cdef object ext = self._ext_forces
         cdef Py_ssize_t i
         for i in range(len(tau)):      # as any(tau): a non-zero (or NaN) torque is applied
             if tau[i]:
                 use_tau = True
                 break
-        if use_tau:
-            zeros = self._zero_list(len(tau))
         for k in range(steps):
-            if use_tau:  # PyBullet clears applied joint torques after every step
+            if ext:
+                self._apply_external_forces()
+            if armature:
+                _setJointMotorControlArray(body, idx, _TORQUE_CONTROL, zeros, zeros,
+                                           self._armature_torque(self._tau_applied), zeros, zeros, cid)
+            elif use_tau:  # PyBullet clears applied joint torques after every step
                 _setJointMotorControlArray(body, idx, _TORQUE_CONTROL, zeros, zeros, tau, zeros, zeros, cid)
             if pre is not None:
                 for hook in pre:

@@ -21,6 +21,9 @@ def _controllers(chain, variant: str) -> tuple[CartesianImpedance, CartesianImpe
         if variant == "kernel_mass":  # gravity and the inertia design's M from the compiled chain
             return CartesianImpedance(chain, gains, dynamics=Dynamics(chain, payload_mass=0.4), tau_max=40.0,
                                       dtau_max=2e4)
+        if variant == "armature":  # the drives' rotor inertia on the mass matrix of the inertia design
+            return CartesianImpedance(chain.with_armature(np.linspace(0.05, 0.3, n)), gains,
+                                      dynamics=chain.with_armature(np.linspace(0.05, 0.3, n)))
         if variant == "coriolis":
             return CartesianImpedance(chain, gains, dynamics=chain, coriolis=True, inertia_period_s=0.003)
         if variant == "constant_mass":  # a given mass matrix: its refresh cycles take the Python path
@@ -64,7 +67,7 @@ def _observable(c: CartesianImpedance) -> tuple:
             step.wrench().tobytes(), step.pose().tobytes(), step.error().tobytes(), K.tobytes(), D.tobytes())
 
 
-@pytest.mark.parametrize("variant", ["kernel_mass", "coriolis", "constant_mass", "no_inertia", "redundant"])
+@pytest.mark.parametrize("variant", ["kernel_mass", "armature", "coriolis", "constant_mass", "no_inertia", "redundant"])
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(kinds=st.lists(st.sampled_from(_KINDS), min_size=5, max_size=40), seed=st.integers(0, 2**31 - 1))
 def test_compiled_update_equals_the_full_cycle(arm, panda, variant, kinds, seed):
