@@ -99,8 +99,8 @@ def test_only_the_trials_package_imports_ray():
 
 
 def test_the_command_line_does_not_load_ray_until_a_study_runs():
-    code = ("import sys, machaon.cli.main as m; m.build_parser(); import machaon.trials.teleop, machaon.trials.exo; "
-            "print('ray' in sys.modules)")
+    code = ("import sys, machaon.cli.main as m; m.build_parser(); "
+            "import machaon.trials.teleop, machaon.trials.exo, machaon.trials.ortho; print('ray' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"

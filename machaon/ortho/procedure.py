@@ -42,7 +42,7 @@ from scipy.spatial.transform import Rotation
 from machaon.kinematics import Chain, Dynamics
 from machaon.ortho import registration as reg
 from machaon.ortho import report as rep
-from machaon.ortho.anatomy import SpineSegment, surface_samples
+from machaon.ortho.anatomy import SpineSegment, sdf_gradient, surface_samples
 from machaon.ortho.approach import ApproachPath, check_path, plan_approach
 from machaon.ortho.drilling import BreachDetector, DrillBit, ThrustModel
 from machaon.ortho.execution import (
@@ -89,6 +89,11 @@ class ProcedureConfig:
     ``fiducial_noise_m``: RMS localisation error of the pointer on a landmark, per axis.
     ``control_hz``/``sim_dt``: control-loop rate and physics step (defaults 500 Hz, 2 ms: the
     impedance gains here are stable at that rate and a run is twice as fast as at 1 kHz).
+    ``bone_density``: scale of the bone's thrust coefficients (1 = the phantom's nominal bone);
+    ``skive_gain``: how much the drill point slips on an inclined entry cortex (0 = it bites,
+    ``machaon.ortho.execution.DrillPhysics``); ``return_home``: move home after the last screw.
+    With ``calibration_from_images=False`` nothing is rendered (the tracker noise model stands in
+    for the camera, also for the tracking check), as virtual trials run it.
     """
 
     levels: tuple[str, ...] = ("L3", "L4")
@@ -120,6 +125,9 @@ class ProcedureConfig:
     extra_depth_m: dict = field(default_factory=dict)
     screws: tuple[str, ...] | None = None
     sim_dt: float = 2e-3
+    bone_density: float = 1.0
+    skive_gain: float = 0.0
+    return_home: bool = True
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -132,6 +140,8 @@ class ProcedureConfig:
                 raise ValueError(f"{name}: must be > 0")
         if self.control_hz % self.camera_hz:
             raise ValueError("control_hz must be a multiple of camera_hz")
+        if not (math.isfinite(self.bone_density) and self.bone_density > 0 and 0.0 <= self.skive_gain <= 1.0):
+            raise ValueError("bone_density must be > 0 and skive_gain in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -370,10 +380,11 @@ class _World:
         self._torso_pq = (self.T_image_torso[:3, 3].tolist(), _quat_xyzw(self.T_image_torso[:3, :3]))
         self.sim_camera = Camera(self.camera.K, self.camera.width, self.camera.height, self.T_world_cam)
         self.sim.add_step_hook(self._move_patient)
-        model = ThrustModel.for_anatomy()
+        model = ThrustModel.for_anatomy(30.0 * cfg.bone_density, 5.0 * cfg.bone_density)
         self.drill = DrillPhysics(
             self.sim, "guide_tcp", self.T_tcp_tip, self.motion.T_world_patient, anatomy.region, model, DrillBit(),
-            rng=np.random.default_rng(cfg.seed + 1), bounds=anatomy.bounds(),
+            rng=np.random.default_rng(cfg.seed + 1), bounds=anatomy.bounds(), skive_gain=cfg.skive_gain,
+            normal_fn=lambda P: sdf_gradient(anatomy, P),
         )
         self.sim.add_step_hook(self.drill)
         self.checker = CollisionChecker(self.sim, ignore={"tool_plate", "floor"})
@@ -487,6 +498,7 @@ def _calibrate(w: _World, directory: Path | None) -> tuple[dict, dict]:
     cfg = w.cfg
     rng = np.random.default_rng(cfg.seed + 7)
     A, B = [], []
+    tracking: dict = {"rendered": False}  # trial mode: no image to check the noise model against
     to_cam = w.cam_pos - w.site
     y_hint = -np.array([to_cam[0], to_cam[1], 0.0])
     q = w.q_home
@@ -501,7 +513,7 @@ def _calibrate(w: _World, directory: Path | None) -> tuple[dict, dict]:
         if not r.success or w.checker.in_collision(r.q, margin=0.005):
             continue
         w.sim.reset(r.q)
-        if not A:
+        if not A and cfg.calibration_from_images:
             tracking = _tracking_check(w, directory)
             if not tracking.get("tool_found"):
                 continue  # this pose hides the plate from the camera; the check needs both plates
@@ -871,8 +883,8 @@ def run_procedure(
             say(f"{screw.name}: stopped by {stopped_by}; entry {result.entry_error / MM:.2f} mm, "
                 f"tip {result.tip_error / MM:.2f} mm, angle {math.degrees(result.angle_error):.2f} deg")
             runs.append(ScrewRun(result, hole, stopped_by, pauses, path, ok, trace))
-        # back home
-        path, ok = _approach(w, w.q_home)
+        if cfg.return_home:
+            path, ok = _approach(w, w.q_home)
     finally:
         w.close()
     registration = {k: v for k, v in regn.items() if not isinstance(v, np.ndarray)}
