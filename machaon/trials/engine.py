@@ -93,8 +93,10 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
                 else:
                     ray.init(address=address, include_dashboard=False, **quiet)
             else:
+                # Ray nices its workers by 15 by default; here the runs are the work, so they run
+                # at the niceness of the command that started the study
                 ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                         object_store_memory=_OBJECT_STORE_BYTES, **quiet)
+                         object_store_memory=_OBJECT_STORE_BYTES, _system_config={"worker_niceness": 0}, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()
             where = address or "a local Ray"
@@ -174,7 +176,8 @@ def _run_on_ray(study: Study, todo: list[tuple[int, int, dict]], store: RunStore
                     pending[task.remote(study_ref, *spec)] = spec
                 if not pending:
                     break
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                # a bounded wait, so that Ctrl-C is noticed between waits (Ray's wait does not check)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     index, s, params = pending.pop(ref)
                     try:
