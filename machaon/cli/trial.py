@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="condition ranges: ideal, clinical (default), harsh")
     o.add_argument("--compare", type=int, default=None, metavar="K",
                    help="also run K of the screws in full mode (rendered camera calibration) with the same "
-                        "conditions, to compare the modes (default: 5%% of the screws, at least 4; 0: none)")
+                        "conditions, to compare the modes (default: 5%% of the screws, rounded down)")
     _common(o)
     o.set_defaults(func=_ortho)
 

@@ -141,9 +141,9 @@ class OrthoStudy:
     @classmethod
     def create(cls, screws: int = 100, levels: tuple[str, ...] | None = None, noise: str = "clinical",
                compare: int | None = None) -> OrthoStudy:
-        """Checked settings; ``compare`` None = 5 % of the screws, at least 4 (never more than ``screws``)."""
+        """Checked settings; ``compare`` None = 5 % of the screws (rounded down; 10 of 200)."""
         if compare is None:
-            compare = max(4, int(round(0.05 * screws)))
+            compare = int(screws) // 20
         return cls(int(screws), tuple(lv.upper() for lv in (levels or DEFAULT_LEVELS)), noise,
                    min(int(compare), int(screws)))
 
@@ -255,6 +255,11 @@ def summarise_screws(records: list[RunRecord]) -> dict:
         "breach_mm": describe([s["breach_mm"] for s in screws if s["breach_mm"] > 0]),
         "breach_directions": directions,
         "stopped_by": {k: sum(1 for s in screws if s["stopped_by"] == k) for k in {s["stopped_by"] for s in screws}},
+        # the breach detector stopping the drill: with a bump drawn, and with no breach at all (grade A)
+        "breach_stops": {"n": sum(s["stopped_by"] == "breach" for s in screws),
+                         "with_bump": sum(s["stopped_by"] == "breach" and s["conditions"]["bump_mm"] > 0
+                                          for s in screws),
+                         "no_breach": sum(s["stopped_by"] == "breach" and s["grade"] == "A" for s in screws)},
         "by_level": by_level,
         "screws": screws,
         "failed_screws": len(trial) - len(ok),
@@ -322,7 +327,7 @@ def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> li
              f"Levels {', '.join(settings['levels'])}, both sides; conditions drawn per screw from the "
              f"`{settings['noise']}` profile (ranges below); screws planned on the pedicle axis; trial mode "
              "(no rendering; the tracker's corner-noise model stands in for the camera). "
-             f"{s['failed_screws']} screw runs ended in an error (listed below).", "",
+             f"Runs that ended in an error (listed below): {s['failed_screws']}.", "",
              "## Accuracy beside the TiRobot randomised trial", "",
              md_table(["", "this study (simulated)", "95 % CI", ref["study"]], [
                  ["screws (completed by the depth stop)", f"{n} ({s['completed']})", "", ref["screws"]],
@@ -348,7 +353,10 @@ def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> li
                                  strict=True)]), "",
              "Breach directions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["breach_directions"].items()))
                                       or "none") + f"; breach size {fmt_mean_sd(s['breach_mm'])} mm when breached. "
-             "What stopped the drill: " + ", ".join(f"{k} {v}" for k, v in sorted(s["stopped_by"].items())) + ".", "",
+             "What stopped the drill: " + ", ".join(f"{k} {v}" for k, v in sorted(s["stopped_by"].items())) + ". "
+             f"Of the {s['breach_stops']['n']} stops by the breach detector, {s['breach_stops']['with_bump']} came "
+             f"with a patient bump and {s['breach_stops']['no_breach']} with no breach at all (grade A): false "
+             "alarms, the thrust falling as the bone moved away from the drill.", "",
              "## By level", "",
              md_table(["level", "screws", *GRADES, "tip deviation (mm)"],
                       [[lv, v["n"], *[v["grades"][g] for g in GRADES], fmt_mean_sd(v["tip_mm"])]
