@@ -112,10 +112,15 @@ def on_ray(study: OrthoStudy, workers: int) -> dict:
         ray.shutdown()
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    busy = sum(r.elapsed_s for r in res.records)
-    n = len(res.records)
-    return {"wall": wall, "start": t_start, "runs": n, "errors": sum(not r.ok for r in res.records),
-            "per_hour": n / wall * 3600, "run_s": busy / n, "overhead_s": (wall * workers - busy) / n}
+    return _rates(res.records, wall, t_start, workers)
+
+
+def _rates(recs: list[RunRecord] | tuple[RunRecord, ...], wall: float, t_start: float, workers: int) -> dict:
+    n = len(recs)
+    busy = sum(r.elapsed_s for r in recs)
+    return {"wall": wall, "start": t_start, "runs": n, "errors": sum(not r.ok for r in recs),
+            "per_hour": n / wall * 3600, "run_s": busy / n, "cpu_s": sum(r.cpu_s for r in recs) / n,
+            "overhead_s": (wall * workers - busy) / n}
 
 
 def _pool_run(args: tuple) -> dict:
@@ -128,11 +133,7 @@ def on_pool(study: OrthoStudy, workers: int) -> dict:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         recs = [RunRecord.from_json(d) for d in pool.map(_pool_run, specs)]
-    wall = time.perf_counter() - t0
-    busy = sum(r.elapsed_s for r in recs)
-    return {"wall": wall, "start": 0.0, "runs": len(recs), "errors": sum(not r.ok for r in recs),
-            "per_hour": len(recs) / wall * 3600, "run_s": busy / len(recs),
-            "overhead_s": (wall * workers - busy) / len(recs)}
+    return _rates(recs, time.perf_counter() - t0, 0.0, workers)
 
 
 def main() -> None:
@@ -162,12 +163,15 @@ def main() -> None:
         r = fn(study, w)
         results[name] = r
         rows.append([name, r["runs"], r["errors"], f"{r['wall']:.1f}", f"{r['start']:.1f}", f"{r['run_s']:.2f}",
-                     f"{r['overhead_s']:.2f}", f"{r['per_hour']:.0f}"])
+                     f"{r['cpu_s']:.2f}", f"{r['overhead_s']:.2f}", f"{r['per_hour']:.0f}"])
     print(f"\nThe ortho study, {args.screws} trial-mode screws (clinical conditions, levels L1-L4)\n")
-    print(table(["engine", "runs", "errors", "wall s", "Ray start s", "s per run (on its worker)",
-                 "engine overhead s per run", "screws per hour"], rows))
+    print(table(["engine", "runs", "errors", "wall s", "Ray start s", "wall s per run (on its worker)",
+                 "CPU s per run", "engine overhead s per run", "screws per hour"], rows))
     one, two, pool = (results[k]["per_hour"] for k in results)
     print(f"\nscaling 1 -> 2 workers: {two / one:.2f}x; Ray / ProcessPoolExecutor at 2 workers: {two / pool:.2f}x")
+    cpu = statistics.mean(r["cpu_s"] for r in results.values())
+    print(f"a screw costs {cpu:.2f} CPU s: {3600 / cpu:.0f} screws per hour per core with nothing else running, "
+          f"{2 * 3600 / cpu:.0f} on 2 cores")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

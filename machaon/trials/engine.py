@@ -62,13 +62,14 @@ def execute_run(study: Study, index: int, seed: int, params: dict) -> dict:
 
     This is the body of each Ray task (and what a benchmark calls to time a run without Ray).
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         result, error, tb = jsonable(study.run(params, seed)), None, None
     except Exception as exc:  # a run that raises is data: recorded with its seed, the study goes on
         result, error, tb = None, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=-8)
-    return RunRecord(index, seed, params, result, error, tb, time.perf_counter() - t0, worker).to_json()
+    return RunRecord(index, seed, params, result, error, tb, time.perf_counter() - t0, worker,
+                     time.process_time() - c0).to_json()
 
 
 @contextmanager
@@ -197,6 +198,7 @@ def _summary(study: Study, header: dict, records: list[RunRecord], workers: int 
              ran: int, wall: float) -> dict:
     failed = [r for r in records if not r.ok]
     elapsed = [r.elapsed_s for r in records if r.ok and r.elapsed_s > 0]
+    cpu = [r.cpu_s for r in records if r.ok and r.cpu_s > 0]
     out = {
         "study": header["study"],
         "seed": header["seed"],
@@ -213,5 +215,6 @@ def _summary(study: Study, header: dict, records: list[RunRecord], workers: int 
         "wall_s_this_session": wall,
         "runs_per_hour_this_session": ran / wall * 3600 if ran and wall > 0 else None,
         "run_s_mean": sum(elapsed) / len(elapsed) if elapsed else None,
+        "run_cpu_s_mean": sum(cpu) / len(cpu) if cpu else None,
     }
     return out

@@ -54,7 +54,8 @@ class RunRecord:
     """One finished run as stored in ``DIR/runs.jsonl``.
 
     ``result`` is the study's dict when the run succeeded, ``error`` the exception text (with
-    ``traceback``) when it raised; ``elapsed_s`` is the run's wall time on its worker and
+    ``traceback``) when it raised; ``elapsed_s`` is the run's wall time on its worker, ``cpu_s``
+    the CPU time its process spent on it (what a run costs, whatever else loads the machine), and
     ``worker`` names the worker (host:pid). Only ``result`` is the run's outcome; the other
     timing fields differ between executions.
     """
@@ -67,6 +68,7 @@ class RunRecord:
     traceback: str | None = None
     elapsed_s: float = 0.0
     worker: str = ""
+    cpu_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -76,6 +78,7 @@ class RunRecord:
         return jsonable({
             "index": self.index, "seed": self.seed, "params": self.params, "result": self.result,
             "error": self.error, "traceback": self.traceback, "elapsed_s": self.elapsed_s, "worker": self.worker,
+            "cpu_s": self.cpu_s,
         })
 
     @staticmethod
@@ -83,7 +86,8 @@ class RunRecord:
         """Inverse of ``to_json``; a dict without ``index``/``seed``/``params`` raises ``ValueError``."""
         try:
             return RunRecord(int(d["index"]), int(d["seed"]), dict(d["params"]), d.get("result"), d.get("error"),
-                             d.get("traceback"), float(d.get("elapsed_s", 0.0)), str(d.get("worker", "")))
+                             d.get("traceback"), float(d.get("elapsed_s", 0.0)), str(d.get("worker", "")),
+                             float(d.get("cpu_s", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a run record ({exc})") from None
 

@@ -38,6 +38,7 @@ def test_small_study_completes_with_two_workers(reference):
     assert [r.index for r in res.records] == [0, 1, 2, 3, 4]
     assert [r.seed for r in res.records] == [run_seed(7, i) for i in range(5)]
     assert len({r.worker for r in res.records}) == 2  # both workers ran runs
+    assert all(r.cpu_s > 0 and r.elapsed_s > 0 for r in res.records)
     # every file the engine promises, and the summary on disk is the one returned
     for name in ("runs.jsonl", "study.json", "summary.json", "report.md", "teleop_metrics.png", "teleop_paths.png"):
         assert (res.out_dir / name).stat().st_size > 0, name
