@@ -91,9 +91,10 @@ class ProcedureConfig:
     impedance gains here are stable at that rate and a run is twice as fast as at 1 kHz).
     ``bone_density``: scale of the bone's thrust coefficients (1 = the phantom's nominal bone);
     ``skive_gain``: how much the drill point slips on an inclined entry cortex (0 = it bites,
-    ``machaon.ortho.execution.DrillPhysics``); ``return_home``: move home after the last screw.
-    With ``calibration_from_images=False`` nothing is rendered (the tracker noise model stands in
-    for the camera, also for the tracking check), as virtual trials run it.
+    ``machaon.ortho.execution.DrillPhysics``); ``return_home``: move home after the last screw;
+    ``tracking_check``: detect both plates in one rendered camera image and compare with the truth.
+    With ``calibration_from_images=False`` and ``tracking_check=False`` nothing is rendered (the
+    tracker noise model stands in for the camera), as virtual trials run it.
     """
 
     levels: tuple[str, ...] = ("L3", "L4")
@@ -128,6 +129,7 @@ class ProcedureConfig:
     bone_density: float = 1.0
     skive_gain: float = 0.0
     return_home: bool = True
+    tracking_check: bool = True
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -498,7 +500,7 @@ def _calibrate(w: _World, directory: Path | None) -> tuple[dict, dict]:
     cfg = w.cfg
     rng = np.random.default_rng(cfg.seed + 7)
     A, B = [], []
-    tracking: dict = {"rendered": False}  # trial mode: no image to check the noise model against
+    tracking: dict = {"rendered": False}  # no tracking check: no image to check the noise model against
     to_cam = w.cam_pos - w.site
     y_hint = -np.array([to_cam[0], to_cam[1], 0.0])
     q = w.q_home
@@ -513,7 +515,7 @@ def _calibrate(w: _World, directory: Path | None) -> tuple[dict, dict]:
         if not r.success or w.checker.in_collision(r.q, margin=0.005):
             continue
         w.sim.reset(r.q)
-        if not A and cfg.calibration_from_images:
+        if not A and cfg.tracking_check:
             tracking = _tracking_check(w, directory)
             if not tracking.get("tool_found"):
                 continue  # this pose hides the plate from the camera; the check needs both plates

@@ -123,8 +123,8 @@ def procedure_config(level: str, side: str, c: dict, seed: int, full: bool) -> P
         bump=c["bump_mm"] > 0.0, bump_m=tuple(float(x) * c["bump_mm"] * MM for x in c["bump_direction"]),
         bump_depth_m=c["bump_depth_mm"] * MM, pixel_sigma=c["pixel_sigma_px"],
         fiducial_noise_m=c["fiducial_noise_mm"] * MM, calibration_poses=c["calibration_poses"],
-        calibration_from_images=full, bone_density=c["bone_density"], skive_gain=c["skive_gain"],
-        return_home=full,
+        calibration_from_images=full, tracking_check=full, bone_density=c["bone_density"],
+        skive_gain=c["skive_gain"], return_home=full,
     )
 
 
