@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +22,8 @@ def time_calls(fn: Callable[[], object], repeat: int = 2000, warmup: int = 200) 
     return out
 
 
-def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> np.ndarray:
+def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50,
+                  clock: Callable[[], float] = time.perf_counter) -> np.ndarray:
     """Seconds per call, from ``blocks`` timings of ``calls`` back-to-back calls each.
 
     Timing blocks rather than single calls keeps the timer's own cost (~0.1 us) out of
@@ -30,7 +32,6 @@ def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) 
     for _ in range(calls):
         fn()
     out = np.empty(blocks)
-    clock = time.perf_counter
     rng = range(calls)
     for b in range(blocks):
         t0 = clock()
@@ -38,6 +39,42 @@ def time_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) 
             fn()
         out[b] = (clock() - t0) / calls
     return out
+
+
+def cpu_per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> np.ndarray:
+    """As ``time_per_call``, in this thread's CPU time (``time.thread_time``).
+
+    On a shared machine the wall time includes the time other processes held the core; the
+    thread's CPU time does not (it still includes cache and frequency effects of the sharing).
+    """
+    return time_per_call(fn, calls, blocks, clock=time.thread_time)
+
+
+def pin_model(chain: object) -> tuple[object, object, int]:
+    """pinocchio's (model, data, tip frame id) of ``chain``'s URDF, for the peers' Python API calls.
+
+    The benchmark arms have only plain revolute joints, so the chain's q is pinocchio's q.
+    """
+    import pinocchio as pin
+
+    model = pin.buildModelFromUrdf(str(chain.urdf_path))
+    assert model.nq == model.nv == chain.dof, "the benchmark arms have only plain revolute joints"
+    return model, model.createData(), model.getFrameId(chain.tip_link)
+
+
+def per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> tuple[float, float]:
+    """(median wall s, median CPU s) per call of ``fn``."""
+    return float(np.median(time_per_call(fn, calls, blocks))), float(np.median(cpu_per_call(fn, calls, blocks)))
+
+
+def erd_urdf(relpath: str) -> Path:
+    """A robot file of the installed example-robot-data distribution (``ur_description/urdf/ur10_robot.urdf``)."""
+    from importlib import metadata
+
+    for f in metadata.files("example-robot-data") or []:
+        if str(f).endswith("example-robot-data/robots/" + relpath):
+            return Path(f.locate())
+    raise FileNotFoundError(f"example-robot-data's {relpath} is not installed (pip install example-robot-data)")
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

@@ -103,16 +103,17 @@ def bench_registration(rows: list[list[object]], seg: SpineSegment, repeat: int)
 
 
 def bench_approach(rows: list[list[object]], repeat: int) -> None:
-    from machaon.ortho.procedure import ProcedureConfig, _standoff_ik, _World
+    from machaon.ortho.procedure import ProcedureConfig, ProcedureWorld
+    from machaon.ortho.procedure.screw import standoff_ik
 
     cfg = ProcedureConfig(levels=("L3", "L4"), plan_mode="axis")
     anatomy = SpineSegment(cfg.levels)
-    w = _World(cfg, anatomy, lambda msg: None)
+    w = ProcedureWorld(cfg, anatomy, lambda msg: None)
     try:
         ax = anatomy.pedicle_axis("L3", "left")
         T = w.T_world_image0
         e, a = T[:3, :3] @ ax.entry + T[:3, 3], T[:3, :3] @ ax.direction
-        q_goal = _standoff_ik(w, e - cfg.standoff_m * a, a, w.q_home)
+        q_goal = standoff_ik(w, e - cfg.standoff_m * a, a, w.q_home)
         lo, hi = np.array(w.chain.lower), np.array(w.chain.upper)
         n_checks = [0]
 

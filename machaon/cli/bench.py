@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from machaon.cli._common import add_option, command, usage_errors
+from machaon.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to ``sub``."""
@@ -24,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--current-a", type=float, default=0.15, help="current step, A (at most 0.5)")
     p.add_argument("--step-duration", type=float, default=0.5, help="duration of each step, s")
     p.add_argument("--latency-samples", type=int, default=300, help="round trips for the latency histogram")
-    p.add_argument("--min-rate", type=float, default=200.0, help="loop rate the chain must reach, Hz")
+    add_option(p, "--min-rate-hz", old=("--min-rate",), type=float, default=200.0,
+               help="loop rate the chain must reach, Hz")
     p.add_argument("--latency-ms", type=float, default=10.0,
                    help="adapter latency margin added to every transaction deadline (default 10 ms)")
     p.add_argument("--safe-state", choices=("hold", "torque_off"), default="hold",
@@ -32,27 +36,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
+@command
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from machaon._io import check_output_dir
     from machaon.cli.hw import parse_ids
     from machaon.hardware.bench import BenchOptions, parse_bauds, run_bench
     from machaon.hardware.protocol import PortError
 
-    try:
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be a positive baud rate, got {args.baud}")
+    check_output_dir(args.out, what="--out")  # before the bench moves anything, not after
+    with usage_errors():
         opts = BenchOptions(port=args.port, ids=tuple(parse_ids(args.ids)), baudrate=args.baud,
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
                             step_rad=args.step_rad, current_a=args.current_a, step_duration_s=args.step_duration,
-                            latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate,
+                            latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate_hz,
                             safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if opts.dry_run:
         print("dry run: no motion; planned steps:")
-    try:
+    with usage_errors(PortError):  # a port that cannot be opened: exit 2, as the module doc says
         report = run_bench(opts, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
-    except PortError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if opts.dry_run:
         for line in report.plan:
             print(f"  - {line}")

@@ -10,6 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
+from machaon.cli._common import command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main demo: a robot-guided pedicle-screw procedure in simulation",
@@ -23,12 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+@command
 def _demo(args: argparse.Namespace) -> int:
+    from machaon._io import check_output_dir
     from machaon.cli.main import main
 
     headless = args.headless or not os.environ.get("DISPLAY")
     out = Path(args.out).resolve()
-    argv = ["ortho", "run", "--levels", args.levels, "--report", str(out), "--seed", str(args.seed)]
+    check_output_dir(out, what="--out")
+    argv = ["ortho", "run", "--levels", args.levels, "--out", str(out), "--seed", str(args.seed)]
     if headless:
         argv.append("--headless")
         print("machaon demo: no display, running headless (set DISPLAY or use xvfb-run for the GUI)")

@@ -11,8 +11,23 @@ import math
 import numpy as np
 import pinocchio as pin
 
+from machaon.cli._common import command, usage_errors
+from machaon.errors import UsageError
 from machaon.kinematics import Chain
 from machaon.robot.description import load_description
+
+_MAX_DEG = 1e4  # joint values beyond ~28 turns (or 10 m of travel) are a typo, not a pose
+_MAX_MM = 1e6  # positions beyond 1 km likewise
+
+
+def _finite(name: str, values: object, limit: float) -> np.ndarray:
+    """``values`` as floats; ``UsageError`` unless all are finite and within +-``limit``."""
+    a = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise UsageError(f"{name}: values must be finite numbers")
+    if (np.abs(a) > limit).any():
+        raise UsageError(f"{name}: values must be within +-{limit:g}")
+    return a
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _chain(args: argparse.Namespace) -> tuple[Chain, np.ndarray]:
     if args.urdf:
         if not (args.base and args.tip):
-            raise SystemExit("machaon kin: --urdf needs --base and --tip")
-        chain = Chain.from_urdf(args.urdf, args.base, args.tip)
+            raise UsageError("--urdf needs --base and --tip")
+        with usage_errors(ValueError, OSError, context=f"--urdf {args.urdf}"):
+            chain = Chain.from_urdf(args.urdf, args.base, args.tip)
         return chain, chain.home()
     desc = load_description(args.robot)
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
@@ -63,8 +79,8 @@ def _joint_values(chain: Chain, values: list[float] | None, default: np.ndarray,
     if values is None:
         return default.copy()
     if len(values) != chain.dof:
-        raise SystemExit(f"machaon kin: {what} needs {chain.dof} values, got {len(values)}")
-    return _to_si(chain, np.asarray(values, dtype=np.float64))
+        raise UsageError(f"{what} needs {chain.dof} values, got {len(values)}")
+    return _to_si(chain, _finite(what, values, _MAX_DEG))
 
 
 def _to_si(chain: Chain, values: np.ndarray) -> np.ndarray:
@@ -81,6 +97,7 @@ def _print_pose(T: np.ndarray) -> None:
         print("  " + " ".join(f"{v:11.6f}" for v in row))
 
 
+@command
 def _fk(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q = _joint_values(chain, args.q_deg, home, "--q-deg")
@@ -107,16 +124,22 @@ def _report(chain: Chain, r) -> int:
     return 0 if r.success else 1
 
 
+@command
 def _ik(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     T = np.eye(4)
-    T[:3, :3] = pin.rpy.rpyToMatrix(*np.radians(args.rpy_deg))
-    T[:3, 3] = np.asarray(args.xyz_mm) * 1e-3
+    T[:3, :3] = pin.rpy.rpyToMatrix(*np.radians(_finite("--rpy-deg", args.rpy_deg, _MAX_DEG)))
+    T[:3, 3] = _finite("--xyz-mm", args.xyz_mm, _MAX_MM) * 1e-3
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")
     return _report(chain, chain.ik(T, q0, seed=args.seed))
 
 
+@command
 def _axis(args: argparse.Namespace) -> int:
     chain, home = _chain(args)
     q0 = _joint_values(chain, args.q0_deg, home, "--q0-deg")
-    return _report(chain, chain.ik_axis(np.asarray(args.point_mm) * 1e-3, np.asarray(args.axis), q0))
+    point = _finite("--point-mm", args.point_mm, _MAX_MM) * 1e-3
+    axis = _finite("--axis", args.axis, _MAX_MM)
+    if np.linalg.norm(axis) < 1e-9:
+        raise UsageError("--axis: must be a non-zero direction, e.g. 0 0 -1")
+    return _report(chain, chain.ik_axis(point, axis, q0))

@@ -20,6 +20,21 @@ import logging
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
+
+from machaon.cli._bridges import add_live_view_args, open_live_view
+from machaon.cli._common import add_backend_arguments, command, open_backend
+from machaon.errors import TeleopError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at start-up
+    from machaon.control.supervisor import Supervisor
+    from machaon.robot.model import RobotModel
+    from machaon.teleop.client import TeleopClient
+    from machaon.teleop.mapping import TeleopConfig
+    from machaon.teleop.profiles import LinkProfile
+    from machaon.teleop.relay import RelayStats
+    from machaon.teleop.replay import ScriptReplay
+    from machaon.teleop.server import RobotServer
 
 log = logging.getLogger("machaon.cli.teleop")
 
@@ -51,14 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(func=_netem)
 
     s = tsub.add_parser("serve", help="run the robot server (control loop + authenticated link)")
-    s.add_argument("--backend", choices=("sim", "hardware"), default="sim")
+    add_backend_arguments(s)
     s.add_argument("--listen", default=DEFAULT_SERVER, metavar="HOST:PORT")
     s.add_argument("--key", required=True, metavar="FILE", help="pre-shared key file (mode 0600)")
-    s.add_argument("--robot", default="machaon_arm", help="robot description name or TOML/URDF path")
-    s.add_argument("--tool", help="tool of the description to mount and drive (default: flange)")
-    s.add_argument("--hw-config", metavar="TOML", help="hardware: actuator chain config")
-    s.add_argument("--port", help="hardware: serial port (overrides the config)")
-    s.add_argument("--gui", action="store_true", help="sim: open the PyBullet window")
     s.add_argument("--rate-hz", type=float, default=None,
                    help=f"control loop rate (default: 1000 for sim, {HARDWARE_RATE_HZ:.0f} for hardware: one "
                         "cycle is a sync write plus a sync read of the whole chain, about 1-2 ms with the USB "
@@ -75,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--stats-s", type=float, default=2.0, help="status print interval (0: quiet)")
     s.add_argument("--record", metavar="MCAP", help="record states, commands, targets and events (machaon log)")
     s.add_argument("--record-decimation", type=int, default=10, help="record every k-th control cycle")
+    s.add_argument("--rt-priority", type=int, default=0,
+                   help="SCHED_FIFO priority (1-99) of the control loop thread, so other processes cannot delay "
+                        "its cycles (0: normal scheduling; refused without privileges, then normal)")
+    add_live_view_args(s, fast=False)
     s.set_defaults(func=_serve)
 
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
@@ -104,29 +118,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=_keygen)
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
+@command
 def _keygen(args: argparse.Namespace) -> int:
     from machaon.teleop.keys import KeyFileError, write_key
 
     try:
         write_key(args.path, overwrite=args.force)
     except KeyFileError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     print(f"wrote {args.path} (mode 0600)")
     return 0
 
 
+@command
 def _profiles(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, load_profiles
 
     try:
         profiles = load_profiles(args.profiles_file)
-    except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+    except (ProfileError, OSError, ValueError) as exc:
+        raise UsageError(f"{args.profiles_file}: {exc}" if isinstance(exc, UnicodeDecodeError) else str(exc)) from exc
     print(f"{'name':18s} {'delay ms':>9s} {'jitter ms':>9s} {'loss %':>7s} {'burst':>5s} {'outage':>12s}  description")
     for name, p in profiles.items():
         out = f"{p.outage_s * 1e3:.0f}ms/{p.outage_every_s:g}s" if p.outage_every_s and p.outage_s else "-"
@@ -135,6 +146,7 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
 def _netem(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, get_profile
     from machaon.teleop.relay import parse_hostport
@@ -144,9 +156,13 @@ def _netem(args: argparse.Namespace) -> int:
         prof = get_profile(args.profile, args.profiles_file).with_overrides(
             delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, loss=args.loss)
     except (ValueError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     except ProfileError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
+    if not (0 <= args.stats_s < math.inf):
+        raise UsageError(f"--stats-s must be >= 0, got {args.stats_s}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
     # The relay's scheduler and receiver share the GIL; a shorter switch interval bounds how long
     # one can wait for the other (this process runs nothing else).
     old_interval = sys.getswitchinterval()
@@ -157,13 +173,13 @@ def _netem(args: argparse.Namespace) -> int:
         sys.setswitchinterval(old_interval)
 
 
-def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: object) -> int:
+def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str, int], prof: LinkProfile) -> int:
     from machaon.teleop.relay import UdpRelay
 
     try:
         relay = UdpRelay(listen, to, prof, seed=args.seed, rt_priority=args.rt_priority)
     except OSError as exc:
-        return _err(f"cannot listen on {args.listen}: {exc}")
+        raise UsageError(f"cannot listen on {args.listen}: {exc}") from exc
     print(f"netem {args.listen} -> {args.to}: profile {prof.name} (delay {prof.delay_s * 1e3:.2f} ms, "
           f"jitter {prof.jitter_s * 1e3:.2f} ms, loss {prof.loss * 100:.3f} %)", flush=True)
     t_end = None if args.duration is None else time.monotonic() + args.duration
@@ -179,7 +195,7 @@ def _run_relay(args: argparse.Namespace, listen: tuple[str, int], to: tuple[str,
     return 0
 
 
-def _print_relay(st: object) -> None:
+def _print_relay(st: RelayStats) -> None:
     for name, d in (("up", st.up), ("down", st.down)):
         print(f"{name:4s} rx {d.received:7d} fwd {d.forwarded:7d} lost {d.link.lost:5d} "
               f"(ge {d.link.lost_random} outage {d.link.lost_outage} queue {d.link.lost_queue}) "
@@ -188,23 +204,13 @@ def _print_relay(st: object) -> None:
               f"p99 {d.release_err_p99_s * 1e6:7.1f} us", flush=True)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import numpy as np
-
+def _serve_settings(args: argparse.Namespace) -> tuple:
+    """(key, listen address, description, robot model, TeleopConfig, loop rate Hz) from the flags."""
     from machaon.robot.description import DescriptionError, load_description
+    from machaon.robot.model import robot_model
     from machaon.teleop.keys import KeyFileError, load_key
-    from machaon.teleop.mapping import TeleopConfig, workspace_fixture
+    from machaon.teleop.mapping import TeleopConfig
     from machaon.teleop.relay import parse_hostport
-    from machaon.teleop.robot_setup import (
-        HomingError,
-        inner_controller,
-        move_home,
-        outside_workspace,
-        robot_model,
-        safety_settings,
-    )
-    from machaon.teleop.server import RobotServer, build_supervisor
-    from machaon.types import CommandMode
 
     try:
         psk = load_key(args.key)
@@ -216,45 +222,59 @@ def _serve(args: argparse.Namespace) -> int:
             workspace_min=desc.workspace_min, workspace_max=desc.workspace_max, state_rate_hz=args.state_hz,
         )
     except (KeyFileError, DescriptionError, ValueError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
+    from machaon._io import check_writable
+
+    if args.record:  # outputs are checked before the arm moves, not after
+        check_writable(args.record, what="--record")
+    if args.record_decimation < 1:
+        raise UsageError(f"--record-decimation must be >= 1, got {args.record_decimation}")
+    if args.duration is not None and not (0 < args.duration < math.inf):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if not (0 <= args.stats_s < math.inf):
+        raise UsageError(f"--stats-s must be >= 0, got {args.stats_s}")
+    if not 0 <= args.rt_priority <= 99:
+        raise UsageError(f"--rt-priority must be in 0..99, got {args.rt_priority}")
     rate_hz = args.rate_hz if args.rate_hz is not None else (1000.0 if args.backend == "sim" else HARDWARE_RATE_HZ)
     if not (0 < rate_hz < math.inf and 0 < args.home_speed < math.inf):
-        return _err("--rate-hz and --home-speed must be positive and finite")
+        raise UsageError("--rate-hz and --home-speed must be positive and finite")
     if args.backend == "hardware" and rate_hz > 2 * HARDWARE_RATE_HZ:
         log.warning("--rate-hz %g: above what a six-servo bus sustains (250-500 Hz at 4 Mbaud); expect "
                     "communication timeouts and overruns", rate_hz)
-    if args.backend == "sim":
-        from machaon.sim import ArmSim
+    return psk, listen, desc, model, config, rate_hz
 
-        backend = ArmSim(desc, tool=args.tool, gui=args.gui, realtime=True)
+
+@command
+def _serve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from machaon.robot.homing import HomingError, move_home
+    from machaon.robot.model import outside_workspace
+    from machaon.teleop.mapping import workspace_fixture
+    from machaon.teleop.robot_setup import inner_controller
+    from machaon.teleop.server import RobotServer
+
+    psk, listen, desc, model, config, rate_hz = _serve_settings(args)
+    # teleop drives the servos in current (torque) or position mode, not velocity
+    backend = open_backend(args, desc=desc, modes=("current", "position", "current_position"))
+    if args.backend == "sim":
         position = False
         fault_cycles = 3
     else:
-        if not args.hw_config:
-            return _err("--backend hardware needs --hw-config TOML")
-        from machaon.hardware.backend import ActuatorBackend, ActuatorConfig
-
-        try:
-            hw = ActuatorConfig.from_toml(args.hw_config, port=args.port)
-            if hw.mode == "velocity":
-                return _err("teleop needs the servos in current (torque) or position mode, not velocity")
-            backend = ActuatorBackend(hw)
-        except Exception as exc:  # port missing, servo missing: say which and stop
-            return _err(f"hardware backend: {exc}")
-        position = hw.mode in ("position", "current_position")
+        position = backend.config.mode in ("position", "current_position")
         # the config's lost_cycles says how many incomplete bus reads in a row this chain tolerates;
         # the supervisor's device check uses the same count
-        fault_cycles = hw.lost_cycles
+        fault_cycles = backend.config.lost_cycles
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(backend)
         except Exception as exc:  # port vanished, servo missing: say which and stop
-            return _err(f"{args.backend} backend: {exc}")
+            raise UsageError(f"{args.backend} backend: {exc}") from exc
         # The supervisor stops an arm whose tool starts outside the workspace box at once: check
         # here, and bring it home first when asked.
         start = backend.read()
         if not start.ok:
-            return _err(f"{args.backend} backend reports faults at start: {list(start.faults)}")
+            raise UsageError(f"{args.backend} backend reports faults at start: {list(start.faults)}")
         why = outside_workspace(model, start.q)
         if args.home:
             print(f"homing to {np.round(np.rad2deg(desc.q_home), 1).tolist()} deg ...", flush=True)
@@ -262,55 +282,88 @@ def _serve(args: argparse.Namespace) -> int:
                 move_home(backend, model, position_mode=position, rate_hz=rate_hz, speed=args.home_speed,
                           fault_cycles=fault_cycles)
             except HomingError as exc:
-                return _err(str(exc))
+                raise UsageError(str(exc)) from exc
         elif why is not None:
-            return _err(f"{why}; move the arm into the box or start with --home")
+            raise UsageError(f"{why}; move the arm into the box or start with --home")
         inner = inner_controller(model, position_mode=position,
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
-        safety = safety_settings(model)
-        safety["fault_cycles"] = fault_cycles
-        if position:  # the supervisor's hold/stop commands must be in the servos' mode
-            safety["hold_mode"] = CommandMode.POSITION
-        sup = build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
+        sup = _supervisor(model, config, position, fault_cycles)
         recorder = None
+        from machaon.robot.link_frames import LinkFrames
+
+        frames = LinkFrames.from_chain(model.chain, tool_frame=desc.tool(args.tool).tcp_link if args.tool else "tool")
         if args.record:
             from machaon.robot.runlog import RunLogRecorder
 
             try:
                 recorder = stack.enter_context(RunLogRecorder(
                     args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
-                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot}))
+                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot},
+                    link_frames=frames))
             except (OSError, ValueError) as exc:
-                return _err(f"cannot record to {args.record}: {exc}")
+                raise UsageError(f"cannot record to {args.record}: {exc}") from exc
+        live = open_live_view(args, backend.joint_names, frames)  # a taken port: exit 2, said in one line
+        if live is not None:
+            from machaon.robot.observers import Observers
+            from machaon.robot.topics import workspace_box_entity
+
+            stack.enter_context(live)
+            live.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
+            recorder = live if recorder is None else Observers(recorder, live)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
-                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder)
+                                 supervisor=sup, rate_hz=rate_hz, recorder=recorder,
+                                 realtime_priority=args.rt_priority or None)
         except OSError as exc:
-            return _err(f"cannot listen on {args.listen}: {exc}")
-        # The network thread shares the GIL with the control loop; a short switch interval bounds
+            raise UsageError(f"cannot listen on {args.listen}: {exc}") from exc
+        stack.callback(server.close)  # also when starting it fails half-way
+        # The link thread shares the GIL with the control loop; a short switch interval bounds
         # how long a command or a state message waits for it (the default 5 ms, several times per
         # packet, shows up as tens of ms of "network" latency).
         stack.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(5e-4)
+        try:
+            server.start()  # the loop first (it holds the arm), then the network process
+        except RuntimeError as exc:
+            raise TeleopError(f"cannot start the server: {exc}") from exc
         print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
-        t_end = None if args.duration is None else time.monotonic() + args.duration
-        with server:
-            t_print = time.monotonic() + args.stats_s
-            try:
-                while t_end is None or time.monotonic() < t_end:
-                    time.sleep(0.1)
-                    if server.loop.error is not None:
-                        return _err(f"control loop stopped: {server.loop.error}")
-                    if args.stats_s > 0 and time.monotonic() >= t_print:
-                        t_print += args.stats_s
-                        _print_server(server)
-            except KeyboardInterrupt:
-                pass
-            _print_server(server)
+        _run_server(server, args.duration, args.stats_s)
     return 0
 
 
-def _print_server(server: object) -> None:
+def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int) -> Supervisor:
+    """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode."""
+    from machaon.robot.model import safety_settings
+    from machaon.teleop.server import build_supervisor
+    from machaon.types import CommandMode
+
+    safety = safety_settings(model)
+    safety["fault_cycles"] = fault_cycles
+    if position:  # the supervisor's hold/stop commands must be in the servos' mode
+        safety["hold_mode"] = CommandMode.POSITION
+    return build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
+
+
+def _run_server(server: RobotServer, duration: float | None, stats_s: float) -> None:
+    """Serve for ``duration`` s (None: until Ctrl-C), printing statistics every ``stats_s`` s."""
+    t_end = None if duration is None else time.monotonic() + duration
+    t_print = time.monotonic() + stats_s
+    try:
+        while t_end is None or time.monotonic() < t_end:
+            time.sleep(0.1)
+            if server.loop.error is not None:
+                raise UsageError(f"control loop stopped: {server.loop.error}")
+            if server.link_error is not None:
+                raise TeleopError(f"network link stopped: {server.link_error}")
+            if stats_s > 0 and time.monotonic() >= t_print:
+                t_print += stats_s
+                _print_server(server)
+    except KeyboardInterrupt:
+        pass
+    _print_server(server)
+
+
+def _print_server(server: RobotServer) -> None:
     st = server.stats()
     snap = server.controller.snapshot()
     pos = "" if snap is None else " tool [" + ", ".join(f"{x * 1e3:7.1f}" for x in snap.T_base_tool[:3, 3]) + "] mm"
@@ -320,19 +373,20 @@ def _print_server(server: object) -> None:
           f"{pos}", flush=True)
 
 
-def _connect(client: object) -> int | None:
-    """Handshake with the server; None on success, else the exit code after saying why."""
+def _connect(client: TeleopClient) -> None:
+    """Handshake with the server; a ``TeleopError`` (exit 1: a failure) saying why when it does not answer."""
     from machaon.teleop.client import ConnectError
 
     try:
         client.connect()
     except ConnectError as exc:
         client.close()
-        return _err(str(exc))
-    return None
+        raise TeleopError(str(exc)) from exc
 
 
+@command
 def _console(args: argparse.Namespace) -> int:
+    from machaon._io import atomic_write, check_writable
     from machaon.teleop.client import TeleopClient
     from machaon.teleop.keys import KeyFileError, load_key
     from machaon.teleop.relay import parse_hostport
@@ -341,7 +395,11 @@ def _console(args: argparse.Namespace) -> int:
         psk = load_key(args.key)
         server = parse_hostport(args.connect)
     except (KeyFileError, ValueError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
+    if args.out:
+        check_writable(args.out, what="--out")  # before connecting, not after the run
+    if not (0 < args.rate_hz <= 1000):
+        raise UsageError(f"--rate-hz must be in (0, 1000], got {args.rate_hz}")
     if args.script:
         from machaon.teleop.replay import replay
         from machaon.teleop.script import OperatorScript, ScriptError
@@ -349,48 +407,57 @@ def _console(args: argparse.Namespace) -> int:
         try:
             script = OperatorScript.load(args.script)
         except (ScriptError, OSError) as exc:
-            return _err(str(exc))
+            raise UsageError(str(exc)) from exc
         client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-        if (failed := _connect(client)) is not None:
-            return failed
+        _connect(client)
         with client.start():
             res = replay(client, script)
         summary = _replay_summary(res)
-        print(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        print(text)
         if args.out:
-            with open(args.out, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2)
+            with atomic_write(args.out) as fh:
+                fh.write(text + "\n")
+        if not res.states:
+            # the handshake worked but the robot never answered: another operator holds it (one at a
+            # time), or everything we send is dropped; either way the script did not run
+            raise TeleopError("connected, but the robot sent no state in the whole run: another operator is "
+                              "driving it, or its link drops our commands (see the server's log)")
         return 0
     from machaon.teleop.console import ConsoleApp
 
     client = TeleopClient(server, psk, rate_hz=args.rate_hz)
-    if (failed := _connect(client)) is not None:
-        return failed
+    _connect(client)
     with client.start():
         ConsoleApp(client).run()
     return 0
 
 
-def _replay_summary(res: object) -> dict:
+def _finite(x: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured is null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def _replay_summary(res: ScriptReplay) -> dict:
     h = res.health
     last = res.states[-1][1] if res.states else None
     return {
         "commands_sent": int(res.t_sent.size),
         "states_received": len(res.states),
-        "rtt_p50_ms": h.rtt_p50_s * 1e3,
-        "rtt_p99_ms": h.rtt_p99_s * 1e3,
-        "jitter_ms": h.jitter_s * 1e3,
-        "state_loss": h.loss,
+        "rtt_p50_ms": _finite(h.rtt_p50_s * 1e3),
+        "rtt_p99_ms": _finite(h.rtt_p99_s * 1e3),
+        "jitter_ms": _finite(h.jitter_s * 1e3),
+        "state_loss": _finite(h.loss),
         "final_supervisor": None if last is None else last.supervisor.name,
         "final_hold_reason": None if last is None else last.hold_reason.name,
         "final_tool_position_m": None if last is None else list(last.p_base_tool),
     }
 
 
+@command
 def _sweep(args: argparse.Namespace) -> int:
     from machaon.cli.trial import sim_arm
     from machaon.teleop.profiles import ProfileError, load_profiles
-    from machaon.trials import ClusterError, TrialError
     from machaon.trials.teleop import run_sweep
 
     try:
@@ -398,19 +465,17 @@ def _sweep(args: argparse.Namespace) -> int:
         names = list(profiles) if not args.profiles else [n.strip() for n in args.profiles.split(",")]
         missing = [n for n in names if n not in profiles]
         if missing:
-            return _err(f"unknown profiles {missing}; known: {', '.join(profiles)}")
-    except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+            raise UsageError(f"unknown profiles {missing}; known: {', '.join(profiles)}")
+    except (ProfileError, OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    from machaon._io import check_output_dir
+
+    check_output_dir(args.out, what="--out")
     if args.seed < 0 or (args.workers is not None and args.workers < 1):
-        return _err("--seed must be >= 0 and --workers >= 1")
-    try:  # the teleop study on Ray, one seed per profile (machaon.trials.teleop)
-        report = run_sweep([profiles[n] for n in names], sim_arm, task=args.task, out_dir=args.out, seed=args.seed,
-                           workers=args.workers)
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (TrialError, ValueError) as exc:
-        return _err(str(exc))
+        raise UsageError("--seed must be >= 0 and --workers >= 1")
+    # the teleop study on Ray, one seed per profile (machaon.trials.teleop); its errors are MachaonErrors
+    report = run_sweep([profiles[n] for n in names], sim_arm, task=args.task, out_dir=args.out, seed=args.seed,
+                       workers=args.workers)
     print(report.table())
     print(f"wrote {report.out_dir}/sweep.json, sweep.png")
     return 0

@@ -14,8 +14,10 @@ CLI is the one place that chooses a backend.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+
+from machaon.cli._common import command
+from machaon.errors import UsageError
 
 
 def sim_arm(desc: object) -> object:
@@ -112,22 +114,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.set_defaults(func=_ortho)
 
 
-def _err(msg: str, code: int = 2) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return code
-
-
 def _run(study: object, args: argparse.Namespace) -> int:
-    from machaon.trials import ClusterError, TrialError, run_study
+    """Run ``study`` on Ray into ``--out``; a ``StudyError`` exits 2, a ``ClusterError`` 1 (``@command``)."""
+    from machaon._io import check_output_dir
+    from machaon.trials import run_study
 
+    check_output_dir(args.out, what="--out")
     t0 = time.perf_counter()
-    try:
-        res = run_study(study, args.out, seed=args.seed, workers=args.workers, address=args.address,
-                        resume=args.resume, progress=not args.no_progress)
-    except ClusterError as exc:
-        return _err(str(exc), 1)
-    except TrialError as exc:
-        return _err(str(exc))
+    res = run_study(study, args.out, seed=args.seed, workers=args.workers, address=args.address,
+                    resume=args.resume, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     print(study.headline(res.summary))
     runs = res.summary["runs"]
@@ -136,6 +131,7 @@ def _run(study: object, args: argparse.Namespace) -> int:
     return 0
 
 
+@command
 def _teleop(args: argparse.Namespace) -> int:
     from machaon.teleop.profiles import ProfileError, load_profiles
     from machaon.trials.teleop import TeleopStudy
@@ -143,34 +139,36 @@ def _teleop(args: argparse.Namespace) -> int:
     try:
         profiles = load_profiles(args.profiles_file)
     except (ProfileError, OSError) as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     names = list(args.profiles or profiles)
     missing = [n for n in names if n not in profiles]
     if missing:
-        return _err(f"unknown profiles {missing}; known: {', '.join(profiles)}")
+        raise UsageError(f"unknown profiles {missing}; known: {', '.join(profiles)}")
     try:
         study = TeleopStudy(tuple(profiles[n] for n in names), sim_arm, tasks=args.tasks, speeds=args.speeds,
                             seeds=args.seeds, rate_hz=args.rate_hz)
     except ValueError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     return _run(study, args)
 
 
+@command
 def _exo(args: argparse.Namespace) -> int:
     from machaon.trials.exo import ExoStudy
 
     try:
         study = ExoStudy(sim_legs, wearers=args.wearers, gains=args.gains, duration_s=args.duration, skip_s=args.skip)
     except ValueError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     return _run(study, args)
 
 
+@command
 def _ortho(args: argparse.Namespace) -> int:
     from machaon.trials.ortho import OrthoStudy
 
     try:
         study = OrthoStudy.create(screws=args.screws, levels=args.levels, noise=args.noise, compare=args.compare)
     except ValueError as exc:
-        return _err(str(exc))
+        raise UsageError(str(exc)) from exc
     return _run(study, args)

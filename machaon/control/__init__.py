@@ -1,5 +1,7 @@
 """Layer 2: impedance laws (Cython core), admittance, trajectories, virtual fixtures, the safety supervisor.
 
+- ``Controller`` (``update(state, t) -> JointCommand``) and ``TargetController`` (plus
+  ``set_target``): the protocols every controller satisfies (``machaon.control.controller``).
 - ``cartesian_impedance_torque``, ``joint_impedance_torque``, ``limit_torque``, ``pose_error``:
   the laws' functional faces; ``JointImpedance``, ``CartesianImpedance``, ``Admittance``: controllers
   with ``update(state, t) -> JointCommand`` (``machaon.control.impedance`` / ``.admittance``);
@@ -10,6 +12,7 @@
 """
 
 from machaon.control.admittance import Admittance, TorqueWrenchEstimator
+from machaon.control.controller import Controller, TargetController
 from machaon.control.impedance import (
     CartesianGains,
     CartesianImpedance,
@@ -27,11 +30,13 @@ __all__ = [
     "Admittance",
     "CartesianGains",
     "CartesianImpedance",
+    "Controller",
     "JointImpedance",
     "SafetyConfig",
     "Supervisor",
     "SupervisorEvent",
     "SupervisorState",
+    "TargetController",
     "TorqueWrenchEstimator",
     "cartesian_damping",
     "cartesian_impedance_torque",

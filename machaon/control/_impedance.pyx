@@ -1,26 +1,46 @@
 # cython: language_level=3
-"""Impedance-law kernels (no input checks here: ``machaon.control.impedance`` is the checked face).
+"""Impedance laws in compiled code: the checked functional faces, the fused per-cycle step, and kernels.
 
 Conventions: SI units; poses row-major 4x4 ``T_base_x``; Jacobians 6 x n ``[linear; angular]`` in
 the base frame at the tool origin; wrenches ``[force; moment]`` in the base frame at the tool
-origin. Every function writes into caller-given ``out`` buffers and runs without the GIL.
+origin.
 
-Joint impedance      tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff           (diagonal gains)
+Joint impedance      tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff [+ g(q) (+ C(q, dq) dq) of a chain]
 Cartesian impedance  e   = [p_d - p; log3(R_d R^T)]
                      w   = K e + D (v_d - J dq) + w_ff
-                     tau = J^T w + g + N (k_n (q_n - q) - d_n dq)              (N only if n > 6)
+                     tau = J^T w + g [+ g(q) (+ C dq)] + N (k_n (q_n - q) - d_n dq)   (N only if n > 6)
 Limits               tau <- clip(tau, tau_prev -+ dtau_max dt), then clip(+-tau_max)
+
+``cartesian_impedance_torque`` and ``joint_impedance_torque`` are the users' checked calls: every
+argument is checked here (shape, dtype, NaN/Inf, a ``ValueError`` naming it), the result comes from
+the NumPy C API unless ``out=`` is given. ``CartesianStep`` is the controllers' fused cycle; the
+remaining ``def`` kernels are unchecked workers behind ``machaon.control.impedance`` (prior
+validation is assumed).
 """
 
 from libc.math cimport fabs, sqrt
 
-from machaon.kinematics._chain cimport MAX_DOF, ChainData, ChainKernel, fk_jac_c, log3_c
+from machaon.kinematics._chain cimport (
+    MAX_DOF,
+    ChainKernel,
+    as_gain,
+    as_input,
+    as_output,
+    as_transform,
+    bias_torque_c,
+    fk_jac_c,
+    log3_c,
+)
+from machaon._records cimport torque_command_c
+from machaon.kinematics._dynamics cimport crba_c, rnea_c
 
 import numpy as np
 
 cimport numpy as cnp
 
 cnp.import_array()
+
+cdef double NULL_SPACE_DAMPING = 1e-9   # Tikhonov term of the posture projector (see _nullspace_add)
 
 
 cdef inline cnp.ndarray _c_double(object a):
@@ -29,6 +49,16 @@ cdef inline cnp.ndarray _c_double(object a):
         if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
             return <cnp.ndarray>a
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
+cdef inline const double* _data(cnp.ndarray a):
+    return <const double*>cnp.PyArray_DATA(a)
+
+
+cdef ChainKernel _chain_arg(str name, object chain):
+    if not isinstance(chain, ChainKernel):
+        raise TypeError(f"{name}: expected a machaon.kinematics.Chain, got {type(chain).__name__}")
+    return <ChainKernel>chain
 
 
 # ----------------------------------------------------------------------------- pointer kernels
@@ -162,65 +192,188 @@ cdef inline void _limit(int n, double* tau, const double* tau_max, const double*
                 tau[j] = -tau_max[j]
 
 
+cdef inline void _mul6(const double* A, const double* B, double* C) noexcept nogil:
+    """C = A B for 6x6 row-major matrices."""
+    cdef int i, j, k
+    cdef double s
+    for i in range(6):
+        for j in range(6):
+            s = 0.0
+            for k in range(6):
+                s = s + A[6 * i + k] * B[6 * k + j]
+            C[6 * i + j] = s
+
+
 cdef inline void _rotate_gain(const double* R, const double* G_task, double* G_base) noexcept nogil:
     """G_base = B G_task B^T with B = blockdiag(R, R): a task-frame 6x6 gain seen in the base frame."""
     cdef double B[36]
+    cdef double Bt[36]
     cdef double tmp[36]
-    cdef int i, j, k
-    cdef double s
+    cdef int i, j
     for i in range(36):
         B[i] = 0.0
+        Bt[i] = 0.0
     for i in range(3):
         for j in range(3):
             B[6 * i + j] = R[3 * i + j]
             B[6 * (i + 3) + j + 3] = R[3 * i + j]
-    for i in range(6):
-        for j in range(6):
-            s = 0.0
-            for k in range(6):
-                s = s + B[6 * i + k] * G_task[6 * k + j]
-            tmp[6 * i + j] = s
-    for i in range(6):
-        for j in range(6):
-            s = 0.0
-            for k in range(6):
-                s = s + tmp[6 * i + k] * B[6 * j + k]
-            G_base[6 * i + j] = s
+            Bt[6 * j + i] = R[3 * i + j]
+            Bt[6 * (j + 3) + i + 3] = R[3 * i + j]
+    _mul6(B, G_task, tmp)
+    _mul6(tmp, Bt, G_base)
 
 
-# ----------------------------------------------------------------------------- Python-callable kernels
+# ----------------------------------------------------------------------------- checked functional faces
 
-cdef inline int _check_transform(const double* T, double tol) noexcept nogil:
-    cdef int i, j, k
-    cdef double s, det, x
-    for i in range(16):
-        x = T[i]
-        if not (x - x == 0.0):          # NaN or Inf
-            return 1
-    if T[12] != 0.0 or T[13] != 0.0 or T[14] != 0.0 or T[15] != 1.0:
-        return 2
-    for i in range(3):
-        for j in range(3):
-            s = 0.0
-            for k in range(3):
-                s = s + T[4 * i + k] * T[4 * j + k]
-            if fabs(s - (1.0 if i == j else 0.0)) > tol:
-                return 3
-    det = (T[0] * (T[5] * T[10] - T[6] * T[9])
-           - T[1] * (T[4] * T[10] - T[6] * T[8])
-           + T[2] * (T[4] * T[9] - T[5] * T[8]))
-    if det <= 0.0:
-        return 3
-    return 0
+def cartesian_impedance_torque(chain, q, dq, T_base_target, K, D, g=None, *, v_d=None, w_ff=None,
+                               gravity=False, coriolis=False, posture=None, k_null=0.0, d_null=0.0,
+                               out=None):
+    """``tau = J^T (K e + D (v_d - J dq) + w_ff) + g`` with ``e = [p_t - p; log3(R_t R^T)]``, one call.
+
+    ``chain``: a ``machaon.kinematics.Chain`` (pose and Jacobian of its tip from ``q``); ``q``,
+    ``dq`` (n,); ``T_base_target`` (4x4, base frame); ``K``, ``D``: 6x6 base-frame gains (N/m,
+    N m/rad; N s/m, N m s/rad); ``g``: a torque (n,) added as is, or None; ``v_d``: desired tool
+    twist (6,) or None; ``w_ff``: feed-forward wrench (6,) or None.
+    ``gravity=True`` adds the chain's own gravity torque ``chain.gravity_torque(q)`` and
+    ``coriolis=True`` its ``C(q, dq) dq``, computed inside this call (give ``g`` or
+    ``gravity=True``, not both). ``posture`` (n,), ``k_null``, ``d_null`` (N m/rad, N m s/rad,
+    scalar or (n,)): for a redundant chain (n > 6) the posture torque
+    ``k_null (posture - q) - d_null dq`` projected into the task's null space
+    (``I - J^T (J J^T + 1e-9 I)^-1 J``); ignored for n <= 6. ``out``: an (n,) buffer to fill.
+
+    Bad input: a wrong shape, a non-real value or NaN/Inf raises ``ValueError`` naming the
+    argument; a target that is not a rigid transform raises ``ValueError`` ("T_base_target: ...");
+    ``chain`` not a Chain raises ``TypeError``.
+    """
+    cdef ChainKernel ch = _chain_arg("chain", chain)
+    cdef int n = ch._n()
+    cdef int j
+    cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
+    cdef cnp.ndarray va = as_input("dq", dq, 1, n, -1, -1)
+    cdef cnp.ndarray Ta = as_transform("T_base_target", T_base_target)
+    cdef cnp.ndarray Ka = as_input("K", K, 2, 6, 6, -1)
+    cdef cnp.ndarray Da = as_input("D", D, 2, 6, 6, -1)
+    cdef const double* pg = NULL
+    cdef const double* pv = NULL
+    cdef const double* pw = NULL
+    cdef const double* pn = NULL
+    cdef double kn[MAX_DOF]
+    cdef double dn[MAX_DOF]
+    cdef double T[16]
+    cdef double J[6 * MAX_DOF]
+    cdef double e[6]
+    cdef double w[6]
+    cdef double bias[MAX_DOF]
+    cdef double tau0[MAX_DOF]
+    cdef cnp.ndarray ga, vda, wfa, pna       # keep converted inputs alive while their data is used
+    if g is not None:
+        if gravity:
+            raise ValueError("g: give g or gravity=True, not both")
+        ga = as_input("g", g, 1, n, -1, -1)
+        pg = _data(ga)
+    if v_d is not None:
+        vda = as_input("v_d", v_d, 1, 6, -1, -1)
+        pv = _data(vda)
+    if w_ff is not None:
+        wfa = as_input("w_ff", w_ff, 1, 6, -1, -1)
+        pw = _data(wfa)
+    if posture is not None:
+        pna = as_input("posture", posture, 1, n, -1, -1)
+        pn = _data(pna)
+        as_gain("k_null", k_null, n, kn)
+        as_gain("d_null", d_null, n, dn)
+    cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+    cdef double* tau = <double*>cnp.PyArray_DATA(o)
+    cdef const double* qp = _data(qa)
+    cdef const double* vp = _data(va)
+    fk_jac_c(&ch.c, qp, T, J)
+    _cartesian_law(n, T, J, vp, _data(Ta), _data(Ka), _data(Da), pv, pw, pg, e, w, tau)
+    if gravity or coriolis:
+        rnea_c(n, ch.c.T_fixed, ch.c.jtype, ch.c.inertia, qp, vp if coriolis else NULL, NULL,
+               ch.c.gravity if gravity else NULL, bias)
+        for j in range(n):
+            tau[j] = tau[j] + bias[j]
+    if pn != NULL and n > 6:
+        for j in range(n):
+            tau0[j] = kn[j] * (pn[j] - qp[j]) - dn[j] * vp[j]
+        _nullspace_add(n, J, tau0, NULL_SPACE_DAMPING, tau)
+    return o
 
 
-def check_transform(const double[:, ::1] T, double tol):
-    """0 if T (4x4) is a finite rigid transform (R R^T = I to tol, det R > 0, last row 0 0 0 1);
-    1: NaN/Inf, 2: bad last row, 3: rotation part not a proper rotation. (Fast path of the face.)"""
-    cdef int code
-    with nogil:
-        code = _check_transform(&T[0, 0], tol)
-    return code
+def joint_impedance_torque(q, dq, q_d, dq_d, k, d, g=None, tau_ff=None, out=None, *, chain=None,
+                           coriolis=False):
+    """``tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff`` element-wise (diagonal gains, SI), one call.
+
+    ``q``, ``dq``, ``q_d`` (n,); ``dq_d`` (n,) or None (zero); ``k`` (N m/rad), ``d`` (N m s/rad):
+    scalars or (n,), >= 0; ``g``, ``tau_ff``: torques (n,) added as is, or None. ``chain`` (a
+    ``machaon.kinematics.Chain`` with n joints) adds its gravity torque ``g(q)`` computed inside
+    this call, and with ``coriolis=True`` also ``C(q, dq) dq``. ``out``: an (n,) buffer to fill.
+
+    Bad input: a wrong shape, a non-real value, NaN/Inf or a negative gain raises ``ValueError``
+    naming the argument; ``chain`` not a Chain raises ``TypeError``.
+    """
+    cdef cnp.ndarray qa = as_input("q", q, 1, -1, -1, -1)
+    cdef int n = <int>cnp.PyArray_DIM(qa, 0)
+    cdef int j
+    cdef ChainKernel ch = None
+    if n > MAX_DOF:
+        raise ValueError(f"q: at most {MAX_DOF} joints")
+    cdef cnp.ndarray va = as_input("dq", dq, 1, n, -1, -1)
+    cdef cnp.ndarray qda = as_input("q_d", q_d, 1, n, -1, -1)
+    cdef const double* pvd = NULL
+    cdef const double* pg = NULL
+    cdef const double* pf = NULL
+    cdef double kk[MAX_DOF]
+    cdef double dd[MAX_DOF]
+    cdef cnp.ndarray vda, ga, fa             # keep converted inputs alive while their data is used
+    if dq_d is not None:
+        vda = as_input("dq_d", dq_d, 1, n, -1, -1)
+        pvd = _data(vda)
+    as_gain("k", k, n, kk)
+    as_gain("d", d, n, dd)
+    if g is not None:
+        ga = as_input("g", g, 1, n, -1, -1)
+        pg = _data(ga)
+    if tau_ff is not None:
+        fa = as_input("tau_ff", tau_ff, 1, n, -1, -1)
+        pf = _data(fa)
+    if chain is not None:
+        ch = _chain_arg("chain", chain)
+        if ch._n() != n:
+            raise ValueError(f"chain: has {ch.c.n} joints, q has {n}")
+    elif coriolis:
+        raise ValueError("coriolis: needs a chain")
+    cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+    cdef double* tau = <double*>cnp.PyArray_DATA(o)
+    if ch is not None:
+        bias_torque_c(&ch.c, _data(qa), _data(va) if coriolis else NULL, tau)
+    else:
+        for j in range(n):
+            tau[j] = 0.0
+    _joint_law_add(n, _data(qa), _data(va), _data(qda), pvd, kk, dd, pg, pf, tau)
+    return o
+
+
+# ----------------------------------------------------------------------------- unchecked workers
+
+cdef inline void _joint_law_add(int n, const double* q, const double* dq, const double* q_d, const double* dq_d,
+                                const double* k, const double* d, const double* g, const double* tau_ff,
+                                double* tau) noexcept nogil:
+    """tau += k (q_d - q) + d (dq_d - dq) + g + tau_ff (dq_d, g, tau_ff may be NULL: zero)."""
+    cdef int j
+    cdef double s
+    for j in range(n):
+        s = k[j] * (q_d[j] - q[j]) + d[j] * ((dq_d[j] if dq_d != NULL else 0.0) - dq[j])
+        if g != NULL:
+            s = s + g[j]
+        if tau_ff != NULL:
+            s = s + tau_ff[j]
+        tau[j] = tau[j] + s
+
+
+def checked_transform(str name, T):
+    """``T`` as a C-contiguous float64 4x4 rigid transform, or ``ValueError`` naming ``name``."""
+    return as_transform(name, T)
 
 
 def pose_error(const double[:, ::1] T, const double[:, ::1] T_d, double[::1] out):
@@ -229,49 +382,28 @@ def pose_error(const double[:, ::1] T, const double[:, ::1] T_d, double[::1] out
         _pose_error(&T[0, 0], &T_d[0, 0], &out[0])
 
 
-def cartesian_law(const double[:, ::1] T, const double[:, ::1] J, const double[::1] dq,
-                  const double[:, ::1] T_d, const double[:, ::1] K, const double[:, ::1] D,
-                  const double[::1] v_d, const double[::1] w_ff, const double[::1] g,
-                  double[::1] e_out, double[::1] w_out, double[::1] tau_out):
-    """tau_out = J^T (K e + D (v_d - J dq) + w_ff) + g, given the tool pose T and Jacobian J.
-
-    v_d, w_ff, g may be None (zero). Writes the pose error into e_out and the wrench into w_out.
-    """
-    cdef int n = J.shape[1]
-    cdef const double* pv = NULL
-    cdef const double* pw = NULL
-    cdef const double* pg = NULL
-    if v_d is not None:
-        pv = &v_d[0]
-    if w_ff is not None:
-        pw = &w_ff[0]
-    if g is not None:
-        pg = &g[0]
-    with nogil:
-        _cartesian_law(n, &T[0, 0], &J[0, 0], &dq[0], &T_d[0, 0], &K[0, 0], &D[0, 0], pv, pw, pg,
-                       &e_out[0], &w_out[0], &tau_out[0])
-
-
 def joint_law(const double[::1] q, const double[::1] dq, const double[::1] q_d, const double[::1] dq_d,
               const double[::1] k, const double[::1] d, const double[::1] g, const double[::1] tau_ff,
-              double[::1] out):
-    """out = k (q_d - q) + d (dq_d - dq) + g + tau_ff, element-wise (g, tau_ff may be None)."""
-    cdef Py_ssize_t j, n = q.shape[0]
+              double[::1] out, ChainKernel chain=None):
+    """out = k (q_d - q) + d (dq_d - dq) + g + tau_ff [+ the chain's gravity torque] (g, tau_ff may be None).
+
+    The worker of ``JointImpedance``; sizes and values were checked by the caller.
+    """
+    cdef int n = q.shape[0]
     cdef const double* pg = NULL
     cdef const double* pf = NULL
-    cdef double s
+    cdef int j
     if g is not None:
         pg = &g[0]
     if tau_ff is not None:
         pf = &tau_ff[0]
-    with nogil:
+    if chain is not None and chain.c.n == n:
+        bias_torque_c(&chain.c, &q[0], NULL, &out[0])
+    else:
         for j in range(n):
-            s = k[j] * (q_d[j] - q[j]) + d[j] * (dq_d[j] - dq[j])
-            if pg != NULL:
-                s = s + pg[j]
-            if pf != NULL:
-                s = s + pf[j]
-            out[j] = s
+            out[j] = 0.0
+    with nogil:
+        _joint_law_add(n, &q[0], &dq[0], &q_d[0], &dq_d[0], &k[0], &d[0], pg, pf, &out[0])
 
 
 def limit_torque(double[::1] tau, const double[::1] tau_max, const double[::1] tau_prev,
@@ -293,18 +425,6 @@ def limit_torque(double[::1] tau, const double[::1] tau_max, const double[::1] t
         _limit(tau.shape[0], &tau[0], pm, pp, dt, pd)
 
 
-def rotate_gain(const double[:, ::1] R, const double[:, ::1] G_task, double[:, ::1] out):
-    """out = blockdiag(R, R) G_task blockdiag(R, R)^T."""
-    with nogil:
-        _rotate_gain(&R[0, 0], &G_task[0, 0], &out[0, 0])
-
-
-def nullspace_torque(const double[:, ::1] J, const double[::1] tau0, double lam2, double[::1] out):
-    """out += (I - J^T (J J^T + lam2 I)^-1 J) tau0 (posture torque projected into the null space)."""
-    with nogil:
-        _nullspace_add(J.shape[1], &J[0, 0], &tau0[0], lam2, &out[0])
-
-
 # ----------------------------------------------------------------------------- fused one-cycle kernel
 
 cdef class CartesianStep:
@@ -316,6 +436,8 @@ cdef class CartesianStep:
     """
 
     cdef ChainKernel kernel
+    cdef ChainKernel dyn          # gravity (and Coriolis) from this chain's dynamics, if set
+    cdef bint use_gravity, use_coriolis
     cdef readonly int n
     cdef double T[16]
     cdef double J[6 * MAX_DOF]
@@ -340,11 +462,17 @@ cdef class CartesianStep:
     cdef bint has_tau_max, has_dtau_max
     cdef double tau_prev[MAX_DOF]
     cdef bint has_prev
+    cdef double A_sqrt[36]        # Lambda^1/2 of the inertia-based damping design, base frame
+    cdef double Z_fac[36]         # the design's ratio and stiffness-root factors (set by the controller)
+    cdef double K1_fac[36]
 
     def __cinit__(self, ChainKernel kernel):
         cdef int i
         self.kernel = kernel
-        self.n = kernel.c.n
+        self.n = kernel._n()
+        self.dyn = None
+        self.use_gravity = False
+        self.use_coriolis = False
         for i in range(36):
             self.K_task[i] = 0.0
             self.D_task[i] = 0.0
@@ -376,6 +504,60 @@ cdef class CartesianStep:
         self.follow_target = follow_target
         for i in range(9):
             self.R_target_task[i] = R_target_task[i // 3, i % 3]
+
+    def refresh_inertia(self, q, M=None, double eps=1e-6):
+        """Lambda^1/2 = (J M^-1 J^T)^-1/2 at ``q`` for the inertia-based damping (J of the chain).
+
+        ``M``: the (n, n) mass matrix, or None for the ``set_dynamics`` chain's (composite rigid
+        body, computed here). Eigenvalues of J M^-1 J^T are floored at ``eps``. Returns 0, or -1
+        when the kernel declines (a non-finite value, M not positive definite): the caller then
+        takes numpy's route and hands the result to ``set_sqrt_inertia``.
+        """
+        cdef int n = self.n
+        cdef double T[16]
+        cdef double J[6 * MAX_DOF]
+        cdef double Mbuf[MAX_DOF * MAX_DOF]
+        cdef const double* Mp = Mbuf
+        cdef cnp.ndarray aq = _c_double(q)
+        cdef cnp.ndarray aM
+        if cnp.PyArray_SIZE(aq) != n:
+            raise ValueError(f"q: expected {n} values")
+        if M is None:
+            if self.dyn is None:
+                raise ValueError("M: required without set_dynamics")
+            crba_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, _data(aq), Mbuf)
+        else:
+            aM = _c_double(M)
+            if cnp.PyArray_SIZE(aM) != n * n:
+                raise ValueError(f"M: expected {n}x{n} values")
+            Mp = _data(aM)
+        fk_jac_c(&self.kernel.c, _data(aq), T, J)
+        return _sqrt_inertia_c(n, J, Mp, eps, self.A_sqrt)
+
+    def set_sqrt_inertia(self, const double[:, ::1] A):
+        """Lambda^1/2 (6x6) computed elsewhere (numpy's route, when ``refresh_inertia`` declined)."""
+        cdef int i
+        for i in range(36):
+            self.A_sqrt[i] = A[i // 6, i % 6]
+
+    def set_damping_factors(self, const double[:, ::1] Z, const double[:, ::1] K1):
+        """The design's base-frame factors Z = B diag(zeta) B^T and K1 = B diag(sqrt k) B^T (6x6 each)."""
+        cdef int i
+        for i in range(36):
+            self.Z_fac[i] = Z[i // 6, i % 6]
+            self.K1_fac[i] = K1[i // 6, i % 6]
+
+    def apply_inertia_damping(self):
+        """Use D_base = A Z K1 + K1 Z A (A = Lambda^1/2; = A Z K1 + (A Z K1)^T, all three symmetric)."""
+        cdef double AZ[36]
+        cdef double AZK[36]
+        cdef int i, j
+        _mul6(self.A_sqrt, self.Z_fac, AZ)
+        _mul6(AZ, self.K1_fac, AZK)
+        for i in range(6):
+            for j in range(6):
+                self.D_base[6 * i + j] = AZK[6 * i + j] + AZK[6 * j + i]
+        self.damping_in_base = True
 
     def set_damping_base(self, const double[:, ::1] D_base):
         """Use this base-frame damping (e.g. designed from the Cartesian inertia) instead of D_task."""
@@ -429,23 +611,42 @@ cdef class CartesianStep:
             self.tau_prev[i] = tau_prev[i]
         self.has_prev = True
 
-    def error(self, double[::1] out):
-        """Copy the last pose error [dp; drot] (base frame) into out (6)."""
+    def set_dynamics(self, ChainKernel dyn, bint gravity=True, bint coriolis=False):
+        """Add ``dyn``'s gravity torque (and with ``coriolis`` its C(q, dq) dq) inside ``step`` when no
+        ``g`` is passed; ``dyn=None`` turns it off. ``dyn`` describes the same joints (its payload may
+        differ from the kinematic chain's tool)."""
+        if dyn is not None and dyn._n() != self.n:
+            raise ValueError(f"dyn: has {dyn.c.n} joints, the step {self.n}")
+        self.dyn = dyn
+        self.use_gravity = dyn is not None and gravity
+        self.use_coriolis = dyn is not None and coriolis
+
+    def error(self, out=None):
+        """The last pose error [dp; drot] (6,), base frame: into ``out`` or a new array."""
+        cdef cnp.ndarray o = as_output("out", out, 1, 6, 0, 0)
+        cdef double* p = <double*>cnp.PyArray_DATA(o)
         cdef int i
         for i in range(6):
-            out[i] = self.e[i]
+            p[i] = self.e[i]
+        return o
 
-    def wrench(self, double[::1] out):
-        """Copy the last commanded wrench (base frame, at the tool origin) into out (6)."""
+    def wrench(self, out=None):
+        """The last commanded wrench (6,), base frame, at the tool origin: into ``out`` or a new array."""
+        cdef cnp.ndarray o = as_output("out", out, 1, 6, 0, 0)
+        cdef double* p = <double*>cnp.PyArray_DATA(o)
         cdef int i
         for i in range(6):
-            out[i] = self.w[i]
+            p[i] = self.w[i]
+        return o
 
-    def pose(self, double[:, ::1] out):
-        """Copy the last tool pose T_base_tool into out (4x4)."""
+    def pose(self, out=None):
+        """The last tool pose T_base_tool (4x4): into ``out`` or a new array."""
+        cdef cnp.ndarray o = as_output("out", out, 2, 4, 4, 0)
+        cdef double* p = <double*>cnp.PyArray_DATA(o)
         cdef int i
         for i in range(16):
-            out[i // 4, i % 4] = self.T[i]
+            p[i] = self.T[i]
+        return o
 
     def gains_base(self, double[:, ::1] K_out, double[:, ::1] D_out):
         """Copy the base-frame K and D used in the last step."""
@@ -454,13 +655,14 @@ cdef class CartesianStep:
             K_out[i // 6, i % 6] = self.K_base[i]
             D_out[i // 6, i % 6] = self.D_base[i]
 
-    def step(self, q, dq, T_target, g, double dt, cnp.ndarray out):
-        """One cycle: out = limits(J^T (K e + D (v_d - J dq) + w_ff) + g + N tau_posture).
+    def step(self, q, dq, T_target, g, double dt, out=None):
+        """One cycle: out = limits(J^T (K e + D (v_d - J dq) + w_ff) + g + N tau_posture); returns out.
 
-        q, dq: joint state (n); T_target: T_base_target (4x4); g: gravity torque (n) or None;
-        dt: time since the previous step (s) for the rate limit (<= 0: no rate limit this step);
-        out: a writable C-contiguous float64 array of n torques. Sizes are checked (ValueError);
-        values are not (the Python face validates targets; NaN propagates to the supervisor).
+        q, dq: joint state (n); T_target: T_base_target (4x4); g: gravity torque (n), or None for
+        the ``set_dynamics`` chain's (or none); dt: time since the previous step (s) for the rate
+        limit (<= 0: no rate limit this step); out: a writable C-contiguous float64 array of n
+        torques, or None for a new one. Sizes are checked (ValueError); values are not (the
+        controller validates targets; NaN propagates to the supervisor).
         Arrays are taken by pointer (no buffer acquisition): this is the per-cycle call.
         """
         cdef int n = self.n
@@ -478,20 +680,39 @@ cdef class CartesianStep:
             if cnp.PyArray_SIZE(ag) != n:
                 raise ValueError(f"g: expected {n} values")
             pg = <const double*>cnp.PyArray_DATA(ag)
-        if (cnp.PyArray_TYPE(out) != cnp.NPY_DOUBLE or not cnp.PyArray_IS_C_CONTIGUOUS(out)
-                or not cnp.PyArray_ISWRITEABLE(out) or cnp.PyArray_SIZE(out) != n):
-            raise ValueError(f"out: expected a writable C-contiguous float64 array of {n} values")
+        cdef cnp.ndarray o
+        if out is None:
+            o = as_output("out", None, 1, n, 0, 0)
+        else:
+            if not cnp.PyArray_Check(out):
+                raise ValueError(f"out: expected a writable C-contiguous float64 array of {n} values")
+            o = <cnp.ndarray>out
+            if (cnp.PyArray_TYPE(o) != cnp.NPY_DOUBLE or not cnp.PyArray_IS_C_CONTIGUOUS(o)
+                    or not cnp.PyArray_ISWRITEABLE(o) or cnp.PyArray_SIZE(o) != n):
+                raise ValueError(f"out: expected a writable C-contiguous float64 array of {n} values")
         with nogil:
             self._step(<const double*>cnp.PyArray_DATA(aq), <const double*>cnp.PyArray_DATA(adq),
-                       <const double*>cnp.PyArray_DATA(aT), pg, dt, <double*>cnp.PyArray_DATA(out))
+                       <const double*>cnp.PyArray_DATA(aT), pg, dt, <double*>cnp.PyArray_DATA(o))
+        return o
+
+    def command(self, q, dq, T_target, g, double dt, x_d):
+        """``step`` into a new array, returned as the controller's ``JointCommand`` (torque mode) with
+        ``info = {"x_d": x_d, "error": the pose error}``: the whole per-cycle output in one call."""
+        tau = self.step(q, dq, T_target, g, dt)
+        return torque_command_c(tau, {"x_d": x_d, "error": self.error()})
 
     cdef void _step(self, const double* q, const double* dq, const double* Td, const double* g,
                     double dt, double* tau) noexcept nogil:
         cdef int i, j, k, n = self.n
         cdef double R[9]
         cdef double tau0[MAX_DOF]
+        cdef double bias[MAX_DOF]
         cdef double s
         fk_jac_c(&self.kernel.c, q, self.T, self.J)
+        if g == NULL and (self.use_gravity or self.use_coriolis):
+            rnea_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, q,
+                   dq if self.use_coriolis else NULL, NULL, self.dyn.c.gravity if self.use_gravity else NULL, bias)
+            g = bias
         if self.follow_target:
             for i in range(3):
                 for j in range(3):

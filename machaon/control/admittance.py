@@ -25,23 +25,20 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
 from machaon._validate import finite_array, transform
 from machaon.control import _impedance as _k
+from machaon.control.controller import DynamicsModel
+from machaon.control.fixtures import Fixture
 from machaon.control.impedance import CartesianGains
+from machaon.kinematics import Chain
+from machaon.kinematics.so3 import exp3
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
-
-
-def _exp3(w: np.ndarray) -> np.ndarray:
-    th = float(np.linalg.norm(w))
-    K = np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-    if th < 1e-9:
-        return np.eye(3) + K
-    return np.eye(3) + (math.sin(th) / th) * K + ((1.0 - math.cos(th)) / (th * th)) * (K @ K)
 
 
 class TorqueWrenchEstimator:
@@ -55,7 +52,7 @@ class TorqueWrenchEstimator:
     it for slow interaction, and give ``Admittance`` a deadband above the residuals.
     """
 
-    def __init__(self, chain: object, dynamics: object, cutoff_hz: float | None = 20.0,
+    def __init__(self, chain: Chain, dynamics: DynamicsModel, cutoff_hz: float | None = 20.0,
                  damping: float = 1e-3) -> None:
         self.chain = chain
         self.dynamics = dynamics
@@ -86,16 +83,16 @@ class Admittance:
 
     def __init__(
         self,
-        chain: object,
+        chain: Chain,
         gains: CartesianGains,
         mass: np.ndarray | float = (2.0, 2.0, 2.0, 0.05, 0.05, 0.05),
         *,
-        wrench_source: object | None = None,
+        wrench_source: Callable[[JointState], np.ndarray | None] | None = None,
         deadband: tuple[float, float] = (0.0, 0.0),
         v_max: float = 0.25,
         w_max: float = 1.0,
         ik_damping: float = 1e-3,
-        fixtures: object | None = None,
+        fixtures: Fixture | None = None,
     ) -> None:
         self.chain = chain
         self.dof = chain.dof
@@ -190,7 +187,7 @@ class Admittance:
             self._v = v
             Tc = self._Tc.copy()
             Tc[:3, 3] += v[:3] * dt
-            Tc[:3, :3] = _exp3(v[3:] * dt) @ Tc[:3, :3]
+            Tc[:3, :3] = exp3(v[3:] * dt) @ Tc[:3, :3]
             if self.fixtures is not None:
                 Tc = self.fixtures.constrain(Tc)
             self._Tc = Tc

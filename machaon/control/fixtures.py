@@ -28,6 +28,9 @@ import math
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon._validate import nonnegative as _gain
+from machaon._validate import unit_vector as _unit
+from machaon.kinematics.so3 import rotation_between
 
 __all__ = [
     "DepthStop",
@@ -40,36 +43,10 @@ __all__ = [
 ]
 
 
-def _unit(name: str, v: object) -> np.ndarray:
-    a = finite_array(name, v, (3,))
-    norm = float(np.linalg.norm(a))
-    if norm < 1e-12:
-        raise ValueError(f"{name}: must be a non-zero vector")
-    return a / norm
-
-
-def _gain(name: str, v: float) -> float:
-    v = float(v)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name}: must be finite and >= 0, got {v!r}")
-    return v
-
-
 def _rotate_z_to(R: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """R turned by the smallest rotation that brings its z column onto the unit vector a."""
-    z = R[:, 2]
-    c = float(np.clip(z @ a, -1.0, 1.0))
-    axis = np.cross(z, a)
-    s = float(np.linalg.norm(axis))
-    if s < 1e-12:
-        if c > 0:
-            return R.copy()
-        axis, angle = R[:, 0], math.pi  # antiparallel: turn half a circle about the tool x axis
-    else:
-        axis, angle = axis / s, math.atan2(s, c)
-    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    Rot = np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * (K @ K)
-    return Rot @ R
+    """R turned by the smallest rotation that brings its z column onto the unit vector a
+    (antiparallel: half a circle about the tool x axis)."""
+    return rotation_between(R[:, 2], a, flip_axis=R[:, 0]) @ R
 
 
 class Fixture:

@@ -21,18 +21,37 @@ Controllers (``JointImpedance``, ``CartesianImpedance``; ``Admittance`` in ``adm
 ``ValueError`` for a NaN/Inf or malformed target, keeping the previous one (the robot stays put).
 ``set_gains`` interpolates linearly over ``ramp_s`` seconds, so a gain change never jumps the torque.
 Torques are saturated per joint (``tau_max``) and rate limited (``dtau_max``, N m/s).
+
+>>> import numpy as np
+>>> from machaon.kinematics import Chain
+>>> from machaon.robot.description import load_description
+>>> chain = Chain.from_urdf(load_description("machaon_arm").urdf_path, "base_link", "flange")
+>>> q = np.radians([0.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+>>> target = chain.fk(q)
+>>> target[:3, 3] += (0.0, 0.0, 0.01)               # 1 cm above where the flange is
+>>> K = np.diag([800.0] * 3 + [40.0] * 3)          # N/m, N m/rad
+>>> D = np.diag([60.0] * 3 + [2.0] * 3)            # N s/m, N m s/rad
+>>> tau = cartesian_impedance_torque(chain, q, np.zeros(6), target, K, D)
+>>> bool(np.allclose(tau, chain.jacobian(q).T @ [0.0, 0.0, 8.0, 0.0, 0.0, 0.0]))   # J^T (K e): 8 N up
+True
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from machaon._validate import finite_array, transform
+from machaon._validate import finite_vector as _finite_vec
+from machaon._validate import vector as _vec
 from machaon.control import _impedance as _k
+from machaon.control.controller import DynamicsModel
+from machaon.control.fixtures import Fixture
+from machaon.kinematics import Chain, Dynamics
 from machaon.types import CommandMode, JointCommand, JointState
 
 __all__ = [
@@ -50,47 +69,13 @@ __all__ = [
 _EYE3 = np.eye(3)
 
 
-def _vec(name: str, value: object, n: int, *, nonneg: bool = False, allow_none: bool = False) -> np.ndarray | None:
-    """A length-n float64 vector from a scalar or a vector, checked (None passes if allowed)."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name}: required")
-    arr = finite_array(name, np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)) if np.ndim(value) == 0
-                       else value, (n,)).copy()
-    if nonneg and (arr < 0).any():
-        raise ValueError(f"{name}: must be >= 0")
-    return arr
-
-
-def _finite_vec(name: str, value: object, n: int) -> np.ndarray:
-    """``finite_array(name, value, (n,))`` with a cheap path for the per-cycle case (a float64 (n,) array).
-
-    A float sum is finite iff every element is, unless it overflowed: then the full check decides.
-    """
-    if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,)
-            and value.flags.c_contiguous and math.isfinite(sum(value.tolist()))):
-        return value
-    return finite_array(name, value, (n,))
-
-
 def _pose(name: str, value: object) -> np.ndarray:
-    """A checked 4x4 rigid transform (a fast path of ``machaon._validate.transform`` for per-cycle targets).
+    """A checked 4x4 rigid transform (compiled; same checks as ``machaon._validate.transform``).
 
     Raises ``ValueError`` naming ``name`` for a non-numeric value, a wrong shape, NaN/Inf, a last
     row other than 0 0 0 1, or a rotation part that is not orthonormal with det +1 (to 1e-6).
     """
-    try:
-        T = np.ascontiguousarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: not a numeric array ({exc})") from None
-    if T.shape != (4, 4):
-        raise ValueError(f"{name}: expected shape 4x4, got {T.shape}")
-    code = _k.check_transform(T, 1e-6)
-    if code:
-        raise ValueError(f"{name}: " + ("contains NaN or Inf", "last row must be [0, 0, 0, 1]",
-                                        "rotation part is not a proper rotation matrix")[code - 1])
-    return T
+    return _k.checked_transform(name, value)
 
 
 # ----------------------------------------------------------------------------- functional faces
@@ -104,69 +89,10 @@ def pose_error(T_base_tool: np.ndarray, T_base_target: np.ndarray, out: np.ndarr
     return e
 
 
-def cartesian_impedance_torque(
-    chain: object,
-    q: np.ndarray,
-    dq: np.ndarray,
-    T_base_target: np.ndarray,
-    K: np.ndarray,
-    D: np.ndarray,
-    g: np.ndarray | None = None,
-    *,
-    v_d: np.ndarray | None = None,
-    w_ff: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """``tau = J^T (K e + D (v_d - J dq) + w_ff) + g`` with ``e = [p_t - p; log3(R_t R^T)]``.
-
-    ``chain``: a ``machaon.kinematics.Chain`` (J and the pose from ``chain.fk_jacobian(q)``);
-    K, D: 6x6 base-frame gains (N/m, N m/rad; N s/m, N m s/rad); g: torque added as is
-    (gravity, N m) or None; v_d: desired tool twist (base frame) or None; w_ff: feed-forward
-    wrench or None. NaN/Inf or wrong shapes raise ``ValueError`` naming the argument.
-    """
-    n = chain.dof
-    q = finite_array("q", q, (n,))
-    dq = finite_array("dq", dq, (n,))
-    Td = _pose("T_base_target", T_base_target)
-    K = finite_array("K", K, (6, 6))
-    D = finite_array("D", D, (6, 6))
-    g = None if g is None else finite_array("g", g, (n,))
-    v_d = None if v_d is None else finite_array("v_d", v_d, (6,))
-    w_ff = None if w_ff is None else finite_array("w_ff", w_ff, (6,))
-    T, J = chain.fk_jacobian(q)
-    tau = np.empty(n) if out is None else out
-    if tau.shape != (n,) or tau.dtype != np.float64 or not tau.flags.c_contiguous:
-        raise ValueError(f"out: expected a C-contiguous float64 array of shape ({n},)")
-    e = np.empty(6)
-    w = np.empty(6)
-    _k.cartesian_law(T, J, dq, Td, K, D, v_d, w_ff, g, e, w, tau)
-    return tau
-
-
-def joint_impedance_torque(
-    q: np.ndarray,
-    dq: np.ndarray,
-    q_d: np.ndarray,
-    dq_d: np.ndarray | None,
-    k: np.ndarray | float,
-    d: np.ndarray | float,
-    g: np.ndarray | None = None,
-    tau_ff: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """``tau = k (q_d - q) + d (dq_d - dq) + g + tau_ff`` element-wise (diagonal gains, SI)."""
-    q = finite_array("q", q, (None,))
-    n = q.shape[0]
-    dq = finite_array("dq", dq, (n,))
-    q_d = finite_array("q_d", q_d, (n,))
-    dq_d = np.zeros(n) if dq_d is None else finite_array("dq_d", dq_d, (n,))
-    k = _vec("k", k, n, nonneg=True)
-    d = _vec("d", d, n, nonneg=True)
-    g = None if g is None else finite_array("g", g, (n,))
-    tau_ff = None if tau_ff is None else finite_array("tau_ff", tau_ff, (n,))
-    tau = np.empty(n) if out is None else out
-    _k.joint_law(q, dq, q_d, dq_d, k, d, g, tau_ff, tau)
-    return tau
+# ``cartesian_impedance_torque`` and ``joint_impedance_torque`` are compiled (``_impedance.pyx``),
+# arguments checked there; see their docstrings.
+cartesian_impedance_torque = _k.cartesian_impedance_torque
+joint_impedance_torque = _k.joint_impedance_torque
 
 
 def limit_torque(
@@ -212,18 +138,6 @@ def _sqrt_inertia(J: np.ndarray, M: np.ndarray, eps: float = 1e-6) -> np.ndarray
     """``Lambda^1/2`` alone (the second output of ``cartesian_inertia``, same arithmetic)."""
     w, U = _inv_lambda_eig(J, M, eps)
     return (U / np.sqrt(w)) @ U.T
-
-
-def _sqrt_inertia_fast(J: np.ndarray, M: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """``Lambda^1/2`` for the control cycle: the Cython kernel (Cholesky of M, Jacobi eigen-decomposition;
-    ~10x cheaper than numpy's LAPACK route, equal to it to rounding: relative differences stay below
-    1e-16 times the condition number of Lambda). Anything the kernel declines (non-finite values,
-    M not positive definite, odd shapes) takes ``_sqrt_inertia``, with its results and errors."""
-    if J.ndim == 2 and M.ndim == 2 and J.dtype == np.float64 and J.flags.c_contiguous:
-        A = np.empty((6, 6))
-        if _k.sqrt_cartesian_inertia(J, np.ascontiguousarray(M), eps, A) == 0:
-            return A
-    return _sqrt_inertia(J, M, eps)
 
 
 def _block(R: np.ndarray) -> np.ndarray:
@@ -274,7 +188,23 @@ def _damping_with(A: np.ndarray, Z: np.ndarray, K1: np.ndarray) -> np.ndarray:
     return AZK + AZK.T  # = A Z K1 + K1 Z A, as A, Z and K1 are symmetric
 
 
-# ----------------------------------------------------------------------------- the cycle's first step
+# ----------------------------------------------------------------------------- dynamics and the cycle's first step
+
+def _as_dynamics(dynamics: DynamicsModel | Chain | None) -> DynamicsModel | None:
+    """``dynamics`` for a controller: a ``Chain`` becomes ``Dynamics(chain)``; anything else stays."""
+    return Dynamics(dynamics) if isinstance(dynamics, Chain) else dynamics
+
+
+def _compiled_chain(dynamics: DynamicsModel | None, n: int) -> Chain | None:
+    """The chain whose compiled dynamics give gravity inside the controller's own call, if there is one.
+
+    A ``Dynamics`` (or a ``Chain``) has one; another object with ``gravity(q)`` (a plant model in a
+    test, say) is called from Python each cycle instead.
+    """
+    if isinstance(dynamics, Dynamics) and dynamics.chain.dof == n:
+        return dynamics.chain
+    return None
+
 
 def _begin_cycle(ctrl: JointImpedance | CartesianImpedance, state: JointState, t: float
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -356,14 +286,15 @@ class JointImpedance:
         damping_ratio: np.ndarray | float = 0.7,
         *,
         damping: np.ndarray | float | None = None,
-        dynamics: object | None = None,
+        dynamics: DynamicsModel | Chain | None = None,
         mass_matrix: np.ndarray | None = None,
         tau_max: np.ndarray | float | None = None,
         dtau_max: np.ndarray | float | None = None,
         ramp_s: float = 0.25,
     ) -> None:
         self.dof = n = int(dof)
-        self.dynamics = dynamics
+        self.dynamics = dynamics = _as_dynamics(dynamics)
+        self._dyn_chain = _compiled_chain(dynamics, n)
         if mass_matrix is None:
             self._m = np.ones(n)
         else:
@@ -437,9 +368,10 @@ class JointImpedance:
                 (self._k, self._d), done = self._ramp.at(t)
                 if done:
                     self._ramp = None
-        g = None if self.dynamics is None else self.dynamics.gravity(q)
+        dyn_chain = self._dyn_chain  # gravity inside the compiled law; a duck-typed model from Python
+        g = None if dyn_chain is not None or self.dynamics is None else self.dynamics.gravity(q)
         tau = np.empty(n)
-        _k.joint_law(q, dq, q_d, dq_d, self._k, self._d, g, tau_ff, tau)
+        _k.joint_law(q, dq, q_d, dq_d, self._k, self._d, g, tau_ff, tau, dyn_chain)
         dt = 0.0 if self._t_prev is None else t - self._t_prev
         _k.limit_torque(tau, self._tau_max, self._tau_prev if dt > 0 else None, self._dtau_max, dt)
         self._tau_prev = tau.copy()
@@ -450,7 +382,9 @@ class JointImpedance:
 class CartesianImpedance:
     """Cartesian impedance of ``chain``'s tip (the tool) toward a target pose, one fused kernel call per cycle.
 
-    ``gains``: ``CartesianGains``. ``dynamics`` adds gravity and, unless ``inertia_damping`` is
+    ``gains``: ``CartesianGains``. ``dynamics`` (a ``machaon.kinematics.Dynamics`` or a ``Chain``
+    with the payload) adds gravity, computed inside the fused compiled step (``coriolis=True``
+    adds ``C(q, dq) dq`` too), and, unless ``inertia_damping`` is
     False, the Cartesian-inertia damping design (M from ``dynamics``, or ``mass_matrix``: a
     constant (n, n) array or a callable q -> M); Lambda is refreshed every ``inertia_period_s``.
     ``posture`` (q_n, default: q at activation), ``k_null``, ``d_null``: the null-space term for
@@ -460,11 +394,11 @@ class CartesianImpedance:
 
     def __init__(
         self,
-        chain: object,
+        chain: Chain,
         gains: CartesianGains,
         *,
-        dynamics: object | None = None,
-        mass_matrix: object | None = None,
+        dynamics: DynamicsModel | Chain | None = None,
+        mass_matrix: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
         inertia_damping: bool = True,
         inertia_period_s: float = 0.01,
         tau_max: np.ndarray | float | None = None,
@@ -473,7 +407,8 @@ class CartesianImpedance:
         posture: np.ndarray | None = None,
         k_null: np.ndarray | float = 5.0,
         d_null: np.ndarray | float = 1.0,
-        fixtures: object | None = None,
+        fixtures: Fixture | None = None,
+        coriolis: bool = False,
     ) -> None:
         if not isinstance(gains, CartesianGains):
             raise ValueError(f"gains: expected CartesianGains, got {type(gains).__name__}")
@@ -481,7 +416,7 @@ class CartesianImpedance:
         self.dof = n = chain.dof
         if n > 32:
             raise ValueError("chain: at most 32 joints")
-        self.dynamics = dynamics
+        self.dynamics = dynamics = _as_dynamics(dynamics)
         if mass_matrix is not None and not callable(mass_matrix):
             M = finite_array("mass_matrix", mass_matrix, (n, n)).copy()
             self._mass = lambda q: M
@@ -496,14 +431,24 @@ class CartesianImpedance:
         self.inertia_period_s = float(inertia_period_s)
         self.ramp_s = float(ramp_s)
         self.fixtures = fixtures
-        self._step = _k.CartesianStep(chain.kernel)
+        self._step = _k.CartesianStep(chain)
+        dyn_chain = _compiled_chain(dynamics, n)
+        # The mass matrix of the damping design comes from the compiled chain inside the step.
+        self._mass_in_kernel = mass_matrix is None and inertia_damping and dyn_chain is not None
+        if coriolis and dyn_chain is None:
+            raise ValueError("coriolis: needs dynamics from a Dynamics or a Chain")
+        # Gravity (and Coriolis) inside the step; a duck-typed dynamics model is called per cycle instead.
+        self._step.set_dynamics(dyn_chain, True, bool(coriolis))
+        self._gravity_outside = dyn_chain is None and dynamics is not None
+        self._ff_target: tuple | None = None  # the target whose feed-forward the step holds
         self._step.set_limits(_vec("tau_max", tau_max, n, nonneg=True, allow_none=True),
                               _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True))
         self._posture = None if posture is None else finite_array("posture", posture, (n,)).copy()
         self._k_null = _vec("k_null", k_null, n, nonneg=True)
         self._d_null = _vec("d_null", d_null, n, nonneg=True)
         self._lock = threading.Lock()
-        self._target: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None
+        # (T_base_target, v_d, w_ff, x_d): replaced as a whole by set_target, never modified in place.
+        self._target: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray] | None = None
         self._gains = gains
         self._cur_k, self._cur_z = gains.stiffness, gains.damping_ratio
         self._ramp: _GainRamp | None = None
@@ -511,13 +456,11 @@ class CartesianImpedance:
         self._apply_gains(gains)
         self._t_prev: float | None = None
         self._t_inertia = -math.inf
-        self._sqrt_lambda: np.ndarray | None = None
-        self._T = np.empty((4, 4))
+        self._have_lambda = False
         self._activated = False
-        # (k, z, target, gains) -> (Z, K1) of the damping design, reused while none of them changes
+        # (k, z, target, gains) of the damping design's factors held by the step, reused while none changes
         # (keyed by identity: the gains and a target are replaced, never modified in place).
         self._dfac_key: tuple | None = None
-        self._dfac: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -543,10 +486,12 @@ class CartesianImpedance:
     def set_target(self, T_base_target: np.ndarray, v_d: np.ndarray | None = None,
                    w_ff: np.ndarray | None = None) -> None:
         """Target pose (4x4, base frame), desired twist and feed-forward wrench; bad input raises ValueError."""
+        Td = _pose("T_base_target", T_base_target).copy()
         tgt = (
-            _pose("T_base_target", T_base_target).copy(),
+            Td,
             None if v_d is None else _finite_vec("v_d", v_d, 6).copy(),
             None if w_ff is None else _finite_vec("w_ff", w_ff, 6).copy(),
+            Td[:3, 3],
         )
         self._target = tgt
 
@@ -571,9 +516,9 @@ class CartesianImpedance:
     # -- the cycle -------------------------------------------------------------------------------
 
     def update(self, state: JointState, t: float) -> JointCommand:
-        n = self.dof
         q, dq = _begin_cycle(self, state, t)
-        Td, v_d, w_ff = self._target
+        tgt = self._target
+        Td = tgt[0]
         gains = self._gains
         ramping = False
         if self._ramp is None:  # no lock needed to see that nothing is ramping (set_gains swaps it in)
@@ -589,42 +534,48 @@ class CartesianImpedance:
                     k, z = gains.stiffness, gains.damping_ratio
         self._cur_k, self._cur_z = k, z
         if self._mass is not None and (t - self._t_inertia >= self.inertia_period_s or ramping or
-                                       self._sqrt_lambda is None):
-            if t - self._t_inertia >= self.inertia_period_s or self._sqrt_lambda is None:
-                J = self.chain.jacobian(q)
-                self._sqrt_lambda = _sqrt_inertia_fast(J, np.asarray(self._mass(q), dtype=np.float64))
-                self._t_inertia = t
-            key = (k, z, Td, gains)
-            old = self._dfac_key
-            if old is None or not all(a is b for a, b in zip(key, old, strict=True)):
-                R = Td[:3, :3] @ gains.R_frame_task if gains.frame == "target" else gains.R_frame_task
-                self._dfac = _damping_factors(k, z, R)
-                self._dfac_key = key
-            self._step.set_damping_base(np.ascontiguousarray(_damping_with(self._sqrt_lambda, *self._dfac)))
+                                       not self._have_lambda):
+            self._refresh_damping(q, t, k, z, Td, gains)
         if ramping:
             self._step.set_gains(np.ascontiguousarray(np.diag(k)), np.ascontiguousarray(np.diag(2.0 * z * np.sqrt(k))))
         if self.fixtures is not None:
             T, J = self.chain.fk_jacobian(q)
             w_fix = np.asarray(self.fixtures.wrench(T, J @ dq), dtype=np.float64)
-            self._step.set_feedforward(v_d, w_fix if w_ff is None else w_fix + w_ff)
-        else:
-            self._step.set_feedforward(v_d, w_ff)
-        g = None if self.dynamics is None else self.dynamics.gravity(q)
-        dt = 0.0 if self._t_prev is None else t - self._t_prev
+            w_ff = tgt[2]
+            self._step.set_feedforward(tgt[1], w_fix if w_ff is None else w_fix + w_ff)
+            self._ff_target = None
+        elif tgt is not self._ff_target:  # set in this thread, once per new target
+            self._step.set_feedforward(tgt[1], tgt[2])
+            self._ff_target = tgt
+        g = self.dynamics.gravity(q) if self._gravity_outside else None
+        t_prev = self._t_prev
         self._t_prev = t
-        tau = np.empty(n)
-        self._step.step(q, dq, Td, g, dt, tau)
-        e = np.empty(6)
-        self._step.error(e)
-        return JointCommand(CommandMode.TORQUE, tau=tau, info={"x_d": Td[:3, 3], "error": e})
+        return self._step.command(q, dq, Td, g, 0.0 if t_prev is None else t - t_prev, tgt[3])
+
+    def _refresh_damping(self, q: np.ndarray, t: float, k: np.ndarray, z: np.ndarray, Td: np.ndarray,
+                         gains: CartesianGains) -> None:
+        """Cartesian-inertia damping: Lambda^1/2 every ``inertia_period_s`` and the design's factors on
+        gain/target changes, combined in the compiled step."""
+        step = self._step
+        if t - self._t_inertia >= self.inertia_period_s or not self._have_lambda:
+            M = None if self._mass_in_kernel else np.asarray(self._mass(q), dtype=np.float64)
+            if step.refresh_inertia(q, M) != 0:  # not finite or M not SPD: numpy's route decides
+                M = np.asarray(self._mass(q), dtype=np.float64)
+                step.set_sqrt_inertia(np.ascontiguousarray(_sqrt_inertia(self.chain.jacobian(q), M)))
+            self._have_lambda = True
+            self._t_inertia = t
+        key = (k, z, Td, gains)
+        old = self._dfac_key
+        if old is None or not all(a is b for a, b in zip(key, old, strict=True)):
+            R = Td[:3, :3] @ gains.R_frame_task if gains.frame == "target" else gains.R_frame_task
+            step.set_damping_factors(*(np.ascontiguousarray(f) for f in _damping_factors(k, z, R)))
+            self._dfac_key = key
+        step.apply_inertia_damping()
 
     def wrench(self) -> np.ndarray:
         """The task wrench ``K e + D (v_d - v) + w_ff`` (base frame, at the tool origin) of the last cycle."""
-        w = np.empty(6)
-        self._step.wrench(w)
-        return w
+        return self._step.wrench()
 
     def tool_pose(self) -> np.ndarray:
         """The tool pose T_base_tool computed in the last cycle."""
-        self._step.pose(self._T)
-        return self._T.copy()
+        return self._step.pose()

@@ -41,7 +41,9 @@ no ``target_updated`` for ``target_timeout_s``         ``stale_target``    HOLD
 limits in the config do not fit the robot's joints     ``config``          PROTECTIVE_STOP
 =====================================================  ==================  ===================
 
-The state checks run in a small Cython kernel (``_safety.StateCheck``), one call per cycle.
+``check`` is compiled (``_safety.SupervisorCore``, the base class): a clean RUN cycle runs there
+entirely; every other cycle (a fault, a transition, a safe command, a command to saturate) takes
+the full check written below in Python, with the same results.
 
 Every transition is logged (``logging`` at WARNING, or INFO for requested ones) and appended to
 ``events`` as a ``SupervisorEvent(t, from_state, to_state, code, reason)``; ``drain_events()``
@@ -69,11 +71,15 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon._validate import optional_vector as _opt_vec
 from machaon.control import _safety
+from machaon.control.controller import DynamicsModel
+from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
@@ -87,9 +93,10 @@ _INERTIA_REFRESH_RAD = 0.05  # re-evaluate the joint inertias after this much mo
 _REQUIRED = {CommandMode.TORQUE: "tau", CommandMode.POSITION: "q", CommandMode.VELOCITY: "dq"}
 
 
-def cmd_len(cmd: JointCommand) -> int:
-    v = getattr(cmd, _REQUIRED[cmd.mode])
-    return int(np.shape(v)[0])
+class _Clock(Protocol):
+    """The time source ``bind_clock`` takes (``machaon.robot.Clock``): ``now()`` in s."""
+
+    def now(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class _Limits:
     taumax: np.ndarray
     taumin: np.ndarray
     dqmin: np.ndarray
-    check: object
+    check: _safety.StateCheck
 
 
 class SupervisorState(enum.Enum):
@@ -122,17 +129,6 @@ class SupervisorEvent:
     to_state: SupervisorState
     code: str
     reason: str
-
-
-def _opt_vec(name: str, value: object, allow_inf: bool = False) -> np.ndarray | None:
-    if value is None:
-        return None
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).copy()
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a scalar or a vector")
-    if np.isnan(arr).any() or (not allow_inf and not np.isfinite(arr).all()):
-        raise ValueError(f"{name}: contains NaN" + ("" if allow_inf else " or Inf"))
-    return arr
 
 
 @dataclass(frozen=True)
@@ -200,14 +196,14 @@ class SafetyConfig:
             raise ValueError("brake_speed: must be > 0")
 
     @classmethod
-    def from_chain(cls, chain: object, **kwargs: object) -> SafetyConfig:
+    def from_chain(cls, chain: Chain, **kwargs: object) -> SafetyConfig:
         """Config with the joint position limits of ``chain`` (``chain.lower``/``chain.upper``)."""
         kwargs.setdefault("q_min", np.asarray(chain.lower, dtype=np.float64))
         kwargs.setdefault("q_max", np.asarray(chain.upper, dtype=np.float64))
         return cls(**kwargs)
 
 
-class Supervisor:
+class Supervisor(_safety.SupervisorCore):
     """Checks every cycle and owns the RUN/HOLD/PROTECTIVE_STOP/ESTOP state (module docstring).
 
     ``chain`` (a ``machaon.kinematics.Chain`` whose tip is the tool) enables the workspace and
@@ -219,8 +215,8 @@ class Supervisor:
     def __init__(
         self,
         config: SafetyConfig | None = None,
-        chain: object | None = None,
-        dynamics: object | None = None,
+        chain: Chain | None = None,
+        dynamics: DynamicsModel | None = None,
         *,
         initial_state: SupervisorState = SupervisorState.RUN,
     ) -> None:
@@ -231,11 +227,12 @@ class Supervisor:
         self.chain = chain
         self.dynamics = dynamics
         self._lock = threading.RLock()
+        self._run_state = SupervisorState.RUN
         self._state = initial_state
         self.events: list[SupervisorEvent] = []
         self._drained = 0
         self._listeners: list[Callable[[SupervisorEvent], None]] = []
-        self._clock = None
+        self._clock: _Clock | None = None
         self._period_max = c.period_max_s
         self._t_prev: float | None = None
         self._t_last = 0.0
@@ -257,7 +254,7 @@ class Supervisor:
 
     # -- wiring -----------------------------------------------------------------------------------
 
-    def bind_clock(self, clock: object) -> None:
+    def bind_clock(self, clock: _Clock) -> None:
         """Clock used by ``target_updated()`` without a time (the loop binds the backend clock)."""
         self._clock = clock
 
@@ -351,13 +348,11 @@ class Supervisor:
             return new
 
     # -- the per-cycle check ---------------------------------------------------------------------------
+    # ``check`` (compiled, in ``SupervisorCore``) runs a clean RUN cycle itself and hands every other
+    # cycle to ``_check_python`` below, unchanged, with the lock held.
 
-    def check(self, state: JointState, cmd: JointCommand | None, t: float) -> JointCommand:
-        """The command to send this cycle: ``cmd`` (limited) in RUN, a safe command otherwise.
-
-        ``cmd=None`` means the controller failed this cycle (protective stop). Never raises for
-        bad data in ``state`` or ``cmd``: that is what it is there to catch.
-        """
+    def _check_python(self, state: JointState, cmd: JointCommand | None, t: float) -> JointCommand:
+        """The full check (see ``check``): every case, in Python."""
         with self._lock:
             self.cycles += 1
             self._t_last = t
@@ -452,6 +447,7 @@ class Supervisor:
         except ValueError as exc:
             return str(exc)
         self._limits = _Limits(n, qmin, qmax, dqmax, taumax, -taumax, -dqmax, check)
+        self._bind_limits(n, check, -taumax, taumax, qmin, qmax, -dqmax, dqmax)
         return self._limits
 
     def _check_limits(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray) -> tuple[str, str] | None:

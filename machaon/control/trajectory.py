@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
-from machaon.kinematics.so3 import exp3
+from machaon._validate import positive as _positive
+from machaon.control.controller import TargetController
+from machaon.control.supervisor import Supervisor
+from machaon.kinematics.so3 import exp3, skew
 from machaon.types import JointCommand, JointState
 
 __all__ = [
@@ -40,13 +44,6 @@ __all__ = [
 
 _MJ_V = 1.875  # peak ds * T of the minimum-jerk quintic
 _MJ_A = 10.0 / math.sqrt(3.0)  # peak |dds| * T^2
-
-
-def _positive(name: str, v: float) -> float:
-    v = float(v)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name}: must be a positive finite number, got {v!r}")
-    return v
 
 
 class MinimumJerkProfile:
@@ -213,7 +210,7 @@ class CartesianTrajectory(_ProfiledSegment):
         R0 = self.T0[:3, :3]
         if ang > 0:
             u = self.theta / ang
-            U = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+            U = skew(u)
             self._UR0, self._U2R0 = U @ R0, U @ (U @ R0)
         self._R_end = exp3(self.theta) @ R0  # s = 1 exactly as the general expression gives it
 
@@ -270,11 +267,25 @@ class TrajectorySequence:
     def t_end(self) -> float:
         return self.t0 + self.duration
 
-    def sample(self, t: float):
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for seg in self.segments[:-1]:
             if t < seg.t_end:
                 return seg.sample(t)
         return self.segments[-1].sample(t)
+
+
+class Trajectory(Protocol):
+    """What ``TrajectoryTracker`` plays: ``JointTrajectory``, ``CartesianTrajectory``,
+    ``TrajectorySequence`` or any object with ``t0`` (s), ``duration`` (s) and
+    ``sample(t) -> (position, velocity, acceleration)`` at trajectory time ``t`` (s; joint values in
+    rad, or a 4x4 pose and base-frame twists)."""
+
+    t0: float
+
+    @property
+    def duration(self) -> float: ...
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class TrajectoryTracker:
@@ -286,7 +297,7 @@ class TrajectoryTracker:
     cycle unless given. ``done(t)`` tells when the trajectory has finished.
     """
 
-    def __init__(self, controller: object, trajectory: object, supervisor: object | None = None,
+    def __init__(self, controller: TargetController, trajectory: Trajectory, supervisor: Supervisor | None = None,
                  start: float | None = None) -> None:
         self.controller = controller
         self.trajectory = trajectory

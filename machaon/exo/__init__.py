@@ -7,6 +7,6 @@
 - ``frames`` / ``acquisition``: the acquisition board's COBS + CRC-16 frame format, the pyserial
   reader and the board emulator on a pty; ``recording``: CSV and C3D (ezc3d) files and replay.
 - ``reference``: the normative reference gait; ``controller``: the assist-as-needed controller;
-  ``session``: closed-loop walks on a simulated wearer; ``metrics`` / ``report``: gait metrics,
+  ``walk``: closed-loop walks on a simulated wearer; ``metrics`` / ``report``: gait metrics,
   report.json and plots; ``replay``: what the controller would have commanded on a recording.
 """

@@ -25,13 +25,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import serial
 
+from machaon.errors import ExoError
 from machaon.exo.frames import FrameDecoder, LinkStats, encode_frame
 from machaon.exo.sensors import SensorBatch
 
 log = logging.getLogger(__name__)
 
 
-class AcquisitionError(RuntimeError):
+class AcquisitionError(ExoError, RuntimeError):
     """The acquisition port could not be opened or configured."""
 
 

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from machaon._records import torque_command
+from machaon.exo import _assist
 from machaon.exo.emg import EMGConfig, EMGStream, MVCNormaliser
 from machaon.exo.frames import EMG_FULL_SCALE_V
 from machaon.exo.imu import GaitPhaseEstimator, SegmentOrientation, sagittal_angle_from_quat, sagittal_rate
@@ -127,15 +129,13 @@ class AssistStatus:
 
 
 def assist_profile(phase: float) -> np.ndarray:
-    """Normalised phase-based assist pattern [hip, knee] (peak ~1, flexion +) at gait phase in [0, 1)."""
+    """Normalised phase-based assist pattern [hip, knee] (peak ~1, flexion +) at gait phase in [0, 1).
 
-    def bump(center: float, width: float) -> float:
-        d = (phase - center + 0.5) % 1.0 - 0.5
-        return math.exp(-0.5 * (d / width) ** 2)
-
-    hip = 1.0 * bump(0.60, 0.07) - 0.6 * bump(0.05, 0.06)
-    knee = 0.5 * bump(0.62, 0.05) - 0.6 * bump(0.90, 0.05)
-    return np.array([hip, knee])
+    Hip: flexion bump at 60 % (width 7 %) minus 0.6 x an extension bump at 5 % (6 %); knee: 0.5 x a
+    flexion bump at 62 % (5 %) minus 0.6 x an extension bump at 90 % (5 %); Gaussian bumps on the
+    circle. Computed by the compiled law (``machaon.exo._assist``), which uses it every cycle.
+    """
+    return _assist.profile(float(phase))
 
 
 def _wrap_half(x: float) -> float:
@@ -176,6 +176,8 @@ class AssistController:
         c1 = self.ref.hip_harmonic()
         self.gait = {s: GaitPhaseEstimator(self.ref.stride_time_s, reference_harmonic=c1) for s in SIDES}
         self.K_table = np.full((n, self.cfg.phase_bins), self.cfg.k_init)
+        self._law = _assist.AssistLaw(self.cfg, self.ref.spline, mvc.mvc_v)  # the compiled per-cycle law
+        self._law_mvc = mvc
         self.K = np.full(n, self.cfg.k_init)
         self._tau_prev = np.zeros(n)
         self._t_prev: float | None = None
@@ -201,12 +203,19 @@ class AssistController:
         reason = ""
         emg = np.asarray(batch.emg_v, dtype=np.float64)
         if emg.shape[0]:
-            if emg.ndim != 2 or emg.shape[1] != self.n_emg or not np.isfinite(emg).all():
+            if emg.ndim != 2 or emg.shape[1] != self.n_emg:
                 return "bad_emg_samples"
-            env = self.emg.process(emg)
-            self._activation = np.clip(self.mvc(env[-1]), 0.0, 1.5)
+            try:
+                env = self.emg.process(emg)  # compiled; a NaN/Inf block is refused before any state changes
+            except ValueError:
+                return "bad_emg_samples"
+            if self.mvc is not self._law_mvc:  # a new MVC calibration: the law takes its levels
+                self._law = _assist.AssistLaw(self.cfg, self.ref.spline, self.mvc.mvc_v)
+                self._law_mvc = self.mvc
+            self._activation = self._activation.copy()  # the last status keeps its own
+            self._law.activation(env[-1], self._activation)  # clip(env / MVC, 0, 1.5)
             self._t_last_emg = t
-            if np.any(np.abs(emg) >= 0.98 * EMG_FULL_SCALE_V):
+            if _assist.any_saturated(emg, 0.98 * EMG_FULL_SCALE_V):
                 reason = "emg_saturated"
         imu = np.asarray(batch.imu, dtype=np.float64)
         if imu.shape[0]:
@@ -298,9 +307,9 @@ class AssistController:
             reason = self._ingest(t)
         except ValueError as exc:  # malformed samples from a source: a bad signal, not a crash
             reason = f"bad_samples:{exc}"
-        q = np.asarray(state.q, dtype=np.float64)
-        dq = np.asarray(state.dq, dtype=np.float64)
-        if not state.ok or q.shape != (n,) or dq.shape != (n,) or not (np.isfinite(q).all() and np.isfinite(dq).all()):
+        q = np.ascontiguousarray(state.q, dtype=np.float64)
+        dq = np.ascontiguousarray(state.dq, dtype=np.float64)
+        if not state.ok or not _assist.finite_state(q, dq, n):
             reason = reason or "bad_joint_state"
         if reason:
             self._t_bad_until = t + cfg.recover_s
@@ -317,53 +326,16 @@ class AssistController:
         stride = 0.5 * (self.gait["l"].stride_time_s + self.gait["r"].stride_time_s)
         ph = self._smoothed_phases(dt, stride)
         ph_ref = self._reference_phases(ph)
-        both = np.array(ph_ref)
-        q_ref = self.ref.angles(both)[:, :2].reshape(n)
-        dq_ref = self.ref.rates(both, stride)[:, :2].reshape(n)
-        prof = np.concatenate([assist_profile(ph_ref[0]), assist_profile(ph_ref[1])])
-        lead = np.repeat([_wrap_half(ph[0] - ph_ref[0]), _wrap_half(ph[1] - ph_ref[1])], 2)
-        e = q_ref - q
-        # Assist as needed: stiffness grows with the tracking error, faster while lagging, and
-        # decays by forgetting, faster while the wearer leads the reference.
-        lag = np.maximum(0.0, -lead - cfg.phase_deadband)
-        leading = lead > cfg.phase_deadband
-        # Stiffness is a table over the gait phase (per joint), adapted where the error occurs,
-        # so stance and swing get their own assistance level.
-        nb = cfg.phase_bins
-        pos = np.array([ph_ref[0], ph_ref[0], ph_ref[1], ph_ref[1]]) * nb
-        b0 = np.floor(pos).astype(int) % nb
-        frac = pos - np.floor(pos)
-        b1 = (b0 + 1) % nb
-        rows = np.arange(n)
-        excess = np.maximum(0.0, np.abs(e) - cfg.error_tolerance_rad)
-        dK = cfg.adapt_gain * excess * (1.0 + cfg.lag_gain * lag) * ~leading
-        Kb = self.K_table[rows, b0]
-        dK -= cfg.forget_per_s * Kb + cfg.lead_decay_per_s * Kb * leading
-        self.K_table[rows, b0] = np.clip(Kb + dt * dK, cfg.k_min, cfg.k_max)
-        self.K = (1.0 - frac) * self.K_table[rows, b0] + frac * self.K_table[rows, b1]
-        D = cfg.d_ratio_s * self.K
-        tau_imp = self.K * e + D * (dq_ref - dq)
-        act = self._activation
-        need = self.K / cfg.k_max  # assist-as-needed level of each joint, in (0, 1]
-        pairs = zip(cfg.k_myo_nm, cfg.emg_pairs, strict=True)
-        tau_myo = need * np.array([k * (act[f] - act[x]) for k, (f, x) in pairs])
-        tau_prof = np.asarray(cfg.profile_nm) * prof * need
-        tau = self._limit(tau_myo + tau_prof + tau_imp, dq, dt)
-        self.status = AssistStatus(t, "assist", "", ph, ph_ref, q_ref, self.K.copy(), tau_myo, tau_prof,
-                                   tau_imp, tau.copy(), act.copy())
-        return JointCommand.torque(tau)
+        # The law of the module docstring, in one compiled call: reference gait at the reference
+        # phases, phase-binned adaptive K (K_table updated in place), the three torques, limits.
+        tau, q_ref, K, tau_myo, tau_prof, tau_imp = self._law.step(
+            q, dq, ph[0], ph[1], ph_ref[0], ph_ref[1], stride, dt, self._activation, self.K_table, self._tau_prev)
+        self.K = K
+        self.status = AssistStatus(t, "assist", "", ph, ph_ref, q_ref, K.copy(), tau_myo, tau_prof,
+                                   tau_imp, tau.copy(), self._activation)
+        return torque_command(tau, {})
 
     def _limit(self, tau: np.ndarray, dq: np.ndarray, dt: float) -> np.ndarray:
-        cfg = self.cfg
-        # Rate limit first, then the hard torque and power caps (which win over smoothness).
-        if dt > 0:
-            step = np.asarray(cfg.rate_max_nm_s) * dt
-            tau = np.clip(tau, self._tau_prev - step, self._tau_prev + step)
-        tmax = np.asarray(cfg.tau_max_nm)
-        tau = np.clip(tau, -tmax, tmax)
-        # Power limit on the mechanical power the actuator delivers or absorbs: |tau dq| <= P.
-        speed = np.maximum(np.abs(dq), 1e-9)
-        cap = np.asarray(cfg.power_max_w) / speed
-        tau = np.clip(tau, -cap, cap)
-        self._tau_prev = tau.copy()
-        return tau
+        """Rate limit (against the previous command) first, then the hard torque and power caps
+        (|tau dq| <= P), which win over smoothness; the result becomes the previous command."""
+        return self._law.limit(tau, np.ascontiguousarray(dq, dtype=np.float64), dt, self._tau_prev)

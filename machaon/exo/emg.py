@@ -8,9 +8,11 @@ Chain per channel (all causal IIR, second-order sections):
 4. linear envelope: Butterworth low-pass at 3-6 Hz, or a moving RMS window,
 5. MVC normalisation (envelope / envelope at maximal voluntary contraction).
 
-``EMGStream`` keeps every filter's state (``zi``) between blocks, so processing a recording in
-blocks of any size gives the same samples as ``envelope_offline`` on the whole recording (to
-rounding, ~1e-15). Units: raw EMG in volts at the electrodes, time in seconds, rates in Hz;
+``EMGStream`` keeps every filter's state between blocks, so processing a recording in blocks of
+any size gives the same samples as ``envelope_offline`` (SciPy's ``sosfilt``/``lfilter`` on the
+whole recording) to rounding, ~1e-15. It runs the chain, and the channel-quality statistics, in a
+compiled kernel (``machaon.exo._emg``) with SciPy's filter designs and recurrences: one call per
+block, no per-block Python or NumPy work. Units: raw EMG in volts at the electrodes, time in seconds, rates in Hz;
 normalised envelopes are dimensionless (1.0 = MVC).
 
 Bad input: NaN/Inf samples or a wrong channel count raise ``ValueError`` (the acquisition layer
@@ -28,6 +30,7 @@ import numpy as np
 from scipy import signal
 
 from machaon._validate import finite_array
+from machaon.exo._emg import EMGKernel, QualityKernel
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +162,11 @@ class QualityConfig:
 class QualityMonitor:
     """Streaming channel-quality checks: saturation, flat line, electrode off (mains dominated).
 
-    Keeps exponentially weighted statistics; ``update(raw, clean)`` takes a block of raw samples
-    and the same block after band-pass + notch (folded in 10 ms chunks), ``codes`` gives the
-    current verdicts. Until one window of samples has been seen the verdict is OK unless a
-    sample is saturated.
+    Keeps exponentially weighted statistics (compiled, ``machaon.exo._emg.QualityKernel``);
+    ``update(raw, clean)`` takes a block of raw samples and the same block after band-pass + notch
+    (folded in 10 ms chunks), ``codes`` gives the current verdicts. Until one window of samples
+    has been seen the verdict is OK unless a sample is saturated. ``EMGStream`` feeds its monitor
+    from inside its compiled chain.
     """
 
     def __init__(self, cfg: EMGConfig, n_channels: int, qcfg: QualityConfig | None = None) -> None:
@@ -172,63 +176,42 @@ class QualityMonitor:
         # Mains hum band-pass around the fundamental (a resonator), to measure what the notch removes.
         b, a = signal.iirpeak(cfg.mains_hz, 5.0, fs=cfg.fs_hz)
         hp = signal.butter(2, cfg.band_hz[0], btype="highpass", fs=cfg.fs_hz, output="sos")
-        self._sos_mains = np.vstack([signal.tf2sos(b, a), hp])
-        self._zi_mains = np.zeros((self._sos_mains.shape[0], 2, n_channels))
-        self._alpha = 1.0 / (self.qcfg.window_s * cfg.fs_hz)
-        self._sat = np.zeros(n_channels)
-        self._ms_clean = np.zeros(n_channels)
-        self._ms_mains = np.zeros(n_channels)
-        self._seen = 0
-        self._any_sat_now = np.zeros(n_channels, dtype=bool)
-        self._codes = tuple(QualityCode.OK for _ in range(n_channels))
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._n_pending = 0
         # Statistics are folded in chunks of at least this many samples (cheaper than per 1 ms
         # block; the windows are 250 ms long). Saturation is flagged on every block.
         self.chunk = max(1, int(0.01 * cfg.fs_hz))
+        self._kernel = QualityKernel(n_channels, np.vstack([signal.tf2sos(b, a), hp]), 0.98 * cfg.full_scale_v,
+                                     1.0 / (self.qcfg.window_s * cfg.fs_hz), self.chunk)
+        self._warm_samples = self.qcfg.window_s * cfg.fs_hz
+        self._codes = tuple(QualityCode.OK for _ in range(n_channels))
+        self._codes_at = 0  # the kernel's fold count the cached codes were computed at
 
     def update(self, raw: np.ndarray, clean: np.ndarray) -> None:
         """Fold a block (samples, channels) of raw and band-passed/notched samples into the statistics."""
-        if raw.shape[0] == 0:
-            return
-        self._any_sat_now = (np.abs(raw) >= 0.98 * self.cfg.full_scale_v).any(axis=0)
-        self._pending.append((raw, clean))
-        self._n_pending += raw.shape[0]
-        if self._n_pending >= self.chunk:
-            self.flush()
+        self._kernel.update(raw, clean)
 
     def flush(self) -> None:
         """Fold the buffered samples into the statistics now."""
-        if not self._pending:
-            return
-        raw = np.concatenate([r for r, _ in self._pending]) if len(self._pending) > 1 else self._pending[0][0]
-        clean = np.concatenate([c for _, c in self._pending]) if len(self._pending) > 1 else self._pending[0][1]
-        self._pending, self._n_pending = [], 0
-        n = raw.shape[0]
-        mains, self._zi_mains = signal.sosfilt(self._sos_mains, raw, axis=0, zi=self._zi_mains)
-        # Block-wise EMA: weight of the block is 1-(1-alpha)^n, applied to the block means.
-        w = 1.0 - (1.0 - self._alpha) ** n
-        sat = (np.abs(raw) >= 0.98 * self.cfg.full_scale_v).mean(axis=0)
-        self._sat += w * (sat - self._sat)
-        self._ms_clean += w * ((clean * clean).mean(axis=0) - self._ms_clean)
-        self._ms_mains += w * ((mains * mains).mean(axis=0) - self._ms_mains)
-        self._seen += n
-        self._codes = self._compute_codes()
+        self._kernel.flush()
 
     def codes(self) -> tuple[QualityCode, ...]:
         """Current verdict per channel."""
-        if self._seen < self.qcfg.window_s * self.cfg.fs_hz:
+        k = self._kernel
+        if k.seen < self._warm_samples:
             return self._compute_codes()  # warm-up: a saturated block counts at once
-        return self._codes  # recomputed whenever the statistics change (every flushed chunk)
+        if k.folds != self._codes_at:  # recomputed whenever the statistics change (every folded chunk)
+            self._codes = self._compute_codes()
+            self._codes_at = k.folds
+        return self._codes
 
     def _compute_codes(self) -> tuple[QualityCode, ...]:
-        q = self.qcfg
-        warm = self._seen >= q.window_s * self.cfg.fs_hz
+        q, k = self.qcfg, self._kernel
+        warm = k.seen >= self._warm_samples
         out = []
-        rms_clean = np.sqrt(self._ms_clean)
-        rms_mains = np.sqrt(self._ms_mains)
+        rms_clean = np.sqrt(k.ms_clean)
+        rms_mains = np.sqrt(k.ms_mains)
+        sat, sat_now = k.sat, k.any_sat_now
         for c in range(self.n_channels):
-            if self._sat[c] > q.sat_fraction or (not warm and self._any_sat_now[c]):
+            if sat[c] > q.sat_fraction or (not warm and sat_now[c]):
                 out.append(QualityCode.SATURATED)
             elif not warm:
                 out.append(QualityCode.OK)
@@ -245,12 +228,12 @@ class QualityMonitor:
 
 
 class EMGStream:
-    """Causal block-by-block EMG chain with kept filter state (``zi``) for ``n_channels`` channels.
+    """Causal block-by-block EMG chain with kept filter state for ``n_channels`` channels.
 
     ``process(block)`` takes raw volts (samples, channels) and returns the envelope (V) of the
     same shape; ``last_envelope`` holds the newest envelope sample per channel. ``quality`` is the
     running ``QualityMonitor``. A block with NaN/Inf or the wrong channel count raises
-    ``ValueError`` and leaves the state untouched.
+    ``ValueError`` and leaves the state untouched. The chain runs in one compiled call per block.
     """
 
     def __init__(self, cfg: EMGConfig, n_channels: int, quality: QualityConfig | None = None) -> None:
@@ -259,42 +242,28 @@ class EMGStream:
         self.cfg = cfg
         self.n_channels = n_channels
         self.filters = design_filters(cfg)
-        # Filter states are kept channel-major (filtering along the last axis of a (channels,
-        # samples) array spares SciPy an axis move per call; the arithmetic is the same).
-        self._zi_pre = np.zeros((self.filters.sos_pre.shape[0], n_channels, 2))
-        if self.filters.sos_env is not None:
-            self._zi_env = np.zeros((self.filters.sos_env.shape[0], n_channels, 2))
-        else:
-            self._zi_env = np.zeros((n_channels, self.filters.rms_taps.size - 1))
         self.quality = QualityMonitor(cfg, n_channels, quality)
-        self.last_envelope = np.zeros(n_channels)
-        self.samples_seen = 0
+        f = self.filters
+        self._kernel = EMGKernel(n_channels, f.sos_pre, f.sos_env, f.rms_taps, self.quality._kernel)
+
+    @property
+    def last_envelope(self) -> np.ndarray:
+        """The newest envelope sample per channel (V), a copy."""
+        return self._kernel.last_envelope.copy()
+
+    @property
+    def samples_seen(self) -> int:
+        return self._kernel.samples_seen
 
     def reset(self) -> None:
         """Zero all filter states (e.g. after a long dropout)."""
-        self._zi_pre[:] = 0.0
-        self._zi_env[:] = 0.0
-        self.last_envelope[:] = 0.0
+        self._kernel.reset()
         self.quality = QualityMonitor(self.cfg, self.n_channels, self.quality.qcfg)
+        self._kernel.quality = self.quality._kernel
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Filter one block of raw EMG (samples, channels) in V; returns its envelope (V)."""
-        x = _check_block(block, self.n_channels)
-        if x.shape[0] == 0:
-            return x.copy()
-        xt = np.ascontiguousarray(x.T)
-        clean, zi_pre = signal.sosfilt(self.filters.sos_pre, xt, axis=-1, zi=self._zi_pre)
-        rect = np.abs(clean)
-        if self.filters.sos_env is not None:
-            env, zi_env = signal.sosfilt(self.filters.sos_env, rect, axis=-1, zi=self._zi_env)
-        else:
-            ms, zi_env = signal.lfilter(self.filters.rms_taps, [1.0], rect * rect, axis=-1, zi=self._zi_env)
-            env = np.sqrt(np.maximum(ms, 0.0))
-        self._zi_pre, self._zi_env = zi_pre, zi_env
-        self.quality.update(x, clean.T)
-        self.last_envelope = env[:, -1].copy()
-        self.samples_seen += x.shape[0]
-        return env.T
+        return self._kernel.process(block)
 
 
 @dataclass(frozen=True)

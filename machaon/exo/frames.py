@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 from cobs import cobs
 
+from machaon.errors import ExoError
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
@@ -62,8 +64,12 @@ EMG_CHANNELS = ("RF_L", "GM_L", "VL_L", "ST_L", "RF_R", "GM_R", "VL_R", "ST_R")
 IMU_SENSORS = ("thigh_l", "shank_l", "thigh_r", "shank_r")
 
 
-class FrameError(ValueError):
+class BoardFrameError(ExoError, ValueError):
     """A frame could not be decoded (COBS, CRC, length or version); the message says which."""
+
+
+# The old name, for one release (#16: the hardware layer had a ``FrameError`` too).
+FrameError = BoardFrameError
 
 
 @dataclass(frozen=True)
@@ -120,23 +126,23 @@ def encode_frame(
 
 
 def decode_payload(encoded: bytes) -> Frame:
-    """Decode one frame (COBS bytes without the 0x00 delimiter). Raises ``FrameError``."""
+    """Decode one frame (COBS bytes without the 0x00 delimiter). Raises ``BoardFrameError``."""
     try:
         payload = cobs.decode(encoded)
     except cobs.DecodeError as exc:
-        raise FrameError(f"COBS decode failed: {exc}") from None
+        raise BoardFrameError(f"COBS decode failed: {exc}") from None
     if len(payload) < HEADER.size + 2:
-        raise FrameError(f"frame too short ({len(payload)} bytes)")
+        raise BoardFrameError(f"frame too short ({len(payload)} bytes)")
     (crc,) = struct.unpack_from("<H", payload, len(payload) - 2)
     if binascii.crc_hqx(payload[:-2], 0xFFFF) != crc:
-        raise FrameError("CRC mismatch")
+        raise BoardFrameError("CRC mismatch")
     version, flags, counter, c, s, m, _, emg_rate, frame_rate = HEADER.unpack_from(payload, 0)
     if version != VERSION:
-        raise FrameError(f"unknown frame version {version}")
+        raise BoardFrameError(f"unknown frame version {version}")
     n_imu = m if flags & FLAG_IMU else 0
     expect = HEADER.size + 2 * s * c + 12 * n_imu + 2
     if len(payload) != expect or c == 0 or emg_rate == 0 or frame_rate == 0:
-        raise FrameError(f"frame length {len(payload)} does not match its header (expected {expect})")
+        raise BoardFrameError(f"frame length {len(payload)} does not match its header (expected {expect})")
     emg = np.frombuffer(payload, dtype="<i2", count=s * c, offset=HEADER.size).reshape(s, c) * EMG_V_PER_LSB
     imu = None
     if n_imu:
@@ -197,7 +203,7 @@ class FrameDecoder:
                 continue
             try:
                 frame = decode_payload(piece)
-            except FrameError as exc:
+            except BoardFrameError as exc:
                 if not self._synced:
                     self.bytes_skipped += len(piece)
                     log.debug("skipped %d bytes of a frame begun before listening: %s", len(piece), exc)

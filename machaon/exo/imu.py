@@ -18,6 +18,7 @@ simply reports no events.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ from ahrs.filters import Madgwick, Mahony
 from scipy import signal
 
 from machaon._validate import finite_array
+
+log = logging.getLogger(__name__)
 
 GRAVITY = 9.80665
 
@@ -90,11 +93,13 @@ class SegmentOrientation:
         self.init_s, self.init_gain_factor, self.acc_rejection = init_s, init_gain_factor, acc_rejection
         self._q_wxyz: np.ndarray | None = None
         self._n = 0
+        self.rejected_samples = 0  # samples whose filter output was not a unit quaternion
 
     @staticmethod
     def _level(acc: np.ndarray) -> np.ndarray:
         # Roll/pitch from gravity, heading 0 (quaternion w, x, y, z).
-        ax, ay, az = acc / (np.linalg.norm(acc) or 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ax, ay, az = np.nan_to_num(acc / (np.linalg.norm(acc) or 1.0))
         roll = math.atan2(ay, az)
         pitch = math.atan2(-ax, math.hypot(ay, az))
         cr, sr, cp, sp = math.cos(roll / 2), math.sin(roll / 2), math.cos(pitch / 2), math.sin(pitch / 2)
@@ -110,14 +115,24 @@ class SegmentOrientation:
         self._n += 1
         ramp = max(0.0, 1.0 - t / self.init_s) if self.init_s > 0 else 0.0
         gain = self._gain * (1.0 + (self.init_gain_factor - 1.0) * ramp)
-        if abs(float(np.linalg.norm(a)) / GRAVITY - 1.0) > self.acc_rejection:
+        with np.errstate(over="ignore"):  # an absurd sample's norm is inf: rejected below as any outlier
+            acc_norm = float(np.linalg.norm(a))
+        if abs(acc_norm / GRAVITY - 1.0) > self.acc_rejection:
             a = np.zeros(3)  # ahrs skips the correction for a zero accelerometer vector
-        if self.algorithm == "madgwick":
-            self._filter.gain = gain
-            self._q_wxyz = self._filter.updateIMU(self._q_wxyz, g, a, dt=self.dt)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self.algorithm == "madgwick":
+                self._filter.gain = gain
+                q_new = self._filter.updateIMU(self._q_wxyz, g, a, dt=self.dt)
+            else:
+                self._filter.k_P = gain
+                q_new = self._filter.updateIMU(self._q_wxyz, g, a)
+        # A finite but absurd sample (a glitching gyro at 1e300 rad/s) drives the filter to NaN,
+        # which would then stick forever: keep the last good orientation and count the sample.
+        if np.isfinite(q_new).all() and abs(float(np.linalg.norm(q_new)) - 1.0) < 1e-6:
+            self._q_wxyz = q_new
         else:
-            self._filter.k_P = gain
-            self._q_wxyz = self._filter.updateIMU(self._q_wxyz, g, a)
+            self.rejected_samples += 1
+            log.debug("IMU sample rejected: orientation filter output not a unit quaternion (gyr=%s)", g)
         return quat_wxyz_to_xyzw(self._q_wxyz)
 
     @property

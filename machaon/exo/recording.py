@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from machaon.errors import ExoError
 from machaon.exo.frames import EMG_CHANNELS, IMU_SENSORS
 from machaon.exo.sensors import SensorBatch
 
@@ -37,7 +38,7 @@ _GYRO_UNIT = {"rad/s": 1.0, "deg/s": math.pi / 180.0, "dps": math.pi / 180.0}
 _ACC_UNIT = {"m/s^2": 1.0, "m/s2": 1.0, "m/s/s": 1.0, "g": 9.80665}
 
 
-class RecordingError(ValueError):
+class RecordingError(ExoError, ValueError):
     """A recording file could not be read (format, missing channels, NaN)."""
 
 
@@ -110,7 +111,7 @@ def read_csv(path: str | Path) -> Recording:
     return Recording(emg, fs, emg_labels, imu, imu_rate, sensors)
 
 
-def _unit_scale(table: dict[str, float], unit: str, label: str, path: object) -> float:
+def _unit_scale(table: dict[str, float], unit: str, label: str, path: str | Path) -> float:
     key = unit.strip().lower()
     if key not in table:
         raise RecordingError(f"{path}: channel {label}: unsupported unit {unit!r} (know {sorted(table)})")

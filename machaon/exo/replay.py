@@ -24,6 +24,7 @@ from machaon.exo.controller import AssistConfig, AssistController, AssistStatus
 from machaon.exo.emg import EMGConfig, MVCNormaliser, envelope_offline
 from machaon.exo.imu import SegmentOrientation, sagittal_angle_from_quat
 from machaon.exo.recording import Recording, RecordingSource
+from machaon.exo.sensors import SensorBatch
 from machaon.types import JointState
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class _Tee:
     def __init__(self, src: RecordingSource, angles: _ImuJointAngles | None) -> None:
         self.src, self.angles = src, angles
 
-    def poll(self) -> object:
+    def poll(self) -> SensorBatch:
         b = self.src.poll()
         if self.angles is not None and b.imu.shape[0]:
             self.angles.update(b.t_imu, b.imu)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from machaon.exo.frames import EMG_CHANNELS  # noqa: E402
 from machaon.exo.reference import ReferenceGait  # noqa: E402
-from machaon.exo.session import WalkResult  # noqa: E402
+from machaon.exo.walk import WalkResult  # noqa: E402
 
 JOINTS = ("hip_l", "knee_l", "hip_r", "knee_r")
 

@@ -26,10 +26,13 @@ _EXPORTS = {
     "Faults": "machaon.hardware.emulator",
     "Plant": "machaon.hardware.plant",
     "RigidLoadPlant": "machaon.hardware.plant",
-    "ProtocolError": "machaon.hardware.protocol",
+    "BusProtocolError": "machaon.hardware.protocol",
+    "ProtocolError": "machaon.hardware.protocol",  # old name of BusProtocolError, for one release
     "CommunicationTimeout": "machaon.hardware.protocol",
     "CRCError": "machaon.hardware.protocol",
-    "FrameError": "machaon.hardware.protocol",
+    "BusFrameError": "machaon.hardware.protocol",
+    "FrameError": "machaon.hardware.protocol",  # old name of BusFrameError, for one release
+    "HardwareErrorStatus": "machaon.hardware.protocol",
     "PortError": "machaon.hardware.protocol",
     "StatusError": "machaon.hardware.protocol",
     "MODELS": "machaon.hardware.control_table",

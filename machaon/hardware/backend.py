@@ -45,7 +45,8 @@ from machaon.hardware.control_table import (
     model_by_name,
 )
 from machaon.hardware.dynamixel import Bus
-from machaon.hardware.protocol import HardwareError, PortError, ProtocolError, hardware_error_names
+from machaon.hardware.protocol import BusProtocolError, HardwareErrorStatus, PortError, hardware_error_names
+from machaon.robot.backend import Clock
 from machaon.robot.clock import MonotonicClock
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
@@ -173,11 +174,11 @@ class ActuatorBackend:
 
     Opening pings every configured id, checks its model number, writes the return delay, the
     operating mode, the indirect read map and enables torque (goals set to the present position
-    / zero current first). Raises ``PortError``/``ProtocolError`` (missing servos are named) at
+    / zero current first). Raises ``PortError``/``BusProtocolError`` (missing servos are named) at
     construction; after that, device trouble only shows in the ``JointState``.
     """
 
-    def __init__(self, config: ActuatorConfig, *, clock: object | None = None, enable: bool = True) -> None:
+    def __init__(self, config: ActuatorConfig, *, clock: Clock | None = None, enable: bool = True) -> None:
         self.config = config
         self._clock = clock if clock is not None else MonotonicClock()
         self._models: list[Model] = [model_by_name(j.model) for j in config.joints]
@@ -195,8 +196,8 @@ class ActuatorBackend:
         self._have_q = np.zeros(n, dtype=bool)
         self._missed = 0
         self._latched: DeviceFault | None = None
-        self._shutdown_mask = [int(HardwareError.OVERHEATING | HardwareError.ELECTRICAL_SHOCK
-                                   | HardwareError.OVERLOAD)] * n
+        self._shutdown_mask = [int(HardwareErrorStatus.OVERHEATING | HardwareErrorStatus.ELECTRICAL_SHOCK
+                                   | HardwareErrorStatus.OVERLOAD)] * n
         self.cycles = 0
         self.bus = Bus(config.port, config.baudrate, latency_s=config.latency_s, retries=config.retries,
                        open_now=False)
@@ -215,7 +216,7 @@ class ActuatorBackend:
         return tuple(j.name for j in self.config.joints)
 
     @property
-    def clock(self) -> object:
+    def clock(self) -> Clock:
         return self._clock
 
     @property
@@ -322,7 +323,7 @@ class ActuatorBackend:
         if self.bus.is_open:
             try:
                 self._go_safe()
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 log.warning("close: could not send the safe state: %s", exc)
         self.bus.close()
 
@@ -338,7 +339,7 @@ class ActuatorBackend:
         """Reopen the port and set the servos up again; True when every servo is back (fault cleared)."""
         try:
             self._open(enable=True)
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             log.warning("reconnect failed: %s", exc)
             return False
         return True
@@ -373,7 +374,7 @@ class ActuatorBackend:
                 for i in ids or self._ids:
                     self.bus.ping(i)
                 break
-            except ProtocolError:
+            except BusProtocolError:
                 time.sleep(0.02)
         self._open(enable=True)
 
@@ -390,15 +391,16 @@ class ActuatorBackend:
         for j, i in enumerate(self._ids):
             try:
                 info = bus.ping(i)
-            except ProtocolError:
+            except BusProtocolError:
                 missing.append(i)
                 continue
             if info.model_number != self._models[j].model_number:
-                raise ProtocolError(f"servo {i}: model number {info.model_number}, config says "
+                raise BusProtocolError(f"servo {i}: model number {info.model_number}, config says "
                                     f"{self._models[j].name} ({self._models[j].model_number})")
         if missing:
             bus.close()
-            raise ProtocolError(f"servos {missing} do not answer on {self.config.port} at {self.config.baudrate} baud")
+            raise BusProtocolError(f"servos {missing} do not answer on {self.config.port} "
+                                   f"at {self.config.baudrate} baud")
         rdt = max(0, min(254, int(round(self.config.return_delay_us / 2.0))))
         for j, i in enumerate(self._ids):
             bus.write(i, 98, b"\x00")  # clears a Bus Watchdog Error left from an earlier session
@@ -474,7 +476,7 @@ class ActuatorBackend:
             log.error("safe state not sent, port gone: %s", exc)
             self._latched = DeviceFault("dxl:bus", "port_lost", f"{fault.message}; port lost: {exc}",
                                         persistent=True)
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             log.error("safe state not confirmed: %s", exc)
 
     def _port_lost(self, why: str) -> None:

@@ -33,8 +33,8 @@ from machaon.hardware.control_table import (
 )
 from machaon.hardware.dynamixel import Bus
 from machaon.hardware.protocol import (
+    BusProtocolError,
     CommunicationTimeout,
-    ProtocolError,
     StatusError,
     StatusErrorCode,
     hardware_error_names,
@@ -170,7 +170,7 @@ class Bench:
             self.r.interrupted = True
             self.r.check("interrupted", False, "stopped by Ctrl-C; servos put in the safe state")
             self._safe_all()
-        except ProtocolError as exc:
+        except BusProtocolError as exc:
             self.r.check("bus", False, f"bench aborted: {exc}")
             self._safe_all()
         else:
@@ -218,7 +218,7 @@ class Bench:
         for i in self.o.ids:
             try:
                 info = self.bus.ping(i)
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 self.r.check("identify", False, f"no answer: {exc}", i)
                 continue
             m = MODELS_BY_NUMBER.get(info.model_number)
@@ -255,7 +255,7 @@ class Bench:
             t0 = time.perf_counter()
             try:
                 self.bus.read(ref, 132, 4)
-            except ProtocolError:
+            except BusProtocolError:
                 fails += 1
                 continue
             single.append(time.perf_counter() - t0)
@@ -295,7 +295,7 @@ class Bench:
                 break
             try:
                 d = self.bus.read(i, 126, 10)
-            except (CommunicationTimeout, ProtocolError):
+            except (CommunicationTimeout, BusProtocolError):
                 continue
             c = int.from_bytes(d[0:2], "little", signed=True)
             p = int.from_bytes(d[6:10], "little", signed=True)
@@ -418,7 +418,7 @@ class Bench:
                     self.bus.write(i, 64, b"\x00")
                 else:
                     self._hold(i)
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 log.error("servo %d: safe state not confirmed: %s", i, exc)
 
     def _restore(self) -> None:
@@ -430,7 +430,7 @@ class Bench:
                     if mode in (MODE_POSITION, MODE_CURRENT_POSITION):
                         self.bus.write_int(i, 116, 4, self.bus.read_int(i, 132, 4, signed=True))
                     self.bus.write(i, 64, b"\x01")
-            except ProtocolError as exc:
+            except BusProtocolError as exc:
                 self.r.check("restore", False, f"could not restore the original settings: {exc}", i)
 
 
@@ -446,7 +446,7 @@ def _ms(x: np.ndarray, q: float) -> str:
     return f"{np.percentile(x, q) * 1e3:.3f}" if len(x) else "n/a"
 
 
-def write_report(report: BenchReport, out_dir: str | Path) -> Path:
+def write_bench_report(report: BenchReport, out_dir: str | Path) -> Path:
     """Write ``report.json``, ``report.md`` and PNG plots into ``out_dir``; returns the directory."""
     import matplotlib
 
@@ -553,7 +553,7 @@ def run_bench(options: BenchOptions, *, progress: Callable[[str], None] | None =
     """Open the port, run the suite, write the report; returns it (``report.passed`` is the verdict)."""
     with Bus(options.port, options.baudrate, latency_s=options.latency_s) as bus:
         report = Bench(bus, options, progress=progress).run()
-    write_report(report, options.out_dir)
+    write_bench_report(report, options.out_dir)
     return report
 
 
@@ -563,4 +563,6 @@ def parse_bauds(text: str | None) -> tuple[int, ...]:
     return tuple(int(b) for b in text.split(",") if b.strip())
 
 
-__all__: Sequence[str] = ["Bench", "BenchOptions", "BenchReport", "run_bench", "step_metrics", "write_report"]
+write_report = write_bench_report  # the old name, for one release (#16: ortho has a write_report too)
+
+__all__: Sequence[str] = ["Bench", "BenchOptions", "BenchReport", "run_bench", "step_metrics", "write_bench_report"]

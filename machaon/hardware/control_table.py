@@ -274,12 +274,6 @@ class Units:
         return units * VOLTAGE_UNIT_V
 
 
-def to_signed(value: int, size: int) -> int:
-    """Interpret an unsigned ``size``-byte integer as two's complement."""
-    bits = 8 * size
-    return value - (1 << bits) if value >= 1 << (bits - 1) else value
-
-
 def encode_int(value: int, size: int) -> bytes:
     """Little-endian ``size`` bytes of ``value`` (two's complement for negatives). ValueError if it does not fit."""
     bits = 8 * size

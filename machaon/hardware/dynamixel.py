@@ -7,7 +7,7 @@ Time and the adapter's latency; failed transactions are retried a bounded number
 has health counters. Group transactions (sync/fast sync/bulk read and write) serve a whole chain in
 one instruction.
 
-Errors (all :class:`~machaon.hardware.protocol.ProtocolError`): ``CommunicationTimeout`` (no or
+Errors (all :class:`~machaon.hardware.protocol.BusProtocolError`): ``CommunicationTimeout`` (no or
 incomplete answer), ``CRCError`` (corrupt answer), ``StatusError`` (the servo reported an error),
 ``PortError`` (the port could not be opened or vanished). Group reads never raise for one servo's
 trouble: the result says which ids answered and why the others did not.
@@ -30,13 +30,13 @@ from machaon.hardware.control_table import decode_int, encode_int
 from machaon.hardware.protocol import (
     ALERT_BIT,
     BROADCAST_ID,
+    BusFrameError,
+    BusProtocolError,
     CommunicationTimeout,
     CRCError,
-    FrameError,
     Instruction,
     Packet,
     PortError,
-    ProtocolError,
     StatusError,
     StreamParser,
     decode_fast_status,
@@ -118,6 +118,13 @@ class Bus:
     1 ms latency timer needs ~2 ms). ``return_delay_s``: the servos' Return Delay Time (factory
     default 500 us; lower it when the servos are configured faster). ``retries``: extra attempts
     per transaction. Raises PortError when the port cannot be opened.
+
+    >>> from machaon.hardware.emulator import ChainEmulator
+    >>> with ChainEmulator([1, 2], baudrate=1_000_000) as em, Bus(em.port, 1_000_000, latency_s=0.1) as bus:
+    ...     found = bus.broadcast_ping(max_id=5)     # id -> model, firmware
+    ...     model = bus.ping(2).model_number
+    >>> sorted(found), model                         # two XM430-W350s
+    ([1, 2], 1020)
     """
 
     def __init__(self, port: str, baudrate: int = 1_000_000, *, latency_s: float = 0.002,
@@ -141,12 +148,19 @@ class Bus:
     # ------------------------------------------------------------------ port
 
     def open(self) -> None:
-        """Open (or reopen) the port. Raises PortError."""
+        """Open (or reopen) the port (a device or a ``/dev/serial/by-id/...`` link). Raises PortError,
+        listing the serial ports there are when the path names none."""
         self.close()
         try:
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1.0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             self._ser = None
+            from machaon.hardware.ports import PortNotFound, resolve_port
+
+            try:
+                resolve_port(self.port)
+            except PortNotFound as missing:
+                raise PortError(f"cannot open {missing}") from None
             raise PortError(f"cannot open {self.port}: {exc}") from exc
         self._fd = self._ser.fileno()
         self._parser.clear()
@@ -258,7 +272,7 @@ class Bus:
             self._send(pkt)
             return None
         h = self._health(dxl_id)
-        last: ProtocolError | None = None
+        last: BusProtocolError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 h.retries += 1
@@ -292,7 +306,7 @@ class Bus:
         st = self._unicast(dxl_id, Instruction.PING, b"", 3)
         assert st is not None
         if len(st.params) < 3:
-            raise FrameError(f"servo {dxl_id}: short ping answer")
+            raise BusFrameError(f"servo {dxl_id}: short ping answer")
         return PingInfo(dxl_id, st.params[0] | st.params[1] << 8, st.params[2], st.error)
 
     def broadcast_ping(self, max_id: int = 252) -> dict[int, PingInfo]:
@@ -312,7 +326,7 @@ class Bus:
         st = self._unicast(dxl_id, Instruction.READ, params_read(address, length), length)
         assert st is not None
         if len(st.params) != length:
-            raise FrameError(f"servo {dxl_id}: expected {length} bytes, got {len(st.params)}")
+            raise BusFrameError(f"servo {dxl_id}: expected {length} bytes, got {len(st.params)}")
         return st.params
 
     def write(self, dxl_id: int, address: int, data: bytes) -> None:
@@ -455,7 +469,7 @@ class Bus:
             return
         try:
             blocks = decode_fast_status(frame, [n for _, _, n in items])
-        except (FrameError, CRCError):
+        except (BusFrameError, CRCError):
             for i, _, _ in items:
                 res.failed[i] = "crc"
             return

@@ -105,6 +105,10 @@ class ChainEmulator:
         self._bus_free_at = 0.0
         self._last_rx = 0.0
         self._t_phys = time.monotonic()
+        # wake at least this often to integrate the plant, so the present values a status packet
+        # carries are never more than about one physics step old
+        self._reply_first = plant is not None
+        self._tick_s = max(float(physics_dt), 1e-3) if plant is not None else 0.005
         self._stop = threading.Event()
         self._master = -1
         self._slave = -1
@@ -131,11 +135,13 @@ class ChainEmulator:
         self._parser.clear()
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
+        # Forget the fds before closing them: their numbers are free for reuse from the first close on.
+        fds = (self._master, self._slave)
+        self._master = self._slave = -1
+        for fd in fds:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._master = self._slave = -1
 
     def unplug(self) -> None:
         """The adapter vanishes: the pty is closed; the host's reads and writes fail."""
@@ -229,7 +235,7 @@ class ChainEmulator:
                 master = self._master
             fds = [self._wake_r] + ([master] if master >= 0 else [])
             try:
-                ready, _, _ = select.select(fds, [], [], 0.005)
+                ready, _, _ = select.select(fds, [], [], self._tick_s)
             except (OSError, ValueError):
                 ready = []
             if self._wake_r in ready:
@@ -237,21 +243,31 @@ class ChainEmulator:
                     os.read(self._wake_r, 64)
             data = b""
             if master >= 0 and master in ready:
-                try:
-                    data = os.read(master, 65536)
+                try:  # read only our own pty: unplugged since the select, its fd number may be another file's now
+                    with self._lock:
+                        if self._master == master and select.select([master], [], [], 0)[0]:
+                            data = os.read(master, 65536)
                 except OSError:  # slave side not open: nothing to hear
                     data = b""
                     time.sleep(0.002)
             now = time.monotonic()
             with self._lock:
                 try:
-                    self.advance(now)
+                    # The built-in plant steps in microseconds: integrate up to now, then answer with
+                    # exact present values. A coupled plant that is slow to step (the PyBullet arm of
+                    # ``hw emulate --sim``: ~0.1 ms a step) would delay status packets past the host's
+                    # deadline: answer first, from the last integration (at most one physics tick
+                    # old, the thread wakes every tick), then integrate.
+                    if not self._reply_first:
+                        self.advance(now)
                     if data:
                         self._parser.feed(data)
                         self._serve(now)
                     elif self._parser.pending and now - self._last_rx > 0.002:
                         self._parser.expire()  # inter-packet timeout: a partial frame is given up
                         self._serve(now)
+                    if self._reply_first:
+                        self.advance(time.monotonic())
                 except Exception:  # the emulator must never die from a host's bytes
                     log.exception("emulator: error while serving")
             if data:

@@ -14,7 +14,7 @@ Fast sync read answers with one status packet for all servos (ID 0xFE, not stuff
 parameters are, per servo: ``error, id, data[L], crc16`` where every block's CRC is the running CRC
 of the whole frame up to that point; the last block's CRC is the frame CRC.
 
-Errors: one-shot decoders raise :class:`ProtocolError` subclasses; :class:`StreamParser` never
+Errors: one-shot decoders raise :class:`BusProtocolError` subclasses; :class:`StreamParser` never
 raises on bad bytes, it skips them and counts what it skipped.
 """
 
@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+
+from machaon.errors import HardwareError
 
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
@@ -69,7 +71,7 @@ class StatusErrorCode(enum.IntEnum):
 ALERT_BIT = 0x80
 
 
-class HardwareError(enum.IntFlag):
+class HardwareErrorStatus(enum.IntFlag):
     """Bits of the Hardware Error Status register (address 70) and of Shutdown (address 63)."""
 
     INPUT_VOLTAGE = 0x01
@@ -80,11 +82,11 @@ class HardwareError(enum.IntFlag):
 
 
 _HW_ERROR_NAMES = {
-    HardwareError.INPUT_VOLTAGE: "input_voltage",
-    HardwareError.OVERHEATING: "overheating",
-    HardwareError.MOTOR_ENCODER: "motor_encoder",
-    HardwareError.ELECTRICAL_SHOCK: "electrical_shock",
-    HardwareError.OVERLOAD: "overload",
+    HardwareErrorStatus.INPUT_VOLTAGE: "input_voltage",
+    HardwareErrorStatus.OVERHEATING: "overheating",
+    HardwareErrorStatus.MOTOR_ENCODER: "motor_encoder",
+    HardwareErrorStatus.ELECTRICAL_SHOCK: "electrical_shock",
+    HardwareErrorStatus.OVERLOAD: "overload",
 }
 
 
@@ -106,33 +108,39 @@ def status_error_name(error: int) -> str:
 # Errors
 
 
-class ProtocolError(Exception):
+class BusProtocolError(HardwareError):
     """Base class of every error this package raises about the bus or its packets."""
 
 
-class FrameError(ProtocolError):
+class BusFrameError(BusProtocolError):
     """Bytes that are not a well-formed packet (bad header, length or field)."""
 
 
-class CRCError(FrameError):
+class CRCError(BusFrameError):
     """A packet whose CRC does not match its bytes."""
 
 
-class CommunicationTimeout(ProtocolError):
+class CommunicationTimeout(BusProtocolError):
     """No (complete) answer within the transaction's deadline."""
 
 
-class PortError(ProtocolError):
+class PortError(BusProtocolError):
     """The serial port could not be opened or went away (adapter unplugged)."""
 
 
-class StatusError(ProtocolError):
+class StatusError(BusProtocolError):
     """A servo answered with a non-zero error number in its status packet."""
 
     def __init__(self, dxl_id: int, error: int) -> None:
         self.dxl_id = dxl_id
         self.error = error
         super().__init__(f"servo {dxl_id}: {status_error_name(error)} (error byte {error:#04x})")
+
+
+# The old names, for one release (#16 made every exception name unique: ``ProtocolError`` and
+# ``FrameError`` were also teleop's and the exo board's).
+ProtocolError = BusProtocolError
+FrameError = BusFrameError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,13 +272,13 @@ def encode_fast_status(blocks: list[tuple[int, int, bytes]]) -> list[bytes]:
 def decode_fast_status(frame: bytes, data_lengths: list[int]) -> list[tuple[int, int, bytes]]:
     """Split a complete fast read frame into [(id, error, data)], checking every block's CRC.
 
-    ``data_lengths`` gives each block's data length in order. Raises FrameError/CRCError.
+    ``data_lengths`` gives each block's data length in order. Raises BusFrameError/CRCError.
     """
     if len(frame) < 8 or frame[:4] != HEADER or frame[4] != BROADCAST_ID or frame[7] != STATUS:
-        raise FrameError("not a fast read status frame")
+        raise BusFrameError("not a fast read status frame")
     length = frame[5] | (frame[6] << 8)
     if len(frame) != length + 7 or length != 1 + sum(4 + n for n in data_lengths):
-        raise FrameError(f"fast read frame length {length} does not match the request")
+        raise BusFrameError(f"fast read frame length {length} does not match the request")
     out = []
     pos = 8
     crc = crc16(frame[:8])
@@ -287,13 +295,13 @@ def decode_fast_status(frame: bytes, data_lengths: list[int]) -> list[tuple[int,
 
 
 def decode_packet(raw: bytes | bytearray, *, stuffed: bool = True) -> Packet:
-    """Decode exactly one complete packet. Raises FrameError (CRCError for a bad CRC)."""
+    """Decode exactly one complete packet. Raises BusFrameError (CRCError for a bad CRC)."""
     raw = bytes(raw)
     if len(raw) < 10 or raw[:4] != HEADER:
-        raise FrameError("missing header or too short")
+        raise BusFrameError("missing header or too short")
     length = raw[5] | (raw[6] << 8)
     if length < 3 or len(raw) != 7 + length:
-        raise FrameError(f"length field {length} does not match {len(raw)} bytes")
+        raise BusFrameError(f"length field {length} does not match {len(raw)} bytes")
     crc = raw[-2] | (raw[-1] << 8)
     if crc16(raw[:-2]) != crc:
         raise CRCError("CRC mismatch")
@@ -301,7 +309,7 @@ def decode_packet(raw: bytes | bytearray, *, stuffed: bool = True) -> Packet:
     inst = body[0]
     if inst == STATUS:
         if len(body) < 2:
-            raise FrameError("status packet without error byte")
+            raise BusFrameError("status packet without error byte")
         return Packet(raw[4], inst, body[2:], body[1])
     return Packet(raw[4], inst, body[1:])
 

@@ -38,7 +38,7 @@ from machaon.hardware.control_table import (
     decode_int,
     encode_int,
 )
-from machaon.hardware.protocol import HardwareError, StatusErrorCode
+from machaon.hardware.protocol import HardwareErrorStatus, StatusErrorCode
 
 MEMORY_SIZE = 662
 _INDIRECT_ADDR0 = 168
@@ -412,12 +412,12 @@ class EmulatedServo:
         self._health_dt = 0.0
         bits = self.mem[70]
         if self.temperature_c > self.mem[31]:
-            bits |= HardwareError.OVERHEATING
+            bits |= HardwareErrorStatus.OVERHEATING
         v10 = self.supply_voltage * 10.0
         if not self.get("min_voltage_limit") <= v10 <= self.get("max_voltage_limit"):
-            bits |= HardwareError.INPUT_VOLTAGE
+            bits |= HardwareErrorStatus.INPUT_VOLTAGE
         if self._overload_time > 1.0:
-            bits |= HardwareError.OVERLOAD
+            bits |= HardwareErrorStatus.OVERLOAD
         if bits != self.mem[70]:
             self.set_hardware_error(bits)
 

@@ -1,7 +1,8 @@
-"""Layer 1: serial-chain kinematics (Cython core) and dynamics (pinocchio).
+"""Layer 1: serial-chain kinematics and rigid-body dynamics (Cython core; pinocchio parses the URDF).
 
-``Chain`` (FK, Jacobian, batch and fused kernels, IK, axis IK), ``IKResult``, ``Dynamics``,
-and the SO(3) maps ``log3`` / ``exp3``.
+``Chain`` (FK, Jacobian, batch and fused kernels, IK, axis IK; RNEA, gravity, mass matrix,
+Coriolis; payloads, settable gravity), ``IKResult``, ``Dynamics`` (the controllers' face over a
+chain's dynamics), and the SO(3) maps ``log3`` / ``exp3``.
 """
 
 from machaon.kinematics.chain import Chain, IKResult

@@ -1,12 +1,13 @@
 # cython: language_level=3
-"""Compiled serial-chain kernels: FK, Jacobian, their batch and fused forms, and LM inverse kinematics.
+"""Compiled serial-chain kernels: FK, Jacobian, their batch and fused forms, LM inverse kinematics,
+and the checked faces of the rigid-body dynamics (``_dynamics.pyx``).
 
-The typed Python face is ``ChainKernel``'s methods: they check every input (shape, dtype, NaN/Inf)
-once, then run the loops on raw pointers. Batch and IK calls release the GIL; the single-pose
-calls (~0.1 us of arithmetic) keep it, since releasing and re-taking it would cost more than the
-work. Every method has an ``out=`` form that
-writes into a caller's buffer and allocates nothing. ``machaon.kinematics.chain.Chain`` builds the
-kernel from pinocchio's model and is what users call.
+``ChainKernel`` is the compiled base of ``machaon.kinematics.chain.Chain``: its methods are the
+documented calls users make (``chain.fk(q)``, ``chain.rnea(q, dq, ddq)``, ...). Each checks every
+input (shape, dtype, NaN/Inf, naming the argument in the ``ValueError``) once, allocates its
+result through the NumPy C API unless an ``out=`` buffer is given, then runs the loops on raw
+pointers. Batch and IK calls release the GIL; the single-pose calls (~0.1 us of arithmetic) keep
+it, since releasing and re-taking it would cost more than the work.
 """
 
 cimport numpy as cnp
@@ -14,11 +15,17 @@ from libc.math cimport atan2, cos, fabs, isfinite, sin, sqrt
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t
 
+from machaon.kinematics._dynamics cimport INERTIA_SIZE, MAX_BODIES, crba_c, rnea_c
+
 import numpy as np
 
 cnp.import_array()
 
+if <int>MAX_BODIES != <int>MAX_DOF:  # the dynamics kernels size their stack buffers for MAX_DOF bodies
+    raise ImportError("machaon.kinematics: _dynamics.MAX_BODIES != _chain.MAX_DOF")
+
 cdef double PI = 3.141592653589793
+cdef double G_DEFAULT = 9.81
 
 
 # ----------------------------------------------------------------------------------------------
@@ -32,20 +39,27 @@ cdef inline bint _is_f64_c(object x):
     )
 
 
-cdef cnp.ndarray _as_input(str name, object x, int ndim, int d0, int d1, int d2):
+cdef cnp.ndarray _converted(str name, object x):
+    """x (not a C-contiguous float64 array) as one, if it holds real numbers; else ValueError."""
+    if cnp.PyArray_Check(x) and (<cnp.ndarray>x).dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected real numbers, got dtype {(<cnp.ndarray>x).dtype}")
+    try:
+        return np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: not a numeric array ({exc})") from None
+
+
+cdef cnp.ndarray as_input(str name, object x, int ndim, int d0, int d1, int d2):
     """x as a C-contiguous float64 array with the given shape (-1: free), all finite."""
     cdef cnp.ndarray a
     cdef Py_ssize_t i, size
     cdef const double* p
+    cdef int want[3]
+    cdef bint bad
     if _is_f64_c(x):
         a = <cnp.ndarray>x
     else:
-        try:
-            a = np.ascontiguousarray(x, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}: not a numeric array ({exc})") from None
-    cdef int want[3]
-    cdef bint bad
+        a = _converted(name, x)
     want[0] = d0
     want[1] = d1
     want[2] = d2
@@ -65,7 +79,7 @@ cdef cnp.ndarray _as_input(str name, object x, int ndim, int d0, int d1, int d2)
     return a
 
 
-cdef cnp.ndarray _as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2):
+cdef cnp.ndarray as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2):
     """``out`` checked (writable, C-contiguous float64, exact shape), or a new array."""
     cdef cnp.npy_intp dims[3]
     dims[0] = d0
@@ -86,9 +100,9 @@ cdef cnp.ndarray _as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ss
     return a
 
 
-cdef cnp.ndarray _as_transform(str name, object T):
+cdef cnp.ndarray as_transform(str name, object T):
     """A finite 4x4 homogeneous transform with a proper rotation (to 1e-6) and last row 0 0 0 1."""
-    cdef cnp.ndarray a = _as_input(name, T, 2, 4, 4, -1)
+    cdef cnp.ndarray a = as_input(name, T, 2, 4, 4, -1)
     cdef const double* t = <const double*>cnp.PyArray_DATA(a)
     cdef int i, j
     cdef double s, det
@@ -98,12 +112,35 @@ cdef cnp.ndarray _as_transform(str name, object T):
         for j in range(3):
             s = t[4 * i] * t[4 * j] + t[4 * i + 1] * t[4 * j + 1] + t[4 * i + 2] * t[4 * j + 2]
             if fabs(s - (1.0 if i == j else 0.0)) > 1e-6:
-                raise ValueError(f"{name}: rotation part is not orthonormal")
+                raise ValueError(f"{name}: rotation part is not a proper rotation matrix (not orthonormal)")
     det = (t[0] * (t[5] * t[10] - t[6] * t[9]) - t[1] * (t[4] * t[10] - t[6] * t[8])
            + t[2] * (t[4] * t[9] - t[5] * t[8]))
     if det < 0.0:
-        raise ValueError(f"{name}: rotation part is a reflection (det < 0)")
+        raise ValueError(f"{name}: rotation part is not a proper rotation matrix (a reflection, det < 0)")
     return a
+
+
+cdef int as_gain(str name, object x, int n, double* dst) except -1:
+    """A scalar (broadcast to n) or an (n,) vector, finite and >= 0, copied into dst."""
+    cdef double v
+    cdef int i
+    cdef cnp.ndarray a
+    cdef const double* p
+    if isinstance(x, float) or isinstance(x, int):
+        v = x
+        if not (isfinite(v) and v >= 0.0):
+            raise ValueError(f"{name}: must be finite and >= 0, got {x!r}")
+        for i in range(n):
+            dst[i] = v
+        return 0
+    a = as_input(name, x, 1, n, -1, -1) if np.ndim(x) == 1 else as_input(name, x, 0, -1, -1, -1)
+    p = <const double*>cnp.PyArray_DATA(a)
+    for i in range(n):
+        v = p[i] if cnp.PyArray_NDIM(a) == 1 else p[0]
+        if v < 0.0:
+            raise ValueError(f"{name}: must be >= 0")
+        dst[i] = v
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -429,18 +466,45 @@ cdef inline double _wrap_pi(double x) noexcept nogil:
 # ----------------------------------------------------------------------------------------------
 # the typed Python face
 
-cdef class ChainKernel:
-    """Compiled z-normalised chain (see _chain.pxd). Built by ``Chain``; methods check inputs.
+cdef void bias_torque_c(const ChainData* c, const double* q, const double* dq, double* tau) noexcept nogil:
+    rnea_c(c.n, c.T_fixed, c.jtype, c.inertia, q, dq, NULL, c.gravity, tau)
 
-    Arguments: ``T_fixed`` (n+1, 3, 4) placements, ``jtype`` (n,) 0 revolute / 1 prismatic,
-    ``axes`` (n, 3) URDF axes, ``C`` (n, 3, 3) rotations mapping each URDF joint frame onto the
-    normalised one, ``lower``/``upper`` (n,) limits (+-inf for continuous joints).
+
+cdef class ChainKernel:
+    """The compiled half of ``machaon.kinematics.Chain``: every per-cycle call, checked.
+
+    Frames and units: poses ``T_base_x`` (4x4, m) in the chain's base link frame; Jacobians 6 x n
+    ``[linear; angular]`` in the base frame, referenced at the tip (tool) origin; joint values in
+    rad (revolute) or m (prismatic); torques in N m (revolute) or N (prismatic).
+
+    Bad input: every array argument is checked here, in compiled code: a wrong shape, a value
+    that is not a real number, or NaN/Inf raises ``ValueError`` naming the argument
+    (``"q: contains NaN or Inf"``); lists and other real dtypes or layouts are converted. An
+    ``out=`` buffer must be a writable C-contiguous float64 array of exactly the result's shape
+    (``ValueError`` otherwise, never a silent copy); it is filled and returned. Without ``out=``
+    the result is a new array.
     """
 
-    def __cinit__(self, T_fixed, jtype, axes, C, lower, upper):
+    def __cinit__(self, *args, **kwargs):
+        self.c.n = -1              # not built yet
+        self.c.inertia = NULL
+        self.c.gravity[0] = 0.0
+        self.c.gravity[1] = 0.0
+        self.c.gravity[2] = -G_DEFAULT
+
+    def _init_kernel(self, T_fixed, jtype, axes, C, lower, upper, inertia):
+        """Set the chain up once (called by ``Chain.__init__``).
+
+        ``T_fixed`` (n+1, 3, 4) placements, ``jtype`` (n,) 0 revolute / 1 prismatic, ``axes``
+        (n, 3) URDF axes, ``C`` (n, 3, 3) rotations mapping each URDF joint frame onto the
+        normalised one, ``lower``/``upper`` (n,) limits (+-inf for continuous joints),
+        ``inertia`` (n, 13) body inertias in the normalised frames (``_dynamics.pxd``).
+        """
+        if self.c.n >= 0:
+            raise RuntimeError("the chain is already built")
         T = np.ascontiguousarray(T_fixed, dtype=np.float64)
         n = T.shape[0] - 1
-        if T.shape != (n + 1, 3, 4) or n < 0 or n > MAX_DOF:
+        if T.ndim != 3 or T.shape != (n + 1, 3, 4) or n < 0 or n > MAX_DOF:
             raise ValueError(f"T_fixed: expected (n+1, 3, 4) with n <= {MAX_DOF}, got {T.shape}")
         self._T_fixed = T
         self._jtype = np.ascontiguousarray(jtype, dtype=np.intc).reshape(n)
@@ -448,62 +512,101 @@ cdef class ChainKernel:
         self._C = np.ascontiguousarray(C, dtype=np.float64).reshape(n, 3, 3)
         self._lower = np.ascontiguousarray(lower, dtype=np.float64).reshape(n)
         self._upper = np.ascontiguousarray(upper, dtype=np.float64).reshape(n)
-        self.c.n = n
+        self._inertia_n = np.ascontiguousarray(inertia, dtype=np.float64).reshape(n, INERTIA_SIZE)
         self.c.T_fixed = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._T_fixed)
         self.c.axes = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._axes)
         self.c.jtype = <const int*>cnp.PyArray_DATA(<cnp.ndarray>self._jtype)
+        self.c.inertia = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._inertia_n)
         self.lo = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._lower)
         self.hi = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._upper)
+        self.c.n = n
+
+    cdef int _n(self) except -1:
+        if self.c.n < 0:
+            raise RuntimeError("the chain is not built (use Chain.from_urdf)")
+        return self.c.n
 
     @property
     def dof(self):
-        return self.c.n
+        """Number of joints (int)."""
+        return self._n()
+
+    @property
+    def kernel(self):
+        """The compiled chain: the chain itself (kept for code written against older releases)."""
+        return self
+
+    @property
+    def gravity(self):
+        """Gravity acceleration in the base frame (3,) m/s^2, ``(0, 0, -9.81)`` unless set.
+
+        Setting it (any finite 3-vector; ``ValueError`` otherwise) changes every dynamics call of
+        this chain, including controllers that already hold it.
+        """
+        return np.array([self.c.gravity[0], self.c.gravity[1], self.c.gravity[2]])
+
+    @gravity.setter
+    def gravity(self, value):
+        cdef cnp.ndarray a = as_input("gravity", value, 1, 3, -1, -1)
+        cdef const double* p = <const double*>cnp.PyArray_DATA(a)
+        self.c.gravity[0] = p[0]
+        self.c.gravity[1] = p[1]
+        self.c.gravity[2] = p[2]
+
+    # ------------------------------------------------------------------------------- kinematics
 
     def fk(self, q, out=None):
-        """Tip pose T_base_tip (4x4) at joint values q (n,)."""
-        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
-        cdef cnp.ndarray o = _as_output("out", out, 2, 4, 4, 0)
-        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
-        cdef double* op = <double*>cnp.PyArray_DATA(o)
-        fk_c(&self.c, qp, op)
+        """Tip pose ``T_base_tip`` (4x4) at joint values ``q`` (dof,).
+
+        ``out``: a (4, 4) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
+        cdef cnp.ndarray qa = as_input("q", q, 1, self._n(), -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 2, 4, 4, 0)
+        fk_c(&self.c, <const double*>cnp.PyArray_DATA(qa), <double*>cnp.PyArray_DATA(o))
         return o
 
     def fk_all(self, q, out=None):
-        """(n+1, 4, 4): each joint's frame after its motion (URDF orientation), then the tip."""
-        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
-        cdef cnp.ndarray o = _as_output("out", out, 3, self.c.n + 1, 4, 4)
-        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
-        cdef double* op = <double*>cnp.PyArray_DATA(o)
+        """(dof+1, 4, 4): every joint frame after its motion, in URDF orientation, then the tip.
+
+        ``out``: a (dof+1, 4, 4) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
+        cdef cnp.ndarray qa = as_input("q", q, 1, self._n(), -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 3, self.c.n + 1, 4, 4)
         cdef const double* Cm = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._C)
-        _fk_all_c(&self.c, Cm, qp, op)
+        _fk_all_c(&self.c, Cm, <const double*>cnp.PyArray_DATA(qa), <double*>cnp.PyArray_DATA(o))
         return o
 
     def jacobian(self, q, out=None):
-        """(6, n) geometric Jacobian [linear; angular] in the base frame at the tip origin."""
+        """(6, dof) geometric Jacobian ``[linear; angular]``, base frame, at the tip origin.
+
+        ``out``: a (6, dof) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
         cdef double T[16]
-        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
-        cdef cnp.ndarray o = _as_output("out", out, 2, 6, self.c.n, 0)
-        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
-        cdef double* op = <double*>cnp.PyArray_DATA(o)
-        fk_jac_c(&self.c, qp, T, op)
+        cdef cnp.ndarray qa = as_input("q", q, 1, self._n(), -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 2, 6, self.c.n, 0)
+        fk_jac_c(&self.c, <const double*>cnp.PyArray_DATA(qa), T, <double*>cnp.PyArray_DATA(o))
         return o
 
     def fk_jacobian(self, q, T_out=None, J_out=None):
-        """(T_base_tip, J) from one pass over the chain."""
-        cdef cnp.ndarray qa = _as_input("q", q, 1, self.c.n, -1, -1)
-        cdef cnp.ndarray To = _as_output("T_out", T_out, 2, 4, 4, 0)
-        cdef cnp.ndarray Jo = _as_output("J_out", J_out, 2, 6, self.c.n, 0)
-        cdef const double* qp = <const double*>cnp.PyArray_DATA(qa)
-        cdef double* tp = <double*>cnp.PyArray_DATA(To)
-        cdef double* jp = <double*>cnp.PyArray_DATA(Jo)
-        fk_jac_c(&self.c, qp, tp, jp)
+        """``(T_base_tip, J)``: the tip pose (4x4) and the Jacobian (6, dof) from one pass.
+
+        ``T_out``/``J_out``: buffers to fill (either or both). Bad input: ``ValueError``.
+        """
+        cdef cnp.ndarray qa = as_input("q", q, 1, self._n(), -1, -1)
+        cdef cnp.ndarray To = as_output("T_out", T_out, 2, 4, 4, 0)
+        cdef cnp.ndarray Jo = as_output("J_out", J_out, 2, 6, self.c.n, 0)
+        fk_jac_c(&self.c, <const double*>cnp.PyArray_DATA(qa), <double*>cnp.PyArray_DATA(To),
+                 <double*>cnp.PyArray_DATA(Jo))
         return To, Jo
 
     def fk_batch(self, Q, out=None):
-        """(N, 4, 4) tip poses for the rows of Q (N, n)."""
-        cdef cnp.ndarray Qa = _as_input("Q", Q, 2, -1, self.c.n, -1)
+        """(N, 4, 4) tip poses for the rows of ``Q`` (N, dof); runs without the GIL.
+
+        ``out``: an (N, 4, 4) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
+        cdef cnp.ndarray Qa = as_input("Q", Q, 2, -1, self._n(), -1)
         cdef Py_ssize_t N = cnp.PyArray_DIM(Qa, 0), i
-        cdef cnp.ndarray o = _as_output("out", out, 3, N, 4, 4)
+        cdef cnp.ndarray o = as_output("out", out, 3, N, 4, 4)
         cdef const double* qp = <const double*>cnp.PyArray_DATA(Qa)
         cdef double* op = <double*>cnp.PyArray_DATA(o)
         cdef int n = self.c.n
@@ -513,11 +616,14 @@ cdef class ChainKernel:
         return o
 
     def jacobian_batch(self, Q, out=None):
-        """(N, 6, n) Jacobians for the rows of Q (N, n)."""
+        """(N, 6, dof) Jacobians for the rows of ``Q`` (N, dof); runs without the GIL.
+
+        ``out``: an (N, 6, dof) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
         cdef double T[16]
-        cdef cnp.ndarray Qa = _as_input("Q", Q, 2, -1, self.c.n, -1)
+        cdef cnp.ndarray Qa = as_input("Q", Q, 2, -1, self._n(), -1)
         cdef Py_ssize_t N = cnp.PyArray_DIM(Qa, 0), i
-        cdef cnp.ndarray o = _as_output("out", out, 3, N, 6, self.c.n)
+        cdef cnp.ndarray o = as_output("out", out, 3, N, 6, self.c.n)
         cdef const double* qp = <const double*>cnp.PyArray_DATA(Qa)
         cdef double* op = <double*>cnp.PyArray_DATA(o)
         cdef int n = self.c.n
@@ -526,20 +632,20 @@ cdef class ChainKernel:
                 fk_jac_c(&self.c, qp + i * n, T, op + 6 * n * i)
         return o
 
-    def ik(self, T_target, q0, double tol_pos, double tol_rot, int max_iter, int restarts,
-           unsigned long long seed, out=None):
+    def _ik_solve(self, T_target, q0, double tol_pos, double tol_rot, int max_iter, int restarts,
+                  unsigned long long seed, out=None):
         """LM IK with random restarts; returns (q, success, pos_err, rot_err, iterations).
 
-        The first attempt starts at q0 (clamped into the limits), so a solution reachable from
-        q0 is preferred; restarts draw uniformly inside the limits ([-pi, pi] for continuous
-        joints) from a splitmix64 stream seeded by ``seed``. Continuous joints of the answer are
-        wrapped to within pi of q0. The returned q is always inside the limits; on failure it is
-        the attempt with the smallest error.
+        The worker behind ``Chain.ik``. The first attempt starts at q0 (clamped into the
+        limits), so a solution reachable from q0 is preferred; restarts draw uniformly inside the
+        limits ([-pi, pi] for continuous joints) from a splitmix64 stream seeded by ``seed``.
+        Continuous joints of the answer are wrapped to within pi of q0. The returned q is always
+        inside the limits; on failure it is the attempt with the smallest error.
         """
-        cdef int n = self.c.n
-        cdef cnp.ndarray Ta = _as_transform("T_base_target", T_target)
-        cdef cnp.ndarray qa = _as_input("q0", q0, 1, n, -1, -1)
-        cdef cnp.ndarray o = _as_output("out", out, 1, n, 0, 0)
+        cdef int n = self._n()
+        cdef cnp.ndarray Ta = as_transform("T_base_target", T_target)
+        cdef cnp.ndarray qa = as_input("q0", q0, 1, n, -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
         if max_iter < 1 or restarts < 0:
             raise ValueError("max_iter must be >= 1 and restarts >= 0")
         if not (tol_pos > 0.0 and tol_rot > 0.0):
@@ -589,10 +695,67 @@ cdef class ChainKernel:
                 qo[i] = best[i]
         return o, result == 0, best_err[0], best_err[1], total
 
+    # ------------------------------------------------------------------------------- dynamics
+
+    def rnea(self, q, dq, ddq, out=None):
+        """Inverse dynamics ``tau = M(q) ddq + C(q, dq) dq + g(q)`` (dof,), recursive Newton-Euler.
+
+        ``q`` (rad/m), ``dq`` (per s), ``ddq`` (per s^2), each (dof,); gravity from ``gravity``.
+        Torques in N m (revolute) / N (prismatic). ``out``: a (dof,) buffer to fill.
+        Bad input: ``ValueError`` naming the argument.
+        """
+        cdef int n = self._n()
+        cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
+        cdef cnp.ndarray va = as_input("dq", dq, 1, n, -1, -1)
+        cdef cnp.ndarray aa = as_input("ddq", ddq, 1, n, -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+        rnea_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
+               <const double*>cnp.PyArray_DATA(va), <const double*>cnp.PyArray_DATA(aa), self.c.gravity,
+               <double*>cnp.PyArray_DATA(o))
+        return o
+
+    def gravity_torque(self, q, out=None):
+        """Generalised gravity torques ``g(q)`` (dof,): what holds the chain still against ``gravity``.
+
+        ``out``: a (dof,) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
+        cdef int n = self._n()
+        cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+        rnea_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
+               NULL, NULL, self.c.gravity, <double*>cnp.PyArray_DATA(o))
+        return o
+
+    def coriolis_torque(self, q, dq, out=None):
+        """Coriolis and centrifugal torques ``C(q, dq) dq`` (dof,), without gravity.
+
+        ``out``: a (dof,) buffer to fill. Bad input: ``ValueError`` naming the argument.
+        """
+        cdef int n = self._n()
+        cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
+        cdef cnp.ndarray va = as_input("dq", dq, 1, n, -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+        rnea_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
+               <const double*>cnp.PyArray_DATA(va), NULL, NULL, <double*>cnp.PyArray_DATA(o))
+        return o
+
+    def mass_matrix(self, q, out=None):
+        """Joint-space inertia ``M(q)`` (dof, dof), symmetric positive definite, composite rigid body.
+
+        kg m^2 / kg blocks by joint type. ``out``: a (dof, dof) buffer to fill.
+        Bad input: ``ValueError`` naming the argument.
+        """
+        cdef int n = self._n()
+        cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
+        cdef cnp.ndarray o = as_output("out", out, 2, n, n, 0)
+        crba_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
+               <double*>cnp.PyArray_DATA(o))
+        return o
+
 
 def log3(R, out=None):
     """Rotation vector (3,) of a rotation matrix R (3x3): the SO(3) log map, robust near 0 and pi."""
-    cdef cnp.ndarray Ra = _as_input("R", R, 2, 3, 3, -1)
-    cdef cnp.ndarray o = _as_output("out", out, 1, 3, 0, 0)
+    cdef cnp.ndarray Ra = as_input("R", R, 2, 3, 3, -1)
+    cdef cnp.ndarray o = as_output("out", out, 1, 3, 0, 0)
     log3_c(<const double*>cnp.PyArray_DATA(Ra), <double*>cnp.PyArray_DATA(o))
     return o

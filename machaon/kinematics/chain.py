@@ -1,7 +1,17 @@
-"""Serial kinematic chains built from URDF by pinocchio's parser, evaluated by the Cython core.
+"""Serial chains built from URDF by pinocchio's parser, evaluated by the Cython core.
+
+``Chain`` is a subclass of the compiled ``ChainKernel``: the per-cycle calls (``fk``,
+``jacobian``, ``fk_jacobian``, ``fk_batch``, ``jacobian_batch``, ``fk_all``, ``rnea``,
+``gravity_torque``, ``mass_matrix``, ``coriolis_torque``) are the compiled methods themselves,
+documented there, with their argument checks in compiled code. This module parses the URDF,
+builds the kernel's data and adds the calls that are not per cycle (IK, axis IK, measures).
 
 Frames: every pose is ``T_base_x``, in the chain's base link frame; Jacobians are 6 x dof
-``[linear; angular]`` in the base frame, referenced at the tip (tool) origin. Units: m, rad.
+``[linear; angular]`` in the base frame, referenced at the tip (tool) origin. Units: m, rad, kg,
+N, N m. Inertial parameters come from pinocchio's model of the URDF reduced to the chain's joints
+(``pinocchio.buildReducedModel``): joints off the chain are held at their neutral position and
+everything rigidly attached to a moving link (fixed links, locked branches, every link beyond
+the tip) is lumped into it.
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ import pinocchio as pin
 
 from machaon._validate import finite_array, transform
 from machaon.kinematics._chain import ChainKernel
+from machaon.kinematics.so3 import rotation_between
 
 _REVOLUTE = 0
 _PRISMATIC = 1
+_INERTIA_SIZE = 13  # m, h = m c (3), J about the joint frame origin (3x3): see _dynamics.pxd
 
 
 @dataclass(frozen=True)
@@ -45,18 +57,9 @@ class _JointInfo:
 
 
 def _axis_rotation(axis: np.ndarray) -> np.ndarray:
-    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame)."""
-    z = np.array([0.0, 0.0, 1.0])
-    a = axis / np.linalg.norm(axis)
-    v = np.cross(a, z)
-    s = np.linalg.norm(v)
-    c = float(a @ z)
-    if s < 1e-12:
-        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
-    k = v / s
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    ang = math.atan2(s, c)
-    return np.eye(3) + math.sin(ang) * K + (1 - math.cos(ang)) * (K @ K)
+    """A rotation C with C @ axis = z (so the joint moves about/along z in the rotated frame);
+    an axis along -z turns half a circle about x."""
+    return rotation_between(axis, (0.0, 0.0, 1.0), flip_axis=(1.0, 0.0, 0.0))
 
 
 def _se3(M: pin.SE3) -> np.ndarray:
@@ -67,13 +70,15 @@ def _link_names(model: pin.Model) -> list[str]:
     return [f.name for f in model.frames if f.type == pin.FrameType.BODY]
 
 
-class Chain:
-    """A serial chain from ``base_link`` to ``tip_link`` (optionally plus a tool offset).
+class Chain(ChainKernel):
+    """A serial chain from ``base_link`` to ``tip_link`` (optionally plus a tool offset and a payload).
 
     Build with :meth:`from_urdf`. Attributes: ``dof``, ``joint_names``, ``lower`` and ``upper``
-    (rad or m; a continuous joint is an angle with -inf/+inf limits), ``T_flange_tool``.
-    Every evaluation method rejects NaN, Inf or wrong shapes with ``ValueError`` naming the
-    argument, and accepts ``out=`` buffers so a control cycle allocates nothing.
+    (rad or m; a continuous joint is an angle with -inf/+inf limits), ``T_flange_tool``,
+    ``gravity`` (settable, base frame). Kinematics and dynamics calls are the compiled methods of
+    ``ChainKernel`` (their docstrings give frames, units and bad-input behaviour): each rejects
+    NaN, Inf, non-real values or wrong shapes with ``ValueError`` naming the argument, and takes
+    an ``out=`` buffer so a control cycle allocates nothing.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Chain:
         lower: np.ndarray,
         upper: np.ndarray,
         T_flange_tool: np.ndarray,
+        inertia: np.ndarray,
     ) -> None:
         self.urdf_path = urdf_path
         self.base_link = base_link
@@ -100,17 +106,18 @@ class Chain:
         self.upper.flags.writeable = False
         self.T_flange_tool = T_flange_tool.copy()
         self.T_flange_tool.flags.writeable = False
+        self._inertia = np.array(inertia, dtype=np.float64).reshape(len(joints), _INERTIA_SIZE)
+        self._inertia.flags.writeable = False
         self.joint_names = tuple(j.name for j in joints)
-        self.dof = len(joints)
         self.continuous = np.array([j.continuous for j in joints], dtype=bool)
         self.prismatic = np.array([j.jtype == _PRISMATIC for j in joints], dtype=bool)
-        self.kernel = self._build_kernel()
+        self._build_kernel()
         self._home = self.home()
-        # The per-cycle calls go straight to the compiled methods (same signatures and checks as
-        # the documented methods below), saving a Python frame per call in the control loop.
-        k = self.kernel
-        self.fk, self.fk_all, self.jacobian = k.fk, k.fk_all, k.jacobian
-        self.fk_jacobian, self.fk_batch, self.jacobian_batch = k.fk_jacobian, k.fk_batch, k.jacobian_batch
+
+    def __reduce__(self):
+        args = (self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix, self._T_tip,
+                self.lower, self.upper, self.T_flange_tool, self._inertia)
+        return (_rebuild, (type(self), args, self.gravity))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -118,9 +125,24 @@ class Chain:
         """Parse ``path`` with pinocchio and extract the chain between two links.
 
         Revolute, continuous and prismatic joints move; fixed joints are folded into the
-        placements. Raises ``ValueError`` listing the existing links when a link name is
+        placements. Inertial parameters come from pinocchio's model reduced to the chain (module
+        docstring). Raises ``ValueError`` listing the existing links when a link name is
         wrong, when ``base_link`` is not an ancestor of ``tip_link``, or when a joint on the
         path is of an unsupported type (floating, planar, spherical, mimic).
+
+        >>> import numpy as np
+        >>> from machaon.robot.description import load_description
+        >>> desc = load_description("machaon_arm")
+        >>> chain = Chain.from_urdf(desc.urdf_path, "base_link", "flange")
+        >>> chain.dof, chain.joint_names[0]
+        (6, 'shoulder_pan')
+        >>> q = np.radians([10.0, 30.0, 60.0, 0.0, 45.0, 0.0])
+        >>> T = chain.fk(q)                          # T_base_flange, 4x4, metres
+        >>> chain.jacobian(q).shape                  # [linear; angular], base frame, at the flange
+        (6, 6)
+        >>> res = chain.ik(T)                        # back to joint angles, from the middle of the limits
+        >>> bool(res.success), bool(np.allclose(chain.fk(res.q), T, atol=1e-6))
+        (True, True)
         """
         path = Path(path)
         if not path.is_file():
@@ -174,18 +196,55 @@ class Chain:
         if not chain_ids:
             T_tip = np.linalg.inv(_se3(f_base.placement)) @ T_tip
         return cls(path, base_link, tip_link, tuple(joints), T_prefix, T_tip,
-                   np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64), np.eye(4))
+                   np.array(lower, dtype=np.float64), np.array(upper, dtype=np.float64), np.eye(4),
+                   _chain_inertias(model, chain_ids))
 
     def with_tool(self, T_flange_tool: np.ndarray) -> Chain:
-        """A new chain whose tip is the tool frame, ``T_flange_tool`` being its pose in the tip link."""
-        T = transform("T_flange_tool", T_flange_tool)
-        return Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
-                     self._T_tip, self.lower, self.upper, T)
+        """A new chain whose tip is the tool frame, ``T_flange_tool`` being its pose in the tip link.
 
-    def _build_kernel(self) -> ChainKernel:
-        n = self.dof
+        Inertial parameters (a payload included) and ``gravity`` are kept.
+        """
+        T = transform("T_flange_tool", T_flange_tool)
+        chain = Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
+                      self._T_tip, self.lower, self.upper, T, self._inertia)
+        chain.gravity = self.gravity
+        return chain
+
+    def with_payload(self, mass: float, com: np.ndarray = (0.0, 0.0, 0.0),
+                     inertia: np.ndarray | None = None) -> Chain:
+        """A new chain carrying a rigid payload (a tool, a load) on its last link.
+
+        ``mass`` (kg, >= 0); ``com``: its centre of mass (m) in the tool frame (the chain's tip
+        frame, ``T_flange_tool`` included); ``inertia``: its 3x3 rotational inertia about the
+        centre of mass in tool-frame axes (kg m^2, symmetric positive semi-definite; default 0,
+        a point mass). The payload stays attached to the tip link if ``with_tool`` changes the
+        tool frame later; ``gravity`` is kept. Bad values raise ``ValueError`` naming them.
+        """
+        m = float(mass)
+        if not (math.isfinite(m) and m >= 0.0):
+            raise ValueError(f"mass: must be a finite mass >= 0 kg, got {mass!r}")
+        c_tool = finite_array("com", com, (3,))
+        I_tool = np.zeros((3, 3)) if inertia is None else finite_array("inertia", inertia, (3, 3))
+        symmetric = np.allclose(I_tool, I_tool.T, atol=1e-12)
+        if not symmetric or np.linalg.eigvalsh(0.5 * (I_tool + I_tool.T)).min() < -1e-12:
+            raise ValueError("inertia: must be symmetric positive semi-definite")
+        if self.dof == 0:
+            raise ValueError("a chain without joints cannot carry a payload")
+        T_joint_tool = self._T_tip @ self.T_flange_tool  # last joint's URDF frame -> tool frame
+        R, p = T_joint_tool[:3, :3], T_joint_tool[:3, 3]
+        added = _body_inertia(m, R @ c_tool + p, R @ I_tool @ R.T)
+        inertia_all = self._inertia.copy()
+        inertia_all[-1] += added
+        chain = Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
+                      self._T_tip, self.lower, self.upper, self.T_flange_tool, inertia_all)
+        chain.gravity = self.gravity
+        return chain
+
+    def _build_kernel(self) -> None:
+        n = len(self._joints)
         T_fixed = np.zeros((n + 1, 3, 4))
         C = np.zeros((n, 3, 3))
+        inertia_n = np.zeros((n, _INERTIA_SIZE))
         prev_C = np.eye(3)  # rotation into the previous joint's normalised frame
         for k, j in enumerate(self._joints):
             Ck = _axis_rotation(j.axis)
@@ -198,41 +257,20 @@ class Chain:
             T_fixed[k] = A[:3]
             C[k] = Ck
             prev_C = Ck
+            # Body inertia seen from the normalised frame: vectors v_n = Ck v_urdf.
+            b = self._inertia[k]
+            inertia_n[k, 0] = b[0]
+            inertia_n[k, 1:4] = Ck @ b[1:4]
+            inertia_n[k, 4:] = (Ck @ b[4:].reshape(3, 3) @ Ck.T).reshape(9)
         A = self._T_tip @ self.T_flange_tool
         pre = np.eye(4)
         pre[:3, :3] = prev_C
         T_fixed[n] = (pre @ A)[:3]
         axes = np.array([j.axis for j in self._joints]).reshape(n, 3)
         jtype = np.array([j.jtype for j in self._joints], dtype=np.intc)
-        return ChainKernel(T_fixed, jtype, axes, C, self.lower, self.upper)
+        self._init_kernel(T_fixed, jtype, axes, C, self.lower, self.upper, inertia_n)
 
-    # ------------------------------------------------------------------ evaluation
-    def fk(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """T_base_tip (4x4) at joint values ``q`` (dof,)."""
-        return self.kernel.fk(q, out)
-
-    def fk_all(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(dof+1, 4, 4): every joint frame after its motion, in URDF orientation, then the tip."""
-        return self.kernel.fk_all(q, out)
-
-    def jacobian(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(6, dof) Jacobian [linear; angular], base frame, at the tip origin."""
-        return self.kernel.jacobian(q, out)
-
-    def fk_jacobian(
-        self, q: np.ndarray, T_out: np.ndarray | None = None, J_out: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Tip pose and Jacobian from one pass."""
-        return self.kernel.fk_jacobian(q, T_out, J_out)
-
-    def fk_batch(self, Q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(N, 4, 4) tip poses for the rows of ``Q`` (N, dof)."""
-        return self.kernel.fk_batch(Q, out)
-
-    def jacobian_batch(self, Q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(N, 6, dof) Jacobians for the rows of ``Q`` (N, dof)."""
-        return self.kernel.jacobian_batch(Q, out)
-
+    # ------------------------------------------------------------------ measures
     def manipulability(self, q: np.ndarray) -> float:
         """Yoshikawa's measure sqrt(det(J J^T)) (0 at a singularity)."""
         J = self.jacobian(q)
@@ -289,7 +327,7 @@ class Chain:
         Raises ``ValueError`` for NaN/Inf/shape errors in ``T_base_target`` or ``q0``.
         """
         q_start = self._home if q0 is None else q0
-        q, ok, pe, re, it = self.kernel.ik(T_base_target, q_start, tol_pos, tol_rot, max_iter, restarts,
+        q, ok, pe, re, it = self._ik_solve(T_base_target, q_start, tol_pos, tol_rot, max_iter, restarts,
                                            seed & 0xFFFFFFFFFFFFFFFF)
         return IKResult(q, bool(ok), float(pe), float(re), int(it))
 
@@ -359,22 +397,31 @@ def _neutral_of(jm: pin.JointModel) -> np.ndarray:
     return np.zeros(jm.nq)
 
 
-def pin_configuration(chain: Chain, q: np.ndarray) -> np.ndarray:
-    """Chain angles -> pinocchio's configuration vector for the full URDF model (others neutral).
+def _body_inertia(mass: float, com: np.ndarray, I_com: np.ndarray) -> np.ndarray:
+    """(13,) ``[m, m c, J]`` with J the rotational inertia about the frame origin (parallel axes)."""
+    c = np.asarray(com, dtype=np.float64)
+    J = I_com + mass * (float(c @ c) * np.eye(3) - np.outer(c, c))
+    return np.concatenate([[mass], mass * c, J.reshape(9)])
 
-    Continuous joints are stored by pinocchio as (cos, sin); used by ``Dynamics`` and tests.
+
+def _chain_inertias(model: pin.Model, chain_ids: list[int]) -> np.ndarray:
+    """(n, 13) body inertias of the chain's joints, each in its URDF joint frame.
+
+    pinocchio's model reduced to the chain (every other joint locked at its neutral position)
+    has lumped into each chain joint everything rigidly attached after it.
     """
-    model = pin.buildModelFromUrdf(str(chain.urdf_path))
-    return _pin_q(model, chain, q)
+    keep = set(chain_ids)
+    lock = [j for j in range(1, model.njoints) if j not in keep]
+    reduced = pin.buildReducedModel(model, lock, pin.neutral(model)) if lock else model
+    out = np.zeros((len(chain_ids), _INERTIA_SIZE))
+    for k, jid in enumerate(chain_ids):
+        Y = reduced.inertias[reduced.getJointId(model.names[jid])]
+        out[k] = _body_inertia(float(Y.mass), np.asarray(Y.lever), np.asarray(Y.inertia))
+    return out
 
 
-def _pin_q(model: pin.Model, chain: Chain, q: np.ndarray) -> np.ndarray:
-    qp = pin.neutral(model)
-    for j, qi in zip(chain._joints, q, strict=True):
-        jm = model.joints[model.getJointId(j.name)]
-        if jm.nq == 2:
-            qp[jm.idx_q] = math.cos(qi)
-            qp[jm.idx_q + 1] = math.sin(qi)
-        else:
-            qp[jm.idx_q] = qi
-    return qp
+def _rebuild(cls: type, args: tuple, gravity: np.ndarray) -> Chain:
+    """Unpickle a ``Chain`` (it holds compiled state that pickle cannot copy by itself)."""
+    chain = cls(*args)
+    chain.gravity = gravity
+    return chain

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ ValidityFn = Callable[[np.ndarray], bool]
 _OMPL_SEEDED: list[bool] = []
 
 
-class PlanningFailed(RuntimeError):
+class PlanningFailed(OrthoError, RuntimeError):
     """No collision-free path was found within the time limit."""
 
 

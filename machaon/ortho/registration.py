@@ -18,11 +18,12 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
 
-class RegistrationError(ValueError):
+class RegistrationError(OrthoError, ValueError):
     """Registration input is unusable (too few, collinear or non-finite points)."""
 
 
@@ -89,12 +90,16 @@ def register_paired(
     mu_d = w @ dst
     xs = src - mu_s
     xd = dst - mu_d
-    var_s = float(w @ np.einsum("ij,ij->i", xs, xs))
+    with np.errstate(over="ignore", invalid="ignore"):
+        var_s = float(w @ np.einsum("ij,ij->i", xs, xs))
+        cov = (xd * w[:, None]).T @ xs
+    if not (math.isfinite(var_s) and np.isfinite(cov).all()):
+        # finite inputs whose squares overflow (coordinates ~1e200): SVD would not converge
+        raise RegistrationError("points: coordinates too large to register (wrong units?)")
     # collinearity: the second singular value of the centred source must be clearly non-zero
     sv = np.linalg.svd(xs * np.sqrt(w)[:, None], compute_uv=False)
     if sv[0] < 1e-9 or sv[1] < 1e-6 * sv[0]:
         raise RegistrationError("points_src: points are coincident or collinear; rotation is undetermined")
-    cov = (xd * w[:, None]).T @ xs
     U, D, Vt = np.linalg.svd(cov)
     S = np.eye(3)
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:
@@ -207,14 +212,7 @@ def icp_point_to_plane(
     """
     src = _pts("points_src", points_src, 3)
     sp = _pts("surface_points", surface_points, 3)
-    try:
-        sn = finite_array("surface_normals", surface_normals, sp.shape)
-    except ValueError as exc:
-        raise RegistrationError(str(exc)) from None
-    nn = np.linalg.norm(sn, axis=1, keepdims=True)
-    if (nn < 1e-12).any():
-        raise RegistrationError("surface_normals: zero-length normal")
-    sn = sn / nn
+    sn = _unit_normals(surface_normals, sp.shape)
     T = np.eye(4) if T_init is None else transform("T_init", T_init).copy()
     tree = cKDTree(sp)
     converged = False
@@ -223,25 +221,9 @@ def icp_point_to_plane(
     it = 0
     while it < max_iterations:
         it += 1
-        p = apply_transform(T, src)
-        dist, idx = tree.query(p)
-        q = sp[idx]
-        n = sn[idx]
-        r = np.einsum("ij,ij->i", p - q, n)
-        mad = float(np.median(np.abs(r - np.median(r))))
-        thr = max(outlier_k * 1.4826 * mad, min_inlier_distance)
-        inl = (dist <= max_distance) & (np.abs(r) <= thr)
-        if inl.sum() < min_inliers:
-            raise RegistrationError(f"icp: only {int(inl.sum())} inlier pairs (need {min_inliers}); bad initial pose?")
-        pi, ni, ri = p[inl], n[inl], r[inl]
-        A = np.hstack([np.cross(pi, ni), ni])  # d r / d [omega, v]
-        x, *_ = np.linalg.lstsq(A, -ri, rcond=None)
-        dR = Rotation.from_rotvec(x[:3]).as_matrix()
-        dT = np.eye(4)
-        dT[:3, :3] = dR
-        dT[:3, 3] = x[3:]
-        T = dT @ T
-        rms = float(np.sqrt(np.mean(ri**2)))
+        x, inl, rms = _point_to_plane_step(T, src, tree, sp, sn, max_distance, outlier_k, min_inlier_distance,
+                                           min_inliers)
+        T = _rigid_update(x) @ T
         if np.linalg.norm(x[:3]) < tol_rotation and np.linalg.norm(x[3:]) < tol_translation:
             converged = True
             break
@@ -252,6 +234,52 @@ def icp_point_to_plane(
     if inl.any():
         rms = float(np.sqrt(np.mean(r[inl] ** 2)))
     return ICPResult(T, rms, inl, it, converged)
+
+
+def _unit_normals(surface_normals: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The surface normals scaled to unit length; ``RegistrationError`` for bad or zero-length ones."""
+    try:
+        sn = finite_array("surface_normals", surface_normals, shape)
+    except ValueError as exc:
+        raise RegistrationError(str(exc)) from None
+    nn = np.linalg.norm(sn, axis=1, keepdims=True)
+    if (nn < 1e-12).any():
+        raise RegistrationError("surface_normals: zero-length normal")
+    return sn / nn
+
+
+def _point_to_plane_step(
+    T: np.ndarray, src: np.ndarray, tree: cKDTree, sp: np.ndarray, sn: np.ndarray, max_distance: float,
+    outlier_k: float, min_inlier_distance: float, min_inliers: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One ICP iteration at pose ``T``: match each source point to its nearest surface sample,
+    reject outliers (see ``icp_point_to_plane``), solve the linearised least-squares update.
+
+    Returns the update ``x = [omega; v]`` (small rotation rad, translation m), the inlier mask and
+    the RMS of the inliers' point-to-plane residuals (m).
+    """
+    p = apply_transform(T, src)
+    dist, idx = tree.query(p)
+    q = sp[idx]
+    n = sn[idx]
+    r = np.einsum("ij,ij->i", p - q, n)
+    mad = float(np.median(np.abs(r - np.median(r))))
+    thr = max(outlier_k * 1.4826 * mad, min_inlier_distance)
+    inl = (dist <= max_distance) & (np.abs(r) <= thr)
+    if inl.sum() < min_inliers:
+        raise RegistrationError(f"icp: only {int(inl.sum())} inlier pairs (need {min_inliers}); bad initial pose?")
+    pi, ni, ri = p[inl], n[inl], r[inl]
+    A = np.hstack([np.cross(pi, ni), ni])  # d r / d [omega, v]
+    x, *_ = np.linalg.lstsq(A, -ri, rcond=None)
+    return x, inl, float(np.sqrt(np.mean(ri**2)))
+
+
+def _rigid_update(x: np.ndarray) -> np.ndarray:
+    """The 4x4 transform of an ICP update ``[omega; v]``, applied through the exact rotation."""
+    dT = np.eye(4)
+    dT[:3, :3] = Rotation.from_rotvec(x[:3]).as_matrix()
+    dT[:3, 3] = x[3:]
+    return dT
 
 
 __all__ = [

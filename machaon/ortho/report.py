@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from machaon._validate import finite_array
+from machaon.errors import OrthoError
 from machaon.ortho.anatomy import MM, Anatomy, AnatomyError, SpineSegment
 from machaon.ortho.planning import PlanError, ScrewPlan, check_plan
 
@@ -29,7 +30,7 @@ REPORT_FORMAT = "machaon.ortho.report"
 REPORT_VERSION = 1
 
 
-class ReportError(ValueError):
+class ReportError(OrthoError, ValueError):
     """A report is malformed or cannot be written/read."""
 
 
@@ -280,43 +281,17 @@ def render_pictures(directory: str | Path, report: dict, anatomy: Anatomy | None
     import matplotlib.pyplot as plt
 
     if anatomy is None:
-        if not report.get("anatomy"):
-            raise ReportError("report has no anatomy description; pass the anatomy to draw pictures")
-        try:
-            anatomy = SpineSegment.from_dict(report["anatomy"])
-        except AnatomyError as exc:
-            raise ReportError(str(exc)) from None
+        anatomy = _anatomy_of(report)
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    half = 12.0 * MM
     for entry in report["screws"]:
         planned, ae, at = _paths_from_report(entry)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=110)
         for ax, (title, up) in zip(
             axes, (("transverse", np.array([1.0, 0.0, 0.0])), ("sagittal", np.array([0.0, 0.0, 1.0]))), strict=True
         ):
-            u, v = _slice_plane(anatomy, planned, up)
-            s = np.linspace(-8 * MM, planned.length + 8 * MM, 200)
-            r = np.linspace(-half, half, 97)
-            S, Rr = np.meshgrid(s, r)
-            P = planned.entry + S[..., None] * u + Rr[..., None] * v
-            d = anatomy.sdf(P)
-            dc = anatomy.canal_sdf(P)
-            ax.contourf(
-                S / MM, Rr / MM, d, levels=[-1.0, -anatomy.cortical_thickness, 0.0], colors=["#d9d2c3", "#8c7f68"]
-            )
-            ax.contour(S / MM, Rr / MM, d, levels=[0.0], colors="k", linewidths=0.8)
-            if np.isfinite(dc).any() and (dc < 0).any():
-                ax.contourf(S / MM, Rr / MM, dc, levels=[-1.0, 0.0], colors=["#f2b8b8"])
-            rad = planned.radius / MM
-            L = planned.length / MM
-            ax.plot([0, L, L, 0, 0], [-rad, -rad, rad, rad, -rad], color="tab:blue", lw=1.2, label="planned")
-            pa = np.array([[np.dot(p - planned.entry, u), np.dot(p - planned.entry, v)] for p in (ae, at)]) / MM
-            ax.plot(pa[:, 0], pa[:, 1], color="tab:red", lw=1.6, marker="o", ms=3, label="achieved")
-            ax.set_aspect("equal")
-            ax.set_xlabel("along planned axis (mm)")
-            ax.set_ylabel("across (mm)")
+            _draw_slice(ax, anatomy, planned, ae, at, up)
             ax.set_title(f"{planned.name} {title}")
         axes[0].legend(loc="upper right", fontsize=7)
 
@@ -331,6 +306,45 @@ def render_pictures(directory: str | Path, report: dict, anatomy: Anatomy | None
         written.append(path)
     written.extend(_render_overviews(out_dir, report, anatomy, plt))
     return written
+
+
+def _anatomy_of(report: dict) -> Anatomy:
+    """The phantom a report was made on, rebuilt from ``report['anatomy']`` (``ReportError`` if absent)."""
+    if not report.get("anatomy"):
+        raise ReportError("report has no anatomy description; pass the anatomy to draw pictures")
+    try:
+        return SpineSegment.from_dict(report["anatomy"])
+    except AnatomyError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _draw_slice(ax, anatomy: Anatomy, planned: ScrewPlan, achieved_entry: np.ndarray, achieved_tip: np.ndarray,
+                up: np.ndarray) -> None:
+    """One slice through the planned axis (``up``: the slice's across direction in the vertebra):
+    cancellous bone grey, cortex dark, the canal pink, the planned screw outlined, the achieved path."""
+    half = 12.0 * MM
+    u, v = _slice_plane(anatomy, planned, up)
+    s = np.linspace(-8 * MM, planned.length + 8 * MM, 200)
+    r = np.linspace(-half, half, 97)
+    S, Rr = np.meshgrid(s, r)
+    P = planned.entry + S[..., None] * u + Rr[..., None] * v
+    d = anatomy.sdf(P)
+    dc = anatomy.canal_sdf(P)
+    ax.contourf(
+        S / MM, Rr / MM, d, levels=[-1.0, -anatomy.cortical_thickness, 0.0], colors=["#d9d2c3", "#8c7f68"]
+    )
+    ax.contour(S / MM, Rr / MM, d, levels=[0.0], colors="k", linewidths=0.8)
+    if np.isfinite(dc).any() and (dc < 0).any():
+        ax.contourf(S / MM, Rr / MM, dc, levels=[-1.0, 0.0], colors=["#f2b8b8"])
+    rad = planned.radius / MM
+    L = planned.length / MM
+    ax.plot([0, L, L, 0, 0], [-rad, -rad, rad, rad, -rad], color="tab:blue", lw=1.2, label="planned")
+    pa = np.array([[np.dot(p - planned.entry, u), np.dot(p - planned.entry, v)]
+                   for p in (achieved_entry, achieved_tip)]) / MM
+    ax.plot(pa[:, 0], pa[:, 1], color="tab:red", lw=1.6, marker="o", ms=3, label="achieved")
+    ax.set_aspect("equal")
+    ax.set_xlabel("along planned axis (mm)")
+    ax.set_ylabel("across (mm)")
 
 
 def _render_overviews(out_dir: Path, report: dict, anatomy: Anatomy, plt) -> list[Path]:

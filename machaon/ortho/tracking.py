@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
+from machaon.errors import OrthoError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _DICTIONARIES = {
 _R_PLATE_BOARD = np.diag([1.0, -1.0, -1.0])
 
 
-class TrackingError(RuntimeError):
+class TrackingError(OrthoError, RuntimeError):
     """A calibration could not be computed (too few or degenerate observations)."""
 
 
@@ -160,11 +161,6 @@ class MarkerPlate:
         w, h = self.squares_x * px_per_square, self.squares_y * px_per_square
         return self.board().generateImage((w, h), marginSize=0, borderBits=1)
 
-    def outline_plate(self) -> np.ndarray:
-        """(4,3) board corners in the plate frame: top-left, top-right, bottom-right, bottom-left of the image."""
-        W, H = self.size_m
-        return np.array([[-W / 2, H / 2, 0], [W / 2, H / 2, 0], [W / 2, -H / 2, 0], [-W / 2, -H / 2, 0]])
-
 
 def plate_set(names: Sequence[str], **kwargs: object) -> tuple[MarkerPlate, ...]:
     """Plates with disjoint marker ids, one per name, same geometry."""
@@ -187,10 +183,6 @@ def pose_from_rvec(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
     T[:3, :3] = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3))[0]
     T[:3, 3] = np.asarray(tvec, dtype=np.float64).reshape(3)
     return T
-
-
-def rvec_from_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return cv2.Rodrigues(np.ascontiguousarray(T[:3, :3]))[0].reshape(3), T[:3, 3].copy()
 
 
 def render_plates(
@@ -506,7 +498,10 @@ def _hand_eye_park(G: Sequence[np.ndarray], C: Sequence[np.ndarray]) -> np.ndarr
     return X
 
 
-def pose_error(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
+def pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
     """Translation (m) and rotation angle (rad) between two poses of the same frame."""
     dT = np.linalg.inv(T_a) @ T_b
     return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3])), float(Rotation.from_matrix(dT[:3, :3]).magnitude())
+
+
+pose_error = pose_distance  # the old name, for one release (#16: control's pose_error is a 6-vector)

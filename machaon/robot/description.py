@@ -26,6 +26,8 @@ from types import MappingProxyType
 import numpy as np
 import pinocchio as pin
 
+from machaon.errors import RobotError
+
 DESCRIPTIONS_DIR = Path(__file__).resolve().parent / "descriptions"
 
 __all__ = [
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class DescriptionError(ValueError):
+class DescriptionError(RobotError, ValueError):
     """A robot description (URDF or TOML) is missing, malformed or inconsistent."""
 
 
@@ -294,29 +296,9 @@ def _from_toml(path: Path) -> RobotDescription:
         names = tuple(str(n) for n in robot["joint_names"])
     except KeyError as exc:
         raise DescriptionError(f"{path}: missing key {exc}") from None
-    model = _build_model(urdf)
-    ids = _chain_joints(model, base_link, tip_link)
-    chain_names = tuple(model.names[j] for j in ids)
-    if chain_names != names:
-        raise DescriptionError(f"{path}: joint_names {names} differ from the URDF chain {chain_names}")
     n = len(names)
-    idx_q = [model.joints[j].idx_q for j in ids]
-    hard_lo, hard_hi = model.lowerPositionLimit[idx_q], model.upperPositionLimit[idx_q]
-    hard_v, hard_e = model.velocityLimit[idx_q], model.effortLimit[idx_q]
-
-    lim = cfg.get("limits", {})
-    lower = _deg(lim["lower_deg"], "limits.lower_deg") if "lower_deg" in lim else hard_lo.copy()
-    upper = _deg(lim["upper_deg"], "limits.upper_deg") if "upper_deg" in lim else hard_hi.copy()
-    vel = _deg(lim["velocity_deg_s"], "limits.velocity_deg_s") if "velocity_deg_s" in lim else hard_v.copy()
-    eff = _floats(lim["effort_nm"], "limits.effort_nm") if "effort_nm" in lim else hard_e.copy()
-    for nm, arr in (("lower", lower), ("upper", upper), ("velocity", vel), ("effort", eff)):
-        if arr.shape != (n,):
-            raise DescriptionError(f"{path}: limits.{nm} needs {n} values")
-    tol = 1e-9
-    if (lower < hard_lo - tol).any() or (upper > hard_hi + tol).any() or (lower >= upper).any():
-        raise DescriptionError(f"{path}: position limits must lie within the URDF's and lower < upper")
-    if (vel > hard_v + tol).any() or (eff > hard_e + tol).any() or (vel <= 0).any() or (eff <= 0).any():
-        raise DescriptionError(f"{path}: velocity/effort limits must be positive and within the URDF's")
+    hard = _urdf_limits(path, urdf, base_link, tip_link, names)
+    lower, upper, vel, eff = _toml_limits(path, cfg.get("limits", {}), hard)
 
     q_home = _deg(robot.get("home_deg", [0.0] * n), "robot.home_deg")
     if q_home.shape != (n,) or (q_home < lower).any() or (q_home > upper).any():
@@ -378,6 +360,40 @@ def _from_toml(path: Path) -> RobotDescription:
         tool_speed_max=v_tool,
         tools=MappingProxyType(tools),
     )
+
+
+def _urdf_limits(path: Path, urdf: Path, base_link: str, tip_link: str,
+                 names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The URDF's (lower, upper, velocity, effort) limits of the chain's joints, which must be
+    ``names`` in order (``DescriptionError`` otherwise)."""
+    model = _build_model(urdf)
+    ids = _chain_joints(model, base_link, tip_link)
+    chain_names = tuple(model.names[j] for j in ids)
+    if chain_names != names:
+        raise DescriptionError(f"{path}: joint_names {names} differ from the URDF chain {chain_names}")
+    idx_q = [model.joints[j].idx_q for j in ids]
+    return (model.lowerPositionLimit[idx_q], model.upperPositionLimit[idx_q], model.velocityLimit[idx_q],
+            model.effortLimit[idx_q])
+
+
+def _toml_limits(path: Path, lim: dict, hard: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """(lower, upper, velocity, effort) in SI from the TOML's ``[limits]`` (degrees, N m): each
+    defaults to the URDF's ``hard`` limit and may only narrow it."""
+    hard_lo, hard_hi, hard_v, hard_e = hard
+    n = len(hard_lo)
+    lower = _deg(lim["lower_deg"], "limits.lower_deg") if "lower_deg" in lim else hard_lo.copy()
+    upper = _deg(lim["upper_deg"], "limits.upper_deg") if "upper_deg" in lim else hard_hi.copy()
+    vel = _deg(lim["velocity_deg_s"], "limits.velocity_deg_s") if "velocity_deg_s" in lim else hard_v.copy()
+    eff = _floats(lim["effort_nm"], "limits.effort_nm") if "effort_nm" in lim else hard_e.copy()
+    for nm, arr in (("lower", lower), ("upper", upper), ("velocity", vel), ("effort", eff)):
+        if arr.shape != (n,):
+            raise DescriptionError(f"{path}: limits.{nm} needs {n} values")
+    tol = 1e-9
+    if (lower < hard_lo - tol).any() or (upper > hard_hi + tol).any() or (lower >= upper).any():
+        raise DescriptionError(f"{path}: position limits must lie within the URDF's and lower < upper")
+    if (vel > hard_v + tol).any() or (eff > hard_e + tol).any() or (vel <= 0).any() or (eff <= 0).any():
+        raise DescriptionError(f"{path}: velocity/effort limits must be positive and within the URDF's")
+    return lower, upper, vel, eff
 
 
 def _from_urdf(path: Path) -> RobotDescription:

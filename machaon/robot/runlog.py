@@ -1,23 +1,24 @@
 """Run logs: a control loop's states, commands, targets and supervisor events in an MCAP file.
 
-Channels are JSON-encoded with a JSON schema each, so Foxglove Studio opens the files directly:
-
-====================================  ========================================================
-topic                                 message
-====================================  ========================================================
-``/machaon/joint_state``              ``t`` (s), ``q``, ``dq``, ``tau`` (SI), ``ok``, ``faults``
-``/machaon/command``                  ``t``, ``mode`` (torque/position/velocity), ``tau``, ``q``, ``dq``
-``/machaon/target``                   ``t`` and the controller's target/error (``cmd.info``:
-                                      ``q_d`` joint target, ``x_d`` target position, ``error``
-                                      Cartesian error [m; rad], ...), when the controller gives one
-``/machaon/supervisor``               ``t``, ``from``, ``to``, ``code``, ``reason``
-``/machaon/loop_stats``               the loop's ``LoopStats`` at the end of a run
-====================================  ========================================================
+Channels are JSON-encoded with a JSON schema each, so Foxglove opens the files directly. The
+topics and schemas are those of the live view (``machaon.robot.topics``: ``/joint_states``,
+``/tf``, ``/wrench``, ``/machaon/command``, ``/machaon/target``, ``/machaon/supervisor``,
+``/machaon/loop_stats``, ``/scene``, ``/log``), so a live session and its log look the same in
+Foxglove. ``/tf`` is written when the recorder has ``link_frames`` (at most ``tf_rate_hz``), plus
+whatever frames, scene entities and log lines the application records
+(``record_transforms``, ``record_scene``, ``record_log``). Files written before these topics
+existed (``/machaon/joint_state``, fields ``q``/``dq``/``tau``) are still read.
 
 Log times are the backend clock in nanoseconds. ``RunLogRecorder`` is what ``ControlLoop`` takes
 as ``recorder``; ``read_run_log`` loads a file back into arrays (``RunLog``), which
 ``format_summary`` and ``plot_run`` (matplotlib, Agg) turn into the ``machaon log`` outputs.
 A file that is not a readable MCAP run log raises ``RunLogError``.
+
+Crash safety: the recorder closes the chunk in progress and hands it to the operating system
+every ``flush_every_s`` of log time (and whenever a chunk fills), so a run killed without warning
+(SIGKILL, power loss of the process) leaves an MCAP file whose complete chunks are all readable:
+``read_run_log`` reads such a file record by record up to the first damaged one, and
+``recover_run_log`` (``machaon log recover``) rewrites that part as a complete, indexed MCAP file.
 """
 
 from __future__ import annotations
@@ -31,84 +32,40 @@ from pathlib import Path
 
 import numpy as np
 from mcap.reader import make_reader
-from mcap.records import Channel, Message, Metadata
+from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
+from machaon.control.supervisor import SupervisorEvent
+from machaon.errors import RobotError
+from machaon.robot import topics as tp
+from machaon.robot.loop import LoopStats
+from machaon.robot.topics import (
+    TARGET_KEYS,  # noqa: F401 - re-exported (public name of this module)
+    TOPIC_COMMAND,
+    TOPIC_LOG,
+    TOPIC_SCENE,
+    TOPIC_STATS,
+    TOPIC_SUPERVISOR,
+    TOPIC_TARGET,
+    TOPIC_TF,
+    TOPIC_WRENCH,
+)
 from machaon.types import JointCommand, JointState
 
-TOPIC_STATE = "/machaon/joint_state"
-TOPIC_COMMAND = "/machaon/command"
-TOPIC_TARGET = "/machaon/target"
-TOPIC_SUPERVISOR = "/machaon/supervisor"
-TOPIC_STATS = "/machaon/loop_stats"
+TOPIC_STATE = tp.TOPIC_JOINT_STATES
+_OLD_TOPIC_STATE = "/machaon/joint_state"  # files written before the live-view topics
 PROFILE = "machaon-runlog-1"
 
-_NUM_ARRAY = {"type": "array", "items": {"type": "number"}}
-_SCHEMAS = {
-    TOPIC_STATE: {
-        "title": "machaon.JointState",
-        "type": "object",
-        "properties": {
-            "t": {"type": "number", "description": "backend clock, s"},
-            "q": _NUM_ARRAY,
-            "dq": _NUM_ARRAY,
-            "tau": _NUM_ARRAY,
-            "ok": {"type": "boolean"},
-            "faults": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    TOPIC_COMMAND: {
-        "title": "machaon.JointCommand",
-        "type": "object",
-        "properties": {
-            "t": {"type": "number"},
-            "mode": {"type": "string", "enum": ["torque", "position", "velocity"]},
-            "tau": {"type": ["array", "null"], "items": {"type": "number"}},
-            "q": {"type": ["array", "null"], "items": {"type": "number"}},
-            "dq": {"type": ["array", "null"], "items": {"type": "number"}},
-        },
-    },
-    TOPIC_TARGET: {
-        "title": "machaon.Target",
-        "type": "object",
-        "properties": {"t": {"type": "number"}},
-        "additionalProperties": _NUM_ARRAY,
-    },
-    TOPIC_SUPERVISOR: {
-        "title": "machaon.SupervisorEvent",
-        "type": "object",
-        "properties": {
-            "t": {"type": "number"},
-            "from": {"type": "string"},
-            "to": {"type": "string"},
-            "code": {"type": "string"},
-            "reason": {"type": "string"},
-        },
-    },
-    TOPIC_STATS: {"title": "machaon.LoopStats", "type": "object", "additionalProperties": {"type": "number"}},
-}
-
-# cmd.info keys recorded on the target channel (arrays of floats).
-TARGET_KEYS = ("q_d", "dq_d", "x_d", "quat_d", "error", "wrench", "x", "tau_ff")
+_SCHEMAS = tp.SCHEMAS
 
 
-class RunLogError(Exception):
+class RunLogError(RobotError):
     """The file is not a readable Machaon run log (not MCAP, truncated, or no joint states)."""
 
 
 def _ns(t: float) -> int:
     return max(0, int(round(t * 1e9)))
-
-
-def _list(a: np.ndarray | None) -> list[float] | None:
-    if a is None:
-        return None
-    # JSON has no NaN/Inf: record them as null so a bad cycle is still visible in the log.
-    arr = np.asarray(a, dtype=np.float64).ravel()
-    if np.isfinite(arr).all():
-        return arr.tolist()
-    return [float(x) if math.isfinite(x) else None for x in arr]
 
 
 class RunLogRecorder:
@@ -117,8 +74,14 @@ class RunLogRecorder:
     ``decimation`` records every k-th cycle's state, command and target (events and stats are
     always recorded). ``metadata`` (str -> str) is stored as the MCAP metadata record "machaon".
     Chunks are small (``chunk_size`` bytes before compression, ~0.1 s at 1 kHz) and written as they
-    fill, so a run that crashes before ``close`` loses at most the last chunk; ``read_run_log``
-    reads such a truncated file up to its last complete chunk.
+    fill, and at least every ``flush_every_s`` of log time the chunk in progress is closed and
+    flushed to the operating system, so a run that is killed before ``close`` loses at most that
+    much; ``read_run_log`` reads such a truncated file up to its last complete chunk.
+
+    ``link_frames`` (``machaon.robot.link_frames.LinkFrames``) adds ``/tf`` with every link at
+    most ``tf_rate_hz`` times per second of backend time; ``wrench_frame`` names the frame of
+    ``/wrench`` (the base link by default). Applications add scene frames, 3D entities and log
+    lines with ``record_transforms``, ``record_scene`` and ``record_log``.
     """
 
     def __init__(
@@ -129,11 +92,26 @@ class RunLogRecorder:
         decimation: int = 1,
         metadata: dict[str, str] | None = None,
         chunk_size: int = 64 * 1024,
+        link_frames: object | None = None,
+        tf_rate_hz: float = 50.0,
+        wrench_frame: str | None = None,
+        flush_every_s: float = 1.0,
     ) -> None:
         if not (isinstance(decimation, int) and decimation >= 1):
             raise ValueError(f"decimation: must be an int >= 1, got {decimation!r}")
+        if not (math.isfinite(tf_rate_hz) and tf_rate_hz > 0):
+            raise ValueError(f"tf_rate_hz: must be > 0, got {tf_rate_hz!r}")
+        if not (math.isfinite(flush_every_s) and flush_every_s > 0):
+            raise ValueError(f"flush_every_s: must be positive, got {flush_every_s!r}")
+        self.flush_every_s = float(flush_every_s)
+        self._t_flush: float | None = None
         self.path = Path(path)
         self.decimation = decimation
+        self.joint_names = tuple(joint_names) if joint_names is not None else ()
+        self.link_frames = link_frames
+        self._tf_period = 1.0 / tf_rate_hz
+        self._t_next_tf = -math.inf
+        self.wrench_frame = wrench_frame or (link_frames.base_link if link_frames is not None else "base_link")
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._writer = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.ZSTD)
         self._writer.start(profile=PROFILE, library="machaon")
@@ -149,6 +127,7 @@ class RunLogRecorder:
         meta["decimation"] = str(decimation)
         meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
         self._writer.add_metadata("machaon", meta)
+        self._writer.flush()  # header, schemas, channels and metadata reach the disk at once
         self._count = 0
         self._seq = 0
         self._t_last = 0.0
@@ -165,6 +144,11 @@ class RunLogRecorder:
             data=json.dumps(msg, separators=(",", ":")).encode(),
             sequence=self._seq,
         )
+        if self._t_flush is None:
+            self._t_flush = t
+        elif t - self._t_flush >= self.flush_every_s:
+            self._writer.flush()  # a complete chunk on disk: a killed run keeps everything up to here
+            self._t_flush = t
 
     def record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:
         """Record one cycle (every ``decimation``-th call)."""
@@ -173,46 +157,53 @@ class RunLogRecorder:
         self._count += 1
         if (self._count - 1) % self.decimation:
             return
-        faults = [
-            {"source": f.source, "code": f.code, "message": f.message, "joint": f.joint, "persistent": f.persistent}
-            for f in state.faults
-        ]
-        self._add(
-            TOPIC_STATE,
-            t,
-            {"t": t, "q": _list(state.q), "dq": _list(state.dq), "tau": _list(state.tau), "ok": bool(state.ok),
-             "faults": faults},
-        )
-        self._add(
-            TOPIC_COMMAND,
-            t,
-            {"t": t, "mode": cmd.mode.value, "tau": _list(cmd.tau), "q": _list(cmd.q), "dq": _list(cmd.dq)},
-        )
-        info = cmd.info
-        if info:
-            target = {k: _list(info[k]) for k in TARGET_KEYS if k in info and info[k] is not None}
-            if target:
-                target["t"] = t
-                self._add(TOPIC_TARGET, t, target)
+        names = self.joint_names
+        if len(names) != len(state.q):
+            names = tuple(f"joint{i + 1}" for i in range(len(state.q)))
+            self.joint_names = names
+        self._add(TOPIC_STATE, t, tp.joint_state_msg(t, names, state))
+        self._add(TOPIC_COMMAND, t, tp.command_msg(t, cmd))
+        target = tp.target_msg(t, cmd.info)
+        if target is not None:
+            self._add(TOPIC_TARGET, t, target)
+        if state.wrench_tool is not None:
+            self._add(TOPIC_WRENCH, t, tp.wrench_msg(t, state.wrench_tool, self.wrench_frame))
+        if self.link_frames is not None and t >= self._t_next_tf and np.isfinite(state.q).all():
+            self._t_next_tf = max(self._t_next_tf + self._tf_period, t)
+            self._add(TOPIC_TF, t, tp.frame_transforms_msg(t, self.link_frames.frames(state.q)))
 
-    def record_events(self, events: Iterable[object]) -> None:
+    def record_events(self, events: Iterable[SupervisorEvent]) -> None:
         """Record supervisor events (``SupervisorEvent``)."""
         if self._closed:
             return
         for ev in events:
-            self._add(
-                TOPIC_SUPERVISOR,
-                ev.t,
-                {"t": ev.t, "from": ev.from_state.value, "to": ev.to_state.value, "code": ev.code,
-                 "reason": ev.reason},
-            )
+            self._add(TOPIC_SUPERVISOR, ev.t, tp.supervisor_msg(ev))
 
-    def record_stats(self, stats: object, t: float | None = None) -> None:
+    def record_stats(self, stats: LoopStats, t: float | None = None) -> None:
         """Record the loop statistics (``LoopStats``) at time ``t`` (default: the last cycle's)."""
         if self._closed:
             return
-        d = {k: float(v) for k, v in stats.as_dict().items()}
+        # JSON has no NaN (the wall-clock fields of a run that was not real time): null instead
+        d = {k: (v if math.isfinite(v) else None) for k, v in tp.stats_msg(stats).items()}
         self._add(TOPIC_STATS, t if t is not None else self._t_last, d)
+
+    def record_transforms(self, t: float, frames: Iterable[tp.FramePose]) -> None:
+        """Record scene frames (``FramePose``: camera, plates, vertebrae...) on ``/tf`` at time ``t``."""
+        if self._closed:
+            return
+        self._add(TOPIC_TF, t, tp.frame_transforms_msg(t, frames))
+
+    def record_scene(self, t: float, entities: Iterable[tp.SceneEntity], deleted_ids: Iterable[str] = ()) -> None:
+        """Record 3D entities (``SceneEntity``) added, replaced or deleted on ``/scene`` at time ``t``."""
+        if self._closed:
+            return
+        self._add(TOPIC_SCENE, t, tp.scene_update_msg(t, entities, deleted_ids))
+
+    def record_log(self, t: float, message: str, level: int = tp.LOG_INFO) -> None:
+        """Record one line the application says (``/log``, foxglove.Log) at time ``t``."""
+        if self._closed:
+            return
+        self._add(TOPIC_LOG, t, tp.log_msg(t, message, level))
 
     def close(self) -> None:
         if self._closed:
@@ -266,6 +257,13 @@ def _rows(rows: list[list[float | None] | None], n: int) -> np.ndarray:
     return out
 
 
+def _state_fields(m: dict) -> dict:
+    """A ``/joint_states`` message with the field names the reader uses (``t``, ``q``, ``dq``, ``tau``)."""
+    t = m["t"] if "t" in m else tp.stamp_seconds(m.get("timestamp", {}))
+    return {"t": t, "q": m.get("position"), "dq": m.get("velocity"), "tau": m.get("effort"), "ok": m.get("ok", True),
+            "faults": m.get("faults", [])}
+
+
 def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
     """Messages and metadata read record by record, stopping quietly at the first bad record."""
     msgs: dict[str, list[dict]] = {}
@@ -273,7 +271,7 @@ def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
     channels: dict[int, str] = {}
     try:
         with open(path, "rb") as f:
-            for record in StreamReader(f, skip_magic=False).records:
+            for record in StreamReader(f, skip_magic=False, validate_crcs=True).records:
                 if isinstance(record, Channel):
                     channels[record.id] = record.topic
                 elif isinstance(record, Metadata) and record.name == "machaon":
@@ -283,6 +281,57 @@ def _read_linear(path: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
     except Exception:  # truncated or corrupt from here on: keep what was read
         pass
     return msgs, metadata
+
+
+def recover_run_log(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[int, str | None]:
+    """Rewrite the readable part of a run log (e.g. of a killed run) as a complete MCAP file.
+
+    Records are read in order up to the first damaged or missing one and written to ``dst``
+    atomically (temporary file, then rename) with chunk indexes and a summary. Returns (number of
+    messages recovered, why reading stopped or None if ``src`` was complete). Raises
+    ``RunLogError`` if nothing usable was found, ``OSError`` if ``dst`` cannot be written."""
+    from machaon._io import atomic_write
+
+    src = Path(src)
+    if not src.is_file():
+        raise RunLogError(f"no such file: {src}")
+    schemas: dict[int, Schema] = {}
+    channels: dict[int, Channel] = {}
+    items: list[object] = []
+    stopped: str | None = None
+    with open(src, "rb") as f:
+        try:
+            for record in StreamReader(f, skip_magic=False, validate_crcs=True).records:
+                if isinstance(record, Schema):
+                    schemas.setdefault(record.id, record)
+                elif isinstance(record, Channel):
+                    channels.setdefault(record.id, record)
+                elif isinstance(record, Message | Metadata):
+                    items.append(record)
+        except Exception as exc:  # the damaged tail: keep what came before it
+            stopped = f"{type(exc).__name__}: {exc}"
+    n_msgs = sum(isinstance(r, Message) and r.channel_id in channels for r in items)
+    if not channels or n_msgs == 0:
+        raise RunLogError(f"{src}: no readable messages (not a run log, or damaged from the start)")
+    with atomic_write(dst, "wb") as out:
+        w = Writer(out, compression=CompressionType.ZSTD)
+        w.start(profile=PROFILE, library="machaon (recovered)")
+        sid_map = {sid: w.register_schema(s.name, s.encoding, s.data) for sid, s in schemas.items()}
+        cid_map = {
+            cid: w.register_channel(c.topic, c.message_encoding, sid_map.get(c.schema_id, 0), dict(c.metadata))
+            for cid, c in channels.items()
+        }
+        for r in items:
+            if isinstance(r, Metadata):
+                meta = dict(r.metadata)
+                if r.name == "machaon" and stopped is not None:
+                    meta["recovered"] = f"rewritten from {src.name}; the original stopped at: {stopped}"
+                w.add_metadata(r.name, meta)
+            elif r.channel_id in cid_map:
+                w.add_message(cid_map[r.channel_id], log_time=r.log_time, data=r.data,
+                              publish_time=r.publish_time, sequence=r.sequence)
+        w.finish()
+    return n_msgs, stopped
 
 
 def read_run_log(path: str | os.PathLike[str]) -> RunLog:
@@ -307,7 +356,7 @@ def read_run_log(path: str | os.PathLike[str]) -> RunLog:
         if not msgs:
             raise RunLogError(f"{path}: not a readable MCAP run log ({type(exc).__name__}: {exc})") from None
         metadata["truncated"] = f"read up to a damaged or missing record ({type(exc).__name__})"
-    state_msgs = msgs.get(TOPIC_STATE, [])
+    state_msgs = [_state_fields(m) for m in msgs.get(TOPIC_STATE, [])] or msgs.get(_OLD_TOPIC_STATE, [])
     cmd_msgs = msgs.get(TOPIC_COMMAND, [])
     target_msgs = msgs.get(TOPIC_TARGET, [])
     events = msgs.get(TOPIC_SUPERVISOR, [])
@@ -322,7 +371,7 @@ def read_run_log(path: str | os.PathLike[str]) -> RunLog:
     if len(names) != n:
         names = tuple(f"joint{i + 1}" for i in range(n))
     targets: dict[str, np.ndarray] = {}
-    keys = sorted({k for m in target_msgs for k in m if k != "t"})
+    keys = sorted({k for m in target_msgs for k in m if k not in ("t", "timestamp")})
     for k in keys:
         width = max((len(m[k]) for m in target_msgs if m.get(k) is not None), default=0)
         targets[k] = _rows([m.get(k) for m in target_msgs], width)
@@ -367,7 +416,9 @@ def format_summary(run: RunLog) -> str:
     """Human-readable summary: duration, rates, loop timing, tracking, faults and supervisor events."""
     lines = [f"run log       {run.path}"] if run.path else []
     if "truncated" in run.metadata:
-        lines.append(f"WARNING       truncated file, {run.metadata['truncated']}")
+        lines.append(f"WARNING       truncated file, {run.metadata['truncated']} (machaon log recover rewrites it)")
+    if "recovered" in run.metadata:
+        lines.append(f"recovered     {run.metadata['recovered']}")
     dur = float(run.t[-1] - run.t[0]) if len(run.t) > 1 else 0.0
     dec = int(run.metadata.get("decimation", "1") or 1)
     lines.append(f"joints        {run.dof} ({', '.join(run.joint_names)})")
@@ -381,7 +432,10 @@ def format_summary(run: RunLog) -> str:
     modes = sorted(set(run.cmd_mode))
     lines.append(f"command modes {', '.join(modes) if modes else '-'}")
     if run.stats:
-        s = run.stats
+        s = {k: (0.0 if v is None else v) for k, v in run.stats.items()}
+        if s.get("window_s", 0) > 0:
+            lines.append(f"loop stats    running record over the last {s['window_s']:.1f} s (the run did not finish "
+                         "cleanly)")
         lines.append(
             f"loop          {int(s.get('cycles', 0))} cycles, {int(s.get('overruns', 0))} overruns; period median "
             f"{s.get('period_median', 0) * 1e3:.4f} ms, p99 {s.get('period_p99', 0) * 1e3:.4f} ms, "
@@ -392,6 +446,18 @@ def format_summary(run: RunLog) -> str:
             f"{s.get('error_p99', 0) * 1e6:.1f} us, std {s.get('jitter_std', 0) * 1e6:.1f} us; "
             f"compute median {s.get('compute_median', 0) * 1e6:.1f} us, p99 {s.get('compute_p99', 0) * 1e6:.1f} us"
         )
+        if s.get("realtime"):
+            lines.append(
+                f"wall clock    {s.get('wall_elapsed_s', 0):.3f} s for {dur:.3f} s of loop time, real-time factor "
+                f"{s.get('realtime_factor', 0):.3f}; {int(s.get('wall_overruns', 0))} overruns (cycles more than one "
+                f"period late)"
+            )
+            lines.append(
+                f"wall jitter   period median {s.get('wall_period_median', 0) * 1e3:.4f} ms, p99 "
+                f"{s.get('wall_period_p99', 0) * 1e3:.4f} ms, max {s.get('wall_period_max', 0) * 1e3:.4f} ms; "
+                f"|period error| median {s.get('wall_error_median', 0) * 1e6:.1f} us, p99 "
+                f"{s.get('wall_error_p99', 0) * 1e6:.1f} us, std {s.get('wall_jitter_std', 0) * 1e6:.1f} us"
+            )
     tr = tracking_error(run)
     if tr is not None:
         _, e, label = tr
@@ -411,8 +477,9 @@ def format_summary(run: RunLog) -> str:
     return "\n".join(lines)
 
 
-def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
-    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG."""
+def plot_run(run: RunLog, out: str | os.PathLike[str] | object) -> Path:
+    """Draw joints, tracking errors and torques (with supervisor events as lines) to a PNG (a path,
+    or a binary file object)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -457,6 +524,10 @@ def plot_run(run: RunLog, out: str | os.PathLike[str]) -> Path:
     for a in axes:
         a.grid(True, alpha=0.3)
     fig.tight_layout()
+    if hasattr(out, "write"):
+        fig.savefig(out, format="png")
+        name = getattr(out, "name", "")
+        return Path(name if isinstance(name, str) else "")
     out = Path(out)
     fig.savefig(out, format="png")
     return out

@@ -6,7 +6,8 @@ same ``ControlLoop`` that drives hardware drives the simulation.
 
 from machaon.sim.arm import ArmSim, Contact, SimClock, SimError, SimSnapshot
 from machaon.sim.collision import ClosestPoint, CollisionChecker
-from machaon.sim.scene import Camera, MarkerPlate, Scene, load_mesh, primitive_bone_mesh
+from machaon.sim.meshes import mesh_arrays, primitive_bone_mesh
+from machaon.sim.scene import Camera, Scene, ScenePlate
 
 __all__ = [
     "ArmSim",
@@ -14,11 +15,11 @@ __all__ = [
     "ClosestPoint",
     "CollisionChecker",
     "Contact",
-    "MarkerPlate",
+    "ScenePlate",
     "Scene",
     "SimClock",
     "SimError",
     "SimSnapshot",
-    "load_mesh",
+    "mesh_arrays",
     "primitive_bone_mesh",
 ]

@@ -23,6 +23,11 @@ carry a longer slice of physics rather than slowing the simulation down.
 
 Headless (``gui=False``): the same session in PyBullet DIRECT, with PNG snapshots from a fixed
 camera every ``snapshot_every`` seconds of simulated time and an optional MCAP run log.
+
+``live_view``: an observer (``machaon.robot.observers``; the CLI gives a Foxglove live view) that
+sees every cycle beside the run log, the workspace box as a scene entity and the target frame
+(``target`` on ``/tf``) once per slice. The run log records ``/tf`` of every link too, so the log
+and the live view look the same in Foxglove.
 """
 
 from __future__ import annotations
@@ -45,11 +50,15 @@ from machaon.control.trajectory import (
     TrajectorySequence,
     TrajectoryTracker,
 )
+from machaon.errors import SimError
 from machaon.kinematics import Chain, Dynamics
 from machaon.robot.description import DescriptionError, load_description
+from machaon.robot.link_frames import LinkFrames
 from machaon.robot.loop import ControlLoop
+from machaon.robot.observers import Observers
 from machaon.robot.runlog import RunLogRecorder
-from machaon.sim.arm import ArmSim, SimError
+from machaon.robot.topics import FramePose, workspace_box_entity
+from machaon.sim.arm import ArmSim
 from machaon.sim.overlays import Overlays
 from machaon.sim.scenarios import SCENARIOS, ScenarioError, build_or_scene, load_trajectory
 from machaon.sim.scene import Camera
@@ -59,7 +68,7 @@ _log = logging.getLogger(__name__)
 __all__ = ["SimApp", "SimAppError", "scenario_names", "snapshot_camera"]
 
 
-class SimAppError(RuntimeError):
+class SimAppError(SimError):
     """The session cannot start: unknown robot, tool or scenario, bad trajectory file, no display."""
 
 
@@ -103,6 +112,7 @@ class SimApp:
         snapshots: str | os.PathLike[str] | None = None,
         snapshot_every: float = 1.0,
         replay: str | os.PathLike[str] | None = None,
+        live_view: object | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise SimAppError(f"unknown scenario {scenario!r}; known: {sorted(SCENARIOS)}")
@@ -125,6 +135,7 @@ class SimApp:
         self.snapshots_written: list[Path] = []
         self.record_path = None if record is None else Path(record)
         self.replay_path = None if replay is None else Path(replay)
+        self.live_view = live_view
         try:
             self.sim = ArmSim(desc, tool=tool, gui=gui, gui_options="--width=1024 --height=768" if gui else "")
         except SimError as exc:
@@ -175,6 +186,14 @@ class SimApp:
         self.recorder: RunLogRecorder | None = None
         self._recordings = 0  # recordings started in this session
         self.loop = ControlLoop(sim, self.cart, self.sup, rate_hz=self.rate_hz)
+        self.link_frames = LinkFrames.from_chain(chain, tool_frame=desc.tool(tool).tcp_link if tool else "tool")
+        self._attach_recorders()
+        if self.live_view is not None:
+            describe = getattr(self.live_view, "describe_robot", None)
+            if describe is not None:
+                describe(sim.joint_names, self.link_frames)
+            box = workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)
+            self.live_view.record_scene(sim.t, [box])
         self.tracker: TrajectoryTracker | None = None
         self.trajectory: TrajectorySequence | None = None
         self.overlays = None  # set up with the GUI below; the planned path is drawn then
@@ -319,7 +338,7 @@ class SimApp:
     def toggle_recording(self) -> Path | None:
         """Start (returns the file) or stop (returns None) the MCAP run log."""
         if self.recorder is not None:
-            self.loop.recorder = None
+            self.loop.recorder = self.live_view
             self.recorder.record_events(self.sup.drain_events())
             self.recorder.record_stats(self.loop.stats())
             self.recorder.close()
@@ -330,11 +349,17 @@ class SimApp:
         self.recorder = RunLogRecorder(
             path, joint_names=self.sim.joint_names,
             metadata={"robot": self.desc.name, "tool": str(self.sim.tool), "scenario": self.scenario.name},
+            link_frames=self.link_frames,
         )
         self.sup.drain_events()  # supervisor events from before this recording do not belong in it
-        self.loop.recorder = self.recorder
+        self._attach_recorders()
         _log.info("recording to %s", path)
         return path
+
+    def _attach_recorders(self) -> None:
+        """The loop's recorder: the run log and the live view, whichever exist."""
+        parts = [r for r in (getattr(self, "recorder", None), self.live_view) if r is not None]
+        self.loop.recorder = None if not parts else parts[0] if len(parts) == 1 else Observers(*parts)
 
     def _next_record_path(self) -> Path:
         """``--record FILE`` for the first recording, then FILE_2, FILE_3...; without it a new
@@ -600,6 +625,9 @@ class SimApp:
                 t_frame = now
             n = min(slice_s, t_end - sim.t)
             self.loop.run_for(n)
+            if self.live_view is not None:
+                target = FramePose(self.desc.base_link, "target", self.current_target())
+                self.live_view.record_transforms(sim.t, [target])
             if self.tracker is not None and self.tracker.done(sim.t):
                 if self._slider_goal is not None:
                     _log.info("sliders: target reached [%.4f, %.4f, %.4f] m (base)", *self._slider_goal[:3, 3])

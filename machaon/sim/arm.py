@@ -41,30 +41,17 @@ import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.errors import SimError
+from machaon.kinematics import Chain
+from machaon.kinematics.so3 import quat_from_matrix, transform_from_pq
 from machaon.robot.description import RobotDescription, load_description
+from machaon.sim._arm_io import ArmIO
+from machaon.sim.scene import Scene
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 _log = logging.getLogger(__name__)
 
 __all__ = ["ArmSim", "Contact", "SimClock", "SimSnapshot", "SimError"]
-
-
-class SimError(RuntimeError):
-    """The simulator cannot start or was used after ``close()``."""
-
-
-def _quat_from_matrix(R: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return (float(x), float(y), float(z), float(w))
-
-
-def _pose_to_matrix(pos: object, quat: object) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
-    T[:3, 3] = pos
-    return T
 
 
 def _one_visual_per_link(urdf_text: str) -> str:
@@ -136,7 +123,7 @@ class SimClock:
         self._sim0 = 0.0
 
     def now(self) -> float:
-        return self._sim.t
+        return self._sim._t
 
     def resync(self) -> None:
         """Restart real-time pacing from the current instant (after a pause or restore)."""
@@ -146,7 +133,7 @@ class SimClock:
         if not math.isfinite(t):
             raise ValueError(f"t: must be finite, got {t!r}")
         sim = self._sim
-        n = math.ceil((t - sim.t) / sim.dt - 1e-6)
+        n = math.ceil((t - sim._t) / sim.dt - 1e-6)
         if n > 0:
             sim.step(n)
         if sim.auto_sync and time.monotonic() - sim._last_sync >= sim.viewer_sync_period:
@@ -175,6 +162,16 @@ class ArmSim:
     ``joint_damping`` (N m s/rad) / ``joint_friction`` (N m): per joint, default from the description.
     ``kp``/``kd``: PyBullet position-motor gains used in POSITION mode.
     ``ft_sensor``: enable the flange force/torque sensor (costs a little per step).
+
+    >>> import numpy as np
+    >>> from machaon.types import JointCommand
+    >>> with ArmSim("machaon_arm") as sim:         # headless (PyBullet DIRECT), sim time from 0
+    ...     q0 = sim.read().q
+    ...     sim.write(JointCommand.torque(np.zeros(sim.dof)))   # motors limp: the arm falls
+    ...     sim.clock.wait_until(0.05)                          # steps the physics 50 ms
+    ...     state = sim.read()
+    >>> sim.dof, round(state.t, 3), bool(np.linalg.norm(state.q - q0) > 1e-3)
+    (6, 0.05, True)
     """
 
     def __init__(
@@ -247,7 +244,7 @@ class ArmSim:
             self.body = p.loadURDF(
                 str(urdf),
                 basePosition=T_wb[:3, 3].tolist(),
-                baseOrientation=_quat_from_matrix(T_wb[:3, :3]),
+                baseOrientation=quat_from_matrix(T_wb[:3, :3]),
                 useFixedBase=True,
                 flags=flags,
                 physicsClientId=cid,
@@ -257,7 +254,7 @@ class ArmSim:
                 vurdf.write_text(_one_visual_per_link(urdf.read_text()))
                 self.viewer_body = p.loadURDF(
                     str(vurdf), basePosition=T_wb[:3, 3].tolist(),
-                    baseOrientation=_quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
+                    baseOrientation=quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
                     physicsClientId=self._viewer,
                 )
             self._init_indices()
@@ -274,7 +271,6 @@ class ArmSim:
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
-            self._neg_effort = -self._effort
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
             self._ft = bool(ft_sensor)
             if self._ft:
@@ -285,10 +281,10 @@ class ArmSim:
                 self._sensor_frame_world(), self._link_frame_world(self._tcp)
             )[:3, 3].copy()
             self._R_base_world = np.ascontiguousarray(self.T_world_base[:3, :3].T)
-            self._base_rotated = not np.array_equal(self._R_base_world, np.eye(3))
-            self._p_tcp_sensor_t = tuple(float(x) for x in self._p_tcp_sensor)
-            self._payload_com_sensor_t = tuple(float(x) for x in self._payload_com_sensor)
-            self._read_idx = [*self._jidx, self._sensor_joint]
+            # One getJointStates call per read (plus the F/T joint only when the sensor is on).
+            self._read_idx = [*self._jidx, self._sensor_joint] if self._ft else list(self._jidx)
+            self._io = self._make_io()
+            self._tau_buf = np.zeros(n)  # the applied torque, rewritten in place by each torque write
             self._t = 0.0
             self._steps = 0
             self._cmd = JointCommand.torque(np.zeros(n))
@@ -303,8 +299,6 @@ class ArmSim:
             raise
         self.clock = SimClock(self)
         self.clock.realtime = self.gui if realtime is None else bool(realtime)
-        from machaon.sim.scene import Scene  # scene objects live in this client
-
         self.scene = Scene(cid, self, viewer=self._viewer if self._viewer >= 0 else None)
         self.viewer_sync_period = 1.0 / 30.0  # s of wall time between automatic viewer syncs
         self.auto_sync = self.gui
@@ -347,6 +341,26 @@ class ArmSim:
         # The F/T sensor sits on the joint whose child is the tip link (the flange's mounting joint).
         self._sensor_joint = self._tip
         self._arm_links = set(self.link_names)
+
+    def _make_io(self) -> ArmIO:
+        """The compiled read/write of this arm. With the F/T sensor, the sensor frame's orientation
+        comes from the chain base_link -> tip_link's forward kinematics, anchored to PyBullet's
+        frames here once (the base is fixed; the sensor's inertial frame is fixed in its link)."""
+        if not self._ft:
+            return ArmIO(self._n, self._effort, False)
+        chain = Chain.from_urdf(self.desc.urdf_path, self.desc.base_link, self.desc.tip_link)
+        if chain.joint_names != tuple(self.desc.joint_names):
+            raise SimError(f"the F/T sensor needs the joints of {self.desc.base_link} -> {self.desc.tip_link}")
+        q = np.array([s[0] for s in p.getJointStates(self.body, self._jidx, physicsClientId=self._client)])
+        R_world_link = self._link_frame_world(self._sensor_joint)[:3, :3]
+        R_world_sensor = self._sensor_frame_world()[:3, :3]
+        return ArmIO(
+            self._n, self._effort, True, chain,
+            R_world_base=R_world_link @ chain.fk(q)[:3, :3].T,
+            R_link_sensor=R_world_link.T @ R_world_sensor,
+            payload_mass=self._payload_mass, com_sensor=self._payload_com_sensor, gravity=self.gravity,
+            p_tcp_sensor=self._p_tcp_sensor, R_base_world=self._R_base_world,
+        )
 
     def _payload_below_sensor(self) -> tuple[float, np.ndarray]:
         """Mass (kg) and centre of mass (m, sensor frame: see ``_sensor_frame_world``) below the sensor."""
@@ -427,39 +441,38 @@ class ArmSim:
             raise SimError("ArmSim is closed")
 
     def read(self) -> JointState:
-        """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc)."""
+        """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc).
+
+        One PyBullet call (``getJointStates``, the F/T joint included when the sensor is on); the
+        rest is compiled (``machaon.sim._arm_io``).
+        """
         if self._closed:
             self._check_open()
-        n = self._n
         sts = p.getJointStates(self.body, self._read_idx, physicsClientId=self._client)
-        q, dq, _, tau_motor = zip(*sts[:n], strict=True)  # (position, velocity, reaction, motor torque) per joint
-        q = np.array(q)
-        dq = np.array(dq)
-        tau = self._tau_applied + np.array(tau_motor)
-        wrench = self._tool_wrench(sts[n][2]) if self._ft else None
-        faults = tuple(self._faults)
-        self._faults.clear()
-        return JointState(t=self._t, q=q, dq=dq, tau=tau, wrench_tool=wrench, faults=faults, ok=True)
+        faults = ()
+        if self._faults:
+            faults = tuple(self._faults)
+            self._faults.clear()
+        return self._io.state(sts, self._tau_applied, self._t, faults)
 
     def write(self, cmd: JointCommand) -> None:
-        """Hold ``cmd`` until the next write. ``ValueError`` for a wrong length or NaN/Inf."""
+        """Hold ``cmd`` until the next write. ``ValueError`` for a wrong length or NaN/Inf.
+
+        A torque command while the motors are already in torque mode makes no PyBullet call: the
+        saturated torque is kept for the next ``step``.
+        """
         if self._closed:
             self._check_open()
         n = self._n
         if not isinstance(cmd, JointCommand):
             raise ValueError(f"cmd: expected a JointCommand, got {type(cmd).__name__}")
         if cmd.mode is CommandMode.TORQUE:
-            tau = cmd.tau
-            # A float sum is finite iff every element is (or the sum overflowed: the full check decides).
-            if not (type(tau) is np.ndarray and tau.shape == (n,) and tau.dtype == np.float64
-                    and math.isfinite(sum(tau.tolist()))):
-                tau = finite_array("cmd.tau", tau, (n,))  # raises ValueError naming the problem
-            eff = self._effort
-            sat = np.minimum(np.maximum(tau, self._neg_effort), eff)  # drives saturate at their effort limits
+            # Checked (ValueError naming cmd.tau) and saturated at the effort limits, as drives do.
+            sat = self._io.torque(cmd.tau, self._tau_buf)
             if self._motor_mode is CommandMode.TORQUE:
                 self._tau_applied = sat  # fast path: motors already off
                 return
-            self._cmd = JointCommand(CommandMode.TORQUE, tau=sat, info=cmd.info)
+            self._cmd = JointCommand(CommandMode.TORQUE, tau=sat.copy(), info=cmd.info)
         elif cmd.mode is CommandMode.POSITION:
             q = finite_array("cmd.q", cmd.q, (n,))
             dq = None if cmd.dq is None else finite_array("cmd.dq", cmd.dq, (n,))
@@ -533,18 +546,22 @@ class ArmSim:
 
     def step(self, n: int = 1) -> None:
         """Advance the physics by ``n`` steps of ``dt``, holding the current command."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         cid, body, idx = self._client, self.body, self._jidx
+        pre, post = self._step_hooks, self._post_step_hooks
         tau = self._tau_applied.tolist()
         use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
         for _ in range(int(n)):
             if use_tau:  # PyBullet clears applied joint torques after every step
                 p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
-            for hook in self._step_hooks:
-                hook()
+            if pre:
+                for hook in pre:
+                    hook()
             p.stepSimulation(physicsClientId=cid)
-            for hook in self._post_step_hooks:
-                hook()
+            if post:
+                for hook in post:
+                    hook()
             self._steps += 1
             self._t = self._steps * self.dt
 
@@ -559,6 +576,14 @@ class ArmSim:
         for hooks in (self._step_hooks, self._post_step_hooks):
             if fn in hooks:
                 hooks.remove(fn)
+
+    def apply_external_force(self, link: int, f_world_n: list[float], p_world: list[float]) -> None:
+        """Push link ``link`` (PyBullet index) with force ``f_world_n`` (N, world) at point ``p_world`` (m).
+
+        PyBullet clears external forces after every step: call it from a step hook (before the
+        step) to keep pushing. Plain lists, unchecked: it runs at the physics rate.
+        """
+        p.applyExternalForce(self.body, link, f_world_n, p_world, p.WORLD_FRAME, physicsClientId=self._client)
 
     def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> None:
         """Teleport the joints to ``q`` (default home) with velocity ``dq`` (default 0); zero torque."""
@@ -607,15 +632,15 @@ class ArmSim:
     def _link_frame_world(self, link: int) -> np.ndarray:
         if link == -1:
             pos, orn = p.getBasePositionAndOrientation(self.body, physicsClientId=self._client)
-            return _pose_to_matrix(pos, orn)
+            return transform_from_pq(pos, orn)
         st = p.getLinkState(self.body, link, computeForwardKinematics=True, physicsClientId=self._client)
-        return _pose_to_matrix(st[4], st[5])  # URDF link frame (not the inertial frame)
+        return transform_from_pq(st[4], st[5])  # URDF link frame (not the inertial frame)
 
     def _sensor_frame_world(self) -> np.ndarray:
         """World pose of the frame PyBullet reports the sensor wrench in: the child's inertial frame."""
         st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=True,
                             physicsClientId=self._client)
-        return _pose_to_matrix(st[0], st[1])
+        return transform_from_pq(st[0], st[1])
 
     def link_index(self, link_name: str) -> int:
         """PyBullet link index of a link of the arm (-1 for the base); ``KeyError`` if unknown."""
@@ -654,41 +679,6 @@ class ArmSim:
         return np.asarray(
             p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2], dtype=np.float64
         )
-
-    def _tool_wrench(self, raw: tuple | None = None) -> np.ndarray:
-        # PyBullet reports the wrench that the parent link exerts on the sensor's child link through
-        # the joint, in the child link's inertial (centre-of-mass) frame, moment about that frame's
-        # origin. Balance of the subtree below the sensor at rest: w_joint + w_weight + w_env = 0.
-        # Plain float arithmetic: this runs every cycle and 3-vectors are slower through numpy.
-        if raw is None:
-            raw = p.getJointState(self.body, self._sensor_joint, physicsClientId=self._client)[2]
-        st = p.getLinkState(self.body, self._sensor_joint, computeForwardKinematics=True,
-                            physicsClientId=self._client)
-        qx, qy, qz, qw = st[1]
-        r00, r01, r02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)
-        r10, r11, r12 = 2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)
-        r20, r21, r22 = 2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)
-        fx, fy, fz, mx, my, mz = raw
-        w = -self._payload_mass * self.gravity  # weight along world z (negative)
-        f0 = -(r00 * fx + r01 * fy + r02 * fz)
-        f1 = -(r10 * fx + r11 * fy + r12 * fz)
-        f2 = -(r20 * fx + r21 * fy + r22 * fz) - w
-        cx, cy, cz = self._payload_com_sensor_t
-        c0, c1 = r00 * cx + r01 * cy + r02 * cz, r10 * cx + r11 * cy + r12 * cz
-        m0 = -(r00 * mx + r01 * my + r02 * mz) - c1 * w  # minus c x (0, 0, w)
-        m1 = -(r10 * mx + r11 * my + r12 * mz) + c0 * w
-        m2 = -(r20 * mx + r21 * my + r22 * mz)
-        px, py, pz = self._p_tcp_sensor_t  # sensor frame origin -> TCP: refer the moment to the TCP
-        t0, t1, t2 = r00 * px + r01 * py + r02 * pz, r10 * px + r11 * py + r12 * pz, r20 * px + r21 * py + r22 * pz
-        m0 -= t1 * f2 - t2 * f1
-        m1 -= t2 * f0 - t0 * f2
-        m2 -= t0 * f1 - t1 * f0
-        out = np.array((f0, f1, f2, m0, m1, m2))
-        if self._base_rotated:
-            R_bw = self._R_base_world
-            out[:3] = R_bw @ out[:3]
-            out[3:] = R_bw @ out[3:]
-        return out
 
     def contacts(self) -> list[Contact]:
         """Current contacts of any arm or tool link with other bodies (after the last step)."""

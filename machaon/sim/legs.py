@@ -51,6 +51,7 @@ import numpy as np
 import pybullet as p
 from scipy.interpolate import CubicSpline
 
+from machaon.errors import SimError
 from machaon.types import CommandMode, DeviceFault, JointCommand, JointState, SensorBatch
 
 DESCRIPTIONS = Path(__file__).resolve().parent.parent / "robot" / "descriptions"
@@ -271,7 +272,7 @@ class LegSim:
             self._gait = scaled_gait(self._gait, self.wearer.gait_rom_scale)
         self._client = p.connect(p.GUI if gui else p.DIRECT)
         if self._client < 0:
-            raise RuntimeError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
+            raise SimError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
         c = self._client
         p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
         p.setTimeStep(self.cfg.dt, physicsClientId=c)
@@ -336,6 +337,8 @@ class LegSim:
         return EXO_JOINTS
 
     def read(self) -> JointState:
+        if self._client < 0:
+            raise SimError("LegSim is closed")
         st = p.getJointStates(self._body, self._j_exo, physicsClientId=self._client)
         q = np.array([s[0] for s in st])
         dq = np.array([s[1] for s in st])

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from machaon.control.trajectory import CartesianTrajectory, JointTrajectory, TrajectorySequence
+from machaon.errors import SimError
 from machaon.sim.arm import ArmSim
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SimError, ValueError):
     """Unknown scenario, or a trajectory file that cannot be used."""
 
 

@@ -13,98 +13,49 @@ Marker plates show a caller-supplied image (e.g. an ArUco marker, ``np.uint8`` g
 the plate's +z face, image rows along -y and columns along +x of the plate frame, so a camera
 looking down the plate's -z axis sees the image upright. A plate can be fixed in the world or
 follow a link of the arm (or any body) kinematically, without exerting forces on it.
+
+A scene never imports the arm that owns it (as dm_control's composer entities receive the physics
+handle instead of holding their container): it is built on a PyBullet client id and, optionally,
+a :class:`SceneHost` (what it needs of its owner: the arm's body and link indices, and a way to
+run after every physics step). ``ArmSim`` is one.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pybullet as p
 
 from machaon._validate import finite_array, transform
+from machaon.kinematics.so3 import pq_from_transform, transform_from_pq
+from machaon.sim.meshes import MeshInput, _vertex_normals, mesh_arrays, primitive_bone_mesh
 
-if TYPE_CHECKING:
-    from machaon.sim.arm import ArmSim
-
-__all__ = ["Camera", "MarkerPlate", "Scene", "primitive_bone_mesh"]
-
-
-def _quat(R: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return (float(x), float(y), float(z), float(w))
+__all__ = ["Camera", "Scene", "SceneHost", "ScenePlate"]
 
 
-def _pose(T: np.ndarray) -> tuple[list[float], tuple[float, float, float, float]]:
-    return T[:3, 3].tolist(), _quat(T[:3, :3])
+class SceneHost(Protocol):
+    """What a :class:`Scene` needs of the world that owns it (``machaon.sim.ArmSim`` is one).
 
-
-def _T_from_pq(pos: object, quat: object) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = np.asarray(p.getMatrixFromQuaternion(quat), dtype=np.float64).reshape(3, 3)
-    T[:3, 3] = pos
-    return T
-
-
-def load_mesh(mesh: object) -> tuple[np.ndarray, np.ndarray]:
-    """``(vertices (N,3) float64 m, faces (M,3) int32)`` from a pair of arrays or a mesh file path."""
-    if isinstance(mesh, str | os.PathLike):
-        import trimesh
-
-        path = Path(mesh)
-        if not path.is_file():
-            raise ValueError(f"mesh: file not found: {path}")
-        try:
-            tm = trimesh.load_mesh(str(path), force="mesh")
-        except Exception as exc:  # trimesh raises many types for bad files
-            raise ValueError(f"mesh: cannot read {path} ({exc})") from None
-        V, F = np.asarray(tm.vertices, dtype=np.float64), np.asarray(tm.faces)
-    else:
-        try:
-            V, F = mesh  # type: ignore[misc]
-        except (TypeError, ValueError):
-            raise ValueError("mesh: expected (vertices, faces) or a file path") from None
-        V = finite_array("mesh vertices", V, (None, 3))
-        F = np.asarray(F)
-    if F.ndim != 2 or F.shape[1] != 3 or not np.issubdtype(F.dtype, np.integer) or len(F) == 0:
-        raise ValueError(f"mesh faces: expected a non-empty (M, 3) integer array, got {F.shape} {F.dtype}")
-    if len(V) < 3 or F.min() < 0 or F.max() >= len(V):
-        raise ValueError("mesh faces: indices out of range of the vertices")
-    if not np.isfinite(V).all():
-        raise ValueError("mesh vertices: contain NaN or Inf")
-    return np.ascontiguousarray(V, dtype=np.float64), np.ascontiguousarray(F, dtype=np.int32)
-
-
-def primitive_bone_mesh(length: float = 0.30, shaft_radius: float = 0.014, sections: int = 24) -> tuple:
-    """A femur-like phantom along +x: a shaft with a condyle block at each end (vertices m, faces).
-
-    Built with trimesh primitives (capsule shaft, two ellipsoidal ends) and concatenated. Centred
-    at the origin; the shaft axis is x, the anterior surface faces +z.
+    ``body`` is the PyBullet body id of the arm in the scene's client; ``link_index(name)`` the
+    PyBullet index of one of its links (``KeyError`` if unknown); ``add_step_hook(fn, after=True)``
+    calls ``fn()`` after every physics step (the scene's kinematic attachments use it).
     """
-    import trimesh
 
-    shaft = trimesh.creation.capsule(height=length * 0.8, radius=shaft_radius, count=[sections, sections])
-    shaft.apply_transform(trimesh.transformations.rotation_matrix(math.pi / 2, [0, 1, 0]))
-    ends = []
-    for sgn in (-1.0, 1.0):
-        e = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-        e.apply_scale([shaft_radius * 2.2, shaft_radius * 2.6, shaft_radius * 2.0])
-        e.apply_translation([sgn * length * 0.42, 0.0, 0.0])
-        ends.append(e)
-    tm = trimesh.util.concatenate([shaft, *ends])
-    return np.asarray(tm.vertices, dtype=np.float64), np.asarray(tm.faces, dtype=np.int32)
+    body: int
+
+    def link_index(self, link_name: str) -> int: ...
+
+    def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
-class MarkerPlate:
+class ScenePlate:
     """A textured plate: body id, size (m), and its attachment (None: fixed in the world)."""
 
     name: str
@@ -113,6 +64,12 @@ class MarkerPlate:
     parent_body: int | None
     parent_link: int | None
     T_link_plate: np.ndarray | None
+
+
+# The old names, for one release (#16: ``machaon.ortho`` has a ``MarkerPlate`` (a ChArUco board)
+# and a ``load_mesh`` (a mesh file in metres) of its own).
+MarkerPlate = ScenePlate
+load_mesh = mesh_arrays
 
 
 class Camera:
@@ -198,19 +155,21 @@ class Camera:
 
 
 class Scene:
-    """Named scene objects in one physics client (owned by an ``ArmSim``, see module doc).
+    """Named scene objects in one physics client (see module doc).
 
+    ``host`` (an ``ArmSim``, or anything that is a :class:`SceneHost`) lets plates follow the
+    arm's links (``parent="arm"``); without it, objects can follow other bodies only.
     With ``viewer`` (a GUI client id), every object is also built, visual only, in the viewer,
     and ``sync_viewer()`` copies the poses of the objects that moved (by dynamics, attachments or
     a caller's ``resetBasePositionAndOrientation`` in the physics client).
     """
 
-    def __init__(self, client: int, sim: ArmSim | None = None, viewer: int | None = None) -> None:
+    def __init__(self, client: int, host: SceneHost | None = None, viewer: int | None = None) -> None:
         self._client = client
         self._viewer = viewer
-        self._sim = sim
+        self._host = host
         self.objects: dict[str, int] = {}
-        self.plates: dict[str, MarkerPlate] = {}
+        self.plates: dict[str, ScenePlate] = {}
         self._view_ids: dict[str, int] = {}
         self._synced: dict[str, tuple] = {}
         self._attached: dict[str, tuple] = {}
@@ -239,7 +198,7 @@ class Scene:
     ) -> int:
         """Build ``make(client, physics) -> (collision shape, visual shape)`` in every client."""
         self._check_name(name)
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         if not (math.isfinite(mass) and mass >= 0):
             raise ValueError("mass: must be >= 0 kg")
         body = -1
@@ -276,11 +235,11 @@ class Scene:
     def pose(self, name: str) -> np.ndarray:
         """World pose (4x4) of a scene object's base frame."""
         pos, orn = p.getBasePositionAndOrientation(self.objects[name], physicsClientId=self._client)
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def set_pose(self, name: str, T_world_obj: np.ndarray) -> None:
         """Move an object (teleport; intended for static objects and setup)."""
-        pos, orn = _pose(transform("T_world_obj", T_world_obj))
+        pos, orn = pq_from_transform(transform("T_world_obj", T_world_obj))
         p.resetBasePositionAndOrientation(self.objects[name], pos, orn, physicsClientId=self._client)
         self._sync_one(name)
 
@@ -412,12 +371,12 @@ class Scene:
     def add_mesh(
         self,
         name: str,
-        mesh: object,
+        mesh: MeshInput,
         T_world_obj: np.ndarray,
         rgba: tuple[float, float, float, float] = (0.93, 0.89, 0.78, 1.0),
     ) -> int:
         """A static triangle mesh (vertices m + faces, or an OBJ/STL/PLY path), concave allowed."""
-        V, F = load_mesh(mesh)
+        V, F = mesh_arrays(mesh)
         idx = F.reshape(-1).tolist()
         verts = V.tolist()
         normals = _vertex_normals(V, F).tolist()
@@ -438,7 +397,7 @@ class Scene:
 
     def add_bone_phantom(
         self,
-        mesh: object | None = None,
+        mesh: MeshInput | None = None,
         T_world_bone: np.ndarray | None = None,
         name: str = "bone",
     ) -> int:
@@ -463,7 +422,7 @@ class Scene:
         parent: str | int | None = None,
         parent_link: str | int | None = None,
         thickness: float = 0.002,
-    ) -> MarkerPlate:
+    ) -> ScenePlate:
         """A square plate of edge ``size`` (m) showing ``image`` on its +z face (see module doc).
 
         ``parent`` None fixes the plate in the world at ``T_parent_plate``; ``parent="arm"`` (or a
@@ -471,68 +430,57 @@ class Scene:
         make it follow that link at ``T_parent_plate`` in the link frame. The plate frame's origin is
         the centre of the image face.
         """
+        if not (math.isfinite(size) and size > 0 and thickness > 0):
+            raise ValueError("size/thickness: must be > 0")
+        self._check_name(name)
+        T_pp = transform("T_parent_plate", T_parent_plate)
+        png = self._texture_file(name, image)
+        pbody, plink = self._resolve_parent(parent, parent_link)
+        T_world = T_pp if pbody is None else self._link_pose(pbody, plink) @ T_pp
+        body = self._add_body(name, _plate_shapes(size, thickness), T_world)
+        for cid, physics in self._clients():
+            b = body if physics else self._view_ids[name]
+            tex = p.loadTexture(str(png), physicsClientId=cid)
+            p.changeVisualShape(b, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
+        if pbody is not None:
+            self._attach(name, body, pbody, plink, T_pp)
+        plate = ScenePlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
+        self.plates[name] = plate
+        return plate
+
+    def _texture_file(self, name: str, image: np.ndarray) -> Path:
+        """``image`` (uint8 grey or RGB/RGBA) written as the PNG PyBullet loads as a texture."""
         img = np.asarray(image)
         if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
             raise ValueError("image: expected a uint8 array HxW (grey) or HxWx3/4 (RGB/RGBA)")
         if min(img.shape[:2]) < 2:
             raise ValueError("image: too small")
-        if not (math.isfinite(size) and size > 0 and thickness > 0):
-            raise ValueError("size/thickness: must be > 0")
-        self._check_name(name)
-        T_pp = transform("T_parent_plate", T_parent_plate)
         import cv2
 
         rgb = img if img.ndim == 3 else np.stack([img] * 3, axis=2)
         png = Path(self._tmp.name) / f"{name}.png"
         if not cv2.imwrite(str(png), cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2BGR)):
             raise ValueError("image: could not be encoded")
-        h = size / 2
-        # The image face: a quad at z = 0 with UVs mapping image column -> +x, row -> -y.
-        verts = [[-h, -h, 0.0], [h, -h, 0.0], [h, h, 0.0], [-h, h, 0.0]]
-        uvs = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]  # as PyBullet's renderers sample them
-        idx = [0, 1, 2, 0, 2, 3]
+        return png
 
-        def make(cid: int, physics: bool) -> tuple[int, int]:
-            vis = p.createVisualShape(
-                p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
-            )
-            col = (
-                p.createCollisionShape(
-                    p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
-                    physicsClientId=cid,
-                )
-                if physics else -1
-            )
-            return col, vis
-
-        pbody, plink = self._resolve_parent(parent, parent_link)
-        T_world = T_pp if pbody is None else self._link_pose(pbody, plink) @ T_pp
-        body = self._add_body(name, make, T_world)
-        for cid, physics in self._clients():
-            b = body if physics else self._view_ids[name]
-            tex = p.loadTexture(str(png), physicsClientId=cid)
-            p.changeVisualShape(b, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=cid)
-        if pbody is not None:
-            # Kinematic attachment: no collisions with its carrier, pose refreshed after each step.
-            for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
-                p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
-            self._attached[name] = (pbody, plink, *_pose(T_pp))
-        plate = MarkerPlate(name, body, float(size), pbody, plink, None if pbody is None else T_pp.copy())
-        self.plates[name] = plate
-        if pbody is not None and self._sim is not None and not self._following:
-            self._sim.add_step_hook(self.update_attachments, after=True)
+    def _attach(self, name: str, body: int, pbody: int, plink: int, T_pp: np.ndarray) -> None:
+        """Kinematic attachment: no collisions with its carrier, pose refreshed after each step."""
+        for link in range(-1, p.getNumJoints(pbody, physicsClientId=self._client)):
+            p.setCollisionFilterPair(body, pbody, -1, link, 0, physicsClientId=self._client)
+        self._attached[name] = (pbody, plink, *pq_from_transform(T_pp))
+        if self._host is not None and not self._following:
+            self._host.add_step_hook(self.update_attachments, after=True)
             self._following = True
-        return plate
 
     def _resolve_parent(self, parent: str | int | None, link: str | int | None) -> tuple[int | None, int]:
         if parent is None:
             return None, -1
         if parent == "arm":
-            if self._sim is None:
-                raise ValueError("parent: 'arm' needs a scene owned by an ArmSim")
-            body = self._sim.body
+            if self._host is None:
+                raise ValueError("parent: 'arm' needs a scene owned by an ArmSim (a SceneHost)")
+            body = self._host.body
             if isinstance(link, str):
-                return body, self._sim.link_index(link)
+                return body, self._host.link_index(link)
             return body, -1 if link is None else int(link)
         body = self.objects[parent] if isinstance(parent, str) else int(parent)
         if isinstance(link, str):
@@ -545,7 +493,7 @@ class Scene:
         else:
             st = p.getLinkState(body, link, computeForwardKinematics=True, physicsClientId=self._client)
             pos, orn = st[4], st[5]
-        return _T_from_pq(pos, orn)
+        return transform_from_pq(pos, orn)
 
     def update_attachments(self) -> None:
         """Move attached marker plates to their carriers' current poses (called after each step).
@@ -566,11 +514,25 @@ class Scene:
         self._tmp.cleanup()
 
 
-def _vertex_normals(V: np.ndarray, F: np.ndarray) -> np.ndarray:
-    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    vn = np.zeros_like(V)
-    for k in range(3):
-        np.add.at(vn, F[:, k], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    norm[norm == 0] = 1.0
-    return vn / norm
+def _plate_shapes(size: float, thickness: float) -> Callable[[int, bool], tuple[int, int]]:
+    """The shapes of a marker plate of edge ``size`` (m): the image face, a quad at z = 0 with UVs
+    mapping image column -> +x, row -> -y, and (physics client only) a thin box behind it."""
+    h = size / 2
+    verts = [[-h, -h, 0.0], [h, -h, 0.0], [h, h, 0.0], [-h, h, 0.0]]
+    uvs = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]  # as PyBullet's renderers sample them
+    idx = [0, 1, 2, 0, 2, 3]
+
+    def make(cid: int, physics: bool) -> tuple[int, int]:
+        vis = p.createVisualShape(
+            p.GEOM_MESH, vertices=verts, indices=idx, uvs=uvs, normals=[[0, 0, 1]] * 4, physicsClientId=cid
+        )
+        col = (
+            p.createCollisionShape(
+                p.GEOM_BOX, halfExtents=[h, h, thickness / 2], collisionFramePosition=[0, 0, -thickness / 2],
+                physicsClientId=cid,
+            )
+            if physics else -1
+        )
+        return col, vis
+
+    return make

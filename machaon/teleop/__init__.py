@@ -16,9 +16,21 @@ This package imports from layers 0-3 only (``machaon.control``, ``machaon.kinema
 ``machaon.robot``); the backend (simulated or hardware) is always handed in, chosen by the CLI.
 """
 
-from machaon.teleop.channel import SimChannel, SimLink
-from machaon.teleop.profiles import LinkModel, LinkProfile, ProfileError, get_profile, load_profiles
-from machaon.teleop.relay import UdpRelay
+import importlib
+
+# Imported on first use (PEP 562): the server's network process (``netproc``) imports this package
+# and must start fast, without SciPy (``profiles``) or the relay's compiled scheduler.
+_LAZY = {
+    "SimChannel": "channel", "SimLink": "channel", "LinkModel": "profiles", "LinkProfile": "profiles",
+    "ProfileError": "profiles", "get_profile": "profiles", "load_profiles": "profiles", "UdpRelay": "relay",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"machaon.teleop.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'machaon.teleop' has no attribute {name!r}")
+
 
 __all__ = [
     "LinkModel",

@@ -34,10 +34,6 @@ class SimChannel:
             out.append(heapq.heappop(self._heap)[2])
         return out
 
-    def next_release(self) -> float | None:
-        """Release time of the earliest packet in flight, or None."""
-        return self._heap[0][0] if self._heap else None
-
     @property
     def in_flight(self) -> int:
         return len(self._heap)

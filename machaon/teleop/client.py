@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from machaon.errors import TeleopError
 from machaon.teleop.endpoint import ClientEndpoint, LinkHealth
 from machaon.teleop.messages import CmdFlag, CommandKind, OperatorMode, RobotStateMsg, SessionError
 
 log = logging.getLogger(__name__)
 
 
-class ConnectError(RuntimeError):
+class ConnectError(TeleopError, RuntimeError):
     """The handshake with the robot server did not complete."""
 
 
@@ -68,23 +69,30 @@ class TeleopClient:
         self.on_state = None  # optional callback(t, RobotStateMsg), called from the receiver thread
 
     def connect(self, timeout: float = 3.0, retry_s: float = 0.25) -> None:
-        """Handshake (HELLO retried every ``retry_s``); ``ConnectError`` after ``timeout``."""
-        self._sock.settimeout(retry_s)
+        """Handshake (HELLO retried every ``retry_s``, at once with the server's cookie when it
+        sends one); ``ConnectError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._sock.sendto(self.endpoint.hello(), self.server)
+        t_retry = -math.inf
+        while (now := time.monotonic()) < deadline:
+            if now >= t_retry or self.endpoint.hello_due:
+                try:
+                    self._sock.sendto(self.endpoint.hello(now), self.server)
+                except OSError as exc:  # e.g. no route yet
+                    log.debug("connect: %s", exc)
+                t_retry = now + retry_s
+            self._sock.settimeout(max(1e-3, min(t_retry, deadline) - time.monotonic()))
             try:
-                while True:
-                    data, _ = self._sock.recvfrom(2048)
-                    self.endpoint.handle(data, time.monotonic())
-                    if self.endpoint.connected:
-                        log.info("connected to %s:%d", *self.server)
-                        return
+                data, _ = self._sock.recvfrom(2048)
             except TimeoutError:
                 continue
             except OSError as exc:  # e.g. ICMP port unreachable: server not up yet
                 log.debug("connect: %s", exc)
-                time.sleep(retry_s)
+                time.sleep(min(retry_s, max(0.0, deadline - time.monotonic())))
+                continue
+            self.endpoint.handle(data, time.monotonic())
+            if self.endpoint.connected:
+                log.info("connected to %s:%d", *self.server)
+                return
         raise ConnectError(f"no answer from a teleop server at {self.server[0]}:{self.server[1]} "
                            f"within {timeout:g} s (wrong key, address, or server down)")
 
@@ -184,6 +192,13 @@ class TeleopClient:
         period = 1.0 / self.rate_hz
         t_next = time.monotonic()
         while not self._stop.is_set():
+            now = time.monotonic()
+            if self.endpoint.needs_rekey(now) or (self.endpoint.hello_due and self.endpoint.connected):
+                with self._send_lock:  # new keys before the old ones expire; commands go on meanwhile
+                    try:
+                        self._sock.sendto(self.endpoint.hello(now), self.server)
+                    except OSError as exc:
+                        log.debug("rekey send failed: %s", exc)
             self._send(CommandKind.MASTER_POSE if self.input.master else CommandKind.HEARTBEAT)
             t_next += period
             dt = t_next - time.monotonic()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Iterable
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -48,7 +49,7 @@ _JOG = {
 }
 
 
-def _mm(p: object) -> str:
+def _mm(p: Iterable[float]) -> str:
     return "[" + ", ".join(f"{x * 1e3:8.2f}" for x in p) + "] mm"
 
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.control.controller import TargetController
 from machaon.control.supervisor import Supervisor, SupervisorEvent, SupervisorState
+from machaon.kinematics import Chain
 from machaon.teleop.mapping import TeleopConfig, TeleopMapper
 from machaon.teleop.messages import CmdFlag, Command, HoldReason, OperatorMode, SupervisorCode
 from machaon.types import JointCommand, JointState
@@ -60,7 +62,7 @@ class TeleopController:
     """See the module docstring. ``chain``: tool chain (``fk``); ``inner``: Cartesian controller."""
 
     def __init__(
-        self, chain: object, inner: object, supervisor: Supervisor, config: TeleopConfig, rate_hz: float
+        self, chain: Chain, inner: TargetController, supervisor: Supervisor, config: TeleopConfig, rate_hz: float
     ) -> None:
         for m in ("set_target", "update"):
             if not callable(getattr(inner, m, None)):

@@ -13,12 +13,14 @@ import secrets
 import stat
 from pathlib import Path
 
+from machaon.errors import TeleopError
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 
 
-class KeyFileError(Exception):
+class KeyFileError(TeleopError):
     """A key file is missing, malformed or has unsafe permissions."""
 
 
@@ -30,18 +32,26 @@ def generate_key() -> bytes:
 def write_key(path: str | os.PathLike[str], key: bytes | None = None, *, overwrite: bool = False) -> bytes:
     """Write ``key`` (a new random one if None) to ``path`` with mode 0600 and return it.
 
-    The file is created with 0600 from the start (never world-readable, not even briefly).
-    Raises ``KeyFileError`` if the file exists and ``overwrite`` is False, or the key is not 32 bytes.
+    The file is created with 0600 from the start (never world-readable, not even briefly). A
+    symlink at ``path`` is refused, never followed (``overwrite`` would otherwise replace and chmod
+    whatever it points to). Raises ``KeyFileError`` if the file exists and ``overwrite`` is False,
+    ``path`` is a symlink or its folder does not exist, or the key is not 32 bytes.
     """
     key = generate_key() if key is None else bytes(key)
     if len(key) != KEY_BYTES:
         raise KeyFileError(f"key must be {KEY_BYTES} bytes, got {len(key)}")
     p = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    if p.is_symlink():
+        raise KeyFileError(f"{p}: is a symlink; give the real path (a key file is never written through a link)")
+    if not p.parent.is_dir():
+        raise KeyFileError(f"{p}: folder {p.parent} does not exist")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         fd = os.open(p, flags, 0o600)
     except FileExistsError:
         raise KeyFileError(f"{p}: exists (use overwrite to replace it)") from None
+    except OSError as exc:  # ELOOP: a symlink appeared meanwhile; EISDIR, EACCES ...
+        raise KeyFileError(f"{p}: cannot write the key file: {exc.strerror}") from None
     with os.fdopen(fd, "w") as fh:
         os.fchmod(fh.fileno(), 0o600)
         fh.write(key.hex() + "\n")

@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal
-from scipy.spatial.transform import Rotation
 
 from machaon._validate import finite_array, transform
 from machaon.control.fixtures import Fixture, FixtureSet, PlaneBoundary
-from machaon.kinematics import exp3, log3
+from machaon.kinematics.so3 import exp3, log3, matrix_from_quat
 from machaon.teleop.messages import CmdFlag, Command, CommandKind, OperatorMode
 
 
@@ -196,7 +195,7 @@ class TeleopMapper:
             self._p_master_ref = None  # released: indexing; the next engagement re-references
         if cmd.kind == CommandKind.MASTER_POSE:
             self._p_master = np.asarray(cmd.p_op, dtype=np.float64)
-            self._R_master = Rotation.from_quat(cmd.quat_op).as_matrix()
+            self._R_master = matrix_from_quat(cmd.quat_op)
             if clutch and self._p_master_ref is None:
                 self._engage()
         elif cmd.kind == CommandKind.INCREMENT and clutch:

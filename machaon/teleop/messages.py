@@ -1,4 +1,4 @@
-"""Teleoperation messages and their binary encoding (protocol version 1).
+"""Teleoperation messages and their binary encoding (protocol version 2).
 
 Plain bodies here; ``machaon.teleop.session`` adds the header, the authentication and the
 encryption. Every field is fixed-size little-endian (``struct``). Units on the wire are SI
@@ -7,7 +7,7 @@ encryption. Every field is fixed-size little-endian (``struct``). Units on the w
 Decoding checks everything a forged or corrupted body could get wrong: exact length, known
 enum values, finite numbers, unit quaternions (within 1e-3, then renormalised), positions inside
 ``POSITION_LIMIT_M``, increments inside ``MAX_STEP_M``/``MAX_STEP_RAD``, scales inside their
-ranges. A body that fails raises ``BoundsError`` or ``MalformedError`` (both ``ProtocolError``)
+ranges. A body that fails raises ``BoundsError`` or ``MalformedError`` (both ``LinkProtocolError``)
 and never becomes a message.
 """
 
@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+from machaon.errors import TeleopError
+from machaon.kinematics.so3 import pq_from_transform
+
+PROTOCOL_VERSION = 2  # 2: Noise NNpsk0 handshake with timestamps and cookies (``session``)
 POSITION_LIMIT_M = 5.0  # no master or robot position on the wire may exceed this (m)
 MAX_STEP_M = 0.02  # largest Cartesian increment one command may carry (m)
 MAX_STEP_RAD = 0.2  # largest rotation increment one command may carry (rad)
@@ -28,34 +31,57 @@ MOTION_SCALE_RANGE = (1.0, 5.0)  # master:slave motion scaling, 1:1 to 5:1
 FORCE_LIMIT = 1e4  # |wrench| component bound on the wire (N, N m)
 
 
-class ProtocolError(Exception):
+class LinkProtocolError(TeleopError):
     """Base of every reason a packet is dropped. ``reason`` is a stable counter name."""
 
     reason = "protocol"
 
 
-class MalformedError(ProtocolError):
+class MalformedError(LinkProtocolError):
     reason = "malformed"
 
 
-class BoundsError(ProtocolError):
+class BoundsError(LinkProtocolError):
     reason = "bounds"
 
 
-class AuthError(ProtocolError):
+class AuthError(LinkProtocolError):
     reason = "auth"
 
 
-class ReplayError(ProtocolError):
+class ReplayError(LinkProtocolError):
     reason = "replay"
 
 
-class StaleError(ProtocolError):
+class StaleError(LinkProtocolError):
     reason = "stale"
 
 
-class SessionError(ProtocolError):
+class SessionError(LinkProtocolError):
     reason = "session"
+
+
+class ExpiredError(SessionError):
+    """A packet for a session past its key lifetime (``session.RekeyPolicy``)."""
+
+    reason = "expired"
+
+
+class RateLimitError(LinkProtocolError):
+    """A handshake from a source that exceeded its rate while the server is under load."""
+
+    reason = "ratelimit"
+
+
+class CookieRequired(LinkProtocolError):
+    """A HELLO without a valid cookie MAC while the server is under load: answered with a COOKIE,
+    not processed."""
+
+    reason = "cookie"
+
+
+# The old name, for one release (#16: the hardware layer had a ``ProtocolError`` too).
+ProtocolError = LinkProtocolError
 
 
 class MsgType(enum.IntEnum):
@@ -63,6 +89,7 @@ class MsgType(enum.IntEnum):
     WELCOME = 2
     COMMAND = 3
     STATE = 4
+    COOKIE = 5
 
 
 class CommandKind(enum.IntEnum):
@@ -247,17 +274,5 @@ class RobotStateMsg:
 
 def pose_to_wire(T: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
     """4x4 pose -> (p, quat (x, y, z, w)) for the wire."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(np.asarray(T)[:3, :3]).as_quat()
-    return tuple(float(x) for x in T[:3, 3]), tuple(float(x) for x in q)  # type: ignore[return-value]
-
-
-def wire_to_pose(p: tuple[float, ...], quat: tuple[float, ...]) -> np.ndarray:
-    """(p, quat (x, y, z, w)) from the wire -> 4x4 pose."""
-    from scipy.spatial.transform import Rotation
-
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_quat(np.asarray(quat)).as_matrix()
-    T[:3, 3] = p
-    return T
+    p, q = pq_from_transform(T)
+    return (p[0], p[1], p[2]), q

@@ -29,10 +29,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from machaon.errors import TeleopError
+
 _DISTRIBUTIONS = ("gamma", "lognormal", "normal")
 
 
-class ProfileError(ValueError):
+class ProfileError(TeleopError, ValueError):
     """A link profile is malformed (unknown field, out-of-range value, unknown name)."""
 
 

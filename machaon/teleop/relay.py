@@ -256,6 +256,8 @@ class UdpRelay:
         self.close()
 
     def stats(self) -> RelayStats:
+        """Counters and timing so far. ``forwarded`` is counted by the release thread just after each
+        ``sendto`` returns, so a receiver may hold a datagram a moment before it is counted."""
         return RelayStats(
             up=self._up.snapshot(self._sched),
             down=self._down.snapshot(self._sched),

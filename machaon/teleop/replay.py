@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ReplayResult:
+class ScriptReplay:
     """``t_sent``/``p_master``: script samples applied (client monotonic time, operator frame, m);
     ``states``: (arrival time, robot state) received; ``health``: link health at the end."""
 
@@ -31,7 +31,7 @@ class ReplayResult:
     health: LinkHealth
 
 
-def replay(client: TeleopClient, script: OperatorScript, *, settle_s: float = 0.5) -> ReplayResult:
+def replay(client: TeleopClient, script: OperatorScript, *, settle_s: float = 0.5) -> ScriptReplay:
     """Apply ``script`` to ``client.input`` at ``script.rate_hz`` for its duration plus ``settle_s``
     (the client's sender thread streams the input). The client must be started."""
     period = 1.0 / script.rate_hz
@@ -56,4 +56,4 @@ def replay(client: TeleopClient, script: OperatorScript, *, settle_s: float = 0.
         ts.append(now)
         ps.append(s.p)
         time.sleep(max(0.0, t0 + (len(ts)) * period - time.monotonic()))
-    return ReplayResult(np.asarray(ts), np.asarray(ps), tuple(client.history()), client.health())
+    return ScriptReplay(np.asarray(ts), np.asarray(ps), tuple(client.history()), client.health())

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from machaon.errors import TeleopError
 from machaon.teleop.messages import OperatorMode
 
 _KEYS = {"t", "p", "quat", "clutch", "mode", "speed_scale", "motion_scale", "estop", "reset"}
 
 
-class ScriptError(ValueError):
+class ScriptError(TeleopError, ValueError):
     """An operator script is malformed."""
 
 

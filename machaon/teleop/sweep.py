@@ -36,6 +36,7 @@ from machaon.control.supervisor import SupervisorState
 from machaon.robot.backend import Backend
 from machaon.robot.description import load_description
 from machaon.robot.loop import ControlLoop
+from machaon.robot.model import RobotModel, robot_model, safety_settings
 from machaon.teleop.channel import SimLink
 from machaon.teleop.controller import TeleopController
 from machaon.teleop.endpoint import ClientEndpoint, ServerEndpoint
@@ -43,9 +44,10 @@ from machaon.teleop.mapping import TeleopConfig
 from machaon.teleop.messages import CmdFlag, CommandKind, HoldReason, SupervisorCode
 from machaon.teleop.path_metrics import path_deviation, time_lag
 from machaon.teleop.profiles import LinkProfile
-from machaon.teleop.robot_setup import RobotModel, inner_controller, robot_model, safety_settings
+from machaon.teleop.robot_setup import inner_controller
 from machaon.teleop.script import OperatorScript, hold_point, trace_square
 from machaon.teleop.server import build_supervisor, state_message
+from machaon.types import JointCommand, JointState
 
 _PSK = bytes(32)  # simulation only: both ends are in this process
 
@@ -92,14 +94,14 @@ class _Pump:
         self.p0: np.ndarray | None = None
         self.rows: list[tuple[float, np.ndarray, np.ndarray, bool]] = []
 
-    def on_activate(self, state: object, t: float) -> None:
+    def on_activate(self, state: JointState, t: float) -> None:
         self.tc.on_activate(state, t)
         self.p0 = self.tc.chain.fk(state.q)[:3, 3].copy()
 
     def _operator(self, t: float) -> None:
         if not self.cli.connected:
             if t >= self.t_hello:
-                self.link.up.send(t, self.cli.hello())
+                self.link.up.send(t, self.cli.hello(t))
                 self.t_hello = t + 1.0
             return
         if self.t_start is None:
@@ -121,7 +123,7 @@ class _Pump:
                                motion_scale=s.motion_scale, p_op=s.p, quat_op=s.quat)
         self.link.up.send(t, pkt)
 
-    def update(self, state: object, t: float) -> object:
+    def update(self, state: JointState, t: float) -> JointCommand:
         self._operator(t)
         for pkt in self.link.up.receive(t):
             cmd, replies = self.srv.handle(pkt, "operator", t)

@@ -12,8 +12,9 @@ Ray is imported only inside the functions that need it (and only in this package
 these modules is cheap and the rest of Machaon never loads Ray.
 """
 
+from machaon.errors import TrialError
 from machaon.trials.engine import StudyResult, execute_run, ray_session, run_study
-from machaon.trials.study import ClusterError, RunRecord, Study, TrialError, run_seed
+from machaon.trials.study import ClusterError, RunRecord, Study, StudyError, run_seed
 
-__all__ = ["ClusterError", "RunRecord", "Study", "StudyResult", "TrialError", "execute_run", "ray_session",
-           "run_seed", "run_study"]
+__all__ = ["ClusterError", "RunRecord", "Study", "StudyError", "StudyResult", "TrialError", "execute_run",
+           "ray_session", "run_seed", "run_study"]

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from machaon.trials.progress import StudyProgress
 from machaon.trials.store import SUMMARY, RunStore, write_json_atomic
-from machaon.trials.study import ClusterError, RunRecord, Study, TrialError, jsonable, run_seed
+from machaon.trials.study import ClusterError, RunRecord, Study, StudyError, jsonable, run_seed
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
     import ray
 
     if workers is not None and workers < 1:
-        raise TrialError(f"--workers must be >= 1, got {workers}")
+        raise StudyError(f"--workers must be >= 1, got {workers}")
     own = not ray.is_initialized()
     if own:
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
@@ -128,15 +128,15 @@ def run_study(
 ) -> StudyResult:
     """Run every run of ``study`` not yet in ``out_dir`` on Ray; write summary and report (module docstring).
 
-    ``seed`` >= 0. Raises ``TrialError`` for an unusable directory, a resume of another study or
-    an unreachable cluster; a run's own exception never propagates.
+    ``seed`` >= 0. Raises ``StudyError`` for an unusable directory or a resume of another study,
+    ``ClusterError`` for an unreachable cluster; a run's own exception never propagates.
     """
     if seed < 0:
-        raise TrialError(f"--seed must be >= 0, got {seed}")
+        raise StudyError(f"--seed must be >= 0, got {seed}")
     out = Path(out_dir)
     plan = study.plan(seed)
     if not plan:
-        raise TrialError(f"study {study.name!r} has no runs with these settings")
+        raise StudyError(f"study {study.name!r} has no runs with these settings")
     specs = [(i, run_seed(seed, i), jsonable(p)) for i, p in enumerate(plan)]
     settings = jsonable(study.settings())
     header = {"study": study.name, "settings": settings, "seed": seed, "runs": len(specs)}
@@ -145,7 +145,7 @@ def run_study(
     with RunStore(out, header, resume) as store:
         for rec in store.done.values():
             if rec.index >= len(specs) or rec.seed != specs[rec.index][1] or rec.params != specs[rec.index][2]:
-                raise TrialError(f"{store.runs_path}: run {rec.index} does not belong to this study")
+                raise StudyError(f"{store.runs_path}: run {rec.index} does not belong to this study")
         todo = [s for s in specs if s[0] not in store.done]
         if todo:
             ran = _run_on_ray(study, todo, store, len(specs), workers, address, progress)

@@ -46,7 +46,7 @@ import numpy as np
 
 from machaon.exo.controller import AssistConfig
 from machaon.exo.reference import ReferenceGait, load_reference_gait
-from machaon.exo.session import run_walk
+from machaon.exo.walk import run_walk
 from machaon.sim.legs import LegSimConfig, WearerConfig, scaled_gait
 from machaon.trials.stats import describe, sensitivity
 from machaon.trials.study import RunRecord

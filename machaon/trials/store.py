@@ -4,7 +4,7 @@
 ``fsync``'d before the next, so a killed study (power cut, ``kill -9``) loses at most the runs
 that were in flight and, at worst, leaves one partly written last line. ``RunStore.open`` with
 ``resume=True`` cuts such a partial line off and returns the complete runs; without ``resume``
-a directory that already holds runs is refused (``TrialError``), so results are never mixed or
+a directory that already holds runs is refused (``StudyError``), so results are never mixed or
 overwritten by accident. ``study.json`` names the study, its settings, seed and run count; a
 resume of a different study (other settings or seed) is refused.
 
@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from machaon.trials.study import RunRecord, TrialError, jsonable
+from machaon.trials.study import RunRecord, StudyError, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def read_runs(path: Path, *, repair: bool = False) -> list[RunRecord]:
 
     A last line without its newline is a write cut short by a kill: it is ignored, and with
     ``repair=True`` cut off the file (so appending goes on at a line boundary). A complete line
-    that is not a run record means the file is damaged: ``TrialError`` naming the line.
+    that is not a run record means the file is damaged: ``StudyError`` naming the line.
     """
     if not path.exists():
         return []
@@ -72,7 +72,7 @@ def read_runs(path: Path, *, repair: bool = False) -> list[RunRecord]:
         try:
             out.append(RunRecord.from_json(json.loads(line)))
         except (json.JSONDecodeError, ValueError) as exc:
-            raise TrialError(f"{path}:{n}: damaged run line ({exc}); move the file away to start afresh") from None
+            raise StudyError(f"{path}:{n}: damaged run line ({exc}); move the file away to start afresh") from None
     return out
 
 
@@ -93,26 +93,26 @@ class RunStore:
     def open(self) -> RunStore:
         """Create or reopen the directory; load the runs already there when resuming.
 
-        Raises ``TrialError`` when the directory holds runs and ``resume`` is False, when
+        Raises ``StudyError`` when the directory holds runs and ``resume`` is False, when
         ``study.json`` describes another study, or when the directory cannot be created.
         """
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TrialError(f"cannot create {self.dir}: {exc.strerror}") from None
+            raise StudyError(f"cannot create {self.dir}: {exc.strerror}") from None
         study_path = self.dir / STUDY
         existing = self.runs_path.exists() and self.runs_path.stat().st_size > 0
         if existing and not self.resume:
-            raise TrialError(f"{self.dir} already holds runs of a study; add --resume to go on, "
+            raise StudyError(f"{self.dir} already holds runs of a study; add --resume to go on, "
                              "or choose another --out")
         if study_path.exists() and (self.resume or existing):
             try:
                 old = json.loads(study_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
-                raise TrialError(f"{study_path}: not JSON ({exc})") from None
+                raise StudyError(f"{study_path}: not JSON ({exc})") from None
             if old != self.header:
                 diff = sorted(k for k in set(old) | set(self.header) if old.get(k) != self.header.get(k))
-                raise TrialError(f"{self.dir} holds another study (differs in: {', '.join(diff)}); "
+                raise StudyError(f"{self.dir} holds another study (differs in: {', '.join(diff)}); "
                                  "resume with the same study, settings and --seed, or choose another --out")
         write_json_atomic(study_path, self.header)
         for rec in read_runs(self.runs_path, repair=True):
@@ -126,7 +126,7 @@ class RunStore:
     def append(self, rec: RunRecord) -> None:
         """Write one run as a line and make it durable before returning."""
         if self._f is None:
-            raise TrialError("run store is not open")
+            raise StudyError("run store is not open")
         self._f.write(json.dumps(rec.to_json(), allow_nan=False, separators=(",", ":")) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())

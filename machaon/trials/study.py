@@ -27,15 +27,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from machaon.errors import MachaonError
+from machaon.errors import TrialError
 
 
-class TrialError(MachaonError, RuntimeError):
-    """A study cannot start or go on (bad output directory, a resume of a different study, bad settings)."""
+class StudyError(TrialError, ValueError):
+    """A study cannot start or go on as asked: bad settings, an output directory that holds other
+    runs or cannot be written, a resume of a different study (the command exits 2)."""
 
 
-class ClusterError(TrialError):
-    """Ray could not be started, or the cluster at ``--address`` could not be reached."""
+class ClusterError(TrialError, RuntimeError):
+    """Ray could not be started, or the cluster at ``--address`` could not be reached (exit 1)."""
 
 
 def run_seed(study_seed: int, index: int) -> int:

@@ -14,7 +14,7 @@ import pytest
 from machaon.exo.controller import AssistConfig
 from machaon.exo.reference import load_reference_gait
 from machaon.exo.report import write_sim_report
-from machaon.exo.session import run_walk
+from machaon.exo.walk import run_walk
 from machaon.sim.legs import LegSim
 
 DURATION, SKIP = 6.5, 3.0

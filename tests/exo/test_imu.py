@@ -56,6 +56,19 @@ def test_orientation_rejects_nan() -> None:
         SegmentOrientation(FS, algorithm="kalman-ish")
 
 
+@pytest.mark.parametrize("algorithm", ["madgwick", "mahony"])
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e300, 1e300), min_size=6, max_size=6))
+def test_orientation_survives_finite_but_absurd_samples(algorithm: str, sample: list[float]) -> None:
+    """A glitching sensor (finite, huge values) never turns the orientation into NaN for good."""
+    s = SegmentOrientation(FS, algorithm)
+    s.update(np.zeros(3), np.array([0, 0, GRAVITY]))
+    q = s.update(np.array(sample[:3]), np.array(sample[3:]))
+    assert np.isfinite(q).all() and abs(np.linalg.norm(q) - 1.0) < 1e-6
+    q = s.update(np.zeros(3), np.array([0, 0, GRAVITY]))  # the next good sample is used as usual
+    assert np.isfinite(q).all() and abs(np.linalg.norm(q) - 1.0) < 1e-6
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.floats(-1.4, 1.4), st.floats(-1.4, 1.4), st.floats(-3.0, 3.0))
 def test_joint_angles_from_segment_quaternions(a_thigh: float, a_shank: float, yaw: float) -> None:

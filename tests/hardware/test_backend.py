@@ -13,7 +13,7 @@ from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.hardware.backend import ActuatorBackend, ActuatorConfig, JointConfig
 from machaon.hardware.control_table import MODE_CURRENT, MODE_POSITION
 from machaon.hardware.emulator import ChainEmulator
-from machaon.hardware.protocol import HardwareError, ProtocolError
+from machaon.hardware.protocol import HardwareErrorStatus, ProtocolError
 from machaon.robot.backend import Backend
 from machaon.robot.loop import ControlLoop
 from machaon.types import JointCommand
@@ -134,12 +134,12 @@ def test_closed_loop_controller_then_lost_servo_gives_protective_stop(em) -> Non
 
 def test_hardware_error_reported_with_servo_and_name(em) -> None:
     with ActuatorBackend(_config(em.port)) as be:
-        em.inject_hardware_error(3, HardwareError.OVERHEATING)
+        em.inject_hardware_error(3, HardwareErrorStatus.OVERHEATING)
         s = be.read()
         f = [x for x in s.faults if x.source == "dxl:3"]
         assert f and f[0].code == "overheating" and f[0].joint == 2 and f[0].persistent
         assert not em.servo(3).torque_on  # the servo shut itself down
-        em.inject_hardware_error(1, HardwareError.INPUT_VOLTAGE)  # not in Shutdown: alert only
+        em.inject_hardware_error(1, HardwareErrorStatus.INPUT_VOLTAGE)  # not in Shutdown: alert only
         f1 = [x for x in be.read().faults if x.source == "dxl:1"]
         assert f1[0].code == "input_voltage" and not f1[0].persistent
         be.reboot([3])

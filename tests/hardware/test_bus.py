@@ -68,8 +68,8 @@ def test_indirect_reg_write_action_reboot_factory_reset_clear(chain) -> None:
     assert bus.read(3, 69, 1) == b"\x01" and bus.read(3, 65, 1) == b"\x00"
     bus.action()
     assert eventually(lambda: bus.read(3, 65, 1) == b"\x01")
-    em.inject_hardware_error(3, p.HardwareError.OVERLOAD)
-    assert bus.read(3, 70, 1)[0] == p.HardwareError.OVERLOAD
+    em.inject_hardware_error(3, p.HardwareErrorStatus.OVERLOAD)
+    assert bus.read(3, 70, 1)[0] == p.HardwareErrorStatus.OVERLOAD
     with pytest.raises(p.StatusError):  # torque cannot come on while a shutdown error is latched
         bus.write(3, 64, b"\x01")
     bus.reboot(3)

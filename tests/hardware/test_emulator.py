@@ -107,7 +107,7 @@ def test_overheating_shuts_torque_off_until_reboot() -> None:
         with em._lock:
             s.write(64, b"\x01")
             s.temperature_c = 95.0
-        assert eventually(lambda: bool(s.hardware_error & p.HardwareError.OVERHEATING) and not s.torque_on)
+        assert eventually(lambda: bool(s.hardware_error & p.HardwareErrorStatus.OVERHEATING) and not s.torque_on)
 
 
 def test_current_mode_accelerates_the_load_as_physics_says() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from importlib import metadata
 from pathlib import Path
 
 import pybullet_data
@@ -14,12 +14,20 @@ _DATA = Path(pybullet_data.getDataPath())
 _ROOT = Path(__file__).resolve().parents[2]
 
 
+def erd_urdf(relpath: str) -> Path:
+    """A robot file of the installed example-robot-data distribution, e.g. ``ur_description/urdf/ur5_robot.urdf``."""
+    try:
+        files = metadata.files("example-robot-data") or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if str(f).endswith("example-robot-data/robots/" + relpath):
+            return Path(f.locate())
+    raise FileNotFoundError(f"example-robot-data's {relpath} is not installed (pip install example-robot-data)")
+
+
 def _ur5() -> Path:
-    hits = sorted(Path(sys.prefix).glob(
-        "lib/python*/site-packages/cmeel.prefix/share/example-robot-data/robots/ur_description/urdf/ur5_robot.urdf"))
-    if not hits:
-        raise FileNotFoundError("example-robot-data's ur5_robot.urdf is not installed (pip install example-robot-data)")
-    return hits[0]
+    return erd_urdf("ur_description/urdf/ur5_robot.urdf")
 
 
 ARMS = {

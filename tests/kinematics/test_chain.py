@@ -7,8 +7,8 @@ import pinocchio as pin
 import pytest
 
 from machaon.kinematics import Chain
-from machaon.kinematics.chain import _pin_q
 from tests.kinematics.conftest import arm_spec
+from tests.kinematics.pin_reference import pin_q as _pin_q
 
 
 def _pin_reference(chain: Chain, q: np.ndarray):

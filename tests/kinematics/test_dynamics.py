@@ -1,4 +1,4 @@
-"""Dynamics terms through pinocchio, and the payload model against an independent Jacobian check."""
+"""The Dynamics face (over the compiled chain) against pinocchio, and the payload model against a Jacobian check."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pinocchio as pin
 import pytest
 
 from machaon.kinematics import Chain, Dynamics
-from machaon.kinematics.chain import _pin_q
 from tests.kinematics.conftest import arm_spec
+from tests.kinematics.pin_reference import pin_q as _pin_q
 
 
 @pytest.mark.parametrize("name", ["machaon_arm", "kuka_iiwa"])

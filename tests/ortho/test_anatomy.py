@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
-from machaon.ortho import anatomy as A
 from machaon.ortho.anatomy import (
     AnatomyError,
     BoneModel,
@@ -21,6 +20,7 @@ from machaon.ortho.anatomy import (
     ellipse_sdf,
     surface_samples,
 )
+from machaon.ortho.anatomy import mesh as A
 
 MM = 1e-3
 

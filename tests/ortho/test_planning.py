@@ -214,7 +214,7 @@ def test_plan_on_a_mesh_file_matches_the_phantom(tmp_path) -> None:
     from scipy.spatial.transform import Rotation
 
     from machaon.ortho.anatomy import save_mesh
-    from machaon.ortho.planning import plan_from_cli, plan_mesh
+    from machaon.ortho.planning import plan_mesh
 
     T = np.eye(4)
     T[:3, :3] = Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix()
@@ -232,7 +232,7 @@ def test_plan_on_a_mesh_file_matches_the_phantom(tmp_path) -> None:
         c = check_plan(seg, s)  # judged on the exact phantom
         assert not c.breach and c.min_clearance > 0.5 * MM
     with pytest.raises(PlanError, match="level"):
-        plan_from_cli(levels=("L3", "L4"), mesh_path=path)
+        plan_mesh(path, ("L3", "L4"))
 
 
 _json_values = st.recursive(

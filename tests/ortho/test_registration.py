@@ -178,6 +178,19 @@ def test_icp_rejects_hopeless_input(l3: Vertebra) -> None:
         icp_point_to_plane(surf_p[:10], surf_p, np.zeros_like(surf_n))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1e150, 1e300), st.integers(0, 1000))
+def test_registration_of_absurdly_large_coordinates_is_a_clear_error(scale: float, seed: int) -> None:
+    """Finite but huge coordinates (a unit mix-up gone wild) never reach the SVD as Inf."""
+    rng = np.random.default_rng(seed)
+    src = rng.uniform(-1.0, 1.0, (6, 3)) * scale
+    try:
+        reg = register_paired(src, src)
+    except RegistrationError:
+        return
+    assert np.isfinite(reg.T_dst_src).all() and np.isfinite(reg.fre)
+
+
 def test_weights_can_switch_off_a_bad_fiducial() -> None:
     rng = np.random.default_rng(8)
     src = rng.uniform(-0.05, 0.05, (6, 3))

@@ -17,7 +17,7 @@ from machaon.ortho.tracking import (
     _hand_eye_park,
     calibrate_camera_to_base,
     plate_set,
-    pose_error,
+    pose_distance,
     render_plates,
 )
 
@@ -52,7 +52,7 @@ def test_detect_rendered_plates_matches_ground_truth(tracker: Tracker) -> None:
         m = found[name]
         assert m is not None, name
         assert m.n_corners >= 20
-        dp, dr = pose_error(m.T_cam_plate, T)
+        dp, dr = pose_distance(m.T_cam_plate, T)
         assert dp < 1.5e-3, (name, dp)
         assert dr < np.radians(0.5), (name, np.degrees(dr))
         assert m.rms_px < 1.0
@@ -147,11 +147,11 @@ def test_hand_eye_recovers_camera_and_plate_exactly(solver: str, seed: int) -> N
     A = [pose(rng.normal(0, 0.7, 3), rng.normal(0, 0.3, 3)) for _ in range(6)]
     B = [np.linalg.inv(X) @ a @ Y for a in A]
     Xe, Ye = calibrate_camera_to_base(A, B, solver=solver)
-    assert pose_error(Xe, X)[0] < 1e-9 and pose_error(Xe, X)[1] < 1e-9
-    assert pose_error(Ye, Y)[0] < 1e-9 and pose_error(Ye, Y)[1] < 1e-9
+    assert pose_distance(Xe, X)[0] < 1e-9 and pose_distance(Xe, X)[1] < 1e-9
+    assert pose_distance(Ye, Y)[0] < 1e-9 and pose_distance(Ye, Y)[1] < 1e-9
     # the NumPy closed form agrees with itself through OpenCV's convention directly
     Xp = _hand_eye_park([np.linalg.inv(a) for a in A], B)
-    assert pose_error(Xp, X)[0] < 1e-9
+    assert pose_distance(Xp, X)[0] < 1e-9
 
 
 def test_hand_eye_with_tracked_observations_is_accurate(tracker: Tracker) -> None:
@@ -168,7 +168,7 @@ def test_hand_eye_with_tracked_observations_is_accurate(tracker: Tracker) -> Non
         assert m is not None
         Bs.append(m.T_cam_plate)
     Xe, _ = calibrate_camera_to_base(As, Bs)
-    dp, dr = pose_error(Xe, T_base_cam)
+    dp, dr = pose_distance(Xe, T_base_cam)
     assert dp < 2e-3 and dr < np.radians(0.15)
 
 

@@ -139,3 +139,11 @@ def test_a_crashed_run_reads_up_to_its_last_complete_chunk(recorded, tmp_path):
     np.testing.assert_allclose(np.diff(run.t), 1e-3, atol=1e-12)
     assert "truncated" in run.metadata and run.metadata["scene"] == "unit test"
     assert "WARNING" in format_summary(run)
+
+
+def test_the_run_log_recorder_is_a_loop_recorder(tmp_path):
+    from machaon.robot.loop import Recorder
+
+    with RunLogRecorder(tmp_path / "r.mcap", joint_names=("a",)) as rec:
+        assert isinstance(rec, Recorder)
+    assert not isinstance(object(), Recorder)

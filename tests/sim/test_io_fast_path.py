@@ -52,3 +52,36 @@ def test_read_matches_pybullet_and_stepping_applies_the_torque(arm_desc):
             rest.write(JointCommand.torque(push))
             rest.step(20)
             assert rest.read().dq[0] > 0.0
+
+
+def _wrench_from_pybullet_frames(sim, raw):
+    """The documented F/T model evaluated with PyBullet's own sensor-frame orientation (getLinkState)."""
+    st = p.getLinkState(sim.body, sim._sensor_joint, computeForwardKinematics=True, physicsClientId=sim.client)
+    R = np.asarray(p.getMatrixFromQuaternion(st[1])).reshape(3, 3)
+    mass, com = sim.payload
+    w = np.array([0.0, 0.0, -mass * sim.gravity])
+    f = -R @ np.asarray(raw[:3]) - w
+    m = -R @ np.asarray(raw[3:]) - np.cross(R @ com, w)
+    m -= np.cross(R @ sim._p_tcp_sensor, f)
+    R_bw = sim.T_world_base[:3, :3].T
+    return np.concatenate([R_bw @ f, R_bw @ m])
+
+
+def test_tool_wrench_from_compiled_kinematics_equals_pybullets_sensor_frame(arm_desc):
+    """The sensor frame's orientation comes from the chain's FK: same wrench as with PyBullet's frame."""
+    n = arm_desc.dof
+    T_wb = np.eye(4)
+    T_wb[:3, :3] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # a wall-mounted base
+    rng = np.random.default_rng(4)
+    with ArmSim(arm_desc, tool="drill_guide", T_world_base=T_wb) as sim:
+        lo, hi = np.asarray(arm_desc.lower), np.asarray(arm_desc.upper)
+        for _ in range(5):
+            sim.reset(rng.uniform(0.8 * lo, 0.8 * hi), rng.normal(scale=0.5, size=n))
+            sim.write(JointCommand.torque(rng.normal(scale=2.0, size=n)))
+            sim.step(3)
+            st = sim.read()
+            raw = sim.sensor_wrench_raw()
+            np.testing.assert_allclose(st.wrench_tool, _wrench_from_pybullet_frames(sim, raw), rtol=1e-9, atol=1e-9)
+    with ArmSim(arm_desc, ft_sensor=False) as sim:
+        assert sim.read().wrench_tool is None
+        assert sim._read_idx == sim.joint_indices  # no F/T joint in the per-cycle reading

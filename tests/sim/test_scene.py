@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from machaon.sim import ArmSim, Camera, CollisionChecker, load_mesh, primitive_bone_mesh
+from machaon.sim import ArmSim, Camera, CollisionChecker, mesh_arrays, primitive_bone_mesh
 
 
 def _look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -110,13 +110,13 @@ def test_bone_phantom_from_arrays_file_or_primitive(arm_desc, tmp_path):
         img = cam.render(sim.client)
         assert img.std() > 5  # something was drawn
     with pytest.raises(ValueError, match="faces"):
-        load_mesh((V, F[:, :2]))
+        mesh_arrays((V, F[:, :2]))
     with pytest.raises(ValueError, match="range"):
-        load_mesh((V, F + len(V)))
+        mesh_arrays((V, F + len(V)))
     with pytest.raises(ValueError, match="NaN"):
-        load_mesh((np.full_like(V, np.nan), F))
+        mesh_arrays((np.full_like(V, np.nan), F))
     with pytest.raises(ValueError, match="not found"):
-        load_mesh(tmp_path / "missing.obj")
+        mesh_arrays(tmp_path / "missing.obj")
 
 
 def test_collision_checker_arm_vs_scene(arm_desc):

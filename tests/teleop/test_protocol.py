@@ -89,17 +89,16 @@ def test_estop_is_accepted_even_when_reordered():
 
 
 def test_replayed_hello_cannot_take_over_the_session():
-    srv, cli = _pair()
-    hello = cli.hello()
-    srv.handle(cli.command(1.0), "cli", 1.0)
+    srv, cli = ServerEndpoint(PSK), ClientEndpoint(PSK)
+    hello = cli.hello(0.0)
+    _, replies = srv.handle(hello, "cli", 0.0)
+    cli.handle(replies[0], 0.0)
+    assert srv.handle(cli.command(1.0), "cli", 1.0)[0] is not None
     live = srv.session
-    _, replies = srv.handle(hello, "attacker", 2.0)  # replayed HELLO gets a WELCOME ...
-    assert len(replies) == 1
-    assert srv.session is live  # ... but no takeover
-    attacker = ClientEndpoint(os.urandom(32))  # without the PSK the WELCOME is useless
-    attacker.hello()
-    attacker.handle(replies[0], 2.0)
-    assert not attacker.connected
+    _, replies = srv.handle(hello, "attacker", 2.0)  # a replayed HELLO earns nothing ...
+    assert replies == [] and srv.drops.by_reason["replay"] == 1
+    assert srv.session is live and srv.pending == 0  # ... and changes nothing
+    assert srv.handle(cli.command(2.1), "cli", 2.1)[0] is not None
 
 
 def test_second_operator_cannot_take_over_an_active_session():
@@ -192,18 +191,19 @@ def test_replay_window_accepts_each_seq_at_most_once(seqs):
 def test_handshake_keys_differ_per_session():
     c1, c2 = ClientHandshake(PSK), ClientHandshake(PSK)
     s = ServerHandshake(PSK)
-    w1, ss1 = s.answer(c1.hello())
-    w2, ss2 = s.answer(c2.hello())
+    w1, ss1, _ = s.answer(c1.hello(), 0.0)
+    w2, ss2, _ = s.answer(c2.hello(), 0.0)
     cs1 = c1.finish(w1)
     with pytest.raises(ProtocolError):
         c2.finish(w1)  # a WELCOME answers only its own HELLO
     cs2 = c2.finish(w2)
     from machaon.teleop.messages import MsgType
 
-    _, pkt = cs1.seal(MsgType.COMMAND, b"x" * 140)
+    body = b"x" * Command._FMT.size
+    _, pkt = cs1.seal(MsgType.COMMAND, body)
     with pytest.raises(ProtocolError):
-        ss2.open(pkt, MsgType.COMMAND)
-    assert ss1.open(pkt, MsgType.COMMAND)[1] == b"x" * 140
+        ss2.open(pkt, MsgType.COMMAND, 0.0)
+    assert ss1.open(pkt, MsgType.COMMAND, 0.0)[1] == body
     assert cs2.session_id != cs1.session_id
 
 

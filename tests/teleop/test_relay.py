@@ -47,6 +47,20 @@ def _realtime(priority: int):
         os.sched_setscheduler(0, old[0], old[1])
 
 
+def _settled(read, done, timeout: float = 5.0):
+    """``read()`` once ``done(read())`` holds (or the last reading after ``timeout`` s).
+
+    The release thread counts a datagram just after its ``sendto`` returns, so a receiver can hold
+    the datagram a moment before the statistics count it (longer on a loaded machine): wait for
+    the count to settle, then assert on it."""
+    t_end = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < t_end:
+        time.sleep(0.002)
+        value = read()
+    return value
+
+
 def _collect(sock: socket.socket, out: dict, stop: threading.Event) -> None:
     sock.settimeout(0.05)
     enable_timestamps(sock)  # kernel arrival times: immune to this thread waiting for the GIL
@@ -138,7 +152,7 @@ def test_relay_both_directions_and_cut():
         client.sendto(b"back", relay.address)
         server.settimeout(1.0)
         assert server.recvfrom(100)[0] == b"back"
-        st = relay.stats()
+        st = _settled(relay.stats, lambda st: st.down.forwarded >= 1)
         assert st.up.dropped_cut == 1 and st.down.forwarded == 1 and st.clients == 1
     server.close()
     client.close()
@@ -167,7 +181,7 @@ def test_release_scheduler_orders_by_release_time_and_bounds_its_heap():
         assert not sched.push(t0 + 0.1, t0, src.fileno(), b"x", dest, 1)  # heap full: refused, counted
         got = [sink.recvfrom(10)[0] for _ in range(3)]
         assert got == [b"\x01", b"\x02", b"\x00"]  # released by time, not by arrival
-        sent, errors, overflow, err, delay = sched.stats(0)
+        sent, errors, overflow, err, delay = _settled(lambda: sched.stats(0), lambda st: st[0] + st[1] >= 3)
         assert sent == 3 and errors == 0 and sched.stats(1)[2] == 1
         assert np.allclose(np.sort(delay), [0.02, 0.04, 0.06], atol=0.01)
         assert sched.push(time.monotonic() + 10.0, t0, src.fileno(), b"y", dest, 1)

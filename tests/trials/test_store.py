@@ -7,7 +7,7 @@ import json
 import pytest
 
 from machaon.trials.store import RunStore, read_runs
-from machaon.trials.study import RunRecord, TrialError
+from machaon.trials.study import RunRecord, StudyError
 
 HEADER = {"study": "draw", "settings": {"n": 3}, "seed": 0, "runs": 3}
 
@@ -45,15 +45,15 @@ def test_partly_written_last_line_is_cut_off_on_resume(tmp_path):
 def test_refusals(tmp_path):
     with RunStore(tmp_path, HEADER, resume=False) as st:
         st.append(_rec(0))
-    with pytest.raises(TrialError, match="--resume"):
+    with pytest.raises(StudyError, match="--resume"):
         RunStore(tmp_path, HEADER, resume=False).open()
     other = dict(HEADER, seed=1)
-    with pytest.raises(TrialError, match="differs in: seed"):
+    with pytest.raises(StudyError, match="differs in: seed"):
         RunStore(tmp_path, other, resume=True).open()
     (tmp_path / "runs.jsonl").write_text('{"index": 0, "seed": 1, "params": {}}\nnot json\n')
-    with pytest.raises(TrialError, match="runs.jsonl:2"):
+    with pytest.raises(StudyError, match="runs.jsonl:2"):
         read_runs(tmp_path / "runs.jsonl")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(TrialError, match="cannot create"):
+    with pytest.raises(StudyError, match="cannot create"):
         RunStore(blocker / "sub", HEADER, resume=False).open()

@@ -35,4 +35,4 @@ def test_trial_cli_bad_input(tmp_path, capsys):
     blocker = tmp_path / "f"
     blocker.write_text("")
     assert main(["trial", "teleop", "--profiles", "wired", "--out", str(blocker / "d")]) == 2
-    assert "cannot create" in capsys.readouterr().err
+    assert "not a folder" in capsys.readouterr().err

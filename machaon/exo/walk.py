@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,8 +23,11 @@ from machaon.exo.controller import AssistConfig, AssistController, AssistStatus
 from machaon.exo.emg import EMGConfig, MVCNormaliser, envelope_offline
 from machaon.exo.metrics import GaitReport, gait_report
 from machaon.exo.reference import ReferenceGait, load_reference_gait
-from machaon.robot.loop import ControlLoop, LoopStats
+from machaon.robot.loop import ControlLoop, LoopStats, Recorder
 from machaon.types import JointCommand, JointState
+
+if TYPE_CHECKING:  # the simulated wearer; imported only for its type (importing it loads PyBullet)
+    from machaon.sim.legs import LegSim, LegTrace
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ class WalkResult:
     """One simulated walk: ground truth (``trace``), controller status, metrics, loop timing."""
 
     assist: bool
-    trace: object
+    trace: LegTrace
     wearer_phase: np.ndarray
     status: StatusTrace
     report: GaitReport
@@ -108,7 +112,7 @@ class WalkResult:
     fallbacks: int
 
 
-def calibrate_mvc(sim: object, emg_cfg: EMGConfig, seconds: float = 2.0) -> MVCNormaliser:
+def calibrate_mvc(sim: LegSim, emg_cfg: EMGConfig, seconds: float = 2.0) -> MVCNormaliser:
     """MVC normaliser from the wearer's MVC trial (the sim's ``mvc_trial``), as done at a fitting."""
     emg = sim.mvc_trial(seconds)
     env = envelope_offline(emg, emg_cfg)
@@ -116,19 +120,21 @@ def calibrate_mvc(sim: object, emg_cfg: EMGConfig, seconds: float = 2.0) -> MVCN
 
 
 def run_walk(
-    sim: object,
+    sim: LegSim,
     duration_s: float,
     cfg: AssistConfig | None = None,
     emg_cfg: EMGConfig | None = None,
     reference: ReferenceGait | None = None,
     rate_hz: float = 1000.0,
     skip_s: float = 3.0,
-    events: list[tuple[float, Callable[[object], None]]] | None = None,
+    events: list[tuple[float, Callable[[LegSim], None]]] | None = None,
+    recorder: Recorder | None = None,
 ) -> WalkResult:
     """Walk for ``duration_s`` (s) with the assist controller on ``sim``; metrics after ``skip_s``.
 
     ``events``: (time s, action(sim)) pairs applied when the walk reaches that time, e.g. to
-    inject a sensor fault (``lambda s: setattr(s.sensors, "dropout", True)``).
+    inject a sensor fault (``lambda s: setattr(s.sensors, "dropout", True)``). ``recorder``: the
+    loop's recorder/observer (a run log, a live view; ``machaon.robot.observers``).
     """
     cfg = cfg or AssistConfig()
     emg_cfg = emg_cfg or EMGConfig()
@@ -137,7 +143,7 @@ def run_walk(
     ctrl = AssistController(sim.sensors, mvc, cfg, emg_cfg, ref)
     rec = RecordingController(ctrl)
     sup = Supervisor(exo_safety_config(cfg.tau_max_nm))
-    loop = ControlLoop(sim, rec, sup, rate_hz=rate_hz)
+    loop = ControlLoop(sim, rec, sup, rate_hz=rate_hz, recorder=recorder)
     t_done = 0.0
     for t_ev, action in sorted(events or [], key=lambda e: e[0]):
         if t_done < t_ev < duration_s:
