@@ -104,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     o = tsub.add_parser("ortho", help="pedicle screws under randomised conditions: deviations, GR grades")
     o.add_argument("--screws", type=_positive_int, default=100, help="simulated screws (default 100)")
-    o.add_argument("--levels", type=_csv(), help="levels to draw from (default: L1,L2,L3,L4,L5)")
+    o.add_argument("--levels", nargs="+", type=_csv(), metavar="LEVEL",
+                   help="levels to draw from, comma- or space-separated (default: L1,L2,L3,L4)")
     o.add_argument("--noise", default="clinical", metavar="PROFILE",
                    help="condition ranges: ideal, clinical (default), harsh")
     o.add_argument("--compare", type=int, default=None, metavar="K",
@@ -168,7 +169,8 @@ def _ortho(args: argparse.Namespace) -> int:
     from machaon.trials.ortho import OrthoStudy
 
     try:
-        study = OrthoStudy.create(screws=args.screws, levels=args.levels, noise=args.noise, compare=args.compare)
+        levels = None if args.levels is None else tuple(lv for group in args.levels for lv in group)
+        study = OrthoStudy.create(screws=args.screws, levels=levels, noise=args.noise, compare=args.compare)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return _run(study, args)

@@ -85,3 +85,14 @@ def test_one_simulated_screw_in_trial_mode():
     assert r["stopped_by"] == "depth_stop" and r["grade"] == "A"
     assert r["entry_mm"] < 1.0 and r["tip_mm"] < 1.5 and r["angle_deg"] < 1.5
     assert r["procedure_seed"] == run_seed(2, 0) and r["hand_eye_poses"] >= 4
+
+
+def test_cli_settings_and_bad_input(tmp_path, capsys):
+    from machaon.cli.main import build_parser, main
+
+    args = build_parser().parse_args(["trial", "ortho", "--screws", "3", "--levels", "L2,L3", "L4", "--out", "d"])
+    assert [lv for g in args.levels for lv in g] == ["L2", "L3", "L4"] and args.noise == "clinical"
+    assert main(["trial", "ortho", "--screws", "3", "--levels", "L9", "--out", str(tmp_path / "a")]) == 2
+    assert "L9" in capsys.readouterr().err
+    assert main(["trial", "ortho", "--noise", "storm", "--out", str(tmp_path / "b")]) == 2
+    assert "known: ideal, clinical, harsh" in capsys.readouterr().err
