@@ -8,8 +8,8 @@ a directory that already holds runs is refused (``StudyError``), so results are 
 overwritten by accident. ``study.json`` names the study, its settings, seed and run count; a
 resume of a different study (other settings or seed) is refused.
 
-Other files (``summary.json``, ``report.md``) are written whole to a temporary file and renamed
-into place, so a reader never sees half a summary.
+``study.json`` and ``summary.json`` are written whole to a temporary file and renamed into place
+(``machaon._io.atomic_write``), so a reader never sees half a summary.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import IO
 
+from machaon._io import atomic_write
 from machaon.trials.study import RunRecord, StudyError, jsonable
 
 log = logging.getLogger(__name__)
@@ -30,21 +31,10 @@ SUMMARY = "summary.json"
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write ``data`` as indented JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write ``data`` as indented JSON to ``path``, whole or not at all (``machaon._io.atomic_write``)."""
+    with atomic_write(path) as f:
         json.dump(jsonable(data), f, indent=2, allow_nan=False)
         f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_runs(path: Path, *, repair: bool = False) -> list[RunRecord]:
