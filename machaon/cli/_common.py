@@ -135,8 +135,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, default: str = "si
 def hardware_config(args: argparse.Namespace, default: str | Path | None = None) -> tuple[ActuatorConfig, dict]:
     """The actuator chain config that ``--hw-config`` (or ``default``) names, ``--port`` applied; and its TOML.
 
-    The TOML is returned too for applications that keep their own sections in the same file.
-    A missing or malformed file is a :class:`UsageError`.
+    The TOML is returned too for applications that keep their own sections in the same file. A
+    robot description's TOML works too: its ``[hardware]`` section is the servo map. A missing or
+    malformed file is a :class:`UsageError`.
     """
     import tomllib
 
@@ -174,8 +175,34 @@ def open_backend(
     from machaon.hardware.protocol import BusProtocolError
 
     if hw is None:
-        hw, _ = hardware_config(args)
+        hw, _ = hardware_config(args, default=_servo_map_path(getattr(args, "robot", None)))
+    if desc is not None and tuple(j.name for j in hw.joints) != tuple(desc.joint_names):
+        raise UsageError(f"the actuator config's joints {[j.name for j in hw.joints]} are not {desc.name}'s "
+                         f"{list(desc.joint_names)}")
+    from machaon.hardware.latency import latency_warning
+
+    if (msg := latency_warning(hw.port)) is not None:
+        warn(msg)
     if modes is not None and hw.mode not in modes:
         raise UsageError(f"the servos run in {hw.mode} mode; this command drives them in {' or '.join(modes)} mode")
     with usage_errors(BusProtocolError, OSError, ValueError, context=f"cannot open the hardware backend on {hw.port}"):
         return ActuatorBackend(hw)
+
+
+def _servo_map_path(robot: str | None) -> Path | None:
+    """The TOML of robot description ``robot`` (a name or a path) when it has a ``[hardware]`` servo
+    map (the desk arm's); None otherwise."""
+    import tomllib
+
+    from machaon.robot.description import DESCRIPTIONS_DIR
+
+    if robot is None:
+        return None
+    path = Path(str(robot))
+    if path.suffix.lower() != ".toml":
+        path = DESCRIPTIONS_DIR / f"{robot}.toml"
+    try:
+        with open(path, "rb") as f:
+            return path if "hardware" in tomllib.load(f) else None
+    except (OSError, tomllib.TOMLDecodeError):
+        return None

@@ -7,9 +7,10 @@ cannot be opened, 130 when interrupted (the servos are left in the safe state).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-from machaon.cli._common import add_option, command, usage_errors
+from machaon.cli._common import add_option, command, usage_errors, warn
 from machaon.errors import UsageError
 
 
@@ -33,6 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adapter latency margin added to every transaction deadline (default 10 ms)")
     p.add_argument("--safe-state", choices=("hold", "torque_off"), default="hold",
                    help="what the servos do when the bench stops early (default hold)")
+    p.add_argument("--sysfs-root", default="/sys", help=argparse.SUPPRESS)  # tests point it at a fake tree
+    p.add_argument("--identify", action="store_true",
+                   help="also identify each joint's torque constant and friction (slow sweeps) and check the "
+                        "gravity model; writes identified.toml (load it with --hw-config) into --out")
+    p.add_argument("--robot", default="desk",
+                   help="with --identify: the robot description whose servo map and model the servos are "
+                        "(default desk)")
+    p.add_argument("--sweep-deg", type=float, default=15.0,
+                   help="with --identify: each joint sweeps this far either side of where it stands (default 15)")
+    p.add_argument("--gravity-grid", type=int, choices=(2, 3), default=3,
+                   help="with --identify: poses per joint of the gravity-check grid (default 3: 3 x 3 poses)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -51,11 +63,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             scan_bauds=parse_bauds(args.scan_bauds), out_dir=args.out, dry_run=args.dry_run,
                             step_rad=args.step_rad, current_a=args.current_a, step_duration_s=args.step_duration,
                             latency_samples=args.latency_samples, min_loop_rate_hz=args.min_rate_hz,
-                            safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0)
+                            safe_state=args.safe_state, latency_s=args.latency_ms / 1000.0,
+                            sysfs_root=args.sysfs_root, identify_dynamics=args.identify,
+                            robot=args.robot if args.identify else None, sweep_rad=math.radians(args.sweep_deg),
+                            gravity_levels=args.gravity_grid)
     if opts.dry_run:
         print("dry run: no motion; planned steps:")
     with usage_errors(PortError):  # a port that cannot be opened: exit 2, as the module doc says
         report = run_bench(opts, progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    for w in report.warnings:
+        warn(w)
     if opts.dry_run:
         for line in report.plan:
             print(f"  - {line}")
@@ -66,6 +83,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     n_fail = sum(not c.passed for c in report.checks)
     print(f"{'PASSED' if report.passed else 'FAILED'}: {len(report.checks) - n_fail}/{len(report.checks)} checks; "
           f"report in {opts.out_dir}/report.md")
+    if report.identified_toml:
+        print(f"identified parameters in {opts.out_dir}/identified.toml (use it with --hw-config)")
     if report.interrupted:
         return 130
     return 0 if report.passed else 1

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--record run.mcap --snapshots shots/"
         ),
     )
-    add_robot_arguments(ap, tool_default="drill_guide", tool_help="tool on the flange ('none' for a bare flange)")
+    add_robot_arguments(ap, tool_default=None, tool_help="tool on the flange ('none' for a bare flange; default: "
+                                                       "drill_guide where the robot has one, else none)")
     ap.add_argument("--headless", action="store_true", help="no window: PyBullet DIRECT, as fast as possible")
     add_option(ap, "--duration", old=("--seconds",), type=float, default=None,
                help="simulated seconds to run (GUI: until closed; headless: 10)")
@@ -75,6 +76,11 @@ def _run(args: argparse.Namespace) -> int:
         app_log = logging.getLogger("machaon.sim.app")
         if app_log.getEffectiveLevel() > logging.INFO:
             app_log.setLevel(logging.INFO)
+    if args.tool is None:  # the description's drill guide where it has one (the desk arm has a bare flange)
+        from machaon.robot.description import DescriptionError, load_description
+
+        with usage_errors(DescriptionError):
+            args.tool = "drill_guide" if "drill_guide" in load_description(args.robot).tools else "none"
     live = open_live_view(args, (), None)  # the session describes its arm to the view
     with usage_errors(SimAppError), contextlib.ExitStack() as stack:
         if live is not None:

@@ -97,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--script", metavar="FILE", help="replay an operator script (JSON) headless")
     c.add_argument("--rate-hz", type=float, default=100.0, help="command stream rate")
     c.add_argument("--out", metavar="JSON", help="with --script: write a summary of the run here")
+    c.add_argument("--device", metavar="PATH",
+                   help="drive with a 3D mouse (3Dconnexion SpaceMouse) or a gamepad: /dev/input/eventN, a "
+                        "/dev/input/by-id/ link, or 'auto'; hold its clutch button (SpaceMouse left button, "
+                        "gamepad right shoulder) to move")
+    c.add_argument("--device-kind", choices=("spacemouse", "gamepad"), help="override the detected device kind")
+    c.add_argument("--device-speed", type=float, default=0.05,
+                   help="tool speed at full deflection, m/s (default 0.05; rotation 0.5 rad/s)")
     c.set_defaults(func=_console)
 
     w = tsub.add_parser("sweep", help="scripted task through every link profile in simulation")
@@ -287,7 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(f"{why}; move the arm into the box or start with --home")
         inner = inner_controller(model, position_mode=position,
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
-        sup = _supervisor(model, config, position, fault_cycles)
+        sup = _supervisor(model, config, position, fault_cycles, hardware=args.backend == "hardware")
         recorder = None
         from machaon.robot.link_frames import LinkFrames
 
@@ -331,14 +338,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int) -> Supervisor:
-    """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode."""
+def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int,
+                hardware: bool = False) -> Supervisor:
+    """The teleop supervisor: the robot's safety settings, hold/stop in the servos' mode; on hardware
+    also the joint speed limits and 1.5 x the effort limits on the measured torque."""
+    import numpy as np
+
     from machaon.robot.model import safety_settings
     from machaon.teleop.server import build_supervisor
     from machaon.types import CommandMode
 
     safety = safety_settings(model)
     safety["fault_cycles"] = fault_cycles
+    if hardware:  # joint speed and measured torque act on the servos too
+        safety["dq_max"] = np.asarray(model.desc.velocity_limit, dtype=float)
+        safety["tau_measured_max"] = 1.5 * np.asarray(model.desc.effort_limit, dtype=float)
     if position:  # the supervisor's hold/stop commands must be in the servos' mode
         safety["hold_mode"] = CommandMode.POSITION
     return build_supervisor(model.chain, config, None if position else model.dynamics, **safety)
@@ -426,10 +440,25 @@ def _console(args: argparse.Namespace) -> int:
         return 0
     from machaon.teleop.console import ConsoleApp
 
+    source = None
+    if args.device:
+        from machaon.teleop.input_device import open_device
+
+        if not (0 < args.device_speed <= 0.5):
+            raise UsageError("--device-speed: must be in (0, 0.5] m/s")
+        source = open_device(args.device, args.device_kind)  # DeviceError: one line, exit 2
     client = TeleopClient(server, psk, rate_hz=args.rate_hz)
     _connect(client)
-    with client.start():
-        ConsoleApp(client).run()
+    with client.start(), contextlib.ExitStack() as stack:
+        device = None
+        if source is not None:
+            from machaon.teleop.device_driver import DeviceTeleop
+            from machaon.teleop.device_mapping import profile_for
+
+            stack.enter_context(source)
+            profile = profile_for(source.info, v_max_m_s=args.device_speed, w_max_rad_s=10 * args.device_speed)
+            device = stack.enter_context(DeviceTeleop(client, source, profile, rate_hz=args.rate_hz))
+        ConsoleApp(client, device=device).run()
     return 0
 
 

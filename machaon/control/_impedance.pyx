@@ -513,7 +513,7 @@ cdef class CartesianStep:
         when the kernel declines (a non-finite value, M not positive definite): the caller then
         takes numpy's route and hands the result to ``set_sqrt_inertia``.
         """
-        cdef int n = self.n
+        cdef int i, n = self.n
         cdef double T[16]
         cdef double J[6 * MAX_DOF]
         cdef double Mbuf[MAX_DOF * MAX_DOF]
@@ -526,6 +526,8 @@ cdef class CartesianStep:
             if self.dyn is None:
                 raise ValueError("M: required without set_dynamics")
             crba_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, _data(aq), Mbuf)
+            for i in range(n):
+                Mbuf[i * n + i] += self.dyn.c.armature[i]  # the drives' reflected rotor inertia
         else:
             aM = _c_double(M)
             if cnp.PyArray_SIZE(aM) != n * n:

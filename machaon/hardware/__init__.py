@@ -6,7 +6,11 @@ bench suite.
 - ``machaon.hardware.control_table``: models (XM430-W350, XM540-W270, XH430-W350, XL430-W250) and
   ``Units``, the one place SI values become ticks, 0.229 rpm and 2.69 mA units.
 - ``machaon.hardware.dynamixel.Bus``: the host driver.
-- ``machaon.hardware.backend.ActuatorBackend`` / ``ActuatorConfig``: the ``Backend`` on a servo chain.
+- ``machaon.hardware.backend.ActuatorBackend``: the ``Backend`` on a servo chain, set up by
+  ``machaon.hardware.actuator_config.ActuatorConfig`` (a TOML file or a robot's servo map);
+  ``machaon.hardware.motor``: the joints' torque-current curves and friction.
+- ``machaon.hardware.identify``: dynamics identification for the bench; ``machaon.hardware.latency``:
+  the USB adapter's latency timer.
 - ``machaon.hardware.emulator.ChainEmulator``: servos behind a pty; ``machaon.hardware.plant`` what they drive.
 - ``machaon.hardware.bench``: the bench test suite.
 
@@ -20,8 +24,8 @@ import importlib
 _EXPORTS = {
     "Bus": "machaon.hardware.dynamixel",
     "ActuatorBackend": "machaon.hardware.backend",
-    "ActuatorConfig": "machaon.hardware.backend",
-    "JointConfig": "machaon.hardware.backend",
+    "ActuatorConfig": "machaon.hardware.actuator_config",
+    "JointConfig": "machaon.hardware.actuator_config",
     "ChainEmulator": "machaon.hardware.emulator",
     "Faults": "machaon.hardware.emulator",
     "Plant": "machaon.hardware.plant",

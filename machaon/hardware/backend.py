@@ -21,6 +21,22 @@ voltage, encoder, electrical shock) are reported with servo id and name; those t
 for are persistent (``reboot()`` clears them). With ``bus_watchdog_ms`` the servos' Bus Watchdog
 stops them by themselves when the host falls silent (a crashed process, a vanished port).
 ``write`` raises ValueError only for a malformed command (wrong length, NaN).
+
+Torque mode: a joint torque becomes a goal current through the joint's :class:`JointMotor`
+(``machaon.hardware.motor``): the torque-current curve (the datasheet's slope, or the one the
+bench identified: ``kt_nm_per_a`` or ``curve_current_a``/``curve_torque_nm`` per joint) after
+adding the identified gear friction (``coulomb_nm``, ``viscous_nms_rad``, times
+``[control] friction_compensation``), clipped to the joint's current limit (the smallest of
+``current_limit_a`` per joint, ``[control] current_limit_a`` and the servo's Current Limit item).
+``JointState.tau`` is the estimated joint torque: the curve's torque at the measured current
+minus the friction model.
+
+Software limits (``[control] max_temperature_c``, ``min_voltage_v``/``max_voltage_v``; measured
+current above 1.2 x the joint's current limit for ``lost_cycles`` reads) latch a persistent fault
+(``over_temperature``, ``input_voltage_range``, ``over_current``) naming servo, joint and value,
+and send the servos to the safe state, before the servos' own shutdown limits are reached. So does
+a servo whose Bus Watchdog has tripped (``bus_watchdog``: the host fell silent for longer than
+``bus_watchdog_ms``; in current mode the servo let go of its joint).
 """
 
 from __future__ import annotations
@@ -28,23 +44,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from machaon.hardware.actuator_config import COMMAND_MODE, MODES, ActuatorConfig, JointConfig
 from machaon.hardware.control_table import (
     MODE_CURRENT,
     MODE_CURRENT_POSITION,
     MODE_POSITION,
     MODE_VELOCITY,
+    MODELS_BY_NUMBER,
     RAD_PER_TICK,
     VELOCITY_UNIT_RAD_S,
     Model,
     model_by_name,
 )
 from machaon.hardware.dynamixel import Bus
+from machaon.hardware.motor import JointMotor, curves_are_linear
 from machaon.hardware.protocol import BusProtocolError, HardwareErrorStatus, PortError, hardware_error_names
 from machaon.robot.backend import Clock
 from machaon.robot.clock import MonotonicClock
@@ -52,121 +68,15 @@ from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
 
 log = logging.getLogger(__name__)
 
-MODES = {"current": MODE_CURRENT, "position": MODE_POSITION, "current_position": MODE_CURRENT_POSITION,
-         "velocity": MODE_VELOCITY}
-_COMMAND_MODE = {"current": CommandMode.TORQUE, "position": CommandMode.POSITION,
-                 "current_position": CommandMode.POSITION, "velocity": CommandMode.VELOCITY}
-# Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224)
-_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1))
+# the chain's configuration lives in actuator_config; importable from here as before
+__all__ = ["MODES", "ActuatorBackend", "ActuatorConfig", "JointConfig"]
+
+# Items read every cycle, mapped through Indirect Address 1.. to Indirect Data 1.. (address 224):
+# hardware error, present current, velocity, position, temperature, input voltage, bus watchdog
+_READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2), (98, 1))
 _READ_ADDR = 224
 _READ_LEN = sum(n for _, n in _READ_ITEMS)
-
-
-@dataclass(frozen=True)
-class JointConfig:
-    """One joint: its servo ``id`` and ``model``, ``direction`` (+1/-1), the servo tick at the joint's
-    zero (``zero_ticks``), and optional joint limits in rad (goal positions are clamped to them)."""
-
-    name: str
-    id: int
-    model: str = "XM430-W350"
-    direction: int = 1
-    zero_ticks: int = 2048
-    min_rad: float = -math.inf
-    max_rad: float = math.inf
-
-
-@dataclass(frozen=True)
-class ActuatorConfig:
-    """Setup of a servo chain (see module docstring); build with ``from_toml``/``from_dict``.
-
-    TOML layout::
-
-        [bus]
-        port = "/dev/ttyUSB0"
-        baudrate = 1000000
-        latency_ms = 2.0          # adapter latency added to every deadline
-        retries = 1               # extra attempts inside a cycle
-        fast_sync_read = true
-        return_delay_us = 0       # written to every servo at start
-
-        [control]
-        mode = "current"          # current | position | current_position | velocity
-        safe_state = "hold"       # hold | torque_off
-        lost_cycles = 3           # incomplete reads in a row before the loss is persistent
-        current_limit_a = 1.5     # cap on commanded current (optional)
-        bus_watchdog_ms = 100     # servos stop by themselves when the host falls silent (0: off)
-
-        [[joints]]
-        name = "shoulder"
-        id = 1
-        model = "XM430-W350"
-        direction = 1
-        zero_ticks = 2048
-    """
-
-    port: str
-    joints: tuple[JointConfig, ...]
-    baudrate: int = 1_000_000
-    latency_s: float = 0.002
-    retries: int = 1
-    fast_sync_read: bool = True
-    return_delay_us: float = 0.0
-    mode: str = "current"
-    safe_state: str = "hold"
-    lost_cycles: int = 3
-    current_limit_a: float | None = None
-    bus_watchdog_ms: float = 0.0
-    extra: dict = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.joints:
-            raise ValueError("joints: at least one joint is needed")
-        ids = [j.id for j in self.joints]
-        if len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids):
-            raise ValueError(f"joints: ids must be distinct and in 0..252, got {ids}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode: expected one of {sorted(MODES)}, got {self.mode!r}")
-        if self.safe_state not in ("hold", "torque_off"):
-            raise ValueError(f"safe_state: expected 'hold' or 'torque_off', got {self.safe_state!r}")
-        if self.lost_cycles < 1:
-            raise ValueError("lost_cycles: must be >= 1")
-        for j in self.joints:
-            if j.direction not in (1, -1):
-                raise ValueError(f"joint {j.name}: direction must be 1 or -1")
-            m = model_by_name(j.model)
-            if MODES[self.mode] not in m.modes:
-                raise ValueError(f"joint {j.name}: {m.name} has no {self.mode} mode")
-        if self.current_limit_a is not None and not (self.current_limit_a > 0):
-            raise ValueError("current_limit_a: must be positive")
-        if not 0 <= self.bus_watchdog_ms <= 127 * 20:
-            raise ValueError("bus_watchdog_ms: must be in [0, 2540] ms (0 disables it)")
-
-    @classmethod
-    def from_dict(cls, d: dict, *, port: str | None = None) -> ActuatorConfig:
-        bus = d.get("bus", {})
-        ctl = d.get("control", {})
-        joints = tuple(JointConfig(**j) for j in d.get("joints", ()))
-        return cls(
-            port=port or bus.get("port", "/dev/ttyUSB0"),
-            joints=joints,
-            baudrate=int(bus.get("baudrate", 1_000_000)),
-            latency_s=float(bus.get("latency_ms", 2.0)) / 1000.0,
-            retries=int(bus.get("retries", 1)),
-            fast_sync_read=bool(bus.get("fast_sync_read", True)),
-            return_delay_us=float(bus.get("return_delay_us", 0.0)),
-            mode=str(ctl.get("mode", "current")),
-            safe_state=str(ctl.get("safe_state", "hold")),
-            lost_cycles=int(ctl.get("lost_cycles", 3)),
-            current_limit_a=ctl.get("current_limit_a"),
-            bus_watchdog_ms=float(ctl.get("bus_watchdog_ms", 0.0)),
-        )
-
-    @classmethod
-    def from_toml(cls, path: str | Path, *, port: str | None = None) -> ActuatorConfig:
-        """Read a config file; ``port`` overrides ``[bus] port``. Errors name the bad key."""
-        with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f), port=port)
+OVER_CURRENT_MARGIN = 1.2  # measured current above this times the limit, lost_cycles reads in a row: a fault
 
 
 class ActuatorBackend:
@@ -185,8 +95,21 @@ class ActuatorBackend:
         self._ids = [j.id for j in config.joints]
         self._dir = np.array([j.direction for j in config.joints], dtype=np.float64)
         self._zero = np.array([j.zero_ticks for j in config.joints], dtype=np.float64)
-        self._kt = np.array([m.kt_nm_per_a for m in self._models])
+        self.motors: tuple[JointMotor, ...] = tuple(config.motor(j) for j in config.joints)
+        self._linear = curves_are_linear(self.motors)
+        self._kt = np.array([m.curve.kt_nm_per_a for m in self.motors])
+        self._coulomb = np.array([m.coulomb_nm for m in self.motors])
+        self._viscous = np.array([m.viscous_nms_rad for m in self.motors])
+        self._v_smooth = np.array([m.v_smooth_rad_s for m in self.motors])
         self._cur_unit = np.array([m.current_unit_a or 0.0 for m in self._models])
+        # current cap per joint (A): the joint's, the chain's; the servo's Current Limit joins at open
+        caps = [min(x for x in (j.current_limit_a, config.current_limit_a, m.stall_current_a) if x is not None)
+                for j, m in zip(config.joints, self._models, strict=True)]
+        self._i_max = np.array(caps, dtype=np.float64)
+        self._over_i = np.zeros(len(config.joints), dtype=int)
+        self.temperature_c = np.zeros(len(config.joints))
+        self.voltage_v = np.zeros(len(config.joints))
+        self.current_a = np.zeros(len(config.joints))
         self._lo = np.array([j.min_rad for j in config.joints])
         self._hi = np.array([j.max_rad for j in config.joints])
         n = len(self._ids)
@@ -202,7 +125,8 @@ class ActuatorBackend:
         self.bus = Bus(config.port, config.baudrate, latency_s=config.latency_s, retries=config.retries,
                        open_now=False)
         self._mode = MODES[config.mode]
-        self._cmd_mode = _COMMAND_MODE[config.mode]
+        self._cmd_mode = COMMAND_MODE[config.mode]
+        self._servo_mode = self._mode  # what the servos run now (position while holding at start)
         self._open(enable)
 
     # ------------------------------------------------------------------ Backend protocol
@@ -254,16 +178,28 @@ class ActuatorBackend:
             self._q[j] = s * (pos - self._zero[j]) * RAD_PER_TICK
             self._dq[j] = s * vel * VELOCITY_UNIT_RAD_S
             if self._models[j].has_current:
-                self._tau[j] = s * cur * self._cur_unit[j] * self._kt[j]
-            else:  # Present Load in 0.1 % of stall torque
-                self._tau[j] = s * cur * 1e-3 * self._models[j].stall_torque_nm
+                self.current_a[j] = s * cur * self._cur_unit[j]
+            else:  # Present Load in 0.1 % of stall torque, as the equivalent current
+                self.current_a[j] = s * cur * 1e-3 * self._models[j].stall_current_a
+            self.temperature_c[j] = d[11]
+            self.voltage_v[j] = int.from_bytes(d[12:14], "little") * 0.1
             self._have_q[j] = True
+            limit = self._limit_fault(j, dxl_id)
+            if limit is None and d[14] == 0xFF and self.config.bus_watchdog_ms > 0:
+                # the servo stopped itself (zero goals, goals locked): the host was silent too long
+                limit = DeviceFault(f"dxl:{dxl_id}", "bus_watchdog",
+                                    f"servo {dxl_id} ({self.config.joints[j].name}) stopped by its Bus Watchdog: "
+                                    f"no instruction for over {self.config.bus_watchdog_ms:g} ms (a stalled host)",
+                                    joint=j, persistent=True)
+            if limit is not None and self._latched is None:
+                self._latch(limit)
             if hw:
                 names = hardware_error_names(hw)
                 faults.append(DeviceFault(
                     f"dxl:{dxl_id}", names[0] if names else f"hardware_error_{hw:#04x}",
                     f"servo {dxl_id} ({self.config.joints[j].name}): hardware error {', '.join(names)} "
                     f"(status {hw:#04x}, {d[11]} C)", joint=j, persistent=bool(hw & self._shutdown_mask[j])))
+        self._tau[:] = self._joint_torque(self.current_a, self._dq)
         if not self._have_q.all():
             ok = False
         if ok:
@@ -300,12 +236,13 @@ class ActuatorBackend:
             return
         try:
             if self._mode == MODE_CURRENT:
-                amps = self._dir * v / self._kt
-                if self.config.current_limit_a is not None:
-                    amps = np.clip(amps, -self.config.current_limit_a, self.config.current_limit_a)
+                amps = self._dir * np.clip(self._motor_current(v, self._dq), -self._i_max, self._i_max)
                 units = np.rint(amps / self._cur_unit).astype(int)
-                self.bus.sync_write(102, 2, {i: int(u).to_bytes(2, "little", signed=True)
-                                             for i, u in zip(self._ids, units, strict=True)})
+                goals = {i: int(u).to_bytes(2, "little", signed=True) for i, u in zip(self._ids, units, strict=True)}
+                if self._servo_mode != MODE_CURRENT:
+                    self._engage_current(goals)
+                else:
+                    self.bus.sync_write(102, 2, goals)
             elif self._mode in (MODE_POSITION, MODE_CURRENT_POSITION):
                 q = np.clip(v, self._lo, self._hi)
                 ticks = np.clip(np.rint(self._dir * q / RAD_PER_TICK + self._zero), 0, 4095).astype(int)
@@ -359,7 +296,7 @@ class ActuatorBackend:
 
     def torque(self, enable: bool) -> None:
         """Torque on/off for every servo (position modes hold the present position when enabled)."""
-        if enable and self._mode in (MODE_POSITION, MODE_CURRENT_POSITION):
+        if enable and self._servo_mode in (MODE_POSITION, MODE_CURRENT_POSITION):
             self._hold_present()
         for i in self._ids:
             self.bus.write(i, 64, bytes((1 if enable else 0,)))
@@ -380,6 +317,49 @@ class ActuatorBackend:
 
     # ------------------------------------------------------------------ internals
 
+    def _friction(self, dq: np.ndarray) -> np.ndarray:
+        return self._coulomb * np.tanh(dq / self._v_smooth) + self._viscous * dq
+
+    def _motor_current(self, tau: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Joint-frame motor currents (A) for joint torques ``tau`` at speeds ``dq`` (friction compensated)."""
+        tau_m = tau + self.config.friction_compensation * self._friction(dq)
+        if self._linear:
+            return tau_m / self._kt
+        return np.array([m.curve.current(x) for m, x in zip(self.motors, tau_m, strict=True)], dtype=np.float64)
+
+    def _joint_torque(self, amps: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Estimated joint torques (N m) from joint-frame motor currents and speeds."""
+        if self._linear:
+            tau = amps * self._kt
+        else:
+            tau = np.array([m.curve.torque(x) for m, x in zip(self.motors, amps, strict=True)], dtype=np.float64)
+        return tau - self._friction(dq)
+
+    def _limit_fault(self, j: int, dxl_id: int) -> DeviceFault | None:
+        """A software-limit fault of joint ``j`` from its latest reading (None when inside the limits)."""
+        c = self.config
+        who = f"servo {dxl_id} ({c.joints[j].name})"
+        t, v = self.temperature_c[j], self.voltage_v[j]
+        if c.max_temperature_c is not None and t > c.max_temperature_c:
+            return DeviceFault(f"dxl:{dxl_id}", "over_temperature",
+                               f"{who}: {t:.0f} C, above the {c.max_temperature_c:g} C limit; let it cool, "
+                               f"then reset", joint=j, persistent=True)
+        low = c.min_voltage_v is not None and v < c.min_voltage_v
+        if low or (c.max_voltage_v is not None and v > c.max_voltage_v):
+            return DeviceFault(f"dxl:{dxl_id}", "input_voltage_range",
+                               f"{who}: supply {v:.1f} V outside [{c.min_voltage_v}, {c.max_voltage_v}] V; "
+                               f"check the power supply", joint=j, persistent=True)
+        if abs(self.current_a[j]) > OVER_CURRENT_MARGIN * self._i_max[j]:
+            self._over_i[j] += 1
+            if self._over_i[j] >= c.lost_cycles:
+                return DeviceFault(f"dxl:{dxl_id}", "over_current",
+                                   f"{who}: {abs(self.current_a[j]):.2f} A for {self._over_i[j]} reads, above "
+                                   f"{OVER_CURRENT_MARGIN:g} x its {self._i_max[j]:.2f} A limit", joint=j,
+                                   persistent=True)
+        else:
+            self._over_i[j] = 0
+        return None
+
     def _state(self, t: float, faults: tuple, ok: bool) -> JointState:
         return JointState(t=t, q=self._q.copy(), dq=self._dq.copy(), tau=self._tau.copy(), faults=faults, ok=ok)
 
@@ -395,8 +375,11 @@ class ActuatorBackend:
                 missing.append(i)
                 continue
             if info.model_number != self._models[j].model_number:
-                raise BusProtocolError(f"servo {i}: model number {info.model_number}, config says "
-                                    f"{self._models[j].name} ({self._models[j].model_number})")
+                found = MODELS_BY_NUMBER.get(info.model_number)
+                bus.close()
+                raise BusProtocolError(f"servo {i} ({self.config.joints[j].name}) is a "
+                                       f"{found.name if found else 'model ' + str(info.model_number)}, the config "
+                                       f"says {self._models[j].name}; fix the config's model or the wiring")
         if missing:
             bus.close()
             raise BusProtocolError(f"servos {missing} do not answer on {self.config.port} "
@@ -406,13 +389,16 @@ class ActuatorBackend:
             bus.write(i, 98, b"\x00")  # clears a Bus Watchdog Error left from an earlier session
             bus.write(i, 64, b"\x00")  # EEPROM items need torque off
             bus.write(i, 9, bytes((rdt,)))
-            bus.write(i, 11, bytes((self._mode,)))
+            bus.write(i, 11, bytes((self._start_mode(),)))
             self._shutdown_mask[j] = bus.read(i, 63, 1)[0]
             addr = bytearray()
             for a, size in _READ_ITEMS:
                 for k in range(size):
                     addr += (a + k).to_bytes(2, "little")
             bus.write(i, 168, bytes(addr))
+            if self._models[j].has_current:
+                limit_a = bus.read_int(i, 38, 2) * self._models[j].current_unit_a
+                self._i_max[j] = min(self._i_max[j], limit_a)
             if self._mode == MODE_CURRENT_POSITION:
                 # Goal Current is the current bound of this mode: the configured cap, else Current Limit
                 limit = bus.read_int(i, 38, 2)
@@ -426,6 +412,7 @@ class ActuatorBackend:
         bus.return_delay_s = rdt * 2e-6
         self._latched = None
         self._missed = 0
+        self._over_i[:] = 0
         res = bus.sync_read(self._ids, _READ_ADDR, _READ_LEN)
         for j, i in enumerate(self._ids):
             d = res.data.get(i)
@@ -440,6 +427,23 @@ class ActuatorBackend:
             for i in self._ids:
                 bus.write(i, 98, bytes((wd,)))
 
+    def _start_mode(self) -> int:
+        """The operating mode the servos start in: position (holding) for ``start_hold`` in current mode."""
+        hold = self._mode == MODE_CURRENT and self.config.start_hold
+        self._servo_mode = MODE_POSITION if hold else self._mode
+        return self._servo_mode
+
+    def _engage_current(self, goals: dict[int, bytes]) -> None:
+        """Leave the start hold for current mode with the first goal currents (torque is off for the
+        four broadcast writes only, well under a millisecond at 1 Mbaud and above)."""
+        ids = self._ids
+        self.bus.sync_write(64, 1, {i: b"\x00" for i in ids})
+        self.bus.sync_write(11, 1, {i: bytes((MODE_CURRENT,)) for i in ids})
+        self.bus.sync_write(102, 2, goals)
+        self.bus.sync_write(64, 1, {i: b"\x01" for i in ids})
+        self._servo_mode = MODE_CURRENT
+        log.info("servos switched from the start hold to current mode")
+
     def _hold_present(self) -> None:
         res = self.bus.sync_read(self._ids, 132, 4)
         data = {i: d for i, d in res.data.items()}
@@ -449,6 +453,8 @@ class ActuatorBackend:
     def _go_safe(self) -> None:
         """Send the safe state with broadcast sync writes (no answers needed: works on a lossy bus)."""
         ids = self._ids
+        if self.config.bus_watchdog_ms > 0:  # a tripped Bus Watchdog locks the goals: clear it first
+            self.bus.sync_write(98, 1, {i: b"\x00" for i in ids})
         if self.config.safe_state == "torque_off":
             self.bus.sync_write(64, 1, {i: b"\x00" for i in ids})
             return
@@ -464,6 +470,7 @@ class ActuatorBackend:
             if ticks:
                 self.bus.sync_write(116, 4, ticks)
             self.bus.sync_write(64, 1, {i: b"\x01" for i in ids})
+            self._servo_mode = MODE_POSITION
         elif ticks:
             self.bus.sync_write(116, 4, ticks)
 

@@ -2,6 +2,14 @@
 rate, position and current step responses, limit and error handling; a report directory with
 JSON, Markdown and PNG plots, and a pass/fail verdict.
 
+With ``identify_dynamics`` (``machaon bench --identify``) the servos are an assembled arm (every
+servo holds from the first motion on, so the arm does not fall) of a robot
+description with a servo map (``robot``, e.g. ``desk``): after the other stages
+``machaon.hardware.identify`` sweeps every joint, fits its torque constant and friction, checks the
+gravity model against measured currents, reports the model errors, and ``identified.toml`` (a
+complete servo chain config with the identified values, for ``--hw-config``) goes into the report
+directory.
+
 Safety: every motion is bounded (position steps at most ``MAX_STEP_RAD`` from where the servo
 stands and inside its position limits; current steps at most ``MAX_CURRENT_A`` and cut off after
 ``max_travel_rad`` of travel or the step duration), one servo moves at a time, and any exception
@@ -13,16 +21,15 @@ with writes of unchanged values) and lists the planned motions.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from machaon.hardware.bench_report import BenchReport, write_bench_report
 from machaon.hardware.control_table import (
     MODE_CURRENT,
     MODE_CURRENT_POSITION,
@@ -67,6 +74,11 @@ class BenchOptions:
     max_current_error_a: float = 0.03
     safe_state: str = "hold"
     latency_s: float = 0.010
+    sysfs_root: str = "/sys"
+    identify_dynamics: bool = False
+    robot: str | None = None
+    sweep_rad: float = 0.25
+    gravity_levels: int = 3
 
     def __post_init__(self) -> None:
         if not self.ids:
@@ -83,36 +95,12 @@ class BenchOptions:
             raise ValueError("safe_state: 'hold' or 'torque_off'")
         if self.latency_samples < 10:
             raise ValueError("latency_samples: at least 10")
+        if self.identify_dynamics:
+            from machaon.hardware.identify import IdentifyOptions
 
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
-    dxl_id: int | None = None
-
-
-@dataclass
-class BenchReport:
-    options: dict
-    checks: list[Check] = field(default_factory=list)
-    scan: dict = field(default_factory=dict)
-    servos: dict = field(default_factory=dict)
-    latency: dict = field(default_factory=dict)
-    steps: dict = field(default_factory=dict)
-    plan: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    plots: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks) and not self.interrupted
-
-    def check(self, name: str, passed: bool, detail: str, dxl_id: int | None = None) -> None:
-        self.checks.append(Check(name, bool(passed), detail, dxl_id))
-        (log.info if passed else log.warning)("%s %s%s: %s", "PASS" if passed else "FAIL", name,
-                                              f" [{dxl_id}]" if dxl_id is not None else "", detail)
+            if not self.robot:
+                raise ValueError("identify_dynamics: needs the robot whose servo map and model the servos are")
+            IdentifyOptions(sweep_rad=self.sweep_rad, gravity_levels=self.gravity_levels)  # raises for bad values
 
 
 def step_metrics(t: np.ndarray, y: np.ndarray, y0: float, y1: float) -> dict[str, float]:
@@ -149,8 +137,14 @@ class Bench:
     # ------------------------------------------------------------------ driver
 
     def run(self) -> BenchReport:
+        from machaon.hardware.latency import latency_warning
+
         o = self.o
         self.r.plan = self._plan()
+        warning = latency_warning(o.port, o.sysfs_root)
+        if warning:
+            self.r.warnings.append(warning)
+            log.warning("%s", warning)
         try:
             self._scan()
             self._identify()
@@ -159,6 +153,10 @@ class Bench:
             self._latency()
             if o.dry_run:
                 return self.r
+            if o.identify_dynamics:
+                # an assembled arm: every servo holds while one moves, or the arm falls on the first step
+                for i in self._models:
+                    self._hold(i)
             for i in o.ids:
                 if i in self._models:
                     self._position_step(i)
@@ -166,6 +164,8 @@ class Bench:
                 if i in self._models and self._models[i].has_current:
                     self._current_step(i)
             self._limits_and_errors()
+            if o.identify_dynamics:
+                self._identify_dynamics()
         except KeyboardInterrupt:
             self.r.interrupted = True
             self.r.check("interrupted", False, "stopped by Ctrl-C; servos put in the safe state")
@@ -190,6 +190,11 @@ class Bench:
                         f"{o.max_travel_rad:.2f} rad travel, then hold")
         plan.append("limits: goal beyond position/current limit and EEPROM write with torque on must be refused; "
                     "an absent id must time out")
+        if o.identify_dynamics:
+            plan.append(f"identify ({o.robot}): every servo holds from the first motion on; the arm goes to its home "
+                        f"pose, then each joint sweeps +-{o.sweep_rad:.2f} rad around it (inside its limits) at two "
+                        f"speeds, the others holding; then a {o.gravity_levels} x "
+                        f"{o.gravity_levels} grid of held poses for the gravity check; writes identified.toml")
         return plan
 
     # ------------------------------------------------------------------ stages
@@ -328,7 +333,9 @@ class Bench:
         for label, a, b in (("out", p0, target), ("back", target, p0)):
             self.bus.write_int(i, 116, 4, b)
             t, pos, cur = self._sample(i, o.step_duration_s)
-            m = step_metrics(t, pos * RAD_PER_TICK, a * RAD_PER_TICK, b * RAD_PER_TICK)
+            m = step_metrics(t, pos * RAD_PER_TICK, a * RAD_PER_TICK, b * RAD_PER_TICK) if len(t) >= 5 else {
+                "rise_time_s": math.inf, "overshoot_pct": 0.0, "steady_state_error": math.inf,
+                "settling_time_s": math.inf}  # too few answers in the step's time: a failed check, not a crash
             results[label] = {"metrics": m, "t": t.tolist(), "pos_rad": (pos * RAD_PER_TICK).tolist(),
                               "from_rad": a * RAD_PER_TICK, "to_rad": b * RAD_PER_TICK}
         self.r.steps.setdefault(str(i), {})["position"] = results
@@ -403,6 +410,58 @@ class Bench:
             detail = f"absent id {absent}: timeout after {dt * 1e3:.1f} ms ({self.bus.retries} retries)"
         self.r.check("absent_id_timeout", ok, detail)
 
+    def _identify_dynamics(self) -> None:
+        """Torque constants, friction and the gravity check (machaon.hardware.identify)."""
+        import dataclasses
+
+        from machaon.hardware.backend import ActuatorConfig
+        from machaon.hardware.identify import IdentifyOptions, identified_toml, identify
+        from machaon.kinematics import Dynamics
+        from machaon.robot.description import load_description
+
+        o = self.o
+        cfg = ActuatorConfig.from_robot(o.robot, port=o.port)
+        cfg = dataclasses.replace(cfg, baudrate=o.baudrate)
+        map_ids = [j.id for j in cfg.joints]
+        if sorted(map_ids) != sorted(self._models) or sorted(map_ids) != sorted(o.ids):
+            self.r.check("identify_dynamics", False, f"the servo map of {o.robot} has ids {map_ids}; the bench "
+                         f"found {sorted(self._models)} of --ids {list(o.ids)}: identification skipped")
+            return
+        for j in cfg.joints:
+            if self._models[j.id].name != j.model:
+                self.r.check("identify_dynamics", False, f"servo {j.id} ({j.name}) is a {self._models[j.id].name}, "
+                             f"the servo map says {j.model}: identification skipped", j.id)
+                return
+        desc = load_description(o.robot)
+        dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link, armature=desc.armature)
+        opts = IdentifyOptions(sweep_rad=o.sweep_rad, gravity_levels=o.gravity_levels)
+        try:
+            res = identify(self.bus, cfg, dyn, opts, q_start=np.asarray(desc.q_home), progress=self._progress)
+        except ValueError as exc:  # no room to sweep, too few samples, a fit that makes no sense
+            self.r.check("identify_dynamics", False, str(exc))
+            self._safe_all()
+            return
+        g_rms, g_pct = res.gravity_error()
+        joints = {}
+        for k, r in enumerate(res.joints):
+            ok = 0.5 <= r.kt_nm_per_a / r.kt_datasheet <= 2.0 and r.rms_error_pct <= 30.0
+            self.r.check("dynamics_fit", ok, f"{r.name}: kt {r.kt_nm_per_a:.3f} N m/A (datasheet {r.kt_datasheet:.3f}, "
+                         f"from {r.excitation}), Coulomb {r.coulomb_nm:.3f} N m, viscous {r.viscous_nms_rad:.3f} "
+                         f"N m s/rad; model error {r.rms_error_nm:.3f} N m ({r.rms_error_pct:.1f} %)", r.id)
+            rec = {**dataclasses.asdict(r), "kt_from": r.excitation}
+            if res.gravity:
+                rec["gravity_error_nm"] = float(g_rms[k])
+                rec["gravity_error_pct"] = None if not np.isfinite(g_pct[k]) else float(g_pct[k])
+                if np.isfinite(g_pct[k]):
+                    g_scale = g_rms[k] / (g_pct[k] / 100.0)  # RMS model gravity torque of this joint
+                    ok_g = g_rms[k] <= max(0.05, 0.2 * g_scale)
+                    self.r.check("gravity_model", ok_g, f"{r.name}: measured vs model gravity torque "
+                                 f"{g_rms[k]:.3f} N m RMS ({g_pct[k]:.1f} %) over {len(res.gravity)} poses", r.id)
+            joints[r.name] = rec
+        self.r.identification = {"robot": o.robot, "joints": joints,
+                                 "gravity_poses": [dataclasses.asdict(g) for g in res.gravity]}
+        self.r.identified_toml = identified_toml(cfg, res)
+
     # ------------------------------------------------------------------ safety
 
     def _hold(self, i: int) -> None:
@@ -444,109 +503,6 @@ def _summary(x: np.ndarray) -> dict[str, float]:
 
 def _ms(x: np.ndarray, q: float) -> str:
     return f"{np.percentile(x, q) * 1e3:.3f}" if len(x) else "n/a"
-
-
-def write_bench_report(report: BenchReport, out_dir: str | Path) -> Path:
-    """Write ``report.json``, ``report.md`` and PNG plots into ``out_dir``; returns the directory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plots = []
-    lat = report.latency
-    if lat.get("samples_cycle"):
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.hist(np.array(lat["samples_single"]) * 1e3, bins=50, alpha=0.7, label="single read (4 B)")
-        ax.hist(np.array(lat["samples_cycle"]) * 1e3, bins=50, alpha=0.7, label="sync read + sync write cycle")
-        ax.axvline(lat["wire_cycle_s"] * 1e3, color="k", ls="--", label="wire-time bound (cycle)")
-        ax.set_xlabel("round trip (ms)")
-        ax.set_ylabel("count")
-        ax.legend()
-        ax.set_title(f"latency; achievable loop rate {lat['achievable_rate_hz']:.0f} Hz")
-        fig.tight_layout()
-        fig.savefig(out / "latency.png", dpi=100)
-        plt.close(fig)
-        plots.append("latency.png")
-    for kind, key, unit in (("position", "pos_rad", "rad"), ("current", "current_a", "A")):
-        runs = {i: s[kind] for i, s in report.steps.items() if kind in s}
-        if not runs:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        for i, run in runs.items():
-            r = run["out"] if kind == "position" else run
-            y = np.array(r[key])
-            y0 = r["from_rad"] if kind == "position" else 0.0
-            ax.plot(r["t"], y - y0, label=f"id {i}")
-        target = (next(iter(runs.values()))["out"]["to_rad"] - next(iter(runs.values()))["out"]["from_rad"]
-                  if kind == "position" else next(iter(runs.values()))["target_a"])
-        ax.axhline(target, color="k", ls="--", label="step")
-        ax.set_xlabel("t (s)")
-        ax.set_ylabel(f"{kind} change ({unit})")
-        ax.legend(fontsize=7)
-        ax.set_title(f"{kind} step response")
-        fig.tight_layout()
-        fig.savefig(out / f"{kind}_step.png", dpi=100)
-        plt.close(fig)
-        plots.append(f"{kind}_step.png")
-    report.plots = plots
-    data = asdict(report)
-    data["passed"] = report.passed
-    (out / "report.json").write_text(json.dumps(data, indent=1, default=_json_default))
-    (out / "report.md").write_text(_markdown(report))
-    return out
-
-
-def _json_default(o: object) -> object:
-    if isinstance(o, float | np.floating):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return str(o)
-
-
-def _markdown(r: BenchReport) -> str:
-    o = r.options
-    lines = [f"# Servo bench report: {'PASS' if r.passed else 'FAIL'}", "",
-             f"Port `{o['port']}`, {o['baudrate']} baud, ids {list(o['ids'])}"
-             f"{' (dry run: nothing moved)' if o['dry_run'] else ''}.", ""]
-    lines += ["## Checks", "", "| check | id | result | detail |", "| --- | --- | --- | --- |"]
-    for c in r.checks:
-        lines.append(f"| {c.name} | {'' if c.dxl_id is None else c.dxl_id} | {'PASS' if c.passed else 'FAIL'} "
-                     f"| {c.detail} |")
-    if r.servos:
-        lines += ["", "## Servos", "", "| id | model | firmware | mode | temp (C) | voltage (V) | hw error |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for i, s in r.servos.items():
-            lines.append(f"| {i} | {s['model']} | {s['firmware']} | {s['operating_mode']} | "
-                         f"{s['present_temperature']} | {s['present_input_voltage'] / 10:.1f} | "
-                         f"{s['hardware_error_status']} |")
-    if r.latency:
-        lat = r.latency
-        lines += ["", "## Latency", "",
-                  f"Single read p50 {lat['single_read_s'].get('p50', 0) * 1e3:.3f} ms, "
-                  f"p99 {lat['single_read_s'].get('p99', 0) * 1e3:.3f} ms; cycle (sync read + sync write) "
-                  f"p50 {lat['cycle_s'].get('p50', 0) * 1e3:.3f} ms, p99 {lat['cycle_s'].get('p99', 0) * 1e3:.3f} ms "
-                  f"(wire bound {lat['wire_cycle_s'] * 1e3:.3f} ms); achievable loop rate "
-                  f"{lat['achievable_rate_hz']:.0f} Hz."]
-    if r.steps:
-        lines += ["", "## Step responses", "", "| id | kind | rise (ms) | overshoot (%) | steady-state error |",
-                  "| --- | --- | --- | --- | --- |"]
-        for i, s in r.steps.items():
-            if "position" in s:
-                m = s["position"]["out"]["metrics"]
-                lines.append(f"| {i} | position | {m['rise_time_s'] * 1e3:.1f} | {m['overshoot_pct']:.1f} | "
-                             f"{m['steady_state_error']:+.4f} rad |")
-            if "current" in s:
-                m = s["current"]["metrics"]
-                lines.append(f"| {i} | current | {m['rise_time_s'] * 1e3:.1f} | {m['overshoot_pct']:.1f} | "
-                             f"{m['steady_state_error'] * 1e3:+.1f} mA |")
-    for p in r.plots:
-        lines += ["", f"![{p}]({p})"]
-    lines += ["", "## Plan", ""] + [f"- {s}" for s in r.plan]
-    return "\n".join(lines) + "\n"
 
 
 def run_bench(options: BenchOptions, *, progress: Callable[[str], None] | None = None) -> BenchReport:

@@ -117,7 +117,9 @@ class Bus:
     ``latency_s``: adapter latency added to every deadline (USB adapters buffer; an FTDI at its
     1 ms latency timer needs ~2 ms). ``return_delay_s``: the servos' Return Delay Time (factory
     default 500 us; lower it when the servos are configured faster). ``retries``: extra attempts
-    per transaction. Raises PortError when the port cannot be opened.
+    per transaction. Raises PortError when the port cannot be opened. Opening sets the tty's
+    low-latency flag where the driver supports it (``low_latency`` says whether it did; a pty or
+    a native UART does not); see ``machaon.hardware.latency`` for the adapter's own timer.
 
     >>> from machaon.hardware.emulator import ChainEmulator
     >>> with ChainEmulator([1, 2], baudrate=1_000_000) as em, Bus(em.port, 1_000_000, latency_s=0.1) as bus:
@@ -141,6 +143,7 @@ class Bus:
         self.health: dict[int, Health] = {}
         self._ser: serial.Serial | None = None
         self._fd = -1
+        self.low_latency = False
         self._parser = StreamParser()
         if open_now:
             self.open()
@@ -164,6 +167,12 @@ class Bus:
             raise PortError(f"cannot open {self.port}: {exc}") from exc
         self._fd = self._ser.fileno()
         self._parser.clear()
+        try:
+            self._ser.set_low_latency_mode(True)
+            self.low_latency = True
+        except (ValueError, OSError, NotImplementedError, AttributeError) as exc:
+            self.low_latency = False
+            log.debug("%s: low-latency mode not available (%s)", self.port, exc)
 
     @property
     def is_open(self) -> bool:
@@ -281,7 +290,10 @@ class Bus:
             deadline = self._deadline(t0, len(pkt), STATUS_OVERHEAD + rx_data, 1)
             while True:
                 st = self._next_status(deadline)
-                if st is None or st.dxl_id == dxl_id:
+                if st is None:
+                    break
+                # a late answer to an earlier transaction (same id, other length) is not this one's
+                if st.dxl_id == dxl_id and (len(st.params) == rx_data or st.error & 0x7F):
                     break
             if st is None:
                 if self._parser.stats.crc_errors > crc0:

@@ -49,6 +49,7 @@ from machaon.hardware.servo_model import EmulatedServo
 
 log = logging.getLogger(__name__)
 
+_CATCH_UP_STEPS = 8  # physics steps per serving-loop turn at most (a slice of a few ms at most)
 _BAUD_FROM_TERMIOS = {getattr(termios, f"B{b}"): b for b in BAUD_CODES.values() if hasattr(termios, f"B{b}")}
 
 
@@ -69,29 +70,54 @@ class Faults:
 class ChainEmulator:
     """Servos ``ids`` of ``model`` on one emulated bus, served on a pseudo-terminal.
 
-    ``baudrate``: the servos' Baud Rate item (one of the X-series rates). ``return_delay_us``:
-    their Return Delay Time (the e-Manual default is 500 us; 0 is what a fast loop uses).
+    ``model``: one model for every servo, or one per id (a mixed chain). ``directions`` (+1/-1) and
+    ``zero_ticks``, one per id, are how each servo is mounted on its joint of the plant (as a
+    backend config's joints say): the servo's shaft turns ``direction * q_joint`` and reads
+    ``zero_ticks`` at joint zero (default: +1 and 2048). ``baudrate``: the servos' Baud Rate item
+    (one of the X-series rates). ``return_delay_us``: their Return Delay Time (the e-Manual
+    default is 500 us; 0 is what a fast loop uses).
     ``plant``: output-shaft dynamics (default: each servo drives its rotor inertia plus
     ``load_inertia``). ``realtime=False`` answers at once instead of pacing at the baud rate.
     ``link``: also expose the pty slave under this path (a symlink that survives ``replug``).
-    ``physics_dt``: motor model step (s). Use as a context manager; ``close()`` stops the thread.
+    ``physics_dt``: motor model step (s). ``rest_until_torque``: the plant stands still until the
+    first servo's torque is enabled (a real arm rests on its gears' static friction or a support
+    until powered; the emulated gears have only sliding friction, so a loaded arm would otherwise
+    sag before any host connects). Use as a context manager; ``close()`` stops the thread.
     """
 
-    def __init__(self, ids: Sequence[int], *, model: str | Model = "XM430-W350", baudrate: int = 1_000_000,
-                 return_delay_us: float = 0.0, plant: Plant | None = None, realtime: bool = True,
-                 link: str | None = None, physics_dt: float = 1e-3, load_inertia: float = 0.002,
-                 reboot_time_s: float = 0.05, faults: Faults | None = None) -> None:
+    def __init__(self, ids: Sequence[int], *, model: str | Model | Sequence[str | Model] = "XM430-W350",
+                 baudrate: int = 1_000_000, return_delay_us: float = 0.0, plant: Plant | None = None,
+                 realtime: bool = True, link: str | None = None, physics_dt: float = 1e-3,
+                 load_inertia: float = 0.002, reboot_time_s: float = 0.05, faults: Faults | None = None,
+                 directions: Sequence[int] | None = None, zero_ticks: Sequence[int] | None = None,
+                 rest_until_torque: bool = False) -> None:
         if baudrate not in BAUD_TO_CODE:
             raise ValueError(f"baudrate: {baudrate} is not an X-series rate ({sorted(BAUD_TO_CODE)})")
         ids = list(ids)
         if not ids or len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids):
             raise ValueError(f"ids: expected distinct ids in 0..252, got {ids}")
-        m = model if isinstance(model, Model) else model_by_name(model)
+        per_id = [model] * len(ids) if isinstance(model, str | Model) else list(model)
+        if len(per_id) != len(ids):
+            raise ValueError(f"model: expected one model or {len(ids)} (one per id), got {len(per_id)}")
+        models = [m if isinstance(m, Model) else model_by_name(m) for m in per_id]
+        dirs = [1] * len(ids) if directions is None else [int(d) for d in directions]
+        zeros = [2048] * len(ids) if zero_ticks is None else [int(z) for z in zero_ticks]
+        if len(dirs) != len(ids) or any(d not in (1, -1) for d in dirs):
+            raise ValueError(f"directions: expected {len(ids)} values of +1 or -1")
+        if len(zeros) != len(ids) or any(not 0 <= z <= 4095 for z in zeros):
+            raise ValueError(f"zero_ticks: expected {len(ids)} values in 0..4095")
         rdt = max(0, min(254, int(round(return_delay_us / 2.0))))
-        self.model = m
-        self.servos = [EmulatedServo(m, i, baud_code=BAUD_TO_CODE[baudrate], return_delay=rdt) for i in ids]
+        self.model = models[0]
+        self.models = models
+        self.servos = [EmulatedServo(m, i, baud_code=BAUD_TO_CODE[baudrate], return_delay=rdt)
+                       for m, i in zip(models, ids, strict=True)]
+        for s, z in zip(self.servos, zeros, strict=True):
+            s.turn_offset = z
+            s.sync_present()
+        self._dir = np.array(dirs, dtype=np.float64)
+        self._resting = bool(rest_until_torque)
         self.plant: Plant = plant if plant is not None else RigidLoadPlant(
-            [m.rotor_inertia_out + load_inertia] * len(ids))
+            [m.rotor_inertia_out + load_inertia for m in models])
         if self.plant.dof != len(ids):
             raise ValueError(f"plant: has {self.plant.dof} dof for {len(ids)} servos")
         self.realtime = realtime
@@ -173,6 +199,21 @@ class ChainEmulator:
             s = self.servo(dxl_id)
             s.set_hardware_error(s.hardware_error | bits)
 
+    def set_motor(self, dxl_id: int, *, kt_nm_per_a: float | None = None, coulomb_nm: float | None = None,
+                  viscous_nms_rad: float | None = None) -> None:
+        """Change one servo's motor figures (torque constant N m/A, gear friction N m and N m s/rad)."""
+        for name, v in (("kt_nm_per_a", kt_nm_per_a), ("coulomb_nm", coulomb_nm), ("viscous_nms_rad", viscous_nms_rad)):
+            if v is not None and not (np.isfinite(v) and v >= (1e-9 if name == "kt_nm_per_a" else 0.0)):
+                raise ValueError(f"{name}: must be a finite number >= 0 (kt > 0), got {v!r}")
+        with self._lock:
+            s = self.servo(dxl_id)
+            if kt_nm_per_a is not None:
+                s.kt_nm_per_a = float(kt_nm_per_a)
+            if coulomb_nm is not None:
+                s.coulomb_friction = float(coulomb_nm)
+            if viscous_nms_rad is not None:
+                s.viscous_friction = float(viscous_nms_rad)
+
     def plant_state(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             return self.plant.state()
@@ -199,26 +240,37 @@ class ChainEmulator:
 
     # ------------------------------------------------------------------ physics
 
-    def advance(self, now: float) -> None:
-        """Integrate every servo's motor model and the plant up to ``now`` (monotonic s)."""
+    def advance(self, now: float, max_steps: int | None = None) -> bool:
+        """Integrate every servo's motor model and the plant towards ``now`` (monotonic s), at most
+        ``max_steps`` physics steps; True when it is still behind ``now`` afterwards."""
         dt = self.physics_dt
         n = int((now - self._t_phys) / dt)
         if n <= 0:
-            return
+            return False
         if n > 400:  # long idle (or a stalled thread): catch up coarsely, never hang
             self._t_phys = now - 400 * dt
             n = 400
+        behind = max_steps is not None and n > max_steps
+        if behind:
+            n = max_steps
         servos = self.servos
+        d = self._dir
         tau = np.empty(len(servos))
         for _ in range(n):
             q, dq = self.plant.state()
+            q, dq = d * q, d * dq  # joint -> servo shaft
             for k, s in enumerate(servos):
                 tau[k] = s.step(float(q[k]), float(dq[k]), dt)
-            self.plant.step(tau, dt)
+            if self._resting:
+                self._resting = not any(s.torque_on for s in servos)
+            if not self._resting:
+                self.plant.step(d * tau, dt)
         q, dq = self.plant.state()
+        q, dq = d * q, d * dq
         for k, s in enumerate(servos):
             s.sync_present(float(q[k]), float(dq[k]))
         self._t_phys += n * dt
+        return behind
 
     # ------------------------------------------------------------------ serving
 
@@ -230,12 +282,13 @@ class ChainEmulator:
         return _BAUD_FROM_TERMIOS.get(attrs[5])
 
     def _run(self) -> None:
+        behind = False
         while not self._stop.is_set():
             with self._lock:
                 master = self._master
             fds = [self._wake_r] + ([master] if master >= 0 else [])
             try:
-                ready, _, _ = select.select(fds, [], [], self._tick_s)
+                ready, _, _ = select.select(fds, [], [], 0.0 if behind else self._tick_s)
             except (OSError, ValueError):
                 ready = []
             if self._wake_r in ready:
@@ -257,9 +310,11 @@ class ChainEmulator:
                     # exact present values. A coupled plant that is slow to step (the PyBullet arm of
                     # ``hw emulate --sim``: ~0.1 ms a step) would delay status packets past the host's
                     # deadline: answer first, from the last integration (at most one physics tick
-                    # old, the thread wakes every tick), then integrate.
+                    # old, the thread wakes every tick), then integrate. Either way physics runs in
+                    # short slices between packets: a catch-up after a stall (a loaded machine) must
+                    # not hold the answers back for its whole duration.
                     if not self._reply_first:
-                        self.advance(now)
+                        behind = self.advance(now, _CATCH_UP_STEPS)
                     if data:
                         self._parser.feed(data)
                         self._serve(now)
@@ -267,7 +322,7 @@ class ChainEmulator:
                         self._parser.expire()  # inter-packet timeout: a partial frame is given up
                         self._serve(now)
                     if self._reply_first:
-                        self.advance(time.monotonic())
+                        behind = self.advance(time.monotonic(), _CATCH_UP_STEPS)
                 except Exception:  # the emulator must never die from a host's bytes
                     log.exception("emulator: error while serving")
             if data:

@@ -54,6 +54,10 @@ class EmulatedServo:
 
     ``read``/``write`` return ``(error_code, data)`` / ``error_code`` (0 = ok) exactly as the
     servo would put them in its status packet; they never raise for bad requests.
+
+    ``kt_nm_per_a``, ``viscous_friction`` (N m s/rad) and ``coulomb_friction`` (N m) are this
+    servo's own motor figures, the model's by default: set them to emulate a unit that differs from
+    its datasheet (what the bench's identification has to find).
     """
 
     def __init__(self, model: Model, dxl_id: int, *, baud_code: int = 3, return_delay: int = 0,
@@ -66,6 +70,9 @@ class EmulatedServo:
                 self._owner[a] = f
         self.supply_voltage = supply_voltage
         self.ambient_c = ambient_c
+        self.kt_nm_per_a = model.kt_nm_per_a
+        self.viscous_friction = model.viscous_friction
+        self.coulomb_friction = model.coulomb_friction
         self._init_ids = (dxl_id, baud_code, return_delay)
         self.factory_defaults()
         self._set("id", dxl_id)
@@ -395,7 +402,8 @@ class EmulatedServo:
         self.current_a = i
         self.pwm = pwm
         self._update_health(i, i_lim, dq_rad_s, dt)
-        return m.kt_nm_per_a * i - m.viscous_friction * dq_rad_s - m.coulomb_friction * math.tanh(dq_rad_s / 0.01)
+        friction = self.viscous_friction * dq_rad_s + self.coulomb_friction * math.tanh(dq_rad_s / 0.01)
+        return self.kt_nm_per_a * i - friction
 
     def _update_health(self, i: float, i_lim: float, dq: float, dt: float) -> None:
         m = self.model

@@ -17,6 +17,7 @@ cdef struct ChainData:
     const int* jtype         # n: 0 revolute, 1 prismatic
     const double* inertia    # n x INERTIA_SIZE body inertias (see _dynamics.pxd)
     double gravity[3]        # m/s^2, base frame
+    double armature[MAX_DOF] # kg m^2 (kg): reflected rotor inertia of each joint's drive, on M's diagonal
 
 
 cdef class ChainKernel:

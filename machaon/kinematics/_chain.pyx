@@ -491,6 +491,9 @@ cdef class ChainKernel:
         self.c.gravity[0] = 0.0
         self.c.gravity[1] = 0.0
         self.c.gravity[2] = -G_DEFAULT
+        cdef int i
+        for i in range(MAX_DOF):
+            self.c.armature[i] = 0.0
 
     def _init_kernel(self, T_fixed, jtype, axes, C, lower, upper, inertia):
         """Set the chain up once (called by ``Chain.__init__``).
@@ -552,6 +555,28 @@ cdef class ChainKernel:
         self.c.gravity[0] = p[0]
         self.c.gravity[1] = p[1]
         self.c.gravity[2] = p[2]
+
+    @property
+    def armature(self):
+        """Reflected rotor inertia of each joint's drive (dof,), kg m^2 (kg for prismatic), zeros
+        unless set: added to the mass matrix's diagonal and, with ``ddq``, to ``rnea`` (a gear
+        motor's rotor turns ``ratio`` times faster than its joint, so its inertia counts
+        ``ratio^2`` times, and for its own joint only). Setting it (finite, >= 0, (dof,);
+        ``ValueError`` otherwise) changes every dynamics call, controllers that hold the chain too.
+        """
+        cdef int n = self._n()
+        return np.array([self.c.armature[i] for i in range(n)])
+
+    @armature.setter
+    def armature(self, value):
+        cdef int i, n = self._n()
+        cdef cnp.ndarray a = as_input("armature", value, 1, n, -1, -1)
+        cdef const double* p = <const double*>cnp.PyArray_DATA(a)
+        for i in range(n):
+            if p[i] < 0.0:
+                raise ValueError("armature: must be >= 0")
+        for i in range(n):
+            self.c.armature[i] = p[i]
 
     # ------------------------------------------------------------------------------- kinematics
 
@@ -709,9 +734,13 @@ cdef class ChainKernel:
         cdef cnp.ndarray va = as_input("dq", dq, 1, n, -1, -1)
         cdef cnp.ndarray aa = as_input("ddq", ddq, 1, n, -1, -1)
         cdef cnp.ndarray o = as_output("out", out, 1, n, 0, 0)
+        cdef double* t = <double*>cnp.PyArray_DATA(o)
+        cdef const double* a = <const double*>cnp.PyArray_DATA(aa)
+        cdef int i
         rnea_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
-               <const double*>cnp.PyArray_DATA(va), <const double*>cnp.PyArray_DATA(aa), self.c.gravity,
-               <double*>cnp.PyArray_DATA(o))
+               <const double*>cnp.PyArray_DATA(va), a, self.c.gravity, t)
+        for i in range(n):
+            t[i] += self.c.armature[i] * a[i]
         return o
 
     def gravity_torque(self, q, out=None):
@@ -748,8 +777,11 @@ cdef class ChainKernel:
         cdef int n = self._n()
         cdef cnp.ndarray qa = as_input("q", q, 1, n, -1, -1)
         cdef cnp.ndarray o = as_output("out", out, 2, n, n, 0)
-        crba_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa),
-               <double*>cnp.PyArray_DATA(o))
+        cdef double* M = <double*>cnp.PyArray_DATA(o)
+        cdef int i
+        crba_c(n, self.c.T_fixed, self.c.jtype, self.c.inertia, <const double*>cnp.PyArray_DATA(qa), M)
+        for i in range(n):
+            M[i * n + i] += self.c.armature[i]
         return o
 
 

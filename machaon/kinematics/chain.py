@@ -117,7 +117,7 @@ class Chain(ChainKernel):
     def __reduce__(self):
         args = (self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix, self._T_tip,
                 self.lower, self.upper, self.T_flange_tool, self._inertia)
-        return (_rebuild, (type(self), args, self.gravity))
+        return (_rebuild, (type(self), args, self.gravity, self.armature))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -208,6 +208,7 @@ class Chain(ChainKernel):
         chain = Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
                       self._T_tip, self.lower, self.upper, T, self._inertia)
         chain.gravity = self.gravity
+        chain.armature = self.armature
         return chain
 
     def with_payload(self, mass: float, com: np.ndarray = (0.0, 0.0, 0.0),
@@ -238,6 +239,17 @@ class Chain(ChainKernel):
         chain = Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
                       self._T_tip, self.lower, self.upper, self.T_flange_tool, inertia_all)
         chain.gravity = self.gravity
+        chain.armature = self.armature
+        return chain
+
+    def with_armature(self, armature: np.ndarray) -> Chain:
+        """A new chain whose joints' drives have reflected rotor inertia ``armature`` (dof,), kg m^2
+        (kg for prismatic joints), >= 0; see ``ChainKernel.armature``. ``ValueError`` for bad values.
+        Tool, payload and ``gravity`` are kept."""
+        chain = Chain(self.urdf_path, self.base_link, self.tip_link, self._joints, self._T_prefix,
+                      self._T_tip, self.lower, self.upper, self.T_flange_tool, self._inertia)
+        chain.gravity = self.gravity
+        chain.armature = armature
         return chain
 
     def _build_kernel(self) -> None:
@@ -420,8 +432,10 @@ def _chain_inertias(model: pin.Model, chain_ids: list[int]) -> np.ndarray:
     return out
 
 
-def _rebuild(cls: type, args: tuple, gravity: np.ndarray) -> Chain:
+def _rebuild(cls: type, args: tuple, gravity: np.ndarray, armature: np.ndarray | None = None) -> Chain:
     """Unpickle a ``Chain`` (it holds compiled state that pickle cannot copy by itself)."""
     chain = cls(*args)
     chain.gravity = gravity
+    if armature is not None:
+        chain.armature = armature
     return chain

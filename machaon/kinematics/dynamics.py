@@ -26,14 +26,19 @@ from machaon.kinematics.chain import Chain
 class Dynamics:
     """Dynamics of ``chain`` plus an optional point-mass payload.
 
-    ``payload_mass`` (kg) at ``payload_com`` (m, tool frame). ``chain`` (attribute) is the chain
-    with the payload folded in (``Chain.with_payload``); its compiled methods do the work.
+    ``payload_mass`` (kg) at ``payload_com`` (m, tool frame). ``armature`` (kg m^2 per joint,
+    default: the chain's): the reflected rotor inertia of each joint's drive (``Chain.armature``),
+    which gear-motor arms need, since it can exceed the link inertia. ``chain`` (attribute) is the
+    chain with the payload and armature folded in (``Chain.with_payload``/``with_armature``); its
+    compiled methods do the work.
     """
 
-    def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0)):
+    def __init__(self, chain: Chain, payload_mass: float = 0.0, payload_com: np.ndarray = (0.0, 0.0, 0.0),
+                 armature: np.ndarray | None = None):
         if not np.isfinite(payload_mass) or payload_mass < 0:
             raise ValueError("payload_mass: must be a finite mass >= 0 kg")
-        self.chain = chain.with_payload(payload_mass, payload_com) if payload_mass > 0 else chain
+        chain = chain.with_payload(payload_mass, payload_com) if payload_mass > 0 else chain
+        self.chain = chain.with_armature(armature) if armature is not None else chain
         self.payload_mass = float(payload_mass)
 
     @classmethod
@@ -45,12 +50,13 @@ class Dynamics:
         payload_mass: float = 0.0,
         payload_com: np.ndarray = (0.0, 0.0, 0.0),
         T_flange_tool: np.ndarray | None = None,
+        armature: np.ndarray | None = None,
     ) -> Dynamics:
         """Dynamics of the chain ``base_link`` -> ``tip_link`` of a URDF (see ``Chain.from_urdf``)."""
         chain = Chain.from_urdf(path, base_link, tip_link)
         if T_flange_tool is not None:
             chain = chain.with_tool(transform("T_flange_tool", T_flange_tool))
-        return cls(chain, payload_mass, payload_com)
+        return cls(chain, payload_mass, payload_com, armature)
 
     def gravity(self, q: np.ndarray) -> np.ndarray:
         """Generalised gravity torques g(q) (dof,): ``chain.gravity_torque(q)``."""

@@ -109,6 +109,8 @@ class RobotDescription:
     the tool centre point in the base frame (m). Cartesian stiffness is ``[kx ky kz krx kry krz]``
     (N/m, N m/rad); damping is given as a ratio of critical damping. ``hold_*``/``brake_damping``
     (N m/rad, N m s/rad) and ``tool_speed_max`` (m/s) are the supervisor's safe-stop settings.
+    ``armature`` (kg m^2, per joint) is the reflected rotor inertia of each joint's drive (rotor
+    inertia times gear ratio squared), which the URDF cannot carry; zeros when not given.
     """
 
     name: str
@@ -135,6 +137,11 @@ class RobotDescription:
     brake_damping: np.ndarray
     tool_speed_max: float
     tools: Mapping[str, ToolDescription] = field(default_factory=dict)
+    armature: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.armature is None:
+            object.__setattr__(self, "armature", _readonly(np.zeros(len(self.joint_names))))
 
     @property
     def dof(self) -> int:
@@ -321,6 +328,9 @@ def _from_toml(path: Path) -> RobotDescription:
     sim = cfg.get("simulation", {})
     damping = _floats(sim.get("joint_damping_nms_rad", [0.0] * n), "simulation.joint_damping_nms_rad", n)
     friction = _floats(sim.get("joint_friction_nm", [0.0] * n), "simulation.joint_friction_nm", n)
+    armature = _floats(sim.get("armature_kgm2", [0.0] * n), "simulation.armature_kgm2", n)
+    if (armature < 0).any():
+        raise DescriptionError(f"{path}: simulation.armature_kgm2 must be >= 0")
     T_world_base = _transform(
         _floats(sim.get("base_xyz_m", [0.0, 0.0, 0.0]), "simulation.base_xyz_m", 3),
         _deg(sim.get("base_rpy_deg", [0.0, 0.0, 0.0]), "simulation.base_rpy_deg"),
@@ -359,6 +369,7 @@ def _from_toml(path: Path) -> RobotDescription:
         brake_damping=_readonly(brake_d),
         tool_speed_max=v_tool,
         tools=MappingProxyType(tools),
+        armature=_readonly(armature),
     )
 
 

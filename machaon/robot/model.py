@@ -30,15 +30,15 @@ class RobotModel:
 
 def robot_model(desc: RobotDescription, tool: str | None = None) -> RobotModel:
     """Chain and dynamics of ``desc``; with ``tool``, the chain's tip is that tool's TCP and the
-    dynamics carry its mass."""
+    dynamics carry its mass. The dynamics carry the description's armature (reflected rotor inertia)."""
     chain = Chain.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
     if tool is None:
-        dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link)
+        dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link, armature=desc.armature)
     else:
         td = desc.tool(tool)
         chain = chain.with_tool(desc.T_flange_tool(tool))
         dyn = Dynamics.from_urdf(desc.urdf_path, desc.base_link, desc.tip_link, payload_mass=td.mass,
-                                 payload_com=tuple(np.asarray(td.com_flange, dtype=float)))
+                                 payload_com=tuple(np.asarray(td.com_flange, dtype=float)), armature=desc.armature)
     return RobotModel(desc, chain, dyn)
 
 

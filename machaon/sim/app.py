@@ -157,9 +157,9 @@ class SimApp:
         if tool is not None:
             t = desc.tool(tool)
             chain = chain.with_tool(t.T_flange_tcp)
-            dyn = Dynamics(chain, payload_mass=t.mass, payload_com=t.com_tcp)
+            dyn = Dynamics(chain, payload_mass=t.mass, payload_com=t.com_tcp, armature=desc.armature)
         else:
-            dyn = Dynamics(chain)
+            dyn = Dynamics(chain, armature=desc.armature)
         self.chain, self.dyn = chain, dyn
         build_or_scene(sim)
         self.q_home = np.array(desc.q_home)

@@ -233,7 +233,8 @@ class ArmSim:
             self.gravity = float(gravity)
             p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=cid)
             urdf = Path(self._tmpdir.name) / f"{self.desc.name}_{tool or 'bare'}.urdf"
-            urdf.write_text(self.desc.urdf_with_tool(tool))
+            self._urdf_text = self.desc.urdf_with_tool(tool)
+            urdf.write_text(self._urdf_text)
             T_wb = (
                 np.array(self.desc.T_world_base)
                 if T_world_base is None
@@ -269,6 +270,10 @@ class ArmSim:
                 p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
             for i, j in enumerate(self._jidx):
                 p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
+            self._armature = np.zeros(n)
+            self._has_armature = False
+            self._arm_dyn = None
+            self.add_armature(self.desc.armature)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
@@ -293,6 +298,7 @@ class ArmSim:
             self._faults: list[DeviceFault] = []
             self._step_hooks: list = []
             self._post_step_hooks: list = []
+            self._ext_forces: dict[str, tuple[int, np.ndarray]] = {}
             self.reset(q_init)
         except Exception:
             self.close()
@@ -318,6 +324,48 @@ class ArmSim:
         if arr.shape != (self.desc.dof,) or (arr < 0).any():
             raise ValueError(f"{name}: expected {self.desc.dof} values >= 0")
         return arr
+
+    def add_armature(self, armature_kgm2: np.ndarray | float) -> None:
+        """Add reflected rotor inertia (kg m^2, scalar or per joint, >= 0) to the joints, exactly:
+        in torque mode each physics step applies the torque that makes PyBullet move as the arm
+        with its drives' armature would (``machaon.sim.armature``); the joints' Coulomb friction is
+        then a smooth model in the same solve. Position and velocity modes run PyBullet's motors
+        unchanged. The description's ``armature`` is added at construction."""
+        extra = np.broadcast_to(np.asarray(armature_kgm2, dtype=np.float64), (self._n,))
+        if not np.isfinite(extra).all() or (extra < 0).any():
+            raise ValueError("armature_kgm2: must be finite and >= 0")
+        self._armature = self._armature + extra
+        self._has_armature = bool((self._armature > 0).any())
+        if self._has_armature and self._arm_dyn is None:
+            from machaon.sim.armature import ArmatureDynamics
+
+            self._arm_dyn = ArmatureDynamics(self._urdf_text, self.desc.joint_names, self.T_world_base[:3, :3],
+                                             self.gravity)
+
+    def _armature_torque(self, tau: np.ndarray) -> list[float]:
+        """The torque to apply this step so that PyBullet moves as if the joints had the armature."""
+        sts = p.getJointStates(self.body, self._jidx, physicsClientId=self._client)
+        q = np.array([s[0] for s in sts])
+        dq = np.array([s[1] for s in sts])
+        forces = {name: f for name, (_, f) in self._ext_forces.items()}
+        return self._arm_dyn.torque(q, dq, tau, self._armature, self._damping, self._friction, forces)
+
+    def set_external_force(self, link_name: str, force_world: np.ndarray | None) -> None:
+        """Push on a link of the arm with ``force_world`` (N, world frame) at the link's frame origin,
+        every physics step until it is set to None. ValueError for an unknown link or a bad force."""
+        link = self._link_index.get(link_name)
+        if link is None or link < 0:
+            raise ValueError(f"link_name: no movable link {link_name!r} on the arm")
+        if force_world is None:
+            self._ext_forces.pop(link_name, None)
+            return
+        self._ext_forces[link_name] = (link, finite_array("force_world", force_world, (3,)).copy())
+
+    def _apply_external_forces(self) -> None:
+        cid, body = self._client, self.body
+        for link, f in self._ext_forces.values():
+            pos = p.getLinkState(body, link, physicsClientId=cid)[4]
+            p.applyExternalForce(body, link, f.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
 
     def _init_indices(self) -> None:
         cid = self._client
@@ -520,10 +568,12 @@ class ArmSim:
         cmd = self._cmd
         if cmd.mode is CommandMode.TORQUE:
             if self._motor_mode is not CommandMode.TORQUE:
-                # Velocity motors with zero target act as Coulomb friction up to `force`; 0 switches them off.
+                # Velocity motors with zero target act as Coulomb friction up to `force`; 0 switches them
+                # off. With armature the friction is in the armature solve instead (see add_armature).
+                friction = [0.0] * self.dof if self._has_armature else self._friction.tolist()
                 p.setJointMotorControlArray(
                     body, idx, p.VELOCITY_CONTROL, targetVelocities=[0.0] * self.dof,
-                    forces=self._friction.tolist(), physicsClientId=cid,
+                    forces=friction, physicsClientId=cid,
                 )
                 self._motor_mode = CommandMode.TORQUE
             self._tau_applied = cmd.tau
@@ -552,8 +602,14 @@ class ArmSim:
         pre, post = self._step_hooks, self._post_step_hooks
         tau = self._tau_applied.tolist()
         use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
+        armature = self._has_armature and self._motor_mode is CommandMode.TORQUE
         for _ in range(int(n)):
-            if use_tau:  # PyBullet clears applied joint torques after every step
+            if self._ext_forces:
+                self._apply_external_forces()
+            if armature:
+                p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=self._armature_torque(
+                    self._tau_applied), physicsClientId=cid)
+            elif use_tau:  # PyBullet clears applied joint torques after every step
                 p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
             if pre:
                 for hook in pre:

@@ -9,7 +9,6 @@ follows the ``machaon.hardware.plant.Plant`` protocol by shape (``dof``, ``state
 from __future__ import annotations
 
 import numpy as np
-import pybullet as pb
 
 from machaon.sim.arm import ArmSim
 from machaon.types import JointCommand
@@ -21,18 +20,19 @@ class ArmSimPlant:
     """``machaon.sim.ArmSim`` as the emulator's ``Plant``: servo torques drive the PyBullet arm.
 
     Every ``step(tau, dt)`` applies ``tau`` (N m, joint order = servo order) in torque mode and
-    advances the physics by whole simulator steps (the remainder carries over). PyBullet has no
-    armature term, so the servos' reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per
-    joint) is added to each joint's child link, equally about its three principal axes: exact about
-    the joint axis, a slight overestimate for the joints above it. Without it a light wrist link
-    behind a stiff servo loop is not even stable at a 1 ms step. The servo model applies the gear
-    friction.
+    advances the physics by whole simulator steps (the remainder carries over). The servos'
+    reflected rotor inertia ``rotor_inertia`` (kg m^2, scalar or per joint; 0 when the
+    description's armature already carries it) is added as the arm's armature
+    (``ArmSim.add_armature``: exact for each joint, no spill-over to the joints above it). Without
+    it a light wrist link behind a stiff servo loop is not even stable at a 1 ms step. The servo
+    model applies the gear friction.
 
     ``directions``/``zero_ticks`` say how each servo is mounted on its joint, as the host's chain
     config does (``[[joints]] direction``, ``zero_ticks``): joint angle = direction x (servo tick -
     zero_ticks) x rad/tick (2 pi / 4096). Without them every servo is taken as mounted +1 at tick
     2048; with a config whose servo is mounted reversed (the shipped chains' shoulder) the
-    simulated arm would then move mirrored at that joint while the host believes otherwise.
+    simulated arm would then move mirrored at that joint while the host believes otherwise. Give
+    the mounting here or to the ``ChainEmulator`` (its ``directions``/``zero_ticks``), never both.
     """
 
     def __init__(self, sim: ArmSim, rotor_inertia: float | list[float] = 0.0, *,
@@ -44,17 +44,7 @@ class ArmSimPlant:
         if self._dir.shape != (sim.dof,) or not np.isin(self._dir, (-1.0, 1.0)).all() or zt.shape != (sim.dof,):
             raise ValueError(f"directions/zero_ticks: one +1/-1 and one tick per joint ({sim.dof})")
         self._off = (2048.0 - zt) * (2.0 * np.pi / 4096.0)  # servo angle (from tick 2048) at joint angle 0
-        extra = np.broadcast_to(np.asarray(rotor_inertia, dtype=np.float64), (sim.dof,))
-        if not np.isfinite(extra).all() or (extra < 0).any():
-            raise ValueError("rotor_inertia: must be finite and >= 0")
-        names = {pb.getJointInfo(sim.body, k, physicsClientId=sim.client)[1].decode(): k
-                 for k in range(pb.getNumJoints(sim.body, physicsClientId=sim.client))}
-        for name, j_extra in zip(sim.joint_names, extra, strict=True):
-            if j_extra > 0:
-                link = names[name]
-                diag = pb.getDynamicsInfo(sim.body, link, physicsClientId=sim.client)[2]
-                pb.changeDynamics(sim.body, link, localInertiaDiagonal=[d + float(j_extra) for d in diag],
-                                  physicsClientId=sim.client)
+        sim.add_armature(rotor_inertia)
 
     @property
     def dof(self) -> int:

@@ -16,6 +16,10 @@ x           reset a latched E-stop
 q           quit
 ==========  ==========================================================
 
+With ``device`` (a running ``machaon.teleop.device_driver.DeviceTeleop``: a 3D mouse or a gamepad)
+the device's dead man's button is the clutch and its axes jog the tool; the keys still work, and
+the operator panel shows the device's state (LOST puts the robot in HOLD).
+
 Panels: link health (RTT p50/p99, jitter, loss, one-way estimate, state age), robot pose
 (measured, delayed by the link; predicted = measured extrapolated over the state's age plus the
 one-way delay; commanded target) and tool force, supervisor state, and an event log. Lengths are
@@ -97,9 +101,10 @@ class ConsoleApp(App):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, client: TeleopClient, refresh_hz: float = 10.0) -> None:
+    def __init__(self, client: TeleopClient, refresh_hz: float = 10.0, device: object | None = None) -> None:
         super().__init__()
         self.client = client
+        self.device = device
         self.client.input.master = False  # keyboard: heartbeats + jog increments
         self.refresh_hz = refresh_hz
         self._last_sup: tuple | None = None
@@ -201,6 +206,7 @@ class ConsoleApp(App):
             f"clutch {'[b green]ENGAGED[/]' if u.clutch else 'released'}   mode {u.mode.name}\n"
             f"jog frame {'tool' if u.tool_frame else 'base'}   speed {u.speed_scale:.1f}   "
             f"scale {u.motion_scale:.1f}:1"
+            + ("" if self.device is None else f"\ndevice {self.device.status}")
         )
         s = c.latest
         if s is None:

@@ -111,14 +111,34 @@ def link_inertia(shapes: list[Shape]) -> pin.Inertia:
     return total
 
 
-def _link_xml(name: str, shapes: list[Shape]) -> str:
+def principal_axes(Ic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, I_diag): ``Ic = R diag(I_diag) R^T`` with R a proper rotation as close to the identity as
+    the axes allow (eigenvectors matched to the link axes they are nearest, signs made positive)."""
+    w, V = np.linalg.eigh(Ic)
+    order = [int(np.argmax(np.abs(V[k]))) for k in range(3)]  # the eigenvector nearest link axis k
+    if sorted(order) == [0, 1, 2]:  # (ties of a symmetric body: keep eigh's order)
+        V, w = V[:, order], w[order]
+    V = V * np.sign(np.where(np.diag(V) == 0, 1.0, np.diag(V)))
+    if np.linalg.det(V) < 0:
+        V[:, 2] = -V[:, 2]
+    return V, w
+
+
+def _link_xml(name: str, shapes: list[Shape], principal: bool = False) -> str:
     inert = link_inertia(shapes)
     c = inert.lever
-    # Inertia about the centre of mass, in link axes (URDF <inertial> with rpy = 0).
+    # Inertia about the centre of mass, in link axes (URDF <inertial> with rpy = 0); or, with
+    # ``principal``, in its principal axes (rpy of those axes, diagonal tensor): PyBullet reads only
+    # the diagonal of a URDF inertia, so a link with products of inertia needs its principal frame.
     Ic = inert.inertia
+    rpy = np.zeros(3)
+    if principal and np.abs(Ic - np.diag(np.diag(Ic))).max() > 1e-12 * np.trace(Ic):
+        R, w = principal_axes(Ic)
+        rpy = pin.rpy.matrixToRpy(R)
+        Ic = np.diag(w)
     lines = [f'  <link name="{name}">']
     lines.append("    <inertial>")
-    lines.append(f'      <origin xyz="{_v(c)}" rpy="0 0 0"/>')
+    lines.append(f'      <origin xyz="{_v(c)}" rpy="{_v(rpy)}"/>')
     lines.append(f'      <mass value="{_f(inert.mass)}"/>')
     lines.append(
         f'      <inertia ixx="{_f(Ic[0, 0])}" ixy="{_f(Ic[0, 1])}" ixz="{_f(Ic[0, 2])}" '
@@ -261,10 +281,11 @@ def _massless_link(name: str) -> str:
     )
 
 
-def _robot_xml(name: str, links: dict[str, list[Shape]], joints: list[Joint], comment: str) -> str:
+def _robot_xml(name: str, links: dict[str, list[Shape]], joints: list[Joint], comment: str,
+               principal: bool = False) -> str:
     parts = ['<?xml version="1.0"?>', f"<!-- {comment} -->", f'<robot name="{name}">']
     for lname, shapes in links.items():
-        parts.append(_link_xml(lname, shapes) if shapes else _massless_link(lname))
+        parts.append(_link_xml(lname, shapes, principal) if shapes else _massless_link(lname))
     for j in joints:
         parts.append(j.xml())
     parts.append("</robot>")
