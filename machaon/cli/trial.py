@@ -1,4 +1,4 @@
-"""``machaon trial STUDY --out DIR [--workers N] [--address ADDR] [--seed S] [--resume]``: studies on Ray.
+"""``machaon trial STUDY [--out DIR] [--workers N] [--address ADDR] [--seed S] [--resume]``: studies on Ray.
 
 Studies (``machaon.trials``): ``teleop`` (operator tasks over link profiles x speeds x seeds),
 ``exo`` (simulated wearers x assist gains) and ``ortho`` (pedicle screws with Gertzbein-Robbins
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from machaon.cli._common import command
 from machaon.errors import UsageError
@@ -69,7 +70,9 @@ def _seed(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--out", required=True, metavar="DIR", help="study directory (runs.jsonl, summary.json, report.md)")
+    g.add_argument("--out", metavar="DIR",
+                   help="study directory (runs.jsonl, summary.json, report.md); default: a new "
+                        "out/trial-STUDY-YYYYmmdd-HHMMSS")
     g.add_argument("--workers", type=_positive_int, metavar="N",
                    help="CPUs of the local Ray (default: all); with --address, runs in flight")
     g.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto, or ray://host:10001")
@@ -120,6 +123,15 @@ def _run(study: object, args: argparse.Namespace) -> int:
     from machaon._io import check_output_dir
     from machaon.trials import run_study
 
+    if args.out is None:
+        if args.resume:
+            raise UsageError("--resume needs --out: the directory of the study to go on with")
+        args.out = f"out/trial-{args.study}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            Path("out").mkdir(exist_ok=True)
+        except OSError:
+            pass  # check_output_dir says what is wrong with it
+        print(f"study directory: {args.out}")
     check_output_dir(args.out, what="--out")
     t0 = time.perf_counter()
     res = run_study(study, args.out, seed=args.seed, workers=args.workers, address=args.address,

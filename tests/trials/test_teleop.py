@@ -36,3 +36,15 @@ def test_trial_cli_bad_input(tmp_path, capsys):
     blocker.write_text("")
     assert main(["trial", "teleop", "--profiles", "wired", "--out", str(blocker / "d")]) == 2
     assert "not a folder" in capsys.readouterr().err
+    assert main(["trial", "teleop", "--profiles", "wired", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_trial_without_out_writes_a_new_study_directory(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["trial", "teleop", "--profiles", "wired", "--tasks", "hold", "--speeds", "1", "--seeds", "1",
+                 "--no-progress"]) == 0
+    (study,) = (tmp_path / "out").glob("trial-teleop-*")
+    assert f"study directory: out/{study.name}" in capsys.readouterr().out
+    summary = json.loads((study / "summary.json").read_text())
+    assert summary["runs"]["done"] == 2 and summary["runs"]["errors"] == 0
