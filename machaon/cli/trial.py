@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from machaon.cli._common import command
 from machaon.errors import UsageError
@@ -127,10 +126,6 @@ def _run(study: object, args: argparse.Namespace) -> int:
         if args.resume:
             raise UsageError("--resume needs --out: the directory of the study to go on with")
         args.out = f"out/trial-{args.study}-{time.strftime('%Y%m%d-%H%M%S')}"
-        try:
-            Path("out").mkdir(exist_ok=True)
-        except OSError:
-            pass  # check_output_dir says what is wrong with it
         print(f"study directory: {args.out}")
     check_output_dir(args.out, what="--out")
     t0 = time.perf_counter()
