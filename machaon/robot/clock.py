@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import sys
 import time
@@ -16,8 +17,10 @@ _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
 
 
+@functools.cache
 def _prctl() -> object | None:
-    """libc's ``prctl`` (Linux), or None elsewhere."""
+    """libc's ``prctl`` (Linux), or None elsewhere. Looked up once: ``find_library`` runs ``ldconfig -p``
+    in a subprocess (~3 ms), and ``ControlLoop.run_for`` sets the timer slack on every call."""
     if not sys.platform.startswith("linux"):
         return None
     try:
