@@ -30,7 +30,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from machaon.cli._bridges import add_live_view_args, open_live_view, paced
+from machaon.cli._bridges import (
+    add_live_view_args,
+    add_record_args,
+    check_record_args,
+    open_live_view,
+    open_run_log,
+    paced,
+)
 from machaon.cli._common import (
     add_hardware_arguments,
     add_option,
@@ -51,6 +58,8 @@ if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at 
     from machaon.robot.loop import LoopStats
 
 log = logging.getLogger(__name__)
+
+WALK_RATE_HZ = 1000.0  # ``exo sim``'s control-loop rate (``run_walk``'s default)
 
 
 def _floats(text: str, n: int | None = None) -> tuple[float, ...]:
@@ -115,6 +124,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         from machaon._io import check_output_dir
 
         check_output_dir(args.out, what="--out")  # before two walks, not after
+    check_record_args(args)
     with usage_errors(context="bad setting"):
         wearer = WearerConfig(weak_side=args.weak_side, weakness=args.weakness, spasticity_nm_s=args.spasticity)
         sim_cfg = LegSimConfig(seed=args.seed)
@@ -125,20 +135,30 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     results = {}
     with contextlib.ExitStack() as stack:
-        live = open_live_view(args, EXO_JOINTS, _exo_frames())
+        frames = _exo_frames()
+        live = open_live_view(args, EXO_JOINTS, frames)
         observer = None
         if live is not None:
             from machaon.robot.observers import Observers, RealTimePacer
 
             stack.enter_context(live)
             observer = Observers(live, RealTimePacer()) if paced(args, live) else live
+        # the run log takes what the live view takes; with --out, of the last walk (with assist)
+        runlog = open_run_log(args, stack, {"source": "machaon exo sim", "seed": str(args.seed),
+                                            "assist": str(runs[-1]).lower()},
+                              rate_hz=WALK_RATE_HZ, joint_names=EXO_JOINTS, link_frames=frames)
         for assist in runs:
             print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
             with usage_errors(SimError):  # no display for the GUI
                 sim = LegSim(wearer, sim_cfg, gui=not args.headless)
+            recorder = observer
+            if runlog is not None and assist == runs[-1]:
+                from machaon.robot.observers import Observers
+
+                recorder = runlog if observer is None else Observers(runlog, observer)
             with sim:
                 results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
-                                           recorder=observer)
+                                           recorder=recorder, rate_hz=WALK_RATE_HZ)
     if args.out:
         settings = {
             "duration_s": args.duration, "skip_s": args.skip, "seed": args.seed, "weak_side": args.weak_side,
@@ -434,6 +454,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength left on the weak side, hip,knee,ankle (fractions)")
     p.add_argument("--spasticity", type=float, default=8.0, help="weak knee-extensor reflex gain (N m s/rad)")
     p.add_argument("--seed", type=int, default=0)
+    add_record_args(p, "write a run log (MCAP) of the walk (with --out: of the walk with assist): joint states "
+                       "and commands, supervisor events, the legs' /tf, as the Foxglove live view shows them")
     add_live_view_args(p)
     _add_gains(p)
     p.set_defaults(func=_cmd_sim)
