@@ -310,11 +310,13 @@ def _serve(args: argparse.Namespace) -> int:
         live = open_live_view(args, backend.joint_names, frames)  # a taken port: exit 2, said in one line
         if live is not None:
             from machaon.robot.observers import Observers
-            from machaon.robot.topics import workspace_box_entity
 
             stack.enter_context(live)
-            live.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
             recorder = live if recorder is None else Observers(recorder, live)
+        if recorder is not None:  # the run log shows the workspace box as the live view does
+            from machaon.robot.topics import workspace_box_entity
+
+            recorder.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder,
