@@ -202,3 +202,28 @@ def test_ruff_is_clean():
     r = subprocess.run([ruff, "check", "machaon", "tests", "benchmarks", "examples", "setup.py"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _imports_ray(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        if any(n == "ray" or n.startswith("ray.") for n in names):
+            return True
+    return False
+
+
+def test_only_the_trials_package_imports_ray():
+    users = sorted(str(p.relative_to(ROOT)) for p in PKG.rglob("*.py") if _imports_ray(p))
+    assert users, "the trials engine must use Ray"
+    outside = [u for u in users if not u.startswith("machaon/trials/")]
+    assert not outside, f"only machaon/trials may import ray: {outside}"
+
+
+def test_the_command_line_does_not_load_ray_until_a_study_runs():
+    code = ("import sys, machaon.cli.main as m; m.build_parser(); "
+            "import machaon.trials.teleop, machaon.trials.exo, machaon.trials.ortho; print('ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -19,8 +19,8 @@ _PR_GET_TIMERSLACK = 30
 
 @functools.cache
 def _prctl() -> object | None:
-    """libc's ``prctl`` (Linux), or None elsewhere. Looked up once: ``find_library`` runs ``ldconfig -p``
-    in a subprocess (~3 ms), and ``ControlLoop.run_for`` sets the timer slack on every call."""
+    """libc's ``prctl`` (Linux), or None elsewhere; looked up once per process (``find_library``
+    runs ``ldconfig``, a subprocess: at every ``ControlLoop.run_for`` it cost milliseconds)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -145,9 +145,9 @@ def run_procedure(
         for _ in range(int(0.6 * cfg.camera_hz)):
             w.camera_frame()
         runs = [_run_screw(w, anatomy, screw, bump=cfg.bump and i == 0) for i, screw in enumerate(plan)]
-        # back home
-        w.live.on_phase(w.sim.t, "home")
-        approach(w, w.q_home)
+        if cfg.return_home:
+            w.live.on_phase(w.sim.t, "home")
+            approach(w, w.q_home)
         w.live.on_phase(w.sim.t, "done")
     except ProcedureError as exc:
         w.live.on_fault(w.sim.t, str(exc))
