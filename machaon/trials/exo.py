@@ -283,17 +283,8 @@ def _helps(off: dict, on: dict) -> bool:
                 and on["deviation_intended_deg"] <= off["deviation_intended_deg"] + HELP_TOLERANCE_DEG)
 
 
-def write_exo_report(out: Path, summary: dict) -> list[Path]:
-    """``report.md`` and ``exo_gains.png`` (metrics per gain, one line per wearer)."""
-    from machaon.trials.plots import plt
-
-    ex = summary["exo"]
-    lines = [f"# Exoskeleton study (seed {summary['seed']})", "",
-             f"{summary['runs']['done']} walks ({summary['runs']['errors']} failed): "
-             f"{len(ex['wearers'])} simulated wearers, each without assist (gain 0) and at each assist gain. "
-             "The controller assists toward the normative reference gait; each wearer intends a gait of their own "
-             "(cadence, hip and knee excursions drawn within published normative ranges).", "",
-             "## By assist gain", ""]
+def _by_gain_section(ex: dict) -> list[str]:
+    """One row per assist gain: each metric's mean ± SD, its change against no assist, the wearers it helps."""
     header = ["gain", "walks", "symmetry index", "95% CI", "Δ SI vs off", "deviation from own gait (deg)",
               "Δ own gait", "deviation from reference (deg)", "Δ reference", "assist torque RMS (N m)",
               "assist power |τ·ω| (W)", "positive power (W)", "helps"]
@@ -308,9 +299,11 @@ def write_exo_report(out: Path, summary: dict) -> list[Path]:
                      fmt_mean_sd(m["assist_torque_rms_nm"]), fmt_mean_sd(m["assist_power_mean_w"]),
                      fmt_mean_sd(m["assist_power_positive_w"]),
                      "-" if g["gain"] == 0 else f"{g['helps']}/{g['n']}"])
-    lines += [md_table(header, rows), "", f"A gain helps a wearer when: {ex['help_rule']}.", "",
-              "## Which gains help which wearer", ""]
-    gains = [g["gain"] for g in ex["by_gain"] if g["gain"] > 0]
+    return ["## By assist gain", "", md_table(header, rows), "", f"A gain helps a wearer when: {ex['help_rule']}.", ""]
+
+
+def _by_wearer_section(ex: dict, gains: list[float]) -> list[str]:
+    """One row per wearer: who they are, their symmetry index off and at each of the ``gains`` (> 0)."""
     header = ["wearer", "weak side", "strength hip/knee", "spasticity (N m s/rad)", "cadence", "hip/knee (deg)",
               "SI off", *[f"SI at {g:g}" for g in gains], "best gain"]
     rows = []
@@ -326,15 +319,14 @@ def write_exo_report(out: Path, summary: dict) -> list[Path]:
                      f"{p['hip_excursion_deg']:.0f}/{p['knee_peak_swing_deg']:.0f}",
                      "-" if off is None else f"{off['symmetry_index']:.3f}", *cells,
                      "none" if w["best_gain"] is None else f"{w['best_gain']:g}"])
-    lines += [md_table(header, rows), "", "✓ = the gain helps this wearer.", ""]
-    sens = ex.get("sensitivity")
-    if sens and sens.get("rows"):
-        lines += [f"## What decides the benefit (gain {sens['gain']:g})", "",
-                  f"Outcome: {sens['outcome']}; n = {sens['n']}, R² of the linear fit = "
-                  f"{'-' if sens['r2'] is None else format(sens['r2'], '.2f')}.", "",
-                  md_table(["factor", "Spearman ρ", "p", "standardised coefficient"],
-                           [[r["factor"], _f(r["spearman_rho"]), _f(r["p_value"], 3), _f(r["std_coef"])]
-                            for r in sens["rows"]]), ""]
+    return ["## Which gains help which wearer", "", md_table(header, rows), "", "✓ = the gain helps this wearer.", ""]
+
+
+def _plot_gains(png: Path, ex: dict, gains: list[float]) -> Path:
+    """``png``: three panels (symmetry, deviation from own gait, assist power) against the gain,
+    one thin line per wearer and the mean in black."""
+    from machaon.trials.plots import plt, save_figure
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, key, label in zip(axes, ("symmetry_index", "deviation_intended_deg", "assist_power_mean_w"),
                               ("symmetry index (0 = symmetric)", "deviation from own intended gait (deg)",
@@ -357,10 +349,28 @@ def write_exo_report(out: Path, summary: dict) -> list[Path]:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    png = out / "exo_gains.png"
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, png)
+
+
+def write_exo_report(out: Path, summary: dict) -> list[Path]:
+    """``report.md`` and ``exo_gains.png`` (metrics per gain, one line per wearer)."""
+    ex = summary["exo"]
+    gains = [g["gain"] for g in ex["by_gain"] if g["gain"] > 0]
+    lines = [f"# Exoskeleton study (seed {summary['seed']})", "",
+             f"{summary['runs']['done']} walks ({summary['runs']['errors']} failed): "
+             f"{len(ex['wearers'])} simulated wearers, each without assist (gain 0) and at each assist gain. "
+             "The controller assists toward the normative reference gait; each wearer intends a gait of their own "
+             "(cadence, hip and knee excursions drawn within published normative ranges).", "",
+             *_by_gain_section(ex), *_by_wearer_section(ex, gains)]
+    sens = ex.get("sensitivity")
+    if sens and sens.get("rows"):
+        lines += [f"## What decides the benefit (gain {sens['gain']:g})", "",
+                  f"Outcome: {sens['outcome']}; n = {sens['n']}, R² of the linear fit = "
+                  f"{'-' if sens['r2'] is None else format(sens['r2'], '.2f')}.", "",
+                  md_table(["factor", "Spearman ρ", "p", "standardised coefficient"],
+                           [[r["factor"], _f(r["spearman_rho"]), _f(r["p_value"], 3), _f(r["std_coef"])]
+                            for r in sens["rows"]]), ""]
+    png = _plot_gains(out / "exo_gains.png", ex, gains)
     lines += ["![metrics per gain](exo_gains.png)", ""]
     if summary["errors"]:
         lines += ["## Failed runs", "", md_table(["index", "seed", "error"],

@@ -314,94 +314,91 @@ def clinical_table_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> list[Path]:
-    """``report.md`` (a clinical accuracy table) and ``ortho_deviations.png``, ``ortho_grades.png``,
-    ``ortho_sensitivity.png``."""
-    from machaon.trials.plots import histogram, plt
-
-    s = summary
+def _accuracy_sections(s: dict) -> list[str]:
+    """The report's head: accuracy beside the TiRobot RCT, the grades, and the grades by level."""
     ref = s["reference"]
     n = sum(s["grades"].values())
     settings = s["settings"]
-    lines = [f"# Pedicle-screw accuracy: {n} simulated screws (seed {s['seed']})", "",
-             f"Levels {', '.join(settings['levels'])}, both sides; conditions drawn per screw from the "
-             f"`{settings['noise']}` profile (ranges below); screws planned on the pedicle axis; trial mode "
-             "(no rendering; the tracker's corner-noise model stands in for the camera). "
-             f"Runs that ended in an error (listed below): {s['failed_screws']}.", "",
-             "## Accuracy beside the TiRobot randomised trial", "",
-             md_table(["", "this study (simulated)", "95 % CI", ref["study"]], [
-                 ["screws (completed by the depth stop)", f"{n} ({s['completed']})", "", ref["screws"]],
-                 ["entry deviation (mm), mean ± SD", fmt_mean_sd(s["entry_mm"]), fmt_ci(s["entry_mm"]), ""],
-                 ["tip deviation (mm), mean ± SD", fmt_mean_sd(s["tip_mm"]), fmt_ci(s["tip_mm"]),
-                  f"{ref['deviation_mm_mean']:.1f} ± {ref['deviation_mm_sd']:.1f}"],
-                 ["angle (deg), mean ± SD", fmt_mean_sd(s["angle_deg"]), fmt_ci(s["angle_deg"]), ""],
-                 ["tip deviation, 95th percentile / max (mm)",
-                  f"{_num(s['tip_mm'].get('p95'))} / {_num(s['tip_mm'].get('max'))}", "", ""],
-                 ["Gertzbein-Robbins grade A", _pct(s["grade_a"]), fmt_ci(s["grade_a"], 100, 1),
-                  f"{100 * ref['grade_a_share']:.1f} %"],
-                 ["grade A + B (clinically acceptable)", _pct(s["grade_ab"]), fmt_ci(s["grade_ab"], 100, 1), ""],
-             ]), "",
-             "The RCT's deviation is the distance between planned and achieved screw positions on "
-             "post-operative CT; ours are measured on the hole drilled in the true bone frame, over the screws "
-             "the robot finished (a drill stopped early by the breach detector or a timeout left a short hole; "
-             "those screws are graded on what was drilled).", "",
-             "## Gertzbein-Robbins grades", "",
-             md_table(["grade", "definition", "screws", "share", "95 % CI (Wilson)"], [
-                 [g, d, s["grades"][g], _pct(s["grade_shares"][g]), fmt_ci(s["grade_shares"][g], 100, 1)]
-                 for g, d in zip(GRADES, ("inside the pedicle", "breach < 2 mm", "2 mm ≤ breach < 4 mm",
-                                          "4 mm ≤ breach < 6 mm", "breach ≥ 6 mm or outside the pedicle"),
-                                 strict=True)]), "",
-             "Breach directions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["breach_directions"].items()))
-                                      or "none") + f"; breach size {fmt_mean_sd(s['breach_mm'])} mm when breached. "
-             "What stopped the drill: " + ", ".join(f"{k} {v}" for k, v in sorted(s["stopped_by"].items())) + ". "
-             f"Of the {s['breach_stops']['n']} stops by the breach detector, {s['breach_stops']['with_bump']} came "
-             f"with a patient bump and {s['breach_stops']['no_breach']} with no breach at all (grade A): false "
-             "alarms, the thrust falling as the bone moved away from the drill.", "",
-             "## By level", "",
-             md_table(["level", "screws", *GRADES, "tip deviation (mm)"],
-                      [[lv, v["n"], *[v["grades"][g] for g in GRADES], fmt_mean_sd(v["tip_mm"])]
-                       for lv, v in s["by_level"].items()]), ""]
-    sens = s["sensitivity"]["tip_mm"]
+    return [f"# Pedicle-screw accuracy: {n} simulated screws (seed {s['seed']})", "",
+            f"Levels {', '.join(settings['levels'])}, both sides; conditions drawn per screw from the "
+            f"`{settings['noise']}` profile (ranges below); screws planned on the pedicle axis; trial mode "
+            "(no rendering; the tracker's corner-noise model stands in for the camera). "
+            f"Runs that ended in an error (listed below): {s['failed_screws']}.", "",
+            "## Accuracy beside the TiRobot randomised trial", "",
+            md_table(["", "this study (simulated)", "95 % CI", ref["study"]], [
+                ["screws (completed by the depth stop)", f"{n} ({s['completed']})", "", ref["screws"]],
+                ["entry deviation (mm), mean ± SD", fmt_mean_sd(s["entry_mm"]), fmt_ci(s["entry_mm"]), ""],
+                ["tip deviation (mm), mean ± SD", fmt_mean_sd(s["tip_mm"]), fmt_ci(s["tip_mm"]),
+                 f"{ref['deviation_mm_mean']:.1f} ± {ref['deviation_mm_sd']:.1f}"],
+                ["angle (deg), mean ± SD", fmt_mean_sd(s["angle_deg"]), fmt_ci(s["angle_deg"]), ""],
+                ["tip deviation, 95th percentile / max (mm)",
+                 f"{_num(s['tip_mm'].get('p95'))} / {_num(s['tip_mm'].get('max'))}", "", ""],
+                ["Gertzbein-Robbins grade A", _pct(s["grade_a"]), fmt_ci(s["grade_a"], 100, 1),
+                 f"{100 * ref['grade_a_share']:.1f} %"],
+                ["grade A + B (clinically acceptable)", _pct(s["grade_ab"]), fmt_ci(s["grade_ab"], 100, 1), ""],
+            ]), "",
+            "The RCT's deviation is the distance between planned and achieved screw positions on "
+            "post-operative CT; ours are measured on the hole drilled in the true bone frame, over the screws "
+            "the robot finished (a drill stopped early by the breach detector or a timeout left a short hole; "
+            "those screws are graded on what was drilled).", "",
+            "## Gertzbein-Robbins grades", "",
+            md_table(["grade", "definition", "screws", "share", "95 % CI (Wilson)"], [
+                [g, d, s["grades"][g], _pct(s["grade_shares"][g]), fmt_ci(s["grade_shares"][g], 100, 1)]
+                for g, d in zip(GRADES, ("inside the pedicle", "breach < 2 mm", "2 mm ≤ breach < 4 mm",
+                                         "4 mm ≤ breach < 6 mm", "breach ≥ 6 mm or outside the pedicle"),
+                                strict=True)]), "",
+            "Breach directions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["breach_directions"].items()))
+                                     or "none") + f"; breach size {fmt_mean_sd(s['breach_mm'])} mm when breached. "
+            "What stopped the drill: " + ", ".join(f"{k} {v}" for k, v in sorted(s["stopped_by"].items())) + ". "
+            f"Of the {s['breach_stops']['n']} stops by the breach detector, {s['breach_stops']['with_bump']} came "
+            f"with a patient bump and {s['breach_stops']['no_breach']} with no breach at all (grade A): false "
+            "alarms, the thrust falling as the bone moved away from the drill.", "",
+            "## By level", "",
+            md_table(["level", "screws", *GRADES, "tip deviation (mm)"],
+                     [[lv, v["n"], *[v["grades"][g] for g in GRADES], fmt_mean_sd(v["tip_mm"])]
+                      for lv, v in s["by_level"].items()]), ""]
+
+
+def _sensitivity_section(sens: dict) -> list[str]:
+    """Which drawn conditions the tip deviation follows (Spearman and standardised regression)."""
     labels = dict(FACTORS)
-    lines += ["## Which conditions matter (sensitivity of the tip deviation)", "",
-              f"Spearman's rank correlation of each drawn condition with the tip deviation, and the standardised "
-              f"coefficients of a linear regression on all of them (R² = {_num(sens['r2'])}, n = {sens['n']}).", "",
-              md_table(["condition", "Spearman ρ", "p", "standardised coefficient"],
-                       [[labels[r["factor"]], _num(r["spearman_rho"]), _num(r["p_value"], 3), _num(r["std_coef"])]
-                        for r in sens["rows"]]), ""]
-    mc = s["mode_comparison"]
-    if mc:
-        lines += ["## Trial mode against full mode", "",
-                  f"{mc['n']} screws run in both modes with the same conditions and procedure seed (full mode: "
-                  "hand-eye calibration from rendered camera images, as `machaon demo`). Same grade in "
-                  f"{mc['same_grade']} of {mc['n']}.", "",
-                  md_table(["", "trial mode", "full mode", "full − trial (paired)", "Wilcoxon p"],
-                           [[k, fmt_mean_sd(v["trial"]), fmt_mean_sd(v["full"]), fmt_mean_sd(v["full_minus_trial"]),
-                             _num(v["wilcoxon_p"], 3)] for k, v in mc["metrics"].items()]), ""]
-        t_trial = [r.elapsed_s for r in records if r.ok and r.params["mode"] == "trial"]
-        t_full = [r.elapsed_s for r in records if r.ok and r.params["mode"] == "full"]
-        if t_trial and t_full:
-            lines += [f"Wall time per screw on its worker: trial mode {np.mean(t_trial):.1f} s, full mode "
-                      f"{np.mean(t_full):.1f} s (this run; machine load varies).", ""]
-    lines += ["## Conditions drawn (uniform between low and high)", "",
-              md_table(["condition", "range"], [[k, v] for k, v in settings["noise_ranges"].items()]), ""]
-    if s["errors"]:
-        lines += ["## Failed runs", "", md_table(["index", "seed", "level/side", "error"],
-                                                   [[e["index"], e["seed"],
-                                                     f"{e['params']['level']}/{e['params']['side']}", e["error"]]
-                                                    for e in s["errors"]]), ""]
-    paths = []
-    screws = [x for x in s["screws"] if x["stopped_by"] == "depth_stop"]
+    return ["## Which conditions matter (sensitivity of the tip deviation)", "",
+            f"Spearman's rank correlation of each drawn condition with the tip deviation, and the standardised "
+            f"coefficients of a linear regression on all of them (R² = {_num(sens['r2'])}, n = {sens['n']}).", "",
+            md_table(["condition", "Spearman ρ", "p", "standardised coefficient"],
+                     [[labels[r["factor"]], _num(r["spearman_rho"]), _num(r["p_value"], 3), _num(r["std_coef"])]
+                      for r in sens["rows"]]), ""]
+
+
+def _mode_comparison_section(mc: dict, records: list[RunRecord]) -> list[str]:
+    """Trial mode against full mode on the same screws, with each mode's wall time per screw."""
+    lines = ["## Trial mode against full mode", "",
+             f"{mc['n']} screws run in both modes with the same conditions and procedure seed (full mode: "
+             "hand-eye calibration from rendered camera images, as `machaon demo`). Same grade in "
+             f"{mc['same_grade']} of {mc['n']}.", "",
+             md_table(["", "trial mode", "full mode", "full − trial (paired)", "Wilcoxon p"],
+                      [[k, fmt_mean_sd(v["trial"]), fmt_mean_sd(v["full"]), fmt_mean_sd(v["full_minus_trial"]),
+                        _num(v["wilcoxon_p"], 3)] for k, v in mc["metrics"].items()]), ""]
+    t_trial = [r.elapsed_s for r in records if r.ok and r.params["mode"] == "trial"]
+    t_full = [r.elapsed_s for r in records if r.ok and r.params["mode"] == "full"]
+    if t_trial and t_full:
+        lines += [f"Wall time per screw on its worker: trial mode {np.mean(t_trial):.1f} s, full mode "
+                  f"{np.mean(t_full):.1f} s (this run; machine load varies).", ""]
+    return lines
+
+
+def _ortho_figures(out: Path, s: dict, screws: list[dict]) -> list[Path]:
+    """``ortho_deviations.png``, ``ortho_grades.png`` and (when a condition correlates at all)
+    ``ortho_sensitivity.png`` in ``out``, over the ``screws`` the depth stop finished."""
+    from machaon.trials.plots import histogram, plt, save_figure
+
+    ref = s["reference"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     histogram(axes[0], [x["entry_mm"] for x in screws], "entry deviation (mm)")
     histogram(axes[1], [x["tip_mm"] for x in screws], "tip deviation (mm)", ref=ref["deviation_mm_mean"],
               ref_label=f"TiRobot RCT mean {ref['deviation_mm_mean']} mm")
     histogram(axes[2], [x["angle_deg"] for x in screws], "angle (deg)")
-    fig.tight_layout()
-    p = out / "ortho_deviations.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths = [save_figure(fig, out / "ortho_deviations.png")]
     fig, ax = plt.subplots(figsize=(6, 4))
     shares = [100 * (s["grade_shares"][g]["share"] or 0.0) for g in GRADES]
     ax.bar(GRADES, shares, color=["C2", "C8", "C1", "C3", "C3"])
@@ -409,12 +406,9 @@ def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> li
     ax.set_ylabel("screws (%)")
     ax.set_title("Gertzbein-Robbins grades")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out / "ortho_grades.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
-    top = [r["factor"] for r in sens["rows"] if r["spearman_rho"] is not None][:3]
+    paths.append(save_figure(fig, out / "ortho_grades.png"))
+    labels = dict(FACTORS)
+    top = [r["factor"] for r in s["sensitivity"]["tip_mm"]["rows"] if r["spearman_rho"] is not None][:3]
     if top:
         fig, axes = plt.subplots(1, len(top), figsize=(5 * len(top), 4), squeeze=False)
         for ax, f in zip(axes[0], top, strict=True):
@@ -422,11 +416,25 @@ def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> li
             ax.scatter(xs, [x["tip_mm"] for x in screws], s=8, alpha=0.6)
             ax.set_xlabel(labels[f])
             ax.set_ylabel("tip deviation (mm)")
-        fig.tight_layout()
-        p = out / "ortho_sensitivity.png"
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(save_figure(fig, out / "ortho_sensitivity.png"))
+    return paths
+
+
+def write_ortho_report(out: Path, summary: dict, records: list[RunRecord]) -> list[Path]:
+    """``report.md`` (a clinical accuracy table) and ``ortho_deviations.png``, ``ortho_grades.png``,
+    ``ortho_sensitivity.png``."""
+    s = summary
+    lines = _accuracy_sections(s) + _sensitivity_section(s["sensitivity"]["tip_mm"])
+    if s["mode_comparison"]:
+        lines += _mode_comparison_section(s["mode_comparison"], records)
+    lines += ["## Conditions drawn (uniform between low and high)", "",
+              md_table(["condition", "range"], [[k, v] for k, v in s["settings"]["noise_ranges"].items()]), ""]
+    if s["errors"]:
+        lines += ["## Failed runs", "", md_table(["index", "seed", "level/side", "error"],
+                                                   [[e["index"], e["seed"],
+                                                     f"{e['params']['level']}/{e['params']['side']}", e["error"]]
+                                                    for e in s["errors"]]), ""]
+    paths = _ortho_figures(out, s, [x for x in s["screws"] if x["stopped_by"] == "depth_stop"])
     lines += [f"![deviations]({paths[0].name})", "", f"![grades]({paths[1].name})", ""]
     if len(paths) > 2:
         lines += [f"![sensitivity]({paths[2].name})", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plt", "histogram"]
+__all__ = ["plt", "histogram", "save_figure"]
 
 
 def histogram(ax: object, values: Sequence[float], label: str, bins: int = 30, ref: float | None = None,
@@ -26,3 +27,11 @@ def histogram(ax: object, values: Sequence[float], label: str, bins: int = 30, r
     ax.set_xlabel(label)
     ax.set_ylabel("runs")
     ax.legend(fontsize=7)
+
+
+def save_figure(fig: object, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` as a 100-dpi PNG, close it and return ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -15,6 +15,7 @@ from machaon.trials.exo import (
     draw_wearer,
     intended_gait,
     summarise_exo,
+    write_exo_report,
 )
 from machaon.trials.study import RunRecord
 
@@ -79,3 +80,20 @@ def test_a_gain_helps_only_when_symmetry_improves_without_leaving_the_intended_g
     assert not w1["gains"]["1.0"]["helps"] and w1["gains"]["2.0"]["helps"] and w1["best_gain"] == 2.0
     g1 = next(g for g in ex["by_gain"] if g["gain"] == 1.0)
     assert g1["helps"] == 1 and g1["change_vs_off"]["symmetry_index"]["mean"] == pytest.approx(-0.015)
+
+
+def test_the_report_has_a_row_per_gain_and_per_wearer_and_the_figure(tmp_path):
+    recs = [_rec(0, 0, 0.0, 0.10, 3.0), _rec(1, 0, 1.0, 0.05, 3.2), _rec(2, 0, 2.0, 0.02, 5.0),
+            _rec(3, 1, 0.0, 0.10, 3.0), _rec(4, 1, 1.0, 0.12, 2.0), _rec(5, 1, 2.0, 0.08, 3.4)]
+    for r in recs:
+        r.params["person"]["weak_side"] = "l"
+    summary = {"seed": 3, "runs": {"done": 6, "errors": 1}, "exo": summarise_exo(recs),
+               "errors": [{"index": 6, "seed": 6, "error": "LegSimError: fell"}]}
+    paths = write_exo_report(tmp_path, summary)
+    assert [p.name for p in paths] == ["report.md", "exo_gains.png"] and all(p.stat().st_size > 0 for p in paths)
+    text = paths[0].read_text()
+    assert "# Exoskeleton study (seed 3)" in text and "6 walks (1 failed): 2 simulated wearers" in text
+    assert "| 1 | 2 | " in text and "| 1/2 |" in text          # gain 1: two walks, helps one wearer of two
+    assert "| 0 | l | 0.30/0.50 |" in text and "| 0.050 ✓ | 0.020 | 1 |" in text  # wearer 0: gain 1 helps, best
+    assert "| 1 | l | 0.40/0.50 |" in text and "| 0.120 | 0.080 ✓ | 2 |" in text
+    assert "## Failed runs" in text and "LegSimError: fell" in text
