@@ -111,7 +111,6 @@ def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> A
 def _cmd_sim(args: argparse.Namespace) -> int:
     from machaon.exo.reference import load_reference_gait
     from machaon.exo.report import write_sim_report
-    from machaon.exo.walk import run_walk
     from machaon.sim.legs import LegSim, LegSimConfig, WearerConfig
 
     if args.out and not args.headless:
@@ -131,34 +130,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         runs = [False, True] if args.out else [not args.no_assist]
         cfgs = {a: _assist_config(args, a) for a in runs}
     ref = load_reference_gait()
-    from machaon.sim.legs import EXO_JOINTS
-
-    results = {}
-    with contextlib.ExitStack() as stack:
-        frames = _exo_frames()
-        live = open_live_view(args, EXO_JOINTS, frames)
-        observer = None
-        if live is not None:
-            from machaon.robot.observers import Observers, RealTimePacer
-
-            stack.enter_context(live)
-            observer = Observers(live, RealTimePacer()) if paced(args, live) else live
-        # the run log takes what the live view takes; with --out, of the last walk (with assist)
-        runlog = open_run_log(args, stack, {"source": "machaon exo sim", "seed": str(args.seed),
-                                            "assist": str(runs[-1]).lower()},
-                              rate_hz=WALK_RATE_HZ, joint_names=EXO_JOINTS, link_frames=frames)
-        for assist in runs:
-            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-            with usage_errors(SimError):  # no display for the GUI
-                sim = LegSim(wearer, sim_cfg, gui=not args.headless)
-            recorder = observer
-            if runlog is not None and assist == runs[-1]:
-                from machaon.robot.observers import Observers
-
-                recorder = runlog if observer is None else Observers(runlog, observer)
-            with sim:
-                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
-                                           recorder=recorder, rate_hz=WALK_RATE_HZ)
+    results = _walks(args, runs, cfgs, lambda: LegSim(wearer, sim_cfg, gui=not args.headless), ref)
     if args.out:
         settings = {
             "duration_s": args.duration, "skip_s": args.skip, "seed": args.seed, "weak_side": args.weak_side,
@@ -173,6 +145,38 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     res = next(iter(results.values()))
     print(json.dumps(res.report.to_dict(), indent=2))
     return 0
+
+
+def _walks(args: argparse.Namespace, runs: list[bool], cfgs: dict, make_sim: object, ref: object) -> dict:
+    """Walk once per entry of ``runs`` (assist off/on) in a new ``make_sim()``; the live view watches every
+    walk, the run log (``--record``) the last one (with ``--out``: the walk with assist)."""
+    from machaon.exo.walk import run_walk
+    from machaon.robot.observers import Observers, RealTimePacer
+    from machaon.sim.legs import EXO_JOINTS
+
+    results = {}
+    with contextlib.ExitStack() as stack:
+        frames = _exo_frames()
+        live = open_live_view(args, EXO_JOINTS, frames)
+        observer = None
+        if live is not None:
+            stack.enter_context(live)
+            observer = Observers(live, RealTimePacer()) if paced(args, live) else live
+        # the run log takes what the live view takes
+        runlog = open_run_log(args, stack, {"source": "machaon exo sim", "seed": str(args.seed),
+                                            "assist": str(runs[-1]).lower()},
+                              rate_hz=WALK_RATE_HZ, joint_names=EXO_JOINTS, link_frames=frames)
+        for assist in runs:
+            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
+            with usage_errors(SimError):  # no display for the GUI
+                sim = make_sim()
+            recorder = observer
+            if runlog is not None and assist == runs[-1]:
+                recorder = runlog if observer is None else Observers(runlog, observer)
+            with sim:
+                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
+                                           recorder=recorder, rate_hz=WALK_RATE_HZ)
+    return results
 
 
 def _exo_frames() -> object:
