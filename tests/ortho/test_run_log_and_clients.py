@@ -136,7 +136,7 @@ class Chaos(threading.Thread):
         except BaseException as exc:  # reported by the test
             self.errors.append(exc)
 
-    def _phase(self, slicer, target: str, timeout: float = 120.0) -> str:
+    def _phase(self, slicer, target: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg = slicer.wait_for_message("Status", timeout=0.05)
@@ -217,7 +217,7 @@ def disturbed(tmp_path_factory):
             chaos.start()
             rc = main([*ARGS, "--out", str(d / "run"), "--igtl-port", str(igtl_port), "--foxglove-port",
                        str(fox_port), "--fast"])
-            chaos.join(30)
+            chaos.join(90)  # it finishes as the run ends; the bound is for a broken server
     finally:
         logging.getLogger().removeHandler(handler)
     return rc, d, chaos, handler.records
@@ -239,7 +239,8 @@ def _report(d) -> dict:
 def test_misbehaving_clients_never_disturb_the_procedure(quiet, disturbed):
     rc_q, dq = quiet
     rc, d, chaos, records = disturbed
-    assert not chaos.is_alive() and chaos.errors == [], chaos.errors
+    assert not chaos.is_alive(), "the clients' script never finished"
+    assert chaos.errors == [], chaos.errors
     # the clients acted during the procedure: while registering and while drilling
     assert chaos.acted_in[0].split()[0] in ("register", "approach") and chaos.acted_in[1] == "drill L3-L"
     assert rc == rc_q == 0
