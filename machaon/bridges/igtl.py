@@ -150,11 +150,11 @@ class IgtlServer:
         self._sel.register(self._listener, selectors.EVENT_READ, "accept")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._stop = threading.Event()
+        self.connections = 0  # before the I/O thread starts: a client waiting for the port is accepted at once
+        self._last_state: str | None = None
         self._io = threading.Thread(target=self._io_loop, name="machaon-igtl-io", daemon=True)
         self._io.start()
         self._publisher = BackgroundPublisher(self._handle, name="machaon-igtl").start()
-        self.connections = 0
-        self._last_state: str | None = None
         _log.info("OpenIGTLink server on %s:%d", self.host, self.port)
 
     # -- what the application sends (any thread; never blocks) ----------------------------------

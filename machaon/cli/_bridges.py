@@ -5,13 +5,17 @@ WebSocket server when ``--foxglove-port`` was given (None otherwise) and raises 
 (a ``MachaonError`` and a ``ValueError``: the command prints it in one line and exits 2) when the
 port is taken. A headless simulation with a live view
 paces itself at real time (a viewer cannot follow a faster one) unless ``--fast`` is given:
-``paced(args, live)`` says whether to.
+``paced(args, live)`` says whether to. ``open_run_log(args, stack, ...)`` opens the ``--record``
+run log (``RunLogRecorder``, the same topics and schemas as the live view) or returns None.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
+
+from machaon.errors import UsageError
 
 
 def port_number(text: str) -> int:
@@ -44,6 +48,44 @@ def open_live_view(args: argparse.Namespace, joint_names: Sequence[str], link_fr
     view = FoxgloveLiveView(args.foxglove_port, "127.0.0.1", joint_names=joint_names, link_frames=link_frames)
     print(f"Foxglove live view on {view.url}", flush=True)
     return view
+
+
+RECORD_HZ = 100.0  # cycles per second of robot time a run log keeps by default (as teleop serve's default)
+
+
+def add_record_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--record FILE.mcap`` (``what``: its help) and ``--record-decimation K``."""
+    parser.add_argument("--record", default=None, metavar="FILE.mcap", help=what)
+    parser.add_argument("--record-decimation", type=int, default=None, metavar="K",
+                        help=f"record every K-th control cycle (default: about {RECORD_HZ:.0f} per second)")
+
+
+def check_record_args(args: argparse.Namespace) -> None:
+    """``--record`` writable and ``--record-decimation`` >= 1, before the run starts (``UsageError``)."""
+    if args.record_decimation is not None and args.record_decimation < 1:
+        raise UsageError(f"--record-decimation must be >= 1, got {args.record_decimation}")
+    if args.record:
+        from machaon._io import check_writable
+
+        check_writable(args.record, what="--record")
+
+
+def open_run_log(args: argparse.Namespace, stack: contextlib.ExitStack, metadata: dict[str, str], *,
+                 rate_hz: float, joint_names: Sequence[str] = (), link_frames: object | None = None) -> object | None:
+    """A ``RunLogRecorder`` on ``args.record`` entered into ``stack`` (closed, and so complete, when the
+    stack closes), or None without ``--record``. It keeps every ``--record-decimation``-th cycle of a loop
+    at ``rate_hz`` (default: ``RECORD_HZ`` per second; the JSON encoding runs on the control thread).
+    A file that cannot be created is a ``UsageError`` (exit 2)."""
+    if not getattr(args, "record", None):
+        return None
+    from machaon.robot.runlog import RunLogRecorder
+
+    decimation = args.record_decimation or max(1, round(rate_hz / RECORD_HZ))
+    try:
+        return stack.enter_context(RunLogRecorder(args.record, joint_names=joint_names, link_frames=link_frames,
+                                                  decimation=decimation, metadata=metadata))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot record to {args.record}: {exc}") from exc
 
 
 def paced(args: argparse.Namespace, live: object | None) -> bool:

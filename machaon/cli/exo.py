@@ -30,7 +30,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from machaon.cli._bridges import add_live_view_args, open_live_view, paced
+from machaon.cli._bridges import (
+    add_live_view_args,
+    add_record_args,
+    check_record_args,
+    open_live_view,
+    open_run_log,
+    paced,
+)
 from machaon.cli._common import (
     add_hardware_arguments,
     add_option,
@@ -51,6 +58,8 @@ if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at 
     from machaon.robot.loop import LoopStats
 
 log = logging.getLogger(__name__)
+
+WALK_RATE_HZ = 1000.0  # ``exo sim``'s control-loop rate (``run_walk``'s default)
 
 
 def _floats(text: str, n: int | None = None) -> tuple[float, ...]:
@@ -102,7 +111,6 @@ def _assist_config(args: argparse.Namespace, assist: bool, **extra: object) -> A
 def _cmd_sim(args: argparse.Namespace) -> int:
     from machaon.exo.reference import load_reference_gait
     from machaon.exo.report import write_sim_report
-    from machaon.exo.walk import run_walk
     from machaon.sim.legs import LegSim, LegSimConfig, WearerConfig
 
     if args.out and not args.headless:
@@ -115,30 +123,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         from machaon._io import check_output_dir
 
         check_output_dir(args.out, what="--out")  # before two walks, not after
+    check_record_args(args)
     with usage_errors(context="bad setting"):
         wearer = WearerConfig(weak_side=args.weak_side, weakness=args.weakness, spasticity_nm_s=args.spasticity)
         sim_cfg = LegSimConfig(seed=args.seed)
         runs = [False, True] if args.out else [not args.no_assist]
         cfgs = {a: _assist_config(args, a) for a in runs}
     ref = load_reference_gait()
-    from machaon.sim.legs import EXO_JOINTS
-
-    results = {}
-    with contextlib.ExitStack() as stack:
-        live = open_live_view(args, EXO_JOINTS, _exo_frames())
-        observer = None
-        if live is not None:
-            from machaon.robot.observers import Observers, RealTimePacer
-
-            stack.enter_context(live)
-            observer = Observers(live, RealTimePacer()) if paced(args, live) else live
-        for assist in runs:
-            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
-            with usage_errors(SimError):  # no display for the GUI
-                sim = LegSim(wearer, sim_cfg, gui=not args.headless)
-            with sim:
-                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
-                                           recorder=observer)
+    results = _walks(args, runs, cfgs, lambda: LegSim(wearer, sim_cfg, gui=not args.headless), ref)
     if args.out:
         settings = {
             "duration_s": args.duration, "skip_s": args.skip, "seed": args.seed, "weak_side": args.weak_side,
@@ -153,6 +145,38 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     res = next(iter(results.values()))
     print(json.dumps(res.report.to_dict(), indent=2))
     return 0
+
+
+def _walks(args: argparse.Namespace, runs: list[bool], cfgs: dict, make_sim: object, ref: object) -> dict:
+    """Walk once per entry of ``runs`` (assist off/on) in a new ``make_sim()``; the live view watches every
+    walk, the run log (``--record``) the last one (with ``--out``: the walk with assist)."""
+    from machaon.exo.walk import run_walk
+    from machaon.robot.observers import Observers, RealTimePacer
+    from machaon.sim.legs import EXO_JOINTS
+
+    results = {}
+    with contextlib.ExitStack() as stack:
+        frames = _exo_frames()
+        live = open_live_view(args, EXO_JOINTS, frames)
+        observer = None
+        if live is not None:
+            stack.enter_context(live)
+            observer = Observers(live, RealTimePacer()) if paced(args, live) else live
+        # the run log takes what the live view takes
+        runlog = open_run_log(args, stack, {"source": "machaon exo sim", "seed": str(args.seed),
+                                            "assist": str(runs[-1]).lower()},
+                              rate_hz=WALK_RATE_HZ, joint_names=EXO_JOINTS, link_frames=frames)
+        for assist in runs:
+            print(f"walking {args.duration:.1f} s {'with' if assist else 'without'} assist ...", file=sys.stderr)
+            with usage_errors(SimError):  # no display for the GUI
+                sim = make_sim()
+            recorder = observer
+            if runlog is not None and assist == runs[-1]:
+                recorder = runlog if observer is None else Observers(runlog, observer)
+            with sim:
+                results[assist] = run_walk(sim, args.duration, cfgs[assist], reference=ref, skip_s=args.skip,
+                                           recorder=recorder, rate_hz=WALK_RATE_HZ)
+    return results
 
 
 def _exo_frames() -> object:
@@ -434,6 +458,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength left on the weak side, hip,knee,ankle (fractions)")
     p.add_argument("--spasticity", type=float, default=8.0, help="weak knee-extensor reflex gain (N m s/rad)")
     p.add_argument("--seed", type=int, default=0)
+    add_record_args(p, "write a run log (MCAP) of the walk (with --out: of the walk with assist): joint states "
+                       "and commands, supervisor events, the legs' /tf, as the Foxglove live view shows them")
     add_live_view_args(p)
     _add_gains(p)
     p.set_defaults(func=_cmd_sim)

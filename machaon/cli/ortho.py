@@ -19,7 +19,14 @@ import logging
 import math
 import time
 
-from machaon.cli._bridges import add_live_view_args, open_live_view, port_number
+from machaon.cli._bridges import (
+    add_live_view_args,
+    add_record_args,
+    check_record_args,
+    open_live_view,
+    open_run_log,
+    port_number,
+)
 from machaon.cli._common import add_option, command, usage_errors, warn
 from machaon.errors import UsageError
 
@@ -82,6 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tracker", default=None, metavar="igtl:HOST:PORT",
                    help="take ReferenceToTracker/ToolToTracker from an OpenIGTLink server (e.g. PLUS) instead of "
                         "the simulated camera")
+    add_record_args(pr, "write a run log (MCAP): joint states and commands, supervisor events, scene frames, "
+                        "vertebrae, planned screws and phases, as the Foxglove live view shows them")
     add_live_view_args(pr)
     pr.set_defaults(func=_cmd_run)
 
@@ -197,6 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from machaon._io import check_output_dir
 
     check_output_dir(args.out, what="--out")  # before the procedure (minutes), not after
+    check_record_args(args)
     if args.plan is not None:
         import json
         from pathlib import Path
@@ -243,12 +253,13 @@ def _bone_and_plan(args: argparse.Namespace, say: object) -> tuple:
 
 
 def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headless: bool) -> object | None:
-    """The bridges of ``ortho run`` (OpenIGTLink server, tracker client, Foxglove live view), or None."""
-    if args.igtl_port is None and args.tracker is None and args.foxglove_port is None:
+    """The bridges of ``ortho run`` (OpenIGTLink server, tracker client, Foxglove live view, run log), or None."""
+    if args.igtl_port is None and args.tracker is None and args.foxglove_port is None and not args.record:
         return None
     from machaon.bridges.igtl import IgtlServer
     from machaon.bridges.igtl_tracker import IgtlTrackerClient, parse_tracker_address
     from machaon.ortho.live import ProcedureLive
+    from machaon.robot.observers import Observers
 
     tracker = None
     if args.tracker is not None:
@@ -263,7 +274,11 @@ def _procedure_live(args: argparse.Namespace, stack: contextlib.ExitStack, headl
     if view is not None:
         stack.enter_context(view)
     watched = view is not None or igtl is not None
-    return ProcedureLive(observers=view, igtl=igtl, tracker=tracker,
+    # the run log takes the same observer calls as the live view (the procedure describes its arm to both)
+    recorder = open_run_log(args, stack, {"source": "machaon ortho run", "robot": "machaon_arm",
+                                          "seed": str(args.seed)}, rate_hz=args.rate_hz)
+    observers = view if recorder is None else recorder if view is None else Observers(recorder, view)
+    return ProcedureLive(observers=observers, igtl=igtl, tracker=tracker,
                          realtime=headless and watched and not args.fast)
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from machaon.cli._bridges import add_live_view_args, open_live_view
+from machaon.cli._bridges import add_live_view_args, open_live_view, open_run_log
 from machaon.cli._common import add_backend_arguments, command, open_backend
 from machaon.errors import TeleopError, UsageError
 
@@ -295,28 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
         inner = inner_controller(model, position_mode=position,
                                  fixtures=workspace_fixture(desc.workspace_min, desc.workspace_max))
         sup = _supervisor(model, config, position, fault_cycles, hardware=args.backend == "hardware")
-        recorder = None
-        from machaon.robot.link_frames import LinkFrames
-
-        frames = LinkFrames.from_chain(model.chain, tool_frame=desc.tool(args.tool).tcp_link if args.tool else "tool")
-        if args.record:
-            from machaon.robot.runlog import RunLogRecorder
-
-            try:
-                recorder = stack.enter_context(RunLogRecorder(
-                    args.record, joint_names=backend.joint_names, decimation=args.record_decimation,
-                    metadata={"source": "machaon teleop serve", "backend": args.backend, "robot": args.robot},
-                    link_frames=frames))
-            except (OSError, ValueError) as exc:
-                raise UsageError(f"cannot record to {args.record}: {exc}") from exc
-        live = open_live_view(args, backend.joint_names, frames)  # a taken port: exit 2, said in one line
-        if live is not None:
-            from machaon.robot.observers import Observers
-            from machaon.robot.topics import workspace_box_entity
-
-            stack.enter_context(live)
-            live.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
-            recorder = live if recorder is None else Observers(recorder, live)
+        recorder = _serve_observers(args, stack, backend.joint_names, desc, model, rate_hz)
         try:
             server = RobotServer(backend, model.chain, inner, psk, listen=listen, config=config,
                                  supervisor=sup, rate_hz=rate_hz, recorder=recorder,
@@ -336,6 +315,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"teleop server ({args.backend}) on {server.address[0]}:{server.address[1]}", flush=True)
         _run_server(server, args.duration, args.stats_s)
     return 0
+
+
+def _serve_observers(args: argparse.Namespace, stack: contextlib.ExitStack, joint_names: tuple[str, ...],
+                     desc: object, model: RobotModel, rate_hz: float) -> object | None:
+    """The run log (``--record``) and the Foxglove live view (``--foxglove-port``) of ``teleop serve``,
+    each optional, as the loop's recorder; both show the workspace box. Bad paths or ports: UsageError."""
+    from machaon.robot.link_frames import LinkFrames
+
+    frames = LinkFrames.from_chain(model.chain, tool_frame=desc.tool(args.tool).tcp_link if args.tool else "tool")
+    recorder = open_run_log(args, stack, {"source": "machaon teleop serve", "backend": args.backend,
+                                          "robot": args.robot},
+                            rate_hz=rate_hz, joint_names=joint_names, link_frames=frames)
+    live = open_live_view(args, joint_names, frames)  # a taken port: exit 2, said in one line
+    if live is not None:
+        from machaon.robot.observers import Observers
+
+        stack.enter_context(live)
+        recorder = live if recorder is None else Observers(recorder, live)
+    if recorder is not None:  # the run log shows the workspace box as the live view does
+        from machaon.robot.topics import workspace_box_entity
+
+        recorder.record_scene(0.0, [workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)])
+    return recorder
 
 
 def _supervisor(model: RobotModel, config: TeleopConfig, position: bool, fault_cycles: int,

@@ -162,10 +162,11 @@ class ProcedureLive:
             return
         T_world_patient = world.motion.T_world_patient(t)
         T_world_toolplate = world.sim.T_world_link("drill_guide_mount") @ world.T_mount_toolplate
-        frames = [FramePose("world", "camera", world.T_world_cam),
-                  FramePose("world", "reference_plate", T_world_patient @ world.T_image_ref),
-                  FramePose("world", "tool_plate", T_world_toolplate)]
-        frames += [FramePose("world", lv, T_world_patient @ self._T_image_level[lv]) for lv in self._levels]
+        pose = FramePose.trusted  # the world's own rigid transforms, every camera frame: not re-checked
+        frames = [pose("world", "camera", world.T_world_cam),
+                  pose("world", "reference_plate", T_world_patient @ world.T_image_ref),
+                  pose("world", "tool_plate", T_world_toolplate)]
+        frames += [pose("world", lv, T_world_patient @ self._T_image_level[lv]) for lv in self._levels]
         self.on_frames(t, frames)
 
     def on_measured(self, t: float, world: object, m_ref: object | None, m_tool: object | None,

@@ -126,12 +126,27 @@ class RunLogRecorder:
         meta = {"joint_names": json.dumps(list(joint_names) if joint_names is not None else [])}
         meta["decimation"] = str(decimation)
         meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
+        self._metadata = meta
         self._writer.add_metadata("machaon", meta)
         self._writer.flush()  # header, schemas, channels and metadata reach the disk at once
         self._count = 0
         self._seq = 0
         self._t_last = 0.0
         self._closed = False
+
+    def describe_robot(self, joint_names: Sequence[str], link_frames: object | None,
+                       wrench_frame: str | None = None) -> None:
+        """Set the joint names and the ``LinkFrames`` (``/tf`` of every link) of the robot being recorded,
+        for applications that build the robot after the recording was opened (as ``FoxgloveLiveView``'s);
+        the names are stored again in the "machaon" metadata (readers take the last such record)."""
+        if self._closed:
+            return
+        self.joint_names = tuple(joint_names)
+        self.link_frames = link_frames
+        if wrench_frame is not None or link_frames is not None:
+            self.wrench_frame = wrench_frame or link_frames.base_link
+        self._metadata = {**self._metadata, "joint_names": json.dumps(list(self.joint_names))}
+        self._writer.add_metadata("machaon", self._metadata)
 
     def _add(self, topic: str, t: float, msg: dict) -> None:
         self._seq += 1

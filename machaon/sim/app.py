@@ -192,8 +192,7 @@ class SimApp:
             describe = getattr(self.live_view, "describe_robot", None)
             if describe is not None:
                 describe(sim.joint_names, self.link_frames)
-            box = workspace_box_entity(desc.base_link, desc.workspace_min, desc.workspace_max)
-            self.live_view.record_scene(sim.t, [box])
+            self.live_view.record_scene(sim.t, [self._workspace_box()])
         self.tracker: TrajectoryTracker | None = None
         self.trajectory: TrajectorySequence | None = None
         self.overlays = None  # set up with the GUI below; the planned path is drawn then
@@ -352,9 +351,14 @@ class SimApp:
             link_frames=self.link_frames,
         )
         self.sup.drain_events()  # supervisor events from before this recording do not belong in it
+        self.recorder.record_scene(self.sim.t, [self._workspace_box()])  # as the live view shows it
         self._attach_recorders()
         _log.info("recording to %s", path)
         return path
+
+    def _workspace_box(self) -> object:
+        """The supervisor's workspace box as a ``/scene`` entity in the base frame."""
+        return workspace_box_entity(self.desc.base_link, self.desc.workspace_min, self.desc.workspace_max)
 
     def _attach_recorders(self) -> None:
         """The loop's recorder: the run log and the live view, whichever exist."""
@@ -625,9 +629,11 @@ class SimApp:
                 t_frame = now
             n = min(slice_s, t_end - sim.t)
             self.loop.run_for(n)
-            if self.live_view is not None:
+            if self.live_view is not None or self.recorder is not None:  # the target frame, live and in the log
                 target = FramePose(self.desc.base_link, "target", self.current_target())
-                self.live_view.record_transforms(sim.t, [target])
+                for obs in (self.live_view, self.recorder):
+                    if obs is not None:
+                        obs.record_transforms(sim.t, [target])
             if self.tracker is not None and self.tracker.done(sim.t):
                 if self._slider_goal is not None:
                     _log.info("sliders: target reached [%.4f, %.4f, %.4f] m (base)", *self._slider_goal[:3, 3])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -54,18 +55,31 @@ def test_sim_live_view_shows_the_arm_where_fk_puts_it():
     assert checked >= 10
 
 
-def test_teleop_serve_live_view(key_file):
+def test_teleop_serve_live_view(key_file, tmp_path):
+    import signal
+
+    from mcap.reader import make_reader
+
     port = free_port()
+    log = tmp_path / "serve.mcap"
     proc, url = _start(["teleop", "serve", "--backend", "sim", "--listen", f"127.0.0.1:{port}", "--key",
-                        str(key_file), "--stats-s", "0", "--duration", "8", "--foxglove-port", "0"])
+                        str(key_file), "--stats-s", "0", "--duration", "8", "--foxglove-port", "0",
+                        "--record", str(log)])
     try:
         with FoxClient(url) as c:
-            c.subscribe(["/joint_states", "/tf"])
-            msgs = c.collect(lambda m: len(m) >= 10)
-        assert {t for t, _, _ in msgs} == {"/joint_states", "/tf"}
+            c.subscribe(["/joint_states", "/tf", "/scene"])
+            msgs = c.collect(lambda m: sum(t != "/scene" for t, _, _ in m) >= 10
+                             and any(t == "/scene" for t, _, _ in m))
+        assert {t for t, _, _ in msgs} == {"/joint_states", "/tf", "/scene"}
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the server stops and closes its run log
         proc.wait(10)
+    # the run log shows what the live view showed: the workspace box too
+    live_ids = {e["id"] for t, _, m in msgs if t == "/scene" for e in m["entities"]}
+    with open(log, "rb") as f:
+        logged_ids = {e["id"] for _s, _c, m in make_reader(f).iter_messages(topics=["/scene"])
+                      for e in json.loads(m.data)["entities"]}
+    assert live_ids == logged_ids == {"workspace"}
 
 
 def test_exo_sim_live_view_shows_both_legs():

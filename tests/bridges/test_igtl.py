@@ -88,6 +88,34 @@ def test_anatomy_plan_and_fault_status(monkeypatch):
             c.stop()
 
 
+def test_a_client_waiting_for_the_port_is_served(monkeypatch):
+    """Slicer retrying its connection is accepted the instant the server listens, while the server is
+    still being built (here: before its publisher starts); its I/O thread must already be complete."""
+    from machaon.bridges.observers import BackgroundPublisher
+
+    early: list[socket.socket] = []
+    real_start = BackgroundPublisher.start
+
+    def start(self):
+        srv = getattr(self._handler, "__self__", None)
+        if isinstance(srv, IgtlServer) and not early:
+            early.append(socket.create_connection(("127.0.0.1", srv.port)))
+            deadline = time.monotonic() + 2
+            while not srv._clients and srv._io.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return real_start(self)
+
+    monkeypatch.setattr(BackgroundPublisher, "start", start)
+    with IgtlServer(port=0) as srv:
+        try:
+            assert srv._io.is_alive() and srv.connections == 1
+            srv.send_status("plan")
+            early[0].settimeout(5)
+            assert early[0].recv(58)[2:8] == b"STRING"  # an OpenIGTLink header: version, then the type
+        finally:
+            early[0].close()
+
+
 def test_port_in_use_is_a_clear_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

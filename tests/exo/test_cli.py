@@ -70,7 +70,9 @@ def test_cli_errors_are_clear(tmp_path, capsys) -> None:
 
 def test_sim_headless_report(tmp_path, capsys) -> None:
     out = tmp_path / "rep"
-    assert main(["exo", "sim", "--headless", "--report", str(out), "--duration", "5.2", "--skip", "3.0"]) == 0
+    log = tmp_path / "walk.mcap"
+    assert main(["exo", "sim", "--headless", "--report", str(out), "--duration", "5.2", "--skip", "3.0",
+                 "--record", str(log)]) == 0
     data = json.loads((out / "report.json").read_text())
     assert data["symmetry_index_no_assist"] > 0.05
     assert data["symmetry_index_assist"] < data["symmetry_index_no_assist"]
@@ -78,3 +80,29 @@ def test_sim_headless_report(tmp_path, capsys) -> None:
     for name in ("emg_envelopes", "gait_phase", "assist_torque", "joint_angles"):
         assert (out / data["plots"][name]).exists()
     assert "symmetry_index_assist" in capsys.readouterr().out
+    _check_walk_log(log, tmp_path, capsys)
+
+
+def _check_walk_log(log, tmp_path, capsys) -> None:
+    """``--record``: the walk with assist, as the live view shows it (cycles at 100 Hz, the legs' /tf)."""
+    from mcap.reader import make_reader
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    from machaon.robot.runlog import read_run_log
+
+    run = read_run_log(log)
+    assert run.joint_names == ("hip_l", "knee_l", "hip_r", "knee_r") and run.metadata["assist"] == "true"
+    assert len(run.t) == 520 and np.allclose(np.diff(run.t), 0.01) and np.isfinite(run.q).all()
+    assert np.ptp(run.q[:, 1]) > 0.3  # the knee bends while walking
+    with open(log, "rb") as f:
+        children = {tf["child_frame_id"] for _s, ch, m in make_reader(f).iter_messages(topics=["/tf"])
+                    for tf in json.loads(m.data)["transforms"]}
+    assert {"thigh_l", "shank_l", "thigh_r", "shank_r"} <= children
+    assert main(["log", "summary", str(log)]) == 0
+    assert "(every 10)" in capsys.readouterr().out
+    assert main(["log", "export-ros2", str(log), str(tmp_path / "bag")]) == 0
+    store = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(tmp_path / "bag") as reader:
+        topics = {c.topic for c, _t, raw in reader.messages() if store.deserialize_cdr(raw, c.msgtype) is not None}
+    assert {"/joint_states", "/tf"} <= topics

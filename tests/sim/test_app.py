@@ -25,6 +25,12 @@ def test_headless_cli_writes_mcap_and_snapshots(tmp_path, capsys):
     assert run.dof == 6 and len(run.t) == 1500  # every cycle at 1 kHz
     assert np.allclose(np.diff(run.t), 1e-3)
     assert set(run.cmd_mode) == {"torque"}
+    from mcap.reader import make_reader
+
+    with open(mcap, "rb") as f:  # what the live view shows beside the arm: the workspace box, the target frame
+        msgs = [(ch.topic, json.loads(m.data)) for _s, ch, m in make_reader(f).iter_messages(topics=["/scene", "/tf"])]
+    assert "workspace" in {e["id"] for t, m in msgs if t == "/scene" for e in m["entities"]}
+    assert "target" in {tf["child_frame_id"] for t, m in msgs if t == "/tf" for tf in m["transforms"]}
     pngs = sorted(snaps.glob("*.png"))
     assert len(pngs) >= 4
     img = cv2.imread(str(pngs[-1]))
