@@ -48,6 +48,7 @@ bench: build
 	$(PY) -m benchmarks.exo
 	$(PY) -m benchmarks.ortho
 	$(PY) -m benchmarks.bridges
+	$(PY) -m benchmarks.ortho_record
 	$(PY) -m benchmarks.desk
 	$(PY) -m benchmarks.teleop_security
 	$(PY) -m benchmarks.trials
