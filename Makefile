@@ -38,7 +38,7 @@ test: build sysdeps
 demo: build sysdeps
 	$(VENV)/bin/machaon demo
 
-# Every benchmark but the soak (`python -m benchmarks.soak --minutes N`, an hour by default).
+# Every benchmark but the soak (`python -m benchmarks.soak --minutes 60` for the hour-long run).
 bench: build
 	$(PY) -m benchmarks.kinematics
 	$(PY) -m benchmarks.control
