@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import sys
 import time
@@ -16,8 +17,10 @@ _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
 
 
+@functools.cache
 def _prctl() -> object | None:
-    """libc's ``prctl`` (Linux), or None elsewhere."""
+    """libc's ``prctl`` (Linux), or None elsewhere; looked up once per process (``find_library``
+    runs ``ldconfig``, a subprocess: at every ``ControlLoop.run_for`` it cost milliseconds)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
