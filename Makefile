@@ -38,6 +38,7 @@ test: build sysdeps
 demo: build sysdeps
 	$(VENV)/bin/machaon demo
 
+# Every benchmark but the soak (`python -m benchmarks.soak --minutes N`, an hour by default).
 bench: build
 	$(PY) -m benchmarks.kinematics
 	$(PY) -m benchmarks.control
@@ -46,6 +47,11 @@ bench: build
 	$(PY) -m benchmarks.teleop
 	$(PY) -m benchmarks.exo
 	$(PY) -m benchmarks.ortho
+	$(PY) -m benchmarks.bridges
+	$(PY) -m benchmarks.desk
+	$(PY) -m benchmarks.teleop_security
+	$(PY) -m benchmarks.trials
+	$(PY) -m benchmarks.realdata
 
 # Re-resolve the lock file to the newest releases inside pyproject.toml's ranges, install them and
 # run the whole suite against them. Commit the new lock only if the suite passes.

@@ -235,6 +235,10 @@ def soak(minutes: float, junk_rate: float, replay_rate: float, outage_every_s: f
                     p.kill()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="teleop soak: hardware emulator, 5G ultra-remote link, attackers")
     ap.add_argument("--minutes", type=float, default=5.0)
@@ -251,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="keep the run log and the server output in this folder")
     args = ap.parse_args(argv)
     import logging
+    import signal
+
+    # a SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the emulator and server it started stop too
+    signal.signal(signal.SIGTERM, _interrupt)
 
     logging.getLogger("machaon.teleop").setLevel(logging.ERROR)  # the console's drop summaries: counted below
     if not (args.minutes > 0):

@@ -45,7 +45,8 @@ def check_writable(path: str | os.PathLike[str], *, what: str = "output") -> Pat
 
 
 def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
-    """``path`` as a ``Path`` if it is, or can be created as, a writable folder; ``OutputPathError``
+    """``path`` as a ``Path`` if it is, or can be created as, a writable folder (with any missing
+    parents, as ``mkdir(parents=True)`` does: ``out/demo`` on a fresh clone); ``OutputPathError``
     otherwise. Creates nothing."""
     p = Path(path)
     if p.exists():
@@ -54,7 +55,13 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
         if not os.access(p, os.W_OK | os.X_OK):
             raise OutputPathError(f"{what} {p}: no permission to write in it")
         return p
-    check_writable(p, what=what)
+    up = p.absolute().parent
+    while not up.exists():
+        up = up.parent
+    if not up.is_dir():
+        raise OutputPathError(f"{what} {p}: {up} is a file, not a folder")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {p}: no permission to create folders in {up}")
     return p
 
 

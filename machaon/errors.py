@@ -26,7 +26,7 @@ The tree (layer bases here, leaves in their modules)::
       TeleopError                      teleop/: LinkProtocolError > MalformedError, BoundsError,
                                        AuthError, ReplayError, StaleError, SessionError;
                                        ConnectError, ProfileError, ScriptError, KeyFileError
-      TrialError                       trials/
+      TrialError                       trials/: StudyError (ValueError), ClusterError (RuntimeError)
 
 Device faults met inside the control loop are never exceptions: the loop sees them as
 :class:`machaon.types.DeviceFault` data in the state (house rule 6). These classes are for

@@ -27,6 +27,7 @@ _COMMANDS = (
     "machaon.cli.exo",
     "machaon.cli.teleop",
     "machaon.cli.demo",
+    "machaon.cli.trial",
 )
 
 

@@ -5,7 +5,8 @@ Subcommands:
 - ``netem``: UDP relay applying a link profile in both directions, with live statistics.
 - ``serve``: the robot server (``--backend sim`` or ``hardware``; chosen here, by name).
 - ``console``: the operator console (terminal UI), or ``--script FILE`` for a headless replay.
-- ``sweep``: a scripted task through every link profile in simulation; table and plots.
+- ``sweep``: a scripted task through every link profile in simulation; table and plots (a front
+  of the teleop study, ``machaon trial teleop``, on Ray).
 - ``profiles``: list the link profiles.
 - ``keygen``: a new pre-shared key file (mode 0600).
 """
@@ -112,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--task", choices=("square", "hold"), default="square")
     w.add_argument("--out", default="teleop_sweep", metavar="DIR", help="directory for table and plots")
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--workers", type=int, metavar="N", help="CPUs for the runs (Ray; default: all)")
     w.set_defaults(func=_sweep)
 
     pr = tsub.add_parser("profiles", help="list the link profiles")
@@ -484,8 +486,9 @@ def _replay_summary(res: ScriptReplay) -> dict:
 
 @command
 def _sweep(args: argparse.Namespace) -> int:
+    from machaon.cli.trial import sim_arm
     from machaon.teleop.profiles import ProfileError, load_profiles
-    from machaon.teleop.sweep import run_sweep
+    from machaon.trials.teleop import run_sweep
 
     try:
         profiles = load_profiles(args.profiles_file)
@@ -498,10 +501,11 @@ def _sweep(args: argparse.Namespace) -> int:
     from machaon._io import check_output_dir
 
     check_output_dir(args.out, what="--out")
-    from machaon.sim import ArmSim
-
-    report = run_sweep([profiles[n] for n in names], lambda desc: ArmSim(desc, realtime=False), task=args.task,
-                       out_dir=args.out, seed=args.seed)
+    if args.seed < 0 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--seed must be >= 0 and --workers >= 1")
+    # the teleop study on Ray, one seed per profile (machaon.trials.teleop); its errors are MachaonErrors
+    report = run_sweep([profiles[n] for n in names], sim_arm, task=args.task, out_dir=args.out, seed=args.seed,
+                       workers=args.workers)
     print(report.table())
     print(f"wrote {report.out_dir}/sweep.json, sweep.png")
     return 0

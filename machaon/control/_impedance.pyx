@@ -30,11 +30,15 @@ from machaon.kinematics._chain cimport (
     bias_torque_c,
     fk_jac_c,
     log3_c,
+    new_f64,
 )
-from machaon._records cimport torque_command_c
+from machaon._records cimport attr_or_none, torque_command_c
 from machaon.kinematics._dynamics cimport crba_c, rnea_c
+from libc.math cimport INFINITY
 
 import numpy as np
+
+from machaon.types import JointState
 
 cimport numpy as cnp
 
@@ -205,22 +209,28 @@ cdef inline void _mul6(const double* A, const double* B, double* C) noexcept nog
 
 
 cdef inline void _rotate_gain(const double* R, const double* G_task, double* G_base) noexcept nogil:
-    """G_base = B G_task B^T with B = blockdiag(R, R): a task-frame 6x6 gain seen in the base frame."""
-    cdef double B[36]
-    cdef double Bt[36]
+    """G_base = B G_task B^T with B = blockdiag(R, R): a task-frame 6x6 gain seen in the base frame.
+
+    Block by block (the zero blocks of B are skipped): the same sums, term for term, as the dense
+    product, in half the multiplications.
+    """
     cdef double tmp[36]
-    cdef int i, j
-    for i in range(36):
-        B[i] = 0.0
-        Bt[i] = 0.0
-    for i in range(3):
-        for j in range(3):
-            B[6 * i + j] = R[3 * i + j]
-            B[6 * (i + 3) + j + 3] = R[3 * i + j]
-            Bt[6 * j + i] = R[3 * i + j]
-            Bt[6 * (j + 3) + i + 3] = R[3 * i + j]
-    _mul6(B, G_task, tmp)
-    _mul6(tmp, Bt, G_base)
+    cdef int i, j, k, bi, bk
+    cdef double s
+    for i in range(6):              # tmp = B G
+        bi = 3 * (i // 3)
+        for j in range(6):
+            s = 0.0
+            for k in range(3):
+                s = s + R[3 * (i - bi) + k] * G_task[6 * (bi + k) + j]
+            tmp[6 * i + j] = s
+    for i in range(6):              # G_base = tmp B^T, (B^T)_kj = B_jk
+        for j in range(6):
+            bk = 3 * (j // 3)
+            s = 0.0
+            for k in range(3):
+                s = s + tmp[6 * i + bk + k] * R[3 * (j - bk) + k]
+            G_base[6 * i + j] = s
 
 
 # ----------------------------------------------------------------------------- checked functional faces
@@ -525,9 +535,7 @@ cdef class CartesianStep:
         if M is None:
             if self.dyn is None:
                 raise ValueError("M: required without set_dynamics")
-            crba_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, _data(aq), Mbuf)
-            for i in range(n):
-                Mbuf[i * n + i] += self.dyn.c.armature[i]  # the drives' reflected rotor inertia
+            return self._refresh_inertia_dyn(_data(aq), eps)
         else:
             aM = _c_double(M)
             if cnp.PyArray_SIZE(aM) != n * n:
@@ -535,6 +543,19 @@ cdef class CartesianStep:
             Mp = _data(aM)
         fk_jac_c(&self.kernel.c, _data(aq), T, J)
         return _sqrt_inertia_c(n, J, Mp, eps, self.A_sqrt)
+
+    cdef int _refresh_inertia_dyn(self, const double* q, double eps) except -2:
+        """``refresh_inertia(q, None, eps)``: the ``set_dynamics`` chain's mass matrix (dyn set, n known)."""
+        cdef int n = self.n
+        cdef double T[16]
+        cdef double J[6 * MAX_DOF]
+        cdef double Mbuf[MAX_DOF * MAX_DOF]
+        cdef int i
+        crba_c(n, self.dyn.c.T_fixed, self.dyn.c.jtype, self.dyn.c.inertia, q, Mbuf)
+        for i in range(n):
+            Mbuf[i * n + i] += self.dyn.c.armature[i]  # the drives' reflected rotor inertia
+        fk_jac_c(&self.kernel.c, q, T, J)
+        return _sqrt_inertia_c(n, J, Mbuf, eps, self.A_sqrt)
 
     def set_sqrt_inertia(self, const double[:, ::1] A):
         """Lambda^1/2 (6x6) computed elsewhere (numpy's route, when ``refresh_inertia`` declined)."""
@@ -551,6 +572,9 @@ cdef class CartesianStep:
 
     def apply_inertia_damping(self):
         """Use D_base = A Z K1 + K1 Z A (A = Lambda^1/2; = A Z K1 + (A Z K1)^T, all three symmetric)."""
+        self._apply_inertia_damping()
+
+    cdef void _apply_inertia_damping(self) noexcept:
         cdef double AZ[36]
         cdef double AZK[36]
         cdef int i, j
@@ -702,6 +726,17 @@ cdef class CartesianStep:
         ``info = {"x_d": x_d, "error": the pose error}``: the whole per-cycle output in one call."""
         tau = self.step(q, dq, T_target, g, dt)
         return torque_command_c(tau, {"x_d": x_d, "error": self.error()})
+
+    cdef object _command(self, const double* q, const double* dq, const double* Td, double dt, object x_d):
+        """``command(q, dq, Td, None, dt, x_d)`` on raw pointers (sizes known): what ``command`` returns."""
+        cdef int i, n = self.n
+        cdef cnp.ndarray tau = new_f64(1, n, 0, 0)
+        cdef cnp.ndarray err = new_f64(1, 6, 0, 0)
+        cdef double* pe = <double*>cnp.PyArray_DATA(err)
+        self._step(q, dq, Td, NULL, dt, <double*>cnp.PyArray_DATA(tau))
+        for i in range(6):
+            pe[i] = self.e[i]
+        return torque_command_c(tau, {"x_d": x_d, "error": err})
 
     cdef void _step(self, const double* q, const double* dq, const double* Td, const double* g,
                     double dt, double* tau) noexcept nogil:
@@ -870,3 +905,135 @@ def sqrt_cartesian_inertia(const double[:, ::1] J, const double[:, ::1] M, doubl
     with nogil:
         code = _sqrt_inertia_c(n, &J[0, 0], &M[0, 0], eps, &out[0, 0])
     return code
+
+
+# ----------------------------------------------------------------------------- the controller's cycle
+
+cdef object _JointState = JointState
+
+
+cdef inline bint _f64_vec(object a, Py_ssize_t n):
+    """a is a C-contiguous float64 ndarray of n values (any shape)."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_SIZE(<cnp.ndarray>a) == n)
+
+
+cdef class CartesianImpedanceCore:
+    """The compiled base of ``machaon.control.impedance.CartesianImpedance``: its per-cycle state and ``update``.
+
+    ``update`` runs the common cycle in compiled code: the controller active, no gain ramp, no
+    fixtures, gravity (if any) from the compiled chain, a ``JointState`` whose q and dq are
+    C-contiguous float64 arrays of the controller's size, a float ``t``; a Cartesian-inertia refresh
+    that falls due is done here too when the mass matrix comes from the compiled chain and the
+    damping design's factors still hold (same gains, target and task frame), and a new target's
+    feed-forward is taken here. It then leaves the controller exactly as the full cycle would and
+    returns the same command. Anything else (activation, a ramp, fixtures, a duck-typed dynamics or
+    mass model, new damping factors, a refresh the kernel declines, other input types, bad input)
+    is handed, before anything was changed, to the Python ``_update_python``, which is the full
+    cycle written out.
+    """
+
+    cdef public object chain
+    cdef public object dynamics
+    cdef public object fixtures
+    cdef public object _mass
+    cdef public object _lock
+    cdef public object _target
+    cdef public object _gains
+    cdef public object _cur_k
+    cdef public object _cur_z
+    cdef public object _ramp
+    cdef public object _t_prev
+    cdef public object _dfac_key
+    cdef public object _ff_target
+    cdef public CartesianStep _step
+    cdef public int dof
+    cdef public double inertia_period_s
+    cdef public double _t_inertia
+    cdef public bint _activated
+    cdef public bint _have_lambda
+    cdef public bint _mass_in_kernel
+    cdef public bint _gravity_outside
+
+    def __cinit__(self, *args, **kwargs):
+        self._t_inertia = -INFINITY
+        self.inertia_period_s = 0.01
+
+    def update(self, state, t):
+        """One control cycle: ``JointState`` in, ``JointCommand`` (torque mode) out (see the class docstring
+        of ``CartesianImpedance``). Bad input raises ``ValueError``."""
+        cmd = self._fast(state, t)
+        if cmd is not None:
+            return cmd
+        return self._update_python(state, t)
+
+    cdef object _fast(self, object state, object t):
+        """The common cycle's command, or None having changed nothing (the full cycle then runs)."""
+        cdef CartesianStep step = self._step
+        cdef tuple tgt
+        cdef object q, dq, Td, gains, k, z, key, v_d, w_ff, t_prev
+        cdef double tt, dt
+        cdef bint refresh = False, new_ff
+        cdef int i, n = self.dof
+        cdef double A_new[36]
+        cdef double A_old[36]
+        if (not self._activated or self._ramp is not None or self.fixtures is not None or self._gravity_outside
+                or step is None or type(t) is not float or type(state) is not _JointState):
+            return None
+        q = attr_or_none(state, "q")
+        dq = attr_or_none(state, "dq")
+        if not (_f64_vec(q, n) and _f64_vec(dq, n) and cnp.PyArray_NDIM(<cnp.ndarray>q) == 1
+                and cnp.PyArray_NDIM(<cnp.ndarray>dq) == 1):
+            return None
+        if type(self._target) is not tuple:
+            return None
+        tgt = <tuple>self._target
+        Td = tgt[0]
+        if not _f64_vec(Td, 16):
+            return None
+        tt = <double>t
+        gains = self._gains
+        k = gains.stiffness
+        z = gains.damping_ratio
+        # The Cartesian-inertia refresh, when it falls due: here only with the kernel's mass matrix and
+        # unchanged damping factors, computed into a scratch buffer first (nothing changes on a decline).
+        if self._mass is not None and (tt - self._t_inertia >= self.inertia_period_s or not self._have_lambda):
+            key = self._dfac_key
+            if (not self._mass_in_kernel or step.dyn is None or type(key) is not tuple or len(<tuple>key) != 4
+                    or (<tuple>key)[0] is not k or (<tuple>key)[1] is not z or (<tuple>key)[2] is not Td
+                    or (<tuple>key)[3] is not gains):
+                return None
+            for i in range(36):
+                A_old[i] = step.A_sqrt[i]
+            if step._refresh_inertia_dyn(<const double*>cnp.PyArray_DATA(<cnp.ndarray>q), 1e-6) != 0:
+                for i in range(36):
+                    step.A_sqrt[i] = A_old[i]
+                return None
+            refresh = True
+        new_ff = tgt is not self._ff_target
+        if new_ff:
+            v_d = tgt[1]
+            w_ff = tgt[2]
+            if not ((v_d is None or _f64_vec(v_d, 6)) and (w_ff is None or _f64_vec(w_ff, 6))):
+                if refresh:
+                    for i in range(36):
+                        step.A_sqrt[i] = A_old[i]
+                return None
+        # Committed: the full cycle's state changes, in its order.
+        self._cur_k = k
+        self._cur_z = z
+        if refresh:
+            self._have_lambda = True
+            self._t_inertia = tt
+            step._apply_inertia_damping()
+        if new_ff:
+            for i in range(6):
+                step.v_d[i] = (<const double*>cnp.PyArray_DATA(<cnp.ndarray>v_d))[i] if v_d is not None else 0.0
+                step.w_ff[i] = (<const double*>cnp.PyArray_DATA(<cnp.ndarray>w_ff))[i] if w_ff is not None else 0.0
+            self._ff_target = tgt
+        t_prev = self._t_prev
+        self._t_prev = t
+        dt = 0.0 if t_prev is None else tt - <double>t_prev
+        return step._command(<const double*>cnp.PyArray_DATA(<cnp.ndarray>q),
+                             <const double*>cnp.PyArray_DATA(<cnp.ndarray>dq),
+                             <const double*>cnp.PyArray_DATA(<cnp.ndarray>Td), dt, tgt[3])

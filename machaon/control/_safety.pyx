@@ -12,11 +12,11 @@ leaves the joint index and the offending value in ``joint`` / ``value``. Limits 
 """
 
 cimport numpy as cnp
-from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from libc.math cimport INFINITY, fabs, sqrt
 from libc.string cimport memcpy
 
+from machaon._records cimport attr_or_none as _item
 from machaon.kinematics._chain cimport MAX_DOF, ChainKernel, fk_jac_c
 
 import numpy as np
@@ -196,10 +196,6 @@ cdef inline bint _within_n(const double* x, const double* lo, const double* hi, 
     return True
 
 
-cdef inline object _item(dict d, str key):
-    """d[key] or None (borrowed lookup, no exception)."""
-    cdef PyObject* v = PyDict_GetItem(d, key)
-    return None if v == NULL else <object>v
 
 
 cdef class SupervisorCore:
@@ -281,7 +277,6 @@ cdef class SupervisorCore:
         """Run the common cycle and return True, or return False having changed nothing."""
         cdef double tt, period
         cdef Py_ssize_t n
-        cdef dict sd, cd
         cdef object q, dq, tau, faults, mode, required, v
         cdef const double* pr
         cdef const double* lo
@@ -296,17 +291,16 @@ cdef class SupervisorCore:
                 return False
         if type(state) is not _JointState or type(cmd) is not _JointCommand:
             return False
-        sd = state.__dict__
-        q = _item(sd, "q")
+        q = _item(state, "q")
         n = self._sc_n
         if n <= 0 or not _f64_vec(q, n):
             return False
-        dq = _item(sd, "dq")
-        tau = _item(sd, "tau")
-        faults = _item(sd, "faults")
+        dq = _item(state, "dq")
+        tau = _item(state, "tau")
+        faults = _item(state, "faults")
         if not (_f64_vec(dq, n) and _f64_vec(tau, n)):
             return False
-        if _item(sd, "ok") is not True or not (type(faults) is tuple and len(<tuple>faults) == 0):
+        if _item(state, "ok") is not True or not (type(faults) is tuple and len(<tuple>faults) == 0):
             return False
         if not (_finite_n(_ptr(q), n) and _finite_n(_ptr(dq), n) and _finite_n(_ptr(tau), n)):
             return False
@@ -318,20 +312,19 @@ cdef class SupervisorCore:
                 return False
         # The command: every given field a finite float64 (n,) array, the mode's one present and
         # within its limits (otherwise the full check saturates it or stops).
-        cd = cmd.__dict__
-        mode = _item(cd, "mode")
+        mode = _item(cmd, "mode")
         if mode is _TORQUE:
-            required, lo, hi = _item(cd, "tau"), self._taumin, self._taumax
+            required, lo, hi = _item(cmd, "tau"), self._taumin, self._taumax
         elif mode is _POSITION:
-            required, lo, hi = _item(cd, "q"), self._qmin, self._qmax
+            required, lo, hi = _item(cmd, "q"), self._qmin, self._qmax
         elif mode is _VELOCITY:
-            required, lo, hi = _item(cd, "dq"), self._dqmin, self._dqmax
+            required, lo, hi = _item(cmd, "dq"), self._dqmin, self._dqmax
         else:
             return False
         if required is None:
             return False
         for key in ("tau", "q", "dq"):
-            v = _item(cd, key)
+            v = _item(cmd, key)
             if v is not None and not (_f64_vec(v, n) and _finite_n(_ptr(v), n)):
                 return False
         if not _within_n(_ptr(required), lo, hi, n):

@@ -379,7 +379,7 @@ class JointImpedance:
         return JointCommand(CommandMode.TORQUE, tau=tau, info={"q_d": q_d})
 
 
-class CartesianImpedance:
+class CartesianImpedance(_k.CartesianImpedanceCore):
     """Cartesian impedance of ``chain``'s tip (the tool) toward a target pose, one fused kernel call per cycle.
 
     ``gains``: ``CartesianGains``. ``dynamics`` (a ``machaon.kinematics.Dynamics`` or a ``Chain``
@@ -390,6 +390,11 @@ class CartesianImpedance:
     ``posture`` (q_n, default: q at activation), ``k_null``, ``d_null``: the null-space term for
     redundant arms. ``fixtures``: a ``machaon.control.fixtures`` term (or sum) whose wrench is
     added as feed-forward. The target defaults to the tool pose at activation.
+
+    ``update`` is compiled (``_impedance.CartesianImpedanceCore``, the base class): the common cycle
+    runs there entirely; every other one (activation, a gain ramp, fixtures, new damping factors, a
+    duck-typed dynamics model, inputs of another type) takes ``_update_python`` below, with the same
+    results.
     """
 
     def __init__(
@@ -515,7 +520,9 @@ class CartesianImpedance:
 
     # -- the cycle -------------------------------------------------------------------------------
 
-    def update(self, state: JointState, t: float) -> JointCommand:
+    # ``update`` (compiled, in ``CartesianImpedanceCore``) runs the common cycle itself and hands every
+    # other one to this full cycle, which is the reference for what a cycle does.
+    def _update_python(self, state: JointState, t: float) -> JointCommand:
         q, dq = _begin_cycle(self, state, t)
         tgt = self._target
         Td = tgt[0]

@@ -142,10 +142,9 @@ def _hip_centres(trial: GaitTrial) -> tuple[dict[str, np.ndarray] | None, str]:
     return out, "Bell regression from ASIS/PSIS"
 
 
-def sagittal_joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], np.ndarray]:
-    """Sagittal hip/knee/ankle flexion (rad) per side and joint, with where each came from, and times (s)."""
-    fs = trial.point_rate_hz
-    t = np.arange(trial.n_frames) / fs if fs > 0 else np.zeros(0)
+def _file_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """The flexion angles (rad, per side and joint) the file itself holds (e.g. Plug-in Gait's
+    LKneeAngles x), and their source ("file") per '<side>_<joint>'."""
     angles: dict[str, dict[str, np.ndarray]] = {s: {} for s in SIDES}
     source: dict[str, str] = {}
     for s in SIDES:
@@ -154,6 +153,33 @@ def sagittal_joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndar
             if a is not None:
                 angles[s][j] = a[:, 0]
                 source[f"{s}_{j}"] = "file"
+    return angles, source
+
+
+def _pelvic_tilt(trial: GaitTrial, prog: np.ndarray, up: np.ndarray) -> np.ndarray | None:
+    """Anterior pelvic tilt (rad, per frame) from the ASIS and PSIS/sacrum markers in the lab's
+    progression/up axes; None without those markers."""
+    la, ra = trial.marker("LASI"), trial.marker("RASI")
+    back = [m for n in ("LPSI", "RPSI", "SACR") if (m := trial.marker(n)) is not None]
+    if la is None or ra is None or not back:
+        return None
+    d = 0.5 * (la + ra) - np.mean(back, axis=0)  # PSIS -> ASIS: anterior tilt when it points down
+    return np.arctan2(-(d @ up), np.einsum("ij,ij->i", d, prog))
+
+
+def _segment(a: np.ndarray | None, b: np.ndarray | None, fs: float) -> np.ndarray | None:
+    """The segment from marker ``a`` to marker ``b`` (m, per frame), low-passed at 6 Hz (gaps as 0);
+    None when a marker is missing or never seen."""
+    if a is None or b is None:
+        return None
+    return lowpass_zero_phase(np.nan_to_num(b - a), fs, 6.0) if np.isfinite(b - a).any() else None
+
+
+def sagittal_joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], np.ndarray]:
+    """Sagittal hip/knee/ankle flexion (rad) per side and joint, with where each came from, and times (s)."""
+    fs = trial.point_rate_hz
+    t = np.arange(trial.n_frames) / fs if fs > 0 else np.zeros(0)
+    angles, source = _file_angles(trial)
     if all(len(angles[s]) == 3 for s in SIDES) or not trial.markers_m:
         return angles, source, t
     hips, hip_src = _hip_centres(trial)
@@ -174,24 +200,13 @@ def sagittal_joint_angles(trial: GaitTrial) -> tuple[dict[str, dict[str, np.ndar
     prog = np.full((trial.n_frames, 3), np.nan)
     prog[window] = axes.progression
     up = axes.up
-    tilt = None
-    la, ra = trial.marker("LASI"), trial.marker("RASI")
-    back = [m for n in ("LPSI", "RPSI", "SACR") if (m := trial.marker(n)) is not None]
-    if la is not None and ra is not None and back:
-        d = 0.5 * (la + ra) - np.mean(back, axis=0)  # PSIS -> ASIS: anterior tilt when it points down
-        tilt = np.arctan2(-(d @ up), np.einsum("ij,ij->i", d, prog))
-
-    def seg(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-        if a is None or b is None:
-            return None
-        return lowpass_zero_phase(np.nan_to_num(b - a), fs, 6.0) if np.isfinite(b - a).any() else None
-
+    tilt = _pelvic_tilt(trial, prog, up)
     for s in SIDES:
         p = "L" if s == "left" else "R"
         knee, ank, hee, toe = (trial.marker(p + n) for n in ("KNE", "ANK", "HEE", "TOE"))
-        thigh = seg(hips[s], knee) if hips else None
-        shank = seg(knee, ank)
-        foot = seg(hee, toe)
+        thigh = _segment(hips[s], knee, fs) if hips else None
+        shank = _segment(knee, ank, fs)
+        foot = _segment(hee, toe, fs)
         a_th = _incl(thigh, prog, up) if thigh is not None else None
         a_sh = _incl(shank, prog, up) if shank is not None else None
         if a_th is not None and "hip" not in angles[s]:
@@ -256,6 +271,35 @@ class GaitLabReport:
     detection: EventDetection
 
 
+def _angle_summary(c: np.ndarray, source: str | None) -> dict:
+    """Report entry of one joint angle from its cycles ``c`` (cycles x ``N_POINTS``, deg): extremes,
+    range, mean and SD curves (SD 0 for a single cycle)."""
+    m = c.mean(axis=0)
+    return {
+        "source": source,
+        "cycles": int(len(c)),
+        "max_deg": float(m.max()),
+        "min_deg": float(m.min()),
+        "rom_deg": float(m.max() - m.min()),
+        "mean_deg": np.round(m, 2).tolist(),
+        "sd_deg": np.round(c.std(axis=0, ddof=1) if len(c) > 1 else np.zeros(N_POINTS), 2).tolist(),
+    }
+
+
+def _emg_summary(c: np.ndarray, side: str) -> dict:
+    """Report entry of one EMG channel from its envelope cycles ``c`` (cycles x ``N_POINTS``, V):
+    the peak of the mean envelope, and the mean and SD curves in % of that peak."""
+    m = c.mean(axis=0)
+    peak = float(m.max()) if m.max() > 0 else 1.0
+    return {
+        "side": side,
+        "cycles": int(len(c)),
+        "peak_mean_envelope_v": float(m.max()),
+        "mean_pct_of_peak": np.round(100 * m / peak, 2).tolist(),
+        "sd_pct_of_peak": np.round(100 * (c.std(axis=0, ddof=1) if len(c) > 1 else 0 * m) / peak, 2).tolist(),
+    }
+
+
 def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float | None = None) -> GaitLabReport:
     """The gait report of ``trial`` with its events (see module doc). Raises ``GaitFileError`` when
     no side has a complete cycle."""
@@ -282,16 +326,7 @@ def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float |
             if not len(c):
                 continue
             angle_curves[s][j] = c
-            m = c.mean(axis=0)
-            summary_angles.setdefault(j, {})[s] = {
-                "source": src.get(f"{s}_{j}"),
-                "cycles": int(len(c)),
-                "max_deg": float(m.max()),
-                "min_deg": float(m.min()),
-                "rom_deg": float(m.max() - m.min()),
-                "mean_deg": np.round(m, 2).tolist(),
-                "sd_deg": np.round(c.std(axis=0, ddof=1) if len(c) > 1 else np.zeros(N_POINTS), 2).tolist(),
-            }
+            summary_angles.setdefault(j, {})[s] = _angle_summary(c, src.get(f"{s}_{j}"))
     summary["joint_angles"] = summary_angles
     envs, checks, t_emg = emg_envelopes(trial, mains_hz)
     emg_curves: dict = {}
@@ -303,16 +338,8 @@ def analyze_trial(trial: GaitTrial, detection: EventDetection, mains_hz: float |
         c = normalise_cycles(t_emg, env, cyc[side])
         if not len(c):
             continue
-        m = c.mean(axis=0)
-        peak = float(m.max()) if m.max() > 0 else 1.0
         emg_curves[k] = (side, c)
-        summary_emg[k] = {
-            "side": side,
-            "cycles": int(len(c)),
-            "peak_mean_envelope_v": float(m.max()),
-            "mean_pct_of_peak": np.round(100 * m / peak, 2).tolist(),
-            "sd_pct_of_peak": np.round(100 * (c.std(axis=0, ddof=1) if len(c) > 1 else 0 * m) / peak, 2).tolist(),
-        }
+        summary_emg[k] = _emg_summary(c, side)
     summary["emg"] = summary_emg
     summary["emg_channels"] = checks
     unsided = [k for k in envs if emg_side(k) is None]

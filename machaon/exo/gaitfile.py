@@ -275,19 +275,20 @@ def _c3d_plates(path: str, analog_rate: float) -> list[ForcePlate]:
     return plates
 
 
-def read_c3d_trial(path: str | Path) -> GaitTrial:
-    """Read a C3D gait trial with ezc3d (layout in the module docstring). Raises ``GaitFileError``."""
-    import ezc3d
+@dataclass(frozen=True)
+class _PointStream:
+    """The marker stream of a file: rate (Hz), frame count, markers (N, 3) m, angles (N, 3) rad."""
 
-    from machaon.exo.emg_signals import EMGSignalError, check_declared_units, infer_emg_scale
+    rate_hz: float
+    n_frames: int
+    markers_m: dict[str, np.ndarray]
+    angles_rad: dict[str, np.ndarray]
 
-    path = str(path)
-    try:
-        c = ezc3d.c3d(path)
-    except Exception as exc:  # ezc3d raises RuntimeError/IOError for bad files
-        raise GaitFileError(f"{path}: not a readable C3D file ({exc})") from None
+
+def _c3d_points(c: dict, path: str, notes: list[str]) -> _PointStream:
+    """POINT channels of an ezc3d file: markers (gap-filled, SI) and the labels of POINT:ANGLES.
+    Raises ``GaitFileError`` on unknown units or a missing frame rate."""
     params = c["parameters"]
-    notes: list[str] = []
     point_rate = float(np.asarray(_param(params, "POINT", "RATE", [0.0])).ravel()[0])
     labels = _labels(params.get("POINT", {}))
     angle_labels = set(_labels(params.get("POINT", {}), "ANGLES"))
@@ -310,58 +311,86 @@ def read_c3d_trial(path: str | Path) -> GaitTrial:
         xyz[missing] = np.nan
         if not missing.all():
             markers[lab] = xyz * _LENGTH_UNIT[unit]
-    markers = _finalise_markers(markers, point_rate, path, unit, notes)
+    return _PointStream(point_rate, n_frames, _finalise_markers(markers, point_rate, path, unit, notes), angles)
+
+
+def _c3d_emg(lab: str, x: np.ndarray, u: str, rate: float, path: str, notes: list[str]) -> tuple[np.ndarray, str]:
+    """One EMG channel in volts and the unit it was read in: the declared ``u`` (V, mV, uV), or the
+    unit its amplitude implies when it is too large for surface EMG in ``u`` (noted). Raises
+    ``GaitFileError`` on an unknown unit or NaN samples."""
+    from machaon.exo.emg_signals import EMGSignalError, check_declared_units, infer_emg_scale
+
+    scale = _EMG_UNIT.get(u.strip().lower())
+    if scale is None:
+        raise GaitFileError(f"{path}: EMG channel {lab}: unsupported unit {u!r} (know V, mV, uV)")
+    _require_finite("EMG channel", lab, x, rate, path)
+    v = x * scale
+    try:
+        check_declared_units(lab, v, u)
+    except EMGSignalError:
+        # larger than surface EMG can be: the unit is off by 1000 or the amplifier's gain was
+        # left in; take the unit the amplitude implies (envelopes are compared in shape)
+        try:
+            extra, implied = infer_emg_scale(v)
+        except EMGSignalError as exc:
+            raise GaitFileError(f"{path}: EMG {lab}: {exc}") from None
+        notes.append(f"EMG {lab}: too large for surface EMG in {u!r}; read as {implied} "
+                     "(wrong unit, or the amplifier gain not removed)")
+        return v * extra, implied
+    return v, u
+
+
+def _c3d_imu(sensor: str, a_labels: list[str], a_units: list[str], data: np.ndarray, a_rate: float,
+             path: str) -> np.ndarray:
+    """IMU ``sensor`` (upper case) from the analog channels: (M, 6) gyro rad/s then accel m/s^2.
+    Raises ``GaitFileError`` on a missing channel, an unknown unit or NaN samples."""
+    upper = [lab.upper() for lab in a_labels]
+    cols = []
+    for suf in _IMU_SUFFIX:
+        lab = f"{sensor}_{suf.upper()}"
+        if lab not in upper:
+            raise GaitFileError(f"{path}: IMU {sensor.lower()} lacks channel {lab}")
+        j = upper.index(lab)
+        table = _GYRO_UNIT if suf[0] == "g" else _ACC_UNIT
+        u = (a_units[j] if j < len(a_units) else "").strip().lower()
+        if u not in table:
+            raise GaitFileError(f"{path}: channel {a_labels[j]}: unsupported unit {u!r} (know {sorted(table)})")
+        cols.append(data[j] * table[u])
+    arr = np.stack(cols, axis=1)
+    _require_finite("IMU", sensor.lower(), arr, a_rate, path)
+    return arr
+
+
+def read_c3d_trial(path: str | Path) -> GaitTrial:
+    """Read a C3D gait trial with ezc3d (layout in the module docstring). Raises ``GaitFileError``."""
+    import ezc3d
+
+    path = str(path)
+    try:
+        c = ezc3d.c3d(path)
+    except Exception as exc:  # ezc3d raises RuntimeError/IOError for bad files
+        raise GaitFileError(f"{path}: not a readable C3D file ({exc})") from None
+    params = c["parameters"]
+    notes: list[str] = []
+    points = _c3d_points(c, path, notes)
     analog = params.get("ANALOG", {})
     a_labels = _labels(analog)
     a_units = [str(s).strip() for s in analog.get("UNITS", {}).get("value", [])] or ["V"] * len(a_labels)
     a_rate = float(np.asarray(_param(params, "ANALOG", "RATE", [0.0])).ravel()[0]) if a_labels else 0.0
     data = np.asarray(c["data"]["analogs"], dtype=np.float64)
     data = data[0] if data.ndim == 3 else np.zeros((0, 0))
-    emg, emg_units, imu = {}, {}, {}
-    upper = [lab.upper() for lab in a_labels]
+    emg, emg_units = {}, {}
     for i, lab in enumerate(a_labels[: data.shape[0]]):
         if is_emg_label(lab):
             u = a_units[i] if i < len(a_units) else ""
-            scale = _EMG_UNIT.get(u.strip().lower())
-            if scale is None:
-                raise GaitFileError(f"{path}: EMG channel {lab}: unsupported unit {u!r} (know V, mV, uV)")
-            _require_finite("EMG channel", lab, data[i], a_rate, path)
-            emg[lab] = data[i] * scale
-            emg_units[lab] = u
-            try:
-                check_declared_units(lab, emg[lab], u)
-            except EMGSignalError:
-                # larger than surface EMG can be: the unit is off by 1000 or the amplifier's gain was
-                # left in; take the unit the amplitude implies (envelopes are compared in shape)
-                try:
-                    extra, implied = infer_emg_scale(emg[lab])
-                except EMGSignalError as exc:
-                    raise GaitFileError(f"{path}: EMG {lab}: {exc}") from None
-                emg[lab] = emg[lab] * extra
-                emg_units[lab] = implied
-                notes.append(f"EMG {lab}: too large for surface EMG in {u!r}; read as {implied} "
-                             "(wrong unit, or the amplifier gain not removed)")
-    sensors = sorted({u.rsplit("_", 1)[0] for u in upper if u.endswith("_GX")})
-    for s in sensors:
-        cols = []
-        for suf in _IMU_SUFFIX:
-            lab = f"{s}_{suf.upper()}"
-            if lab not in upper:
-                raise GaitFileError(f"{path}: IMU {s.lower()} lacks channel {lab}")
-            j = upper.index(lab)
-            table = _GYRO_UNIT if suf[0] == "g" else _ACC_UNIT
-            u = (a_units[j] if j < len(a_units) else "").strip().lower()
-            if u not in table:
-                raise GaitFileError(f"{path}: channel {a_labels[j]}: unsupported unit {u!r} (know {sorted(table)})")
-            cols.append(data[j] * table[u])
-        arr = np.stack(cols, axis=1)
-        _require_finite("IMU", s.lower(), arr, a_rate, path)
-        imu[s.lower()] = arr
+            emg[lab], emg_units[lab] = _c3d_emg(lab, data[i], u, a_rate, path, notes)
+    sensors = sorted({u.rsplit("_", 1)[0] for u in (lab.upper() for lab in a_labels) if u.endswith("_GX")})
+    imu = {s.lower(): _c3d_imu(s, a_labels, a_units, data, a_rate, path) for s in sensors}
     plates = _c3d_plates(path, a_rate) if "FORCE_PLATFORM" in params and a_rate > 0 else []
     first = int(c["header"]["points"]["first_frame"])
-    events = _c3d_events(params, first, point_rate) if point_rate > 0 else []
-    return GaitTrial(path, point_rate, n_frames, markers, angles, a_rate, emg, tuple(plates), imu,
-                     a_rate, tuple(events), tuple(notes), emg_units)
+    events = _c3d_events(params, first, points.rate_hz) if points.rate_hz > 0 else []
+    return GaitTrial(path, points.rate_hz, points.n_frames, points.markers_m, points.angles_rad, a_rate, emg,
+                     tuple(plates), imu, a_rate, tuple(events), tuple(notes), emg_units)
 
 
 # -- CSV -----------------------------------------------------------------------------------------
@@ -389,11 +418,31 @@ def _rate(t: np.ndarray, label: str, path: object) -> float:
     return 1.0 / float(np.median(dt))
 
 
-def read_csv_trial(path: str | Path) -> GaitTrial:
-    """Read a CSV gait trial (layout in the module docstring). Raises ``GaitFileError``."""
-    from machaon.exo.emg_signals import infer_emg_scale
+@dataclass(frozen=True)
+class _CsvTable:
+    """A CSV trial's cells: ``cols[i][row]`` is the text of column ``header[i]`` (rows padded to
+    the header's width), ``t_s`` the time column from 0 (s), ``tcol`` its index."""
 
-    path = str(path)
+    header: list[str]
+    cols: list[tuple[str, ...]]
+    tcol: int
+    t_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class _CsvColumns:
+    """Which columns hold what: XYZ groups (name -> axis -> column), force plates (n -> quantity
+    -> column), EMG columns, IMU sensors (name -> suffix -> column)."""
+
+    xyz: dict[str, dict[str, int]]
+    plates: dict[int, dict[str, int]]
+    emg: list[int]
+    imu: dict[str, dict[str, int]]
+
+
+def _read_csv_table(path: str) -> _CsvTable:
+    """The header, columns and time of a CSV trial. Raises ``GaitFileError`` on fewer than two
+    samples, no time column, or a time column that is not numeric, finite and increasing."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if len(rows) < 3 or not rows[0]:
@@ -410,33 +459,40 @@ def read_csv_trial(path: str | Path) -> GaitTrial:
         raise GaitFileError(f"{path}: time column: non-numeric value ({exc})") from None
     if not np.isfinite(t_all).all() or np.any(np.diff(t_all) <= 0):
         raise GaitFileError(f"{path}: the time column must be finite and increasing")
-    t_all = t_all - t_all[0]
-    notes: list[str] = []
-    groups: dict[str, dict[str, int]] = {}
-    plates: dict[int, dict[str, int]] = {}
-    emg_cols, imu_cols = [], {}
-    for i, h in enumerate(header):
-        if i == tcol or not h:
+    return _CsvTable(header, cols, tcol, t_all - t_all[0])
+
+
+def _classify_csv_columns(table: _CsvTable, notes: list[str]) -> _CsvColumns:
+    """Sort the columns by their names (module docstring); an unknown name is noted and ignored."""
+    out = _CsvColumns({}, {}, [], {})
+    for i, h in enumerate(table.header):
+        if i == table.tcol or not h:
             continue
         if (m := _FP.match(h)) is not None:
-            plates.setdefault(int(m["n"]), {})[m["q"].upper()] = i
+            out.plates.setdefault(int(m["n"]), {})[m["q"].upper()] = i
         elif is_emg_label(h):
-            emg_cols.append(i)
+            out.emg.append(i)
         elif "_" in h and h.rsplit("_", 1)[1] in _IMU_SUFFIX:
-            imu_cols.setdefault(h.rsplit("_", 1)[0], {})[h.rsplit("_", 1)[1]] = i
+            out.imu.setdefault(h.rsplit("_", 1)[0], {})[h.rsplit("_", 1)[1]] = i
         elif (m := _AXIS.match(h)) is not None:
-            groups.setdefault(m["name"], {})[m["axis"]] = i
+            out.xyz.setdefault(m["name"], {})[m["axis"]] = i
         else:
             notes.append(f"column {h}: not a marker, angle, force, EMG or IMU channel; ignored")
+    return out
 
+
+def _csv_points(table: _CsvTable, xyz: dict[str, dict[str, int]], path: str, notes: list[str]) -> _PointStream:
+    """Markers (mm in the file) and ``*Angles`` (deg) from the XYZ column groups; every row is a
+    frame and empty cells are gaps. Raises ``GaitFileError`` on a missing axis or a non-number."""
     markers, angles = {}, {}
     point_rate, n_frames = 0.0, 0
-    for name, idx in groups.items():
+    cols, n_rows = table.cols, len(table.t_s)
+    for name, idx in xyz.items():
         if set(idx) != {"X", "Y", "Z"}:
             raise GaitFileError(f"{path}: {name} needs _X, _Y and _Z columns")
         try:
             v = np.array([[float(cols[idx[a]][r]) if cols[idx[a]][r].strip() else np.nan for a in "XYZ"]
-                          for r in range(len(t_all))])
+                          for r in range(n_rows)])
         except ValueError as exc:
             raise GaitFileError(f"{path}: {name}: non-numeric value ({exc})") from None
         if name.lower().endswith("angles"):
@@ -445,44 +501,67 @@ def read_csv_trial(path: str | Path) -> GaitTrial:
             markers[name] = v * 1e-3
     if markers or angles:
         # every row is a frame of the marker stream; empty cells are gaps (NaN)
-        point_rate = _rate(t_all, "time", path)
-        n_frames = len(t_all)
+        point_rate = _rate(table.t_s, "time", path)
+        n_frames = n_rows
     markers = _finalise_markers(markers, point_rate, path, "mm", notes) if markers else {}
+    return _PointStream(point_rate, n_frames, markers, angles)
+
+
+def _csv_imu(table: _CsvTable, sensor: str, idx: dict[str, int], rate: float, path: str) -> tuple[np.ndarray, float]:
+    """IMU ``sensor`` (M, 6) from its six columns and the IMU rate (``rate``, or this sensor's when 0)."""
+    if set(idx) != set(_IMU_SUFFIX):
+        raise GaitFileError(f"{path}: IMU {sensor} needs columns {[f'{sensor}_{x}' for x in _IMU_SUFFIX]}")
+    streams = [_stream(table.cols[idx[x]], table.t_s, f"{sensor}_{x}", path) for x in _IMU_SUFFIX]
+    rate = rate or _rate(streams[0][0], f"{sensor}_gx", path)
+    arr = np.stack([v for _, v in streams], axis=1)
+    _require_finite("IMU", sensor, arr, rate, path)
+    return arr, rate
+
+
+def _csv_force_plate(table: _CsvTable, n: int, idx: dict[str, int], path: str) -> ForcePlate:
+    """Force plate ``FP<n>``: force (N) and, when its columns are there, centre of pressure (mm in
+    the file; 0 without). Raises ``GaitFileError`` on a missing force axis or NaN samples."""
+    if not {"FX", "FY", "FZ"} <= set(idx):
+        raise GaitFileError(f"{path}: force plate FP{n} needs FP{n}_FX, _FY and _FZ")
+    cols, t_all = table.cols, table.t_s
+    t, fx = _stream(cols[idx["FX"]], t_all, f"FP{n}_FX", path)
+    f = np.stack([fx] + [_stream(cols[idx[q]], t_all, f"FP{n}_{q}", path)[1] for q in ("FY", "FZ")], axis=1)
+    rate = _rate(t, f"FP{n}_FX", path)
+    _require_finite("force plate", f"FP{n}", f, rate, path)
+    if {"COPX", "COPY", "COPZ"} <= set(idx):
+        cop = np.stack([_stream(cols[idx[q]], t_all, f"FP{n}_{q}", path)[1] for q in ("COPX", "COPY", "COPZ")],
+                       axis=1) * 1e-3
+    else:
+        cop = np.full_like(f, np.nan)
+    return ForcePlate(f"FP{n}", f, np.nan_to_num(cop), rate)
+
+
+def read_csv_trial(path: str | Path) -> GaitTrial:
+    """Read a CSV gait trial (layout in the module docstring). Raises ``GaitFileError``."""
+    from machaon.exo.emg_signals import infer_emg_scale
+
+    path = str(path)
+    table = _read_csv_table(path)
+    notes: list[str] = []
+    columns = _classify_csv_columns(table, notes)
+    points = _csv_points(table, columns.xyz, path, notes)
     emg, emg_units, a_rate = {}, {}, 0.0
-    for i in emg_cols:
-        t, v = _stream(cols[i], t_all, header[i], path)
-        a_rate = a_rate or _rate(t, header[i], path)
-        _require_finite("EMG channel", header[i], v, a_rate, path)
+    for i in columns.emg:
+        label = table.header[i]
+        t, v = _stream(table.cols[i], table.t_s, label, path)
+        a_rate = a_rate or _rate(t, label, path)
+        _require_finite("EMG channel", label, v, a_rate, path)
         scale, unit = infer_emg_scale(v)
-        emg[header[i]] = v * scale
-        emg_units[header[i]] = unit
-        notes.append(f"EMG {header[i]}: CSV declares no unit; amplitude says {unit}")
+        emg[label] = v * scale
+        emg_units[label] = unit
+        notes.append(f"EMG {label}: CSV declares no unit; amplitude says {unit}")
     imu, imu_rate = {}, 0.0
-    for s, idx in imu_cols.items():
-        if set(idx) != set(_IMU_SUFFIX):
-            raise GaitFileError(f"{path}: IMU {s} needs columns {[f'{s}_{x}' for x in _IMU_SUFFIX]}")
-        streams = [_stream(cols[idx[x]], t_all, f"{s}_{x}", path) for x in _IMU_SUFFIX]
-        imu_rate = imu_rate or _rate(streams[0][0], f"{s}_gx", path)
-        arr = np.stack([v for _, v in streams], axis=1)
-        _require_finite("IMU", s, arr, imu_rate, path)
-        imu[s] = arr
-    fps = []
-    for n, idx in sorted(plates.items()):
-        if not {"FX", "FY", "FZ"} <= set(idx):
-            raise GaitFileError(f"{path}: force plate FP{n} needs FP{n}_FX, _FY and _FZ")
-        t, fx = _stream(cols[idx["FX"]], t_all, f"FP{n}_FX", path)
-        f = np.stack([fx] + [_stream(cols[idx[q]], t_all, f"FP{n}_{q}", path)[1] for q in ("FY", "FZ")], axis=1)
-        rate = _rate(t, f"FP{n}_FX", path)
-        _require_finite("force plate", f"FP{n}", f, rate, path)
-        if {"COPX", "COPY", "COPZ"} <= set(idx):
-            cop = np.stack([_stream(cols[idx[q]], t_all, f"FP{n}_{q}", path)[1] for q in ("COPX", "COPY", "COPZ")],
-                           axis=1) * 1e-3
-        else:
-            cop = np.full_like(f, np.nan)
-        fps.append(ForcePlate(f"FP{n}", f, np.nan_to_num(cop), rate))
-        a_rate = a_rate or rate
-    return GaitTrial(path, point_rate, n_frames, markers, angles, a_rate, emg, tuple(fps), imu,
-                     imu_rate, (), tuple(notes), emg_units)
+    for s, idx in columns.imu.items():
+        imu[s], imu_rate = _csv_imu(table, s, idx, imu_rate, path)
+    fps = [_csv_force_plate(table, n, idx, path) for n, idx in sorted(columns.plates.items())]
+    a_rate = a_rate or (fps[0].rate_hz if fps else 0.0)
+    return GaitTrial(path, points.rate_hz, points.n_frames, points.markers_m, points.angles_rad, a_rate, emg,
+                     tuple(fps), imu, imu_rate, (), tuple(notes), emg_units)
 
 
 def read_gait_file(path: str | Path) -> GaitTrial:

@@ -122,6 +122,7 @@ class ActuatorBackend:
         self._have_q = np.zeros(n, dtype=bool)
         self._missed = 0
         self._latched: DeviceFault | None = None
+        self._reset_requested = False  # the operator's reset, served by the loop thread's next read
         self._shutdown_mask = [int(HardwareErrorStatus.OVERHEATING | HardwareErrorStatus.ELECTRICAL_SHOCK
                                    | HardwareErrorStatus.OVERLOAD)] * n
         self.cycles = 0
@@ -151,8 +152,16 @@ class ActuatorBackend:
         """The persistent fault the backend is latched in (None when running)."""
         return self._latched
 
+    def request_fault_reset(self) -> None:
+        """The operator's reset, from any thread: the next ``read`` (on the control loop's thread,
+        which owns the bus) tries ``reset_faults()``; a fault whose cause remains (a silent servo)
+        stays latched, and the log says so."""
+        self._reset_requested = True
+
     def read(self) -> JointState:
         """One sync read of every servo; never raises for device trouble."""
+        if self._reset_requested:
+            self._serve_reset_request()
         t = self._clock.now()
         self.cycles += 1
         faults: list[DeviceFault] = []
@@ -173,35 +182,7 @@ class ActuatorBackend:
                                           f"servo {dxl_id} ({self.config.joints[j].name}): no valid status ({why})",
                                           joint=j))
                 continue
-            hw = d[0]
-            cur = int.from_bytes(d[1:3], "little", signed=True)
-            vel = int.from_bytes(d[3:7], "little", signed=True)
-            pos = int.from_bytes(d[7:11], "little", signed=True)
-            s = self._dir[j]
-            self._q[j] = s * (pos - self._zero[j]) * RAD_PER_TICK
-            self._dq[j] = s * vel * VELOCITY_UNIT_RAD_S
-            if self._models[j].has_current:
-                self.current_a[j] = s * cur * self._cur_unit[j]
-            else:  # Present Load in 0.1 % of stall torque, as the equivalent current
-                self.current_a[j] = s * cur * 1e-3 * self._models[j].stall_current_a
-            self.temperature_c[j] = d[11]
-            self.voltage_v[j] = int.from_bytes(d[12:14], "little") * 0.1
-            self._have_q[j] = True
-            limit = self._limit_fault(j, dxl_id)
-            if limit is None and d[14] == 0xFF and self.config.bus_watchdog_ms > 0:
-                # the servo stopped itself (zero goals, goals locked): the host was silent too long
-                limit = DeviceFault(f"dxl:{dxl_id}", "bus_watchdog",
-                                    f"servo {dxl_id} ({self.config.joints[j].name}) stopped by its Bus Watchdog: "
-                                    f"no instruction for over {self.config.bus_watchdog_ms:g} ms (a stalled host)",
-                                    joint=j, persistent=True)
-            if limit is not None and self._latched is None:
-                self._latch(limit)
-            if hw:
-                names = hardware_error_names(hw)
-                faults.append(DeviceFault(
-                    f"dxl:{dxl_id}", names[0] if names else f"hardware_error_{hw:#04x}",
-                    f"servo {dxl_id} ({self.config.joints[j].name}): hardware error {', '.join(names)} "
-                    f"(status {hw:#04x}, {d[11]} C)", joint=j, persistent=bool(hw & self._shutdown_mask[j])))
+            self._take_status(j, dxl_id, d, faults)
         self._tau[:] = self._joint_torque(self.current_a, self._dq)
         if not self._have_q.all():
             ok = False
@@ -217,6 +198,51 @@ class ActuatorBackend:
         if self._latched is not None:
             faults.insert(0, self._latched)
         return self._state(t, tuple(faults), ok)
+
+    def _serve_reset_request(self) -> None:
+        """``request_fault_reset`` on the loop thread: clear a latched fault if its cause is gone."""
+        self._reset_requested = False
+        fault = self._latched
+        if fault is None:
+            return
+        if self.reset_faults():
+            log.warning("operator reset: latched fault cleared (%s: %s); servos set up again",
+                        fault.code, fault.message)
+        else:
+            log.warning("operator reset refused: %s still stands (%s)", fault.code, fault.message)
+
+    def _take_status(self, j: int, dxl_id: int, d: bytes, faults: list[DeviceFault]) -> None:
+        """Joint ``j``'s status block ``d`` (servo ``dxl_id``) into the state arrays (joint frame, SI);
+        software limits and a tripped Bus Watchdog latch; hardware errors are appended to ``faults``."""
+        hw = d[0]
+        cur = int.from_bytes(d[1:3], "little", signed=True)
+        vel = int.from_bytes(d[3:7], "little", signed=True)
+        pos = int.from_bytes(d[7:11], "little", signed=True)
+        s = self._dir[j]
+        self._q[j] = s * (pos - self._zero[j]) * RAD_PER_TICK
+        self._dq[j] = s * vel * VELOCITY_UNIT_RAD_S
+        if self._models[j].has_current:
+            self.current_a[j] = s * cur * self._cur_unit[j]
+        else:  # Present Load in 0.1 % of stall torque, as the equivalent current
+            self.current_a[j] = s * cur * 1e-3 * self._models[j].stall_current_a
+        self.temperature_c[j] = d[11]
+        self.voltage_v[j] = int.from_bytes(d[12:14], "little") * 0.1
+        self._have_q[j] = True
+        limit = self._limit_fault(j, dxl_id)
+        if limit is None and d[14] == 0xFF and self.config.bus_watchdog_ms > 0:
+            # the servo stopped itself (zero goals, goals locked): the host was silent too long
+            limit = DeviceFault(f"dxl:{dxl_id}", "bus_watchdog",
+                                f"servo {dxl_id} ({self.config.joints[j].name}) stopped by its Bus Watchdog: "
+                                f"no instruction for over {self.config.bus_watchdog_ms:g} ms (a stalled host)",
+                                joint=j, persistent=True)
+        if limit is not None and self._latched is None:
+            self._latch(limit)
+        if hw:
+            names = hardware_error_names(hw)
+            faults.append(DeviceFault(
+                f"dxl:{dxl_id}", names[0] if names else f"hardware_error_{hw:#04x}",
+                f"servo {dxl_id} ({self.config.joints[j].name}): hardware error {', '.join(names)} "
+                f"(status {hw:#04x}, {d[11]} C)", joint=j, persistent=bool(hw & self._shutdown_mask[j])))
 
     def write(self, cmd: JointCommand) -> None:
         """Send ``cmd`` with one sync write. ValueError for a malformed command; device trouble

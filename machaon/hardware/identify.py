@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import savgol_filter
 
+from machaon.hardware.actuator_config import JointConfig
 from machaon.hardware.backend import ActuatorConfig
 from machaon.hardware.control_table import MODE_POSITION, RAD_PER_TICK, VELOCITY_UNIT_RAD_S, model_by_name
 from machaon.hardware.dynamixel import Bus
@@ -252,8 +253,19 @@ class _Sweeper:
         return np.mean(qs, axis=0), np.mean(cs, axis=0)
 
 
-def _fit_joint(k: int, legs: list[tuple[np.ndarray, ...]], dynamics: object,
-               o: IdentifyOptions) -> tuple[np.ndarray, dict]:
+@dataclass(frozen=True)
+class _JointFit:
+    """One joint's least-squares fit: ``x`` = (1/kt (A/N m), Coulomb (A), viscous (A s/rad)) and the
+    samples it was fitted on: model torque and its gravity part (N m), velocity (rad/s), current (A)."""
+
+    x: np.ndarray
+    tau_nm: np.ndarray
+    g_nm: np.ndarray
+    dq_rad_s: np.ndarray
+    i_a: np.ndarray
+
+
+def _fit_joint(k: int, legs: list[tuple[np.ndarray, ...]], dynamics: object, o: IdentifyOptions) -> _JointFit:
     """Least squares of joint k's current against (model torque, friction regressors) over the legs.
 
     Samples with the same servo tick (1 ms) are averaged; each leg is resampled on a 1 ms grid;
@@ -290,7 +302,74 @@ def _fit_joint(k: int, legs: list[tuple[np.ndarray, ...]], dynamics: object,
     tau, g, dq, cur = (np.array(x) for x in (rows_tau, rows_g, rows_dq, rows_i))
     A = np.column_stack([tau, np.tanh(dq / o.v_smooth_rad_s), dq])
     x, *_ = np.linalg.lstsq(A, cur, rcond=None)
-    return x, {"tau": tau, "g": g, "dq": dq, "i": cur}
+    return _JointFit(x, tau, g, dq, cur)
+
+
+def _sweep_joint(sw: _Sweeper, k: int, jc: JointConfig, q0: float, lo: float, hi: float,
+                 o: IdentifyOptions) -> list[tuple[np.ndarray, ...]]:
+    """Sweep joint ``k`` between ``q0 -/+ o.sweep_rad`` (rad, clipped to ``lo..hi``), both directions
+    at every speed, ending back at ``q0``; one recorded leg per move. Raises ``ValueError`` when the
+    limits leave less than 0.1 rad to sweep."""
+    a = float(np.clip(q0 - o.sweep_rad, lo, hi))
+    b = float(np.clip(q0 + o.sweep_rad, lo, hi))
+    if b - a < 0.1:
+        raise ValueError(f"joint {jc.name}: no room to sweep inside its limits at {q0:.2f} rad")
+    # every move is a recorded leg, both directions at every speed: to the lower end, across to
+    # the upper, and so on; the last speed comes back to where the joint started
+    legs = []
+    goals = [g for v in o.speeds_rad_s for g in ((v, a), (v, b))]
+    goals[-1] = (goals[-1][0], float(q0))
+    for v, goal in goals:
+        sw.profile(k, v, o.accel_rad_s2)
+        legs.append(sw.sweep_leg(k, goal))
+    return legs
+
+
+def _joint_identification(jc: JointConfig, fit: _JointFit, o: IdentifyOptions) -> JointIdentification:
+    """Torque constant (N m/A), Coulomb and viscous friction (N m, N m s/rad) from the fit in
+    current units, with the model's RMS error. Raises ``ValueError`` on a non-positive torque
+    constant (a servo map with the wrong direction)."""
+    x = fit.x
+    kt_ds = jc.torque_curve().kt_nm_per_a
+    if not (x[0] > 0 and np.isfinite(x).all()):
+        raise ValueError(f"joint {jc.name}: the fit gives no positive torque constant (1/kt = {x[0]:.3g}); "
+                         "is the servo map's direction right?")
+    kt = 1.0 / x[0]
+    tc, b_v = max(0.0, x[1] * kt), max(0.0, x[2] * kt)
+    resid = kt * fit.i_a - fit.tau_nm - tc * np.tanh(fit.dq_rad_s / o.v_smooth_rad_s) - b_v * fit.dq_rad_s
+    rms = float(np.sqrt(np.mean(resid**2)))
+    rms_tau = float(np.sqrt(np.mean((kt * fit.i_a) ** 2)))
+    log.info("identified %s: kt %.3f N m/A (datasheet %.3f), Coulomb %.3f N m, viscous %.3f N m s/rad, "
+             "model error %.3f N m", jc.name, kt, kt_ds, tc, b_v, rms)
+    return JointIdentification(
+        name=jc.name, id=jc.id, kt_nm_per_a=float(kt), coulomb_nm=float(tc), viscous_nms_rad=float(b_v),
+        kt_datasheet=float(kt_ds), rms_error_nm=rms, rms_error_pct=100.0 * rms / max(rms_tau, 1e-12),
+        gravity_range_nm=float(np.ptp(fit.g_nm)), inertia_range_nm=float(np.ptp(fit.tau_nm - fit.g_nm)),
+        samples=int(len(fit.i_a)))
+
+
+def _gravity_check(sw: _Sweeper, dynamics: object, q_ref: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   kts: np.ndarray, o: IdentifyOptions, say: Callable[[str], None]) -> list[GravityPose]:
+    """Hold a grid of poses around ``q_ref`` (rad), offsetting the two joints with the largest
+    gravity load, and compare the measured holding torque (identified kt x current) with the
+    model's gravity (N m); returns to ``q_ref``."""
+    levels = (-1.0, 0.0, 1.0) if o.gravity_levels == 3 else (-1.0, 1.0)
+    say(f"gravity check: {len(levels)} x {len(levels)} poses")
+    g_ref = np.abs(dynamics.gravity(q_ref))
+    pair = np.argsort(g_ref)[-2:]
+    poses = []
+    for d0 in levels:
+        for d1 in levels:
+            q = q_ref.copy()
+            q[pair[0]] += d0 * o.gravity_offset_rad
+            q[pair[1]] += d1 * o.gravity_offset_rad
+            q = np.clip(q, lo, hi)
+            sw.move_all(q, min(o.speeds_rad_s))
+            time.sleep(o.settle_s)
+            q_meas, cur = sw.mean_state(o.hold_s)
+            poses.append(GravityPose(tuple(q_meas), tuple(kts * cur), tuple(dynamics.gravity(q_meas))))
+    sw.move_all(q_ref, min(o.speeds_rad_s))
+    return poses
 
 
 def identify(bus: Bus, cfg: ActuatorConfig, dynamics: object, options: IdentifyOptions | None = None, *,
@@ -318,52 +397,11 @@ def identify(bus: Bus, cfg: ActuatorConfig, dynamics: object, options: IdentifyO
     result = IdentificationResult()
     for k, jc in enumerate(cfg.joints):
         say(f"identify {jc.name} (id {jc.id}): sweeps at {list(o.speeds_rad_s)} rad/s")
-        a = float(np.clip(q_ref[k] - o.sweep_rad, lo[k], hi[k]))
-        b = float(np.clip(q_ref[k] + o.sweep_rad, lo[k], hi[k]))
-        if b - a < 0.1:
-            raise ValueError(f"joint {jc.name}: no room to sweep inside its limits at {q_ref[k]:.2f} rad")
-        # every move is a recorded leg, both directions at every speed: to the lower end, across to
-        # the upper, and so on; the last speed comes back to where the joint started
-        legs = []
-        goals = [g for v in o.speeds_rad_s for g in ((v, a), (v, b))]
-        goals[-1] = (goals[-1][0], float(q_ref[k]))
-        for v, goal in goals:
-            sw.profile(k, v, o.accel_rad_s2)
-            legs.append(sw.sweep_leg(k, goal))
-        x, info = _fit_joint(k, legs, dynamics, o)
-        kt_ds = jc.torque_curve().kt_nm_per_a
-        if not (x[0] > 0 and np.isfinite(x).all()):
-            raise ValueError(f"joint {jc.name}: the fit gives no positive torque constant (1/kt = {x[0]:.3g}); "
-                             "is the servo map's direction right?")
-        kt = 1.0 / x[0]
-        tc, b_v = max(0.0, x[1] * kt), max(0.0, x[2] * kt)
-        resid = kt * info["i"] - info["tau"] - tc * np.tanh(info["dq"] / o.v_smooth_rad_s) - b_v * info["dq"]
-        rms = float(np.sqrt(np.mean(resid**2)))
-        rms_tau = float(np.sqrt(np.mean((kt * info["i"]) ** 2)))
-        result.joints.append(JointIdentification(
-            name=jc.name, id=jc.id, kt_nm_per_a=float(kt), coulomb_nm=float(tc), viscous_nms_rad=float(b_v),
-            kt_datasheet=float(kt_ds), rms_error_nm=rms, rms_error_pct=100.0 * rms / max(rms_tau, 1e-12),
-            gravity_range_nm=float(np.ptp(info["g"])), inertia_range_nm=float(np.ptp(info["tau"] - info["g"])),
-            samples=int(len(info["i"]))))
-        log.info("identified %s: kt %.3f N m/A (datasheet %.3f), Coulomb %.3f N m, viscous %.3f N m s/rad, "
-                 "model error %.3f N m", jc.name, kt, kt_ds, tc, b_v, rms)
+        legs = _sweep_joint(sw, k, jc, q_ref[k], lo[k], hi[k], o)
+        result.joints.append(_joint_identification(jc, _fit_joint(k, legs, dynamics, o), o))
     if o.gravity_offset_rad > 0:
-        levels = (-1.0, 0.0, 1.0) if o.gravity_levels == 3 else (-1.0, 1.0)
-        say(f"gravity check: {len(levels)} x {len(levels)} poses")
-        g_ref = np.abs(dynamics.gravity(q_ref))
-        pair = np.argsort(g_ref)[-2:]
         kts = np.array([j.kt_nm_per_a for j in result.joints])
-        for d0 in levels:
-            for d1 in levels:
-                q = q_ref.copy()
-                q[pair[0]] += d0 * o.gravity_offset_rad
-                q[pair[1]] += d1 * o.gravity_offset_rad
-                q = np.clip(q, lo, hi)
-                sw.move_all(q, min(o.speeds_rad_s))
-                time.sleep(o.settle_s)
-                q_meas, cur = sw.mean_state(o.hold_s)
-                result.gravity.append(GravityPose(tuple(q_meas), tuple(kts * cur), tuple(dynamics.gravity(q_meas))))
-        sw.move_all(q_ref, min(o.speeds_rad_s))
+        result.gravity.extend(_gravity_check(sw, dynamics, q_ref, lo, hi, kts, o, say))
     return result
 
 

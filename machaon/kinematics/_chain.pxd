@@ -53,6 +53,8 @@ cdef void log3_c(const double* R, double* w_out) noexcept nogil
 # as_output: `out` checked (writable, C-contiguous float64, exact shape), or a new array.
 # as_transform: a finite 4x4 rigid transform (orthonormal rotation to 1e-6, det > 0, last row 0 0 0 1).
 # as_gain: a scalar (broadcast) or (n,) vector, finite and >= 0, into the n doubles at dst.
+# new_f64: a new uninitialised C-contiguous float64 array of ndim (1..3) dimensions (np.empty).
+cdef cnp.ndarray new_f64(int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2)
 cdef cnp.ndarray as_input(str name, object x, int ndim, int d0, int d1, int d2)
 cdef cnp.ndarray as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2)
 cdef cnp.ndarray as_transform(str name, object T)

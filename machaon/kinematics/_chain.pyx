@@ -11,6 +11,8 @@ it, since releasing and re-taking it would cost more than the work.
 """
 
 cimport numpy as cnp
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
 from libc.math cimport atan2, cos, fabs, isfinite, sin, sqrt
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t
@@ -26,6 +28,28 @@ if <int>MAX_BODIES != <int>MAX_DOF:  # the dynamics kernels size their stack buf
 
 cdef double PI = 3.141592653589793
 cdef double G_DEFAULT = 9.81
+
+
+# ----------------------------------------------------------------------------------------------
+# result allocation: straight to the NumPy C API with the float64 dtype looked up once
+
+cdef extern from "numpy/arrayobject.h":
+    PyTypeObject PyArray_Type
+    object _new_from_descr "PyArray_NewFromDescr" (PyTypeObject* subtype, cnp.PyArray_Descr* descr, int nd,
+                                                   cnp.npy_intp* dims, cnp.npy_intp* strides, void* data,
+                                                   int flags, PyObject* obj)
+
+cdef cnp.dtype _F64 = cnp.PyArray_DescrFromType(cnp.NPY_DOUBLE)
+
+
+cdef cnp.ndarray new_f64(int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2):
+    """A new, uninitialised C-contiguous float64 array of shape (d0[, d1[, d2]]) (what ``np.empty`` gives)."""
+    cdef cnp.npy_intp dims[3]
+    dims[0] = d0
+    dims[1] = d1
+    dims[2] = d2
+    Py_INCREF(_F64)  # PyArray_NewFromDescr steals a reference to the dtype
+    return <cnp.ndarray>_new_from_descr(&PyArray_Type, <cnp.PyArray_Descr*>_F64, ndim, dims, NULL, NULL, 0, NULL)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -49,6 +73,13 @@ cdef cnp.ndarray _converted(str name, object x):
         raise ValueError(f"{name}: not a numeric array ({exc})") from None
 
 
+cdef int _input_shape_error(str name, cnp.ndarray a, int ndim, int d0, int d1, int d2) except -1:
+    """Raise the ValueError of ``as_input`` for a wrong shape (kept out of the checked path)."""
+    want = (d0, d1, d2)[:ndim]
+    shape = "x".join("N" if w < 0 else str(w) for w in want)
+    raise ValueError(f"{name}: expected shape {shape}, got {np.shape(a)}")
+
+
 cdef cnp.ndarray as_input(str name, object x, int ndim, int d0, int d1, int d2):
     """x as a C-contiguous float64 array with the given shape (-1: free), all finite."""
     cdef cnp.ndarray a
@@ -69,8 +100,7 @@ cdef cnp.ndarray as_input(str name, object x, int ndim, int d0, int d1, int d2):
             if want[i] >= 0 and cnp.PyArray_DIM(a, i) != want[i]:
                 bad = True
     if bad:
-        shape = "x".join("N" if want[i] < 0 else str(want[i]) for i in range(ndim))
-        raise ValueError(f"{name}: expected shape {shape}, got {np.shape(a)}")
+        _input_shape_error(name, a, ndim, d0, d1, d2)
     size = cnp.PyArray_SIZE(a)
     p = <const double*>cnp.PyArray_DATA(a)
     for i in range(size):
@@ -79,24 +109,24 @@ cdef cnp.ndarray as_input(str name, object x, int ndim, int d0, int d1, int d2):
     return a
 
 
+cdef int _output_shape_error(str name, cnp.ndarray a, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2) except -1:
+    """Raise the ValueError of ``as_output`` for a buffer of the wrong shape (kept out of the checked path)."""
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got {cnp.PyArray_NDIM(a)}")
+    raise ValueError(f"{name}: expected shape {(d0, d1, d2)[:ndim]}, got {np.shape(a)}")
+
+
 cdef cnp.ndarray as_output(str name, object out, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2):
     """``out`` checked (writable, C-contiguous float64, exact shape), or a new array."""
-    cdef cnp.npy_intp dims[3]
-    dims[0] = d0
-    dims[1] = d1
-    dims[2] = d2
     cdef cnp.ndarray a
-    cdef int i
     if out is None:
-        return cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_DOUBLE, 0)
+        return new_f64(ndim, d0, d1, d2)
     if not _is_f64_c(out) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
         raise ValueError(f"{name}: must be a writable C-contiguous float64 array")
     a = <cnp.ndarray>out
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got {cnp.PyArray_NDIM(a)}")
-    for i in range(ndim):
-        if cnp.PyArray_DIM(a, i) != dims[i]:
-            raise ValueError(f"{name}: expected shape {tuple(dims[j] for j in range(ndim))}, got {np.shape(a)}")
+    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_DIM(a, 0) != d0 or (ndim > 1 and cnp.PyArray_DIM(a, 1) != d1)
+            or (ndim > 2 and cnp.PyArray_DIM(a, 2) != d2)):
+        _output_shape_error(name, a, ndim, d0, d1, d2)
     return a
 
 
@@ -201,51 +231,137 @@ cdef inline void _store(const double* R, const double* p, double* T) noexcept no
 # kernels
 
 cdef void fk_c(const ChainData* c, const double* q, double* T_out) noexcept nogil:
-    cdef double R[9]
-    cdef double p[3]
-    cdef int k
-    _identity(R, p)
-    for k in range(c.n):
-        _compose(R, p, c.T_fixed + 12 * k)
-        _joint(R, p, c.jtype[k], q[k])
-    _compose(R, p, c.T_fixed + 12 * c.n)
-    _store(R, p, T_out)
+    # fk_jac_c's pass without the Jacobian: the running frame [R p] in local scalars.
+    cdef double r00 = 1.0, r01 = 0.0, r02 = 0.0
+    cdef double r10 = 0.0, r11 = 1.0, r12 = 0.0
+    cdef double r20 = 0.0, r21 = 0.0, r22 = 1.0
+    cdef double px = 0.0, py = 0.0, pz = 0.0
+    cdef double a00, a01, a10, a11, a20, a21, cq, sq, x
+    cdef const double* A
+    cdef int k, n = c.n
+    for k in range(n + 1):
+        A = c.T_fixed + 12 * k
+        px = px + (r00 * A[3] + r01 * A[7] + r02 * A[11])
+        py = py + (r10 * A[3] + r11 * A[7] + r12 * A[11])
+        pz = pz + (r20 * A[3] + r21 * A[7] + r22 * A[11])
+        a00 = r00 * A[0] + r01 * A[4] + r02 * A[8]
+        a01 = r00 * A[1] + r01 * A[5] + r02 * A[9]
+        a10 = r10 * A[0] + r11 * A[4] + r12 * A[8]
+        a11 = r10 * A[1] + r11 * A[5] + r12 * A[9]
+        a20 = r20 * A[0] + r21 * A[4] + r22 * A[8]
+        a21 = r20 * A[1] + r21 * A[5] + r22 * A[9]
+        r02, r12, r22 = (r00 * A[2] + r01 * A[6] + r02 * A[10], r10 * A[2] + r11 * A[6] + r12 * A[10],
+                         r20 * A[2] + r21 * A[6] + r22 * A[10])
+        if k < n and c.jtype[k] == 0:
+            cq = cos(q[k])
+            sq = sin(q[k])
+            r00 = cq * a00 + sq * a01
+            r01 = -sq * a00 + cq * a01
+            r10 = cq * a10 + sq * a11
+            r11 = -sq * a10 + cq * a11
+            r20 = cq * a20 + sq * a21
+            r21 = -sq * a20 + cq * a21
+        else:
+            r00 = a00
+            r01 = a01
+            r10 = a10
+            r11 = a11
+            r20 = a20
+            r21 = a21
+            if k < n:
+                x = q[k]
+                px = px + r02 * x
+                py = py + r12 * x
+                pz = pz + r22 * x
+    T_out[0] = r00; T_out[1] = r01; T_out[2] = r02; T_out[3] = px
+    T_out[4] = r10; T_out[5] = r11; T_out[6] = r12; T_out[7] = py
+    T_out[8] = r20; T_out[9] = r21; T_out[10] = r22; T_out[11] = pz
+    T_out[12] = 0.0; T_out[13] = 0.0; T_out[14] = 0.0; T_out[15] = 1.0
 
 
 cdef void fk_jac_c(const ChainData* c, const double* q, double* T_out, double* J_out) noexcept nogil:
-    cdef double R[9]
-    cdef double p[3]
-    cdef double z[3 * MAX_DOF]
+    # The running frame [R p] lives in local scalars (registers), not in arrays the compiler must
+    # assume the outputs may alias; each joint's axis z_k and origin o_k go straight into J_out's
+    # angular rows and a small stack array, and the linear rows are filled once the tip is known.
+    cdef double r00 = 1.0, r01 = 0.0, r02 = 0.0
+    cdef double r10 = 0.0, r11 = 1.0, r12 = 0.0
+    cdef double r20 = 0.0, r21 = 0.0, r22 = 1.0
+    cdef double px = 0.0, py = 0.0, pz = 0.0
+    cdef double a00, a01, a02, a10, a11, a12, a20, a21, a22, cq, sq, x, y
     cdef double o[3 * MAX_DOF]
+    cdef const double* A
     cdef int k, n = c.n
-    cdef double dx, dy, dz
-    _identity(R, p)
-    for k in range(n):
-        _compose(R, p, c.T_fixed + 12 * k)
-        z[3 * k] = R[2]
-        z[3 * k + 1] = R[5]
-        z[3 * k + 2] = R[8]
-        o[3 * k] = p[0]
-        o[3 * k + 1] = p[1]
-        o[3 * k + 2] = p[2]
-        _joint(R, p, c.jtype[k], q[k])
-    _compose(R, p, c.T_fixed + 12 * n)
-    _store(R, p, T_out)
-    for k in range(n):
+    cdef double dx, dy, dz, zx, zy, zz
+    for k in range(n + 1):
+        A = c.T_fixed + 12 * k
+        px = px + (r00 * A[3] + r01 * A[7] + r02 * A[11])
+        py = py + (r10 * A[3] + r11 * A[7] + r12 * A[11])
+        pz = pz + (r20 * A[3] + r21 * A[7] + r22 * A[11])
+        a00 = r00 * A[0] + r01 * A[4] + r02 * A[8]
+        a01 = r00 * A[1] + r01 * A[5] + r02 * A[9]
+        a02 = r00 * A[2] + r01 * A[6] + r02 * A[10]
+        a10 = r10 * A[0] + r11 * A[4] + r12 * A[8]
+        a11 = r10 * A[1] + r11 * A[5] + r12 * A[9]
+        a12 = r10 * A[2] + r11 * A[6] + r12 * A[10]
+        a20 = r20 * A[0] + r21 * A[4] + r22 * A[8]
+        a21 = r20 * A[1] + r21 * A[5] + r22 * A[9]
+        a22 = r20 * A[2] + r21 * A[6] + r22 * A[10]
+        r02 = a02
+        r12 = a12
+        r22 = a22
+        if k == n:
+            r00 = a00
+            r01 = a01
+            r10 = a10
+            r11 = a11
+            r20 = a20
+            r21 = a21
+            break
+        J_out[3 * n + k] = a02
+        J_out[4 * n + k] = a12
+        J_out[5 * n + k] = a22
+        o[3 * k] = px
+        o[3 * k + 1] = py
+        o[3 * k + 2] = pz
         if c.jtype[k] == 0:
-            dx = p[0] - o[3 * k]
-            dy = p[1] - o[3 * k + 1]
-            dz = p[2] - o[3 * k + 2]
-            J_out[k] = z[3 * k + 1] * dz - z[3 * k + 2] * dy
-            J_out[n + k] = z[3 * k + 2] * dx - z[3 * k] * dz
-            J_out[2 * n + k] = z[3 * k] * dy - z[3 * k + 1] * dx
-            J_out[3 * n + k] = z[3 * k]
-            J_out[4 * n + k] = z[3 * k + 1]
-            J_out[5 * n + k] = z[3 * k + 2]
+            cq = cos(q[k])
+            sq = sin(q[k])
+            r00 = cq * a00 + sq * a01
+            r01 = -sq * a00 + cq * a01
+            r10 = cq * a10 + sq * a11
+            r11 = -sq * a10 + cq * a11
+            r20 = cq * a20 + sq * a21
+            r21 = -sq * a20 + cq * a21
         else:
-            J_out[k] = z[3 * k]
-            J_out[n + k] = z[3 * k + 1]
-            J_out[2 * n + k] = z[3 * k + 2]
+            r00 = a00
+            r01 = a01
+            r10 = a10
+            r11 = a11
+            r20 = a20
+            r21 = a21
+            x = q[k]
+            px = px + a02 * x
+            py = py + a12 * x
+            pz = pz + a22 * x
+    T_out[0] = r00; T_out[1] = r01; T_out[2] = r02; T_out[3] = px
+    T_out[4] = r10; T_out[5] = r11; T_out[6] = r12; T_out[7] = py
+    T_out[8] = r20; T_out[9] = r21; T_out[10] = r22; T_out[11] = pz
+    T_out[12] = 0.0; T_out[13] = 0.0; T_out[14] = 0.0; T_out[15] = 1.0
+    for k in range(n):
+        zx = J_out[3 * n + k]
+        zy = J_out[4 * n + k]
+        zz = J_out[5 * n + k]
+        if c.jtype[k] == 0:
+            dx = px - o[3 * k]
+            dy = py - o[3 * k + 1]
+            dz = pz - o[3 * k + 2]
+            J_out[k] = zy * dz - zz * dy
+            J_out[n + k] = zz * dx - zx * dz
+            J_out[2 * n + k] = zx * dy - zy * dx
+        else:
+            J_out[k] = zx
+            J_out[n + k] = zy
+            J_out[2 * n + k] = zz
             J_out[3 * n + k] = 0.0
             J_out[4 * n + k] = 0.0
             J_out[5 * n + k] = 0.0

@@ -72,6 +72,90 @@ cdef inline void _joint_transforms(int n, const double* T_fixed, const int* jtyp
             p[3 * k + 2] = A[11] + A[10] * q[k]
 
 
+cdef void _gravity(int n, const double* T_fixed, const int* jtype, const double* inertia, const double* q,
+                   const double* g, double* tau) noexcept nogil:
+    """tau = g(q), the chain at rest (what ``rnea_c`` gives with dq = ddq = NULL), in two light passes.
+
+    At rest every body only feels the base acceleration a = -g, so the subtree below joint k pushes
+    on it with the force M_k a and the moment H_k x a about its origin, where M_k is the subtree's
+    mass and H_k its first moment about that origin (frame k). Forward: a_k = R_k^T a_{k-1}.
+    Backward: H_k = h_k + R_{k+1} H_{k+1} + M_{k+1} p_{k+1}; tau_k = (H_k x a_k)_z for a revolute
+    joint, (M_k a_k)_z for a prismatic one. R_k = A_k Rz(q_k) is applied as its two factors and never
+    formed; the sine and cosine of each joint are computed once and shared by both passes.
+    """
+    cdef double acc[3 * MAX_BODIES]   # a_k, frame k
+    cdef double cs[2 * MAX_BODIES]    # cos q_k, sin q_k (revolute joints)
+    cdef double x, y, z, c, s, u, v, mass
+    cdef double H[3]
+    cdef const double* A
+    cdef const double* I
+    cdef int k
+    if g != NULL:
+        x = -g[0]
+        y = -g[1]
+        z = -g[2]
+    else:
+        x = 0.0
+        y = 0.0
+        z = 0.0
+    for k in range(n):
+        A = T_fixed + 12 * k
+        # A_R^T a, then (revolute) Rz(q)^T of that
+        u = A[0] * x + A[4] * y + A[8] * z
+        v = A[1] * x + A[5] * y + A[9] * z
+        z = A[2] * x + A[6] * y + A[10] * z
+        if jtype[k] == 0:
+            c = cos(q[k])
+            s = sin(q[k])
+            cs[2 * k] = c
+            cs[2 * k + 1] = s
+            x = c * u + s * v
+            y = c * v - s * u
+        else:
+            x = u
+            y = v
+        acc[3 * k] = x
+        acc[3 * k + 1] = y
+        acc[3 * k + 2] = z
+    H[0] = 0.0
+    H[1] = 0.0
+    H[2] = 0.0
+    mass = 0.0
+    for k in range(n - 1, -1, -1):
+        I = inertia + INERTIA_SIZE * k
+        H[0] += I[1]
+        H[1] += I[2]
+        H[2] += I[3]
+        mass += I[0]
+        if jtype[k] == 0:
+            tau[k] = H[0] * acc[3 * k + 1] - H[1] * acc[3 * k]
+        else:
+            tau[k] = mass * acc[3 * k + 2]
+        if k > 0:
+            # H <- R_k H + M_k p_k (into frame k-1), R_k = A_R Rz(q_k), p_k = A_p (+ A_R z q_k if prismatic)
+            A = T_fixed + 12 * k
+            if jtype[k] == 0:
+                c = cs[2 * k]
+                s = cs[2 * k + 1]
+                u = c * H[0] - s * H[1]
+                v = s * H[0] + c * H[1]
+                z = H[2]
+                x = A[3]
+                y = A[7]
+                H[2] = A[8] * u + A[9] * v + A[10] * z + mass * A[11]
+                H[0] = A[0] * u + A[1] * v + A[2] * z + mass * x
+                H[1] = A[4] * u + A[5] * v + A[6] * z + mass * y
+            else:
+                u = H[0]
+                v = H[1]
+                z = H[2]
+                x = A[3] + A[2] * q[k]
+                y = A[7] + A[6] * q[k]
+                H[2] = A[8] * u + A[9] * v + A[10] * z + mass * (A[11] + A[10] * q[k])
+                H[0] = A[0] * u + A[1] * v + A[2] * z + mass * x
+                H[1] = A[4] * u + A[5] * v + A[6] * z + mass * y
+
+
 cdef void rnea_c(int n, const double* T_fixed, const int* jtype, const double* inertia,
                  const double* q, const double* dq, const double* ddq, const double* g,
                  double* tau) noexcept nogil:
@@ -94,6 +178,9 @@ cdef void rnea_c(int n, const double* T_fixed, const int* jtype, const double* i
     cdef int k
     if n <= 0:
         return
+    if dq == NULL and ddq == NULL:
+        _gravity(n, T_fixed, jtype, inertia, q, g, tau)   # the per-cycle case, in its own pass
+        return
     _joint_transforms(n, T_fixed, jtype, q, R, p)
     w[0] = 0.0
     w[1] = 0.0
@@ -109,21 +196,6 @@ cdef void rnea_c(int n, const double* T_fixed, const int* jtype, const double* i
         a[0] = 0.0
         a[1] = 0.0
         a[2] = 0.0
-    if dq == NULL and ddq == NULL:
-        # Gravity alone (the per-cycle case): the chain at rest, so w = wd = 0 throughout and each
-        # body only feels the base acceleration -g carried into its frame.
-        for k in range(n):
-            _matTvec(R + 9 * k, a, t1)
-            a[0] = t1[0]
-            a[1] = t1[1]
-            a[2] = t1[2]
-            I = inertia + INERTIA_SIZE * k
-            f[3 * k + 0] = I[0] * a[0]
-            f[3 * k + 1] = I[0] * a[1]
-            f[3 * k + 2] = I[0] * a[2]
-            _cross(I + 1, a, m + 3 * k)
-        _backward(n, jtype, R, p, f, m, tau)
-        return
     for k in range(n):
         qd = dq[k] if dq != NULL else 0.0
         qdd = ddq[k] if ddq != NULL else 0.0

@@ -264,14 +264,51 @@ def _run(line: np.ndarray, i: int) -> tuple[int, int]:
     return a, b
 
 
-def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) -> VertebraAnatomy:
-    """Find the anatomy of one closed vertebra surface (see the module docstring)."""
-    if not mesh.is_watertight:
-        raise MeshAnatomyError(f"{level}: the surface is not closed; repair it first")
-    notes: list[str] = []
-    n, d, rms = midsagittal_plane(mesh)
-    if rms > 2.5 * MM:
-        notes.append(f"weak mirror symmetry (rms {rms / MM:.1f} mm): check the midsagittal plane")
+@dataclass(frozen=True)
+class _VertebraVoxels:
+    """A vertebra filled with voxels in its own frame (x left, y posterior, z superior; metres).
+
+    ``T_image_voxels`` places that frame in the image (origin: the centroid projected onto the
+    midsagittal plane); ``B[i, j, k]`` is bone at ``(u[i], v[j], w[k])``, ``org`` the first voxel's
+    centre and ``h`` the pitch.
+    """
+
+    T_image_voxels: np.ndarray
+    B: np.ndarray
+    org: np.ndarray
+    h: float
+    u: np.ndarray
+    v: np.ndarray
+    w: np.ndarray
+
+
+@dataclass(frozen=True)
+class _CanalSpan:
+    """The coronal slices of the spinal canal: ``start`` is the body's most anterior slice,
+    ``j0..j1`` (inclusive) the slices with bone on both sides and none at the midline."""
+
+    start: int
+    j0: int
+    j1: int
+
+
+@dataclass(frozen=True)
+class _Box:
+    """Centre (voxel frame, metres) and extents (metres) of a piece of bone or of a gap."""
+
+    centre_v: np.ndarray
+    depth: float
+    width: float
+    height: float
+
+
+def _voxelise_in_vertebra_frame(mesh: trimesh.Trimesh, level: str, pitch: float, n: np.ndarray, d: float,
+                                notes: list[str]) -> _VertebraVoxels:
+    """Fill ``mesh`` (image frame, LPS, metres) at ``pitch`` in the frame of its midsagittal plane
+    ``n . p = d``; a mesh exported in RAS is read turned a half turn about z (and noted).
+
+    Raises ``MeshAnatomyError`` when the plane is not sagittal (the mesh is not in an LPS/RAS frame).
+    """
     y = np.array([0.0, 1.0, 0.0]) - n[1] * n
     if np.linalg.norm(y) < 0.5:
         raise MeshAnatomyError(f"{level}: the symmetry plane is not sagittal; is the mesh in the CT's LPS frame?")
@@ -295,9 +332,15 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
             continue
         break
     h = pitch
-    u = org[0] + h * np.arange(B.shape[0])
-    v = org[1] + h * np.arange(B.shape[1])
-    w = org[2] + h * np.arange(B.shape[2])
+    return _VertebraVoxels(T, B, org, h, org[0] + h * np.arange(B.shape[0]), org[1] + h * np.arange(B.shape[1]),
+                           org[2] + h * np.arange(B.shape[2]))
+
+
+def _find_canal(vox: _VertebraVoxels, level: str, notes: list[str]) -> _CanalSpan:
+    """Walk the coronal slices from anterior to posterior to the canal: bone on both sides (beyond
+    2 mm of the midline) and none at it. Raises ``MeshAnatomyError`` when there is no such slice
+    behind the body; notes an arch that no lamina closes."""
+    B, u = vox.B, vox.u
     mid = int(np.argmin(np.abs(u)))
     band = slice(max(0, mid - 1), mid + 2)
     midline = B[band].any(axis=(0, 2))  # per coronal slice: any bone at the midline
@@ -315,21 +358,34 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
         j1 += 1
     if j1 + 1 >= B.shape[1] or not midline[j1 + 1]:
         notes.append("no lamina closes the canal at the midline (open arch?)")
-    # body: the bone in front of the first canal slice
-    body = B[:, start:j0, :]
+    return _CanalSpan(start, j0, j1)
+
+
+def _measure_body(vox: _VertebraVoxels, span: _CanalSpan) -> _Box:
+    """The vertebral body: the largest piece of bone in front of the first canal slice."""
+    u, v, w, h = vox.u, vox.v, vox.w, vox.h
+    body = vox.B[:, span.start:span.j0, :]
     lab, nl = ndimage.label(body)
     if nl > 1:
         sizes = ndimage.sum(body, lab, range(1, nl + 1))
         body = lab == (1 + int(np.argmax(sizes)))
     bi = np.argwhere(body)
-    bi[:, 1] += start
-    body_c_v = np.array([u[bi[:, 0]].mean(), v[bi[:, 1]].mean(), w[bi[:, 2]].mean()])
-    body_depth = float(v[bi[:, 1]].max() - v[bi[:, 1]].min() + h)
-    body_width = float(u[bi[:, 0]].max() - u[bi[:, 0]].min() + h)
-    body_height = float(w[bi[:, 2]].max() - w[bi[:, 2]].min() + h)
-    # canal: depth along the midline, width between the islands at the pedicles' height
-    canal_depth = float((j1 + 1 - j0) * h)
-    jm = (j0 + j1) // 2
+    bi[:, 1] += span.start
+    return _Box(
+        centre_v=np.array([u[bi[:, 0]].mean(), v[bi[:, 1]].mean(), w[bi[:, 2]].mean()]),
+        depth=float(v[bi[:, 1]].max() - v[bi[:, 1]].min() + h),
+        width=float(u[bi[:, 0]].max() - u[bi[:, 0]].min() + h),
+        height=float(w[bi[:, 2]].max() - w[bi[:, 2]].min() + h),
+    )
+
+
+def _measure_canal(vox: _VertebraVoxels, span: _CanalSpan, level: str) -> _Box:
+    """The canal: depth along the midline, width (median) between the islands at the pedicles'
+    height in its middle slice; ``centre_v[2]`` is that height. ``height`` is not measured (0).
+    Raises ``MeshAnatomyError`` when the canal has no bony wall on both sides."""
+    B, u, v, w, h = vox.B, vox.u, vox.v, vox.w, vox.h
+    canal_depth = float((span.j1 + 1 - span.j0) * h)
+    jm = (span.j0 + span.j1) // 2
     both = B[u > 0][:, jm, :].any(axis=0) & B[u < 0][:, jm, :].any(axis=0)
     ks = np.flatnonzero(both)
     gaps = []
@@ -340,76 +396,102 @@ def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) 
         gaps.append(u[lft.min()] - u[rgt.max()] - h)
     if not gaps:
         raise MeshAnatomyError(f"{level}: the canal has no bony wall on both sides")
-    canal_width = float(np.median(gaps))
     canal_w = float(w[ks].mean())
-    canal_c_v = np.array([0.0, v[j0] + 0.5 * canal_depth - 0.5 * h, canal_w])
-    # pedicles: per side, the inscribed circle of the island in each slice j0..canal mid-depth
-    pedicles: dict[str, Pedicle] = {}
-    j_end = max(j0 + 1, (j0 + j1) // 2 + 1)
-    for side in SIDES:
-        sg = _SIGN[side]
-        rows = []
-        for j in range(j0, j_end):
-            sl = B[:, j, :] & ((u * sg) > 0)[:, None]
-            lab2, n2 = ndimage.label(sl)
-            if n2 == 0:
-                continue
-            # the island nearest the canal's height is the pedicle (not a transverse process)
-            best = None
-            for i in range(1, n2 + 1):
-                ii, kk = np.nonzero(lab2 == i)
-                if ii.size * h * h < MIN_PEDICLE_AREA_M2:
-                    continue  # a sliver of a facet or a voxel of noise, not a pedicle
-                score = (abs(w[kk].mean() - canal_w), -ii.size)
-                if best is None or score < best[0]:
-                    best = (score, i)
-            if best is None:
-                continue
-            isl = lab2 == best[1]
-            dt = ndimage.distance_transform_edt(np.pad(isl, 1))[1:-1, 1:-1] * h
-            ii, kk = np.unravel_index(int(np.argmax(dt)), dt.shape)
-            rows.append((float(dt[ii, kk]), j, ii, kk, isl))
-        if not rows:
-            raise MeshAnatomyError(f"{level}: no {side} pedicle found between the body and the canal")
-        r, j, ii, kk, isl = min(rows, key=lambda x: x[0])
-        a, b = _run(isl[:, kk], ii)
-        width = float((b - a) * h)
-        a, b = _run(isl[ii, :], kk)
-        height = float((b - a) * h)
-        centres = np.array([[u[x[2]], v[x[1]], w[x[3]]] for x in rows])
-        if len(rows) >= 3 and np.ptp(centres[:, 1]) > 2 * h:
-            su = np.polyfit(centres[:, 1], centres[:, 0], 1)[0]
-            sw = np.polyfit(centres[:, 1], centres[:, 2], 1)[0]
-            ax_v = -np.array([su, 1.0, sw])
-        else:
-            ax_v = np.array([0.0, -1.0, 0.0])
-            notes.append(f"{side} pedicle too short to fit its axis; anterior direction assumed")
-        ax_v /= np.linalg.norm(ax_v)
-        conv = math.atan2(-sg * ax_v[0], -ax_v[1])
-        tilt = math.atan2(ax_v[2], math.hypot(ax_v[0], ax_v[1]))
-        p_v = np.array([u[ii], v[j], w[kk]])
-        pedicles[side] = Pedicle(side, T[:3, :3] @ p_v + T[:3, 3], r, width, height, T[:3, :3] @ ax_v, conv, tilt)
+    return _Box(np.array([0.0, v[span.j0] + 0.5 * canal_depth - 0.5 * h, canal_w]), canal_depth,
+                float(np.median(gaps)), 0.0)
+
+
+def _pedicle_island(sl: np.ndarray, h: float, w: np.ndarray, canal_w: float) -> np.ndarray | None:
+    """In one coronal slice of one side, the island nearest the canal's height ``canal_w`` (z,
+    metres) large enough to be a pedicle (not a transverse process, a facet sliver or noise)."""
+    lab2, n2 = ndimage.label(sl)
+    best = None
+    for i in range(1, n2 + 1):
+        ii, kk = np.nonzero(lab2 == i)
+        if ii.size * h * h < MIN_PEDICLE_AREA_M2:
+            continue  # a sliver of a facet or a voxel of noise, not a pedicle
+        score = (abs(w[kk].mean() - canal_w), -ii.size)
+        if best is None or score < best[0]:
+            best = (score, i)
+    return None if best is None else lab2 == best[1]
+
+
+def _find_pedicle(vox: _VertebraVoxels, span: _CanalSpan, canal_w: float, side: str, level: str,
+                  notes: list[str]) -> Pedicle:
+    """One side's pedicle: the inscribed circle of its island in each slice from the canal's front
+    to its mid-depth; the smallest is the isthmus, the line through the centres the axis (image
+    frame). Raises ``MeshAnatomyError`` when no slice shows a pedicle on that side."""
+    B, u, v, w, h, T = vox.B, vox.u, vox.v, vox.w, vox.h, vox.T_image_voxels
+    sg = _SIGN[side]
+    rows = []
+    for j in range(span.j0, max(span.j0 + 1, (span.j0 + span.j1) // 2 + 1)):
+        isl = _pedicle_island(B[:, j, :] & ((u * sg) > 0)[:, None], h, w, canal_w)
+        if isl is None:
+            continue
+        dt = ndimage.distance_transform_edt(np.pad(isl, 1))[1:-1, 1:-1] * h
+        ii, kk = np.unravel_index(int(np.argmax(dt)), dt.shape)
+        rows.append((float(dt[ii, kk]), j, ii, kk, isl))
+    if not rows:
+        raise MeshAnatomyError(f"{level}: no {side} pedicle found between the body and the canal")
+    r, j, ii, kk, isl = min(rows, key=lambda x: x[0])
+    a, b = _run(isl[:, kk], ii)
+    width = float((b - a) * h)
+    a, b = _run(isl[ii, :], kk)
+    height = float((b - a) * h)
+    centres = np.array([[u[x[2]], v[x[1]], w[x[3]]] for x in rows])
+    if len(rows) >= 3 and np.ptp(centres[:, 1]) > 2 * h:
+        su = np.polyfit(centres[:, 1], centres[:, 0], 1)[0]
+        sw = np.polyfit(centres[:, 1], centres[:, 2], 1)[0]
+        ax_v = -np.array([su, 1.0, sw])
+    else:
+        ax_v = np.array([0.0, -1.0, 0.0])
+        notes.append(f"{side} pedicle too short to fit its axis; anterior direction assumed")
+    ax_v /= np.linalg.norm(ax_v)
+    conv = math.atan2(-sg * ax_v[0], -ax_v[1])
+    tilt = math.atan2(ax_v[2], math.hypot(ax_v[0], ax_v[1]))
+    p_v = np.array([u[ii], v[j], w[kk]])
+    return Pedicle(side, T[:3, :3] @ p_v + T[:3, 3], r, width, height, T[:3, :3] @ ax_v, conv, tilt)
+
+
+def _signed_distance_grid(B: np.ndarray, h: float) -> np.ndarray:
+    """Signed distance (metres, negative inside) at each voxel centre of the bone ``B``."""
     inside = ndimage.distance_transform_edt(np.pad(B, 1))[1:-1, 1:-1, 1:-1]
     outside = ndimage.distance_transform_edt(~B)
-    grid = np.where(B, -(inside - 0.5), outside - 0.5).astype(np.float32) * h
+    return np.where(B, -(inside - 0.5), outside - 0.5).astype(np.float32) * h
+
+
+def analyse_vertebra(mesh: trimesh.Trimesh, level: str, pitch: float = PITCH_M) -> VertebraAnatomy:
+    """Find the anatomy of one closed vertebra surface (see the module docstring)."""
+    if not mesh.is_watertight:
+        raise MeshAnatomyError(f"{level}: the surface is not closed; repair it first")
+    notes: list[str] = []
+    n, d, rms = midsagittal_plane(mesh)
+    if rms > 2.5 * MM:
+        notes.append(f"weak mirror symmetry (rms {rms / MM:.1f} mm): check the midsagittal plane")
+    vox = _voxelise_in_vertebra_frame(mesh, level, pitch, n, d, notes)
+    span = _find_canal(vox, level, notes)
+    body = _measure_body(vox, span)
+    canal = _measure_canal(vox, span, level)
+    pedicles = {side: _find_pedicle(vox, span, canal.centre_v[2], side, level, notes) for side in SIDES}
+    T = vox.T_image_voxels
     # origin at the body centre, on the midsagittal plane
     T2 = T.copy()
-    T2[:3, 3] = T[:3, :3] @ np.array([0.0, body_c_v[1], body_c_v[2]]) + T[:3, 3]
+    T2[:3, 3] = T[:3, :3] @ np.array([0.0, body.centre_v[1], body.centre_v[2]]) + T[:3, 3]
     to_img = T[:3, :3]
     return VertebraAnatomy(
         level=level,
         T_image_vertebra=T2,
         symmetry_rms=rms,
-        body_centre=to_img @ body_c_v + T[:3, 3],
-        body_depth=body_depth,
-        body_width=body_width,
-        body_height=body_height,
-        canal_centre=to_img @ canal_c_v + T[:3, 3],
-        canal_width=canal_width,
-        canal_depth=canal_depth,
+        body_centre=to_img @ body.centre_v + T[:3, 3],
+        body_depth=body.depth,
+        body_width=body.width,
+        body_height=body.height,
+        canal_centre=to_img @ canal.centre_v + T[:3, 3],
+        canal_width=canal.width,
+        canal_depth=canal.depth,
         pedicles=pedicles,
         notes=tuple(notes),
-        voxel_sdf=VoxelSDF(grid, org.copy(), h, T.copy()),
+        voxel_sdf=VoxelSDF(_signed_distance_grid(vox.B, vox.h), vox.org.copy(), vox.h, T.copy()),
     )
 
 

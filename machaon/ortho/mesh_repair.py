@@ -86,16 +86,9 @@ def _boundary_loops(mesh: trimesh.Trimesh) -> list[float]:
     return [float(e.length(out.vertices)) for e in out.entities]
 
 
-def repair_bone_mesh(
-    mesh: trimesh.Trimesh, name: str = "mesh", max_hole_perimeter_m: float = 30 * MM
-) -> MeshRepair:
-    """Repair ``mesh`` (metres) as described in the module docstring; ``MeshFileError`` if it cannot be."""
-    faces_in = int(len(mesh.faces))
-    if faces_in < MIN_FACES:
-        raise MeshFileError(f"{name}: {faces_in} triangles; too few to be a bone surface")
-    if not np.isfinite(mesh.vertices).all():
-        raise MeshFileError(f"{name}: vertices with NaN or Inf coordinates")
-    notes: list[str] = []
+def _clean_triangles(mesh: trimesh.Trimesh, notes: list[str]) -> trimesh.Trimesh:
+    """A copy of ``mesh`` with duplicate vertices merged and degenerate, duplicate triangles and
+    unreferenced vertices removed (each repair noted)."""
     m = trimesh.Trimesh(vertices=np.asarray(mesh.vertices, float), faces=np.asarray(mesh.faces), process=False)
     n_v = len(m.vertices)
     m.merge_vertices()
@@ -110,43 +103,71 @@ def repair_bone_mesh(
         notes.append(f"removed {len(m.faces) - int(uniq.sum())} duplicate triangles")
         m.update_faces(uniq)
     m.remove_unreferenced_vertices()
+    return m
+
+
+def _keep_the_bone(m: trimesh.Trimesh, name: str, notes: list[str]) -> trimesh.Trimesh:
+    """Of the separate shells of ``m``, the largest and the pieces of the same bone beside it;
+    fragments, inner shells and small stray pieces are dropped (noted). Raises ``MeshFileError``
+    when a second shell is as large as a second bone (two vertebrae in one file)."""
     shells = m.split(only_watertight=False)
-    if len(shells) > 1:
-        shells = sorted(shells, key=lambda s: -float(s.area))
-        main = shells[0]
-        kept = [main]
-        lo, hi = main.bounds
-        for s in shells[1:]:
-            inside = bool(np.all(s.bounds[0] >= lo) and np.all(s.bounds[1] <= hi))
-            if s.area < FRAGMENT_FRACTION * main.area:
-                notes.append(f"dropped a fragment of {len(s.faces)} triangles")
-            elif inside and (not main.is_watertight or bool(main.contains(s.vertices[:50]).all())):
-                notes.append(f"dropped an inner shell of {len(s.faces)} triangles")
-            elif (s.area < SAME_BONE_FRACTION * main.area and np.all(s.bounds[0] <= hi + PIECE_GAP_M)
-                  and np.all(s.bounds[1] >= lo - PIECE_GAP_M)):
-                # a piece of the same bone the segmentation cut off (an arch apart from its body)
-                kept.append(s)
-                notes.append(f"kept a separate piece of {len(s.faces)} triangles as part of the bone")
-            elif s.area >= SECOND_BONE_FRACTION * main.area:
-                raise MeshFileError(
-                    f"{name}: {len(shells)} separate surfaces of similar size: one vertebra per file "
-                    "(or give a label map with one label per vertebra)")
-            else:
-                notes.append(f"dropped a separate piece of {len(s.faces)} triangles")
-        m = kept[0] if len(kept) == 1 else trimesh.util.concatenate(kept)
-    if not m.is_watertight:
-        loops = _boundary_loops(m)
-        big = [p for p in loops if p > max_hole_perimeter_m]
-        if big:
+    if len(shells) <= 1:
+        return m
+    shells = sorted(shells, key=lambda s: -float(s.area))
+    main = shells[0]
+    kept = [main]
+    lo, hi = main.bounds
+    for s in shells[1:]:
+        inside = bool(np.all(s.bounds[0] >= lo) and np.all(s.bounds[1] <= hi))
+        if s.area < FRAGMENT_FRACTION * main.area:
+            notes.append(f"dropped a fragment of {len(s.faces)} triangles")
+        elif inside and (not main.is_watertight or bool(main.contains(s.vertices[:50]).all())):
+            notes.append(f"dropped an inner shell of {len(s.faces)} triangles")
+        elif (s.area < SAME_BONE_FRACTION * main.area and np.all(s.bounds[0] <= hi + PIECE_GAP_M)
+              and np.all(s.bounds[1] >= lo - PIECE_GAP_M)):
+            # a piece of the same bone the segmentation cut off (an arch apart from its body)
+            kept.append(s)
+            notes.append(f"kept a separate piece of {len(s.faces)} triangles as part of the bone")
+        elif s.area >= SECOND_BONE_FRACTION * main.area:
             raise MeshFileError(
-                f"{name}: the surface is not closed: {len(loops)} hole(s), the largest {max(loops) / MM:.0f} mm "
-                f"around (holes up to {max_hole_perimeter_m / MM:.0f} mm are filled); close it in the "
-                "segmentation tool")
-        trimesh.repair.fill_holes(m, use_fan=True)
-        if not m.is_watertight:
-            raise MeshFileError(f"{name}: the surface is not closed and its holes could not be filled "
-                                "(non-manifold edges); repair it in the segmentation tool")
-        notes.append(f"filled {len(loops)} hole(s) up to {max(loops) / MM:.1f} mm around")
+                f"{name}: {len(shells)} separate surfaces of similar size: one vertebra per file "
+                "(or give a label map with one label per vertebra)")
+        else:
+            notes.append(f"dropped a separate piece of {len(s.faces)} triangles")
+    return kept[0] if len(kept) == 1 else trimesh.util.concatenate(kept)
+
+
+def _close_holes(m: trimesh.Trimesh, name: str, max_hole_perimeter_m: float, notes: list[str]) -> None:
+    """Fill the holes of ``m`` in place when none is larger than ``max_hole_perimeter_m`` around
+    (m); ``MeshFileError`` when one is, or when filling leaves the surface open."""
+    if m.is_watertight:
+        return
+    loops = _boundary_loops(m)
+    big = [p for p in loops if p > max_hole_perimeter_m]
+    if big:
+        raise MeshFileError(
+            f"{name}: the surface is not closed: {len(loops)} hole(s), the largest {max(loops) / MM:.0f} mm "
+            f"around (holes up to {max_hole_perimeter_m / MM:.0f} mm are filled); close it in the "
+            "segmentation tool")
+    trimesh.repair.fill_holes(m, use_fan=True)
+    if not m.is_watertight:
+        raise MeshFileError(f"{name}: the surface is not closed and its holes could not be filled "
+                            "(non-manifold edges); repair it in the segmentation tool")
+    notes.append(f"filled {len(loops)} hole(s) up to {max(loops) / MM:.1f} mm around")
+
+
+def repair_bone_mesh(
+    mesh: trimesh.Trimesh, name: str = "mesh", max_hole_perimeter_m: float = 30 * MM
+) -> MeshRepair:
+    """Repair ``mesh`` (metres) as described in the module docstring; ``MeshFileError`` if it cannot be."""
+    faces_in = int(len(mesh.faces))
+    if faces_in < MIN_FACES:
+        raise MeshFileError(f"{name}: {faces_in} triangles; too few to be a bone surface")
+    if not np.isfinite(mesh.vertices).all():
+        raise MeshFileError(f"{name}: vertices with NaN or Inf coordinates")
+    notes: list[str] = []
+    m = _keep_the_bone(_clean_triangles(mesh, notes), name, notes)
+    _close_holes(m, name, max_hole_perimeter_m, notes)
     if not m.is_winding_consistent:
         trimesh.repair.fix_winding(m)
     trimesh.repair.fix_normals(m)

@@ -290,6 +290,57 @@ def _load_tool(spec: Mapping, base_dir: Path) -> ToolDescription:
     )
 
 
+def _toml_gains(gains: dict, n: int) -> dict[str, object]:
+    """``RobotDescription`` fields of the ``[gains]`` table: joint (N m/rad) and Cartesian (N/m,
+    N m/rad) stiffness and damping ratios, with the defaults where a key is absent."""
+    gj, gc = gains.get("joint", {}), gains.get("cartesian", {})
+    k_joint = _floats(gj.get("stiffness_nm_rad", [100.0] * n), "gains.joint.stiffness_nm_rad", n)
+    k_cart = np.concatenate(
+        [
+            _floats(gc.get("stiffness_translational_n_m", [1000.0] * 3), "stiffness_translational_n_m", 3),
+            _floats(gc.get("stiffness_rotational_nm_rad", [50.0] * 3), "stiffness_rotational_nm_rad", 3),
+        ]
+    )
+    return {"joint_stiffness": _readonly(k_joint), "joint_damping_ratio": float(gj.get("damping_ratio", 0.7)),
+            "cartesian_stiffness": _readonly(k_cart), "cartesian_damping_ratio": float(gc.get("damping_ratio", 0.7))}
+
+
+def _toml_workspace(path: Path, ws: dict) -> dict[str, object]:
+    """``RobotDescription`` fields of the ``[workspace]`` box (base frame, m); min must be below max."""
+    ws_min = _floats(ws.get("min_m", [-2.0, -2.0, -2.0]), "workspace.min_m", 3)
+    ws_max = _floats(ws.get("max_m", [2.0, 2.0, 2.0]), "workspace.max_m", 3)
+    if (ws_min >= ws_max).any():
+        raise DescriptionError(f"{path}: workspace min must be below max")
+    return {"workspace_min": _readonly(ws_min), "workspace_max": _readonly(ws_max)}
+
+
+def _toml_simulation(path: Path, sim: dict, n: int) -> dict[str, object]:
+    """``RobotDescription`` fields of the ``[simulation]`` table: joint damping, friction and
+    armature (SI, armature >= 0) and the base pose in the world (m, degrees in the file)."""
+    damping = _floats(sim.get("joint_damping_nms_rad", [0.0] * n), "simulation.joint_damping_nms_rad", n)
+    friction = _floats(sim.get("joint_friction_nm", [0.0] * n), "simulation.joint_friction_nm", n)
+    armature = _floats(sim.get("armature_kgm2", [0.0] * n), "simulation.armature_kgm2", n)
+    if (armature < 0).any():
+        raise DescriptionError(f"{path}: simulation.armature_kgm2 must be >= 0")
+    T_world_base = _transform(
+        _floats(sim.get("base_xyz_m", [0.0, 0.0, 0.0]), "simulation.base_xyz_m", 3),
+        _deg(sim.get("base_rpy_deg", [0.0, 0.0, 0.0]), "simulation.base_rpy_deg"),
+    )
+    return {"joint_damping": _readonly(damping), "joint_friction": _readonly(friction),
+            "armature": _readonly(armature), "T_world_base": _readonly(T_world_base)}
+
+
+def _toml_safety(saf: dict, n: int) -> dict[str, object]:
+    """``RobotDescription`` fields of the ``[safety]`` table: hold and brake gains (SI) and the
+    tool speed limit (m/s)."""
+    hold_k = _floats(saf.get("hold_stiffness_nm_rad", [100.0] * n), "safety.hold_stiffness_nm_rad", n)
+    hold_d = _floats(saf.get("hold_damping_nms_rad", [10.0] * n), "safety.hold_damping_nms_rad", n)
+    brake_d = _floats(saf.get("brake_damping_nms_rad", [5.0] * n), "safety.brake_damping_nms_rad", n)
+    v_tool = float(_floats(saf.get("tool_speed_max_m_s", 0.25), "safety.tool_speed_max_m_s", 1)[0])
+    return {"hold_stiffness": _readonly(hold_k), "hold_damping": _readonly(hold_d),
+            "brake_damping": _readonly(brake_d), "tool_speed_max": v_tool}
+
+
 def _from_toml(path: Path) -> RobotDescription:
     try:
         cfg = tomllib.loads(path.read_text())
@@ -311,35 +362,8 @@ def _from_toml(path: Path) -> RobotDescription:
     if q_home.shape != (n,) or (q_home < lower).any() or (q_home > upper).any():
         raise DescriptionError(f"{path}: home pose must have {n} values within the limits")
 
-    gains = cfg.get("gains", {})
-    gj, gc = gains.get("joint", {}), gains.get("cartesian", {})
-    k_joint = _floats(gj.get("stiffness_nm_rad", [100.0] * n), "gains.joint.stiffness_nm_rad", n)
-    k_cart = np.concatenate(
-        [
-            _floats(gc.get("stiffness_translational_n_m", [1000.0] * 3), "stiffness_translational_n_m", 3),
-            _floats(gc.get("stiffness_rotational_nm_rad", [50.0] * 3), "stiffness_rotational_nm_rad", 3),
-        ]
-    )
-    ws = cfg.get("workspace", {})
-    ws_min = _floats(ws.get("min_m", [-2.0, -2.0, -2.0]), "workspace.min_m", 3)
-    ws_max = _floats(ws.get("max_m", [2.0, 2.0, 2.0]), "workspace.max_m", 3)
-    if (ws_min >= ws_max).any():
-        raise DescriptionError(f"{path}: workspace min must be below max")
-    sim = cfg.get("simulation", {})
-    damping = _floats(sim.get("joint_damping_nms_rad", [0.0] * n), "simulation.joint_damping_nms_rad", n)
-    friction = _floats(sim.get("joint_friction_nm", [0.0] * n), "simulation.joint_friction_nm", n)
-    armature = _floats(sim.get("armature_kgm2", [0.0] * n), "simulation.armature_kgm2", n)
-    if (armature < 0).any():
-        raise DescriptionError(f"{path}: simulation.armature_kgm2 must be >= 0")
-    T_world_base = _transform(
-        _floats(sim.get("base_xyz_m", [0.0, 0.0, 0.0]), "simulation.base_xyz_m", 3),
-        _deg(sim.get("base_rpy_deg", [0.0, 0.0, 0.0]), "simulation.base_rpy_deg"),
-    )
-    saf = cfg.get("safety", {})
-    hold_k = _floats(saf.get("hold_stiffness_nm_rad", [100.0] * n), "safety.hold_stiffness_nm_rad", n)
-    hold_d = _floats(saf.get("hold_damping_nms_rad", [10.0] * n), "safety.hold_damping_nms_rad", n)
-    brake_d = _floats(saf.get("brake_damping_nms_rad", [5.0] * n), "safety.brake_damping_nms_rad", n)
-    v_tool = float(_floats(saf.get("tool_speed_max_m_s", 0.25), "safety.tool_speed_max_m_s", 1)[0])
+    sections = {**_toml_gains(cfg.get("gains", {}), n), **_toml_workspace(path, cfg.get("workspace", {})),
+                **_toml_simulation(path, cfg.get("simulation", {}), n), **_toml_safety(cfg.get("safety", {}), n)}
     tools = {}
     for spec in cfg.get("tools", []):
         tool = _load_tool(spec, base_dir)
@@ -355,21 +379,8 @@ def _from_toml(path: Path) -> RobotDescription:
         upper=_readonly(upper),
         velocity_limit=_readonly(vel),
         effort_limit=_readonly(eff),
-        joint_stiffness=_readonly(k_joint),
-        joint_damping_ratio=float(gj.get("damping_ratio", 0.7)),
-        cartesian_stiffness=_readonly(k_cart),
-        cartesian_damping_ratio=float(gc.get("damping_ratio", 0.7)),
-        workspace_min=_readonly(ws_min),
-        workspace_max=_readonly(ws_max),
-        joint_damping=_readonly(damping),
-        joint_friction=_readonly(friction),
-        T_world_base=_readonly(T_world_base),
-        hold_stiffness=_readonly(hold_k),
-        hold_damping=_readonly(hold_d),
-        brake_damping=_readonly(brake_d),
-        tool_speed_max=v_tool,
         tools=MappingProxyType(tools),
-        armature=_readonly(armature),
+        **sections,
     )
 
 

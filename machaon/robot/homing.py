@@ -7,6 +7,7 @@ The move is a minimum-jerk line in joint space run by ``ControlLoop`` under a ``
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from machaon.errors import RobotError
 from machaon.robot.backend import Backend
 from machaon.robot.model import RobotModel, safety_settings
 from machaon.types import JointCommand, JointState
+
+if TYPE_CHECKING:
+    from machaon.control.supervisor import Supervisor
 
 __all__ = ["HomingError", "move_home"]
 
@@ -41,6 +45,37 @@ class _JointPositionTarget:
         return JointCommand.position(q, self._dq)
 
 
+def _homing_supervisor(model: RobotModel, position_mode: bool, fault_cycles: int) -> Supervisor:
+    """The supervisor of a homing move: the description's joint position and velocity limits,
+    device faults and timing, no workspace box and no tool-speed limit (the arm is on its way in);
+    it holds in position mode on a position backend."""
+    from machaon.control.supervisor import SafetyConfig, Supervisor
+    from machaon.types import CommandMode
+
+    safety = safety_settings(model)
+    safety.pop("workspace_min")
+    safety.pop("workspace_max")
+    safety.update(dq_max=np.asarray(model.desc.velocity_limit, dtype=float), tool_speed_max=None,
+                  fault_cycles=fault_cycles)
+    if position_mode:
+        safety["hold_mode"] = CommandMode.POSITION
+    return Supervisor(SafetyConfig.from_chain(model.chain, **safety), chain=model.chain,
+                      dynamics=None if position_mode else model.dynamics)
+
+
+def _check_arrived(backend: Backend, q: np.ndarray, q0: np.ndarray, q_home: np.ndarray, tol: float) -> None:
+    """Raise ``HomingError`` when a joint ended farther than ``tol`` rad from ``q_home``, naming the
+    joints that hardly moved from ``q0`` (an actuator too weak for its load, or ignoring goals)."""
+    err = np.abs(q - q_home)
+    if not (err <= tol).all():
+        names = list(getattr(backend, "joint_names", None) or [f"joint {i + 1}" for i in range(len(q))])
+        moved, wanted = np.abs(q - q0), np.abs(q_home - q0)
+        stuck = [n for n, e, m, w in zip(names, err, moved, wanted, strict=True) if e > tol and m < 0.1 * w]
+        hint = (f"; {', '.join(stuck)} hardly moved: the actuator cannot overcome its load (too weak for the arm's "
+                "weight?) or does not accept goals") if stuck else ""
+        raise HomingError(f"homing ended {np.round(err, 3).tolist()} rad from home (tolerance {tol} rad){hint}")
+
+
 def move_home(
     backend: Backend,
     model: RobotModel,
@@ -65,10 +100,9 @@ def move_home(
     than ``tol`` rad from home on any joint; the arm is then left to the supervisor's safe state
     (hold)."""
     from machaon.control import JointImpedance
-    from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
+    from machaon.control.supervisor import SupervisorState
     from machaon.control.trajectory import JointTrajectory, TrajectoryTracker
     from machaon.robot.loop import ControlLoop
-    from machaon.types import CommandMode
 
     if not (np.isfinite(speed) and speed > 0):
         raise ValueError(f"speed: must be a positive number of rad/s, got {speed!r}")
@@ -80,18 +114,12 @@ def move_home(
     q_home = np.asarray(d.q_home, dtype=float)
     v_max = np.minimum(np.asarray(d.velocity_limit, dtype=float), speed)
     traj = JointTrajectory(q0, q_home, v_max, 2.0 * v_max)
-    safety = safety_settings(model)
-    safety.pop("workspace_min")
-    safety.pop("workspace_max")
-    safety.update(dq_max=np.asarray(d.velocity_limit, dtype=float), tool_speed_max=None, fault_cycles=fault_cycles)
     if position_mode:
-        safety["hold_mode"] = CommandMode.POSITION
         inner = _JointPositionTarget(model.chain.dof)
     else:
         inner = JointImpedance(model.chain.dof, np.asarray(d.joint_stiffness, dtype=float), d.joint_damping_ratio,
                                dynamics=model.dynamics, tau_max=np.asarray(d.effort_limit, dtype=float))
-    sup = Supervisor(SafetyConfig.from_chain(model.chain, **safety), chain=model.chain,
-                     dynamics=None if position_mode else model.dynamics)
+    sup = _homing_supervisor(model, position_mode, fault_cycles)
     tracker = TrajectoryTracker(inner, traj, sup)
     log.info("homing: %.1f s from %s to %s rad", traj.duration, np.round(q0, 3), np.round(q_home, 3))
     loop = ControlLoop(backend, tracker, sup, rate_hz)
@@ -102,12 +130,5 @@ def move_home(
     if sup.state is not SupervisorState.RUN:
         raise HomingError(f"homing stopped by the supervisor ({sup.state.value}); see the log for why")
     q = np.asarray(backend.read().q, dtype=float)
-    err = np.abs(q - q_home)
-    if not (err <= tol).all():
-        names = list(getattr(backend, "joint_names", None) or [f"joint {i + 1}" for i in range(len(q))])
-        moved, wanted = np.abs(q - q0), np.abs(q_home - q0)
-        stuck = [n for n, e, m, w in zip(names, err, moved, wanted, strict=True) if e > tol and m < 0.1 * w]
-        hint = (f"; {', '.join(stuck)} hardly moved: the actuator cannot overcome its load (too weak for the arm's "
-                "weight?) or does not accept goals") if stuck else ""
-        raise HomingError(f"homing ended {np.round(err, 3).tolist()} rad from home (tolerance {tol} rad){hint}")
+    _check_arrived(backend, q, q0, q_home, tol)
     return q

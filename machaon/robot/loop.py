@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -55,6 +54,7 @@ import numpy as np
 
 from machaon.control.controller import Controller
 from machaon.control.supervisor import Supervisor, SupervisorEvent
+from machaon.robot._loop import LoopCore
 from machaon.robot.backend import Backend
 from machaon.robot.clock import set_timer_slack_ns
 from machaon.types import JointCommand, JointState
@@ -142,7 +142,7 @@ class Recorder(Protocol):
         ...
 
 
-class ControlLoop:
+class ControlLoop(LoopCore):
     """Runs ``controller`` on ``backend`` under ``supervisor`` at ``rate_hz`` (see module docstring).
 
     ``recorder`` (a ``Recorder``, e.g. ``machaon.robot.runlog.RunLogRecorder``) gets every cycle and every
@@ -407,68 +407,31 @@ class ControlLoop:
                 _log.exception("run log recorder failed; recording disabled")
                 self.recorder = None
 
-    def _cycle(self) -> bool:
-        """One control cycle; False when the loop must end (backend error)."""
-        clock = self.backend.clock
-        t = clock.now()
-        if self.wall_clock:
-            self._wall_tick(time.monotonic(), t)
-        if self._t_last_start is not None:
-            self._periods[self._n_periods % _RING] = t - self._t_last_start
-            self._n_periods += 1
-        self._t_last_start = t
-        if self._next is None:
-            self._next = t
-        sup = self.supervisor
+    # ``_cycle`` (one control cycle; False when the loop must end) is compiled: ``LoopCore`` in
+    # ``machaon/robot/_loop.pyx``. It calls the methods below on its rare branches.
+
+    def _controller_failed(self, controller: Controller, exc: Exception) -> None:
+        """The controller raised this cycle: protective stop (the supervisor then commands the stop)."""
+        _log.error("controller %s raised: %r", type(controller).__name__, exc)
+        self.supervisor.protective_stop(f"controller {type(controller).__name__} raised {exc!r}",
+                                        code="bad_command")
+
+    def _record_cycle(self, t: float, state: JointState, cmd: JointCommand) -> None:
+        """Hand the cycle, new supervisor events and (every ``stats_every_s``) running statistics to the
+        recorder; a recorder that raises is dropped for the rest of the run."""
+        rec, sup = self.recorder, self.supervisor
         try:
-            state = self.backend.read()
-        except Exception as exc:
-            return self._backend_failed("read", exc)
-        controller = self._controller
-        cmd = None
-        try:
-            if controller is not self._active:
-                hook = getattr(controller, "on_activate", None)
-                if hook is not None:
-                    hook(state, t)
-                self._active = controller
-            cmd = controller.update(state, t)
-        except Exception as exc:
-            _log.error("controller %s raised: %r", type(controller).__name__, exc)
-            sup.protective_stop(f"controller {type(controller).__name__} raised {exc!r}", code="bad_command")
-        cmd = sup.check(state, cmd, t)
-        try:
-            self.backend.write(cmd)
-        except Exception as exc:
-            return self._backend_failed("write", exc)
-        t_done = clock.now()
-        self._compute[self._n_compute % _RING] = t_done - t
-        self._n_compute += 1
-        self.cycles += 1
-        self.last_state = state
-        self.last_command = cmd
-        rec = self.recorder
-        if rec is not None:
-            try:
-                rec.record_cycle(t, state, cmd)
-                if len(sup.events) != self._events_recorded:
-                    self._events_recorded = len(sup.events)
-                    rec.record_events(sup.drain_events())
-                if self._t_stats is None:
-                    self._t_stats = t
-                elif t - self._t_stats >= self.stats_every_s:  # running record (crash-safe timing)
-                    self._record_running_stats(rec, t)
-            except Exception:
-                _log.exception("run log recorder failed; recording disabled")
-                self.recorder = None
-        nxt = self._next + self.period
-        now = clock.now()
-        if now > nxt:
-            self.overruns += 1
-            nxt = now
-        self._next = nxt
-        clock.wait_until(nxt)
-        return True
+            rec.record_cycle(t, state, cmd)
+            if len(sup.events) != self._events_recorded:
+                self._events_recorded = len(sup.events)
+                rec.record_events(sup.drain_events())
+            if self._t_stats is None:
+                self._t_stats = t
+            elif t - self._t_stats >= self.stats_every_s:  # running record (crash-safe timing)
+                self._record_running_stats(rec, t)
+        except Exception:
+            _log.exception("run log recorder failed; recording disabled")
+            self.recorder = None
 
     def _record_running_stats(self, rec: object, t: float) -> None:
         """Statistics of the last ``stats_every_s`` to a recorder that takes them. A recorder without

@@ -45,9 +45,9 @@ from machaon.errors import SimError
 from machaon.kinematics import Chain
 from machaon.kinematics.so3 import quat_from_matrix, transform_from_pq
 from machaon.robot.description import RobotDescription, load_description
-from machaon.sim._arm_io import ArmIO
+from machaon.sim._arm_io import ArmCore, ArmIO, SimClockCore
 from machaon.sim.scene import Scene
-from machaon.types import CommandMode, DeviceFault, JointCommand, JointState
+from machaon.types import CommandMode, DeviceFault, JointCommand
 
 _log = logging.getLogger(__name__)
 
@@ -106,13 +106,14 @@ class SimSnapshot:
     cmd: JointCommand
 
 
-class SimClock:
+class SimClock(SimClockCore):
     """The simulation's clock: ``now()`` is simulated time; ``wait_until(t)`` steps the physics.
 
     Time advances in whole physics steps: ``wait_until(t)`` steps until ``now() >= t`` (to within
     a nanosecond, so that a 1 kHz loop does exactly one step per period). With pacing on, it also
     sleeps so simulated time does not run ahead of the wall clock (times ``rate``).
     A non-finite ``t`` raises ``ValueError``; a ``t`` in the past returns at once.
+    ``now`` and ``wait_until`` are compiled (``machaon.sim._arm_io.SimClockCore``).
     """
 
     def __init__(self, sim: ArmSim) -> None:
@@ -122,35 +123,12 @@ class SimClock:
         self._wall0: float | None = None
         self._sim0 = 0.0
 
-    def now(self) -> float:
-        return self._sim._t
-
     def resync(self) -> None:
         """Restart real-time pacing from the current instant (after a pause or restore)."""
         self._wall0 = None
 
-    def wait_until(self, t: float) -> None:
-        if not math.isfinite(t):
-            raise ValueError(f"t: must be finite, got {t!r}")
-        sim = self._sim
-        n = math.ceil((t - sim._t) / sim.dt - 1e-6)
-        if n > 0:
-            sim.step(n)
-        if sim.auto_sync and time.monotonic() - sim._last_sync >= sim.viewer_sync_period:
-            sim.sync_viewer()
-        if self.realtime:
-            wall = time.monotonic()
-            if self._wall0 is None:
-                self._wall0, self._sim0 = wall, sim.t
-                return
-            ahead = (sim.t - self._sim0) / self.rate - (wall - self._wall0)
-            if ahead > 0:
-                time.sleep(ahead)
-            elif ahead < -0.25:  # fell far behind (slow machine, paused window): do not try to catch up
-                self._wall0, self._sim0 = wall, sim.t
 
-
-class ArmSim:
+class ArmSim(ArmCore):
     """A PyBullet arm implementing ``Backend`` (see module docstring). Use as a context manager.
 
     ``description``: a ``RobotDescription`` or anything ``load_description`` accepts.
@@ -488,29 +466,11 @@ class ArmSim:
         if self._closed:
             raise SimError("ArmSim is closed")
 
-    def read(self) -> JointState:
-        """The joints now (q rad, dq rad/s, applied tau N m) and the tool wrench (see module doc).
-
-        One PyBullet call (``getJointStates``, the F/T joint included when the sensor is on); the
-        rest is compiled (``machaon.sim._arm_io``).
-        """
-        if self._closed:
-            self._check_open()
-        sts = p.getJointStates(self.body, self._read_idx, physicsClientId=self._client)
-        faults = ()
-        if self._faults:
-            faults = tuple(self._faults)
-            self._faults.clear()
-        return self._io.state(sts, self._tau_applied, self._t, faults)
-
-    def write(self, cmd: JointCommand) -> None:
-        """Hold ``cmd`` until the next write. ``ValueError`` for a wrong length or NaN/Inf.
-
-        A torque command while the motors are already in torque mode makes no PyBullet call: the
-        saturated torque is kept for the next ``step``.
-        """
-        if self._closed:
-            self._check_open()
+    # ``read``, ``write`` and ``step`` are compiled (``ArmCore`` in ``machaon/sim/_arm_io.pyx``): the
+    # per-cycle calls. ``write`` takes this full path for every command but a torque command while
+    # the motors are already in torque mode.
+    def _write_python(self, cmd: JointCommand) -> None:
+        """``write(cmd)`` in full: checks, the held command and the motors' mode (see ``ArmCore.write``)."""
         n = self._n
         if not isinstance(cmd, JointCommand):
             raise ValueError(f"cmd: expected a JointCommand, got {type(cmd).__name__}")
@@ -593,33 +553,6 @@ class ArmSim:
             )
             self._motor_mode = CommandMode.VELOCITY
             self._tau_applied = np.zeros(self.dof)
-
-    def step(self, n: int = 1) -> None:
-        """Advance the physics by ``n`` steps of ``dt``, holding the current command."""
-        if self._closed:
-            self._check_open()
-        cid, body, idx = self._client, self.body, self._jidx
-        pre, post = self._step_hooks, self._post_step_hooks
-        tau = self._tau_applied.tolist()
-        use_tau = any(tau)  # as np.any: a non-zero (or NaN) torque is applied
-        armature = self._has_armature and self._motor_mode is CommandMode.TORQUE
-        for _ in range(int(n)):
-            if self._ext_forces:
-                self._apply_external_forces()
-            if armature:
-                p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=self._armature_torque(
-                    self._tau_applied), physicsClientId=cid)
-            elif use_tau:  # PyBullet clears applied joint torques after every step
-                p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
-            if pre:
-                for hook in pre:
-                    hook()
-            p.stepSimulation(physicsClientId=cid)
-            if post:
-                for hook in post:
-                    hook()
-            self._steps += 1
-            self._t = self._steps * self.dt
 
     def add_step_hook(self, fn: Callable[[], None], *, after: bool = False) -> None:
         """Call ``fn()`` before (or with ``after=True`` after) every physics step.

@@ -10,8 +10,9 @@ gait rehabilitation: it moves freely forward (x) and vertically (z) with a const
 of ``bws_fraction`` of the body weight, but cannot pitch or fall sideways. Free 3-D balance is not
 simulated.
 
-Wearer model: a central pattern (the reference gait of ``exo_legs.toml``, legs half a cycle apart,
-stride ``stride_time_s``) is tracked by each joint with a PD "intention"; the neural drive
+Wearer model: a central pattern (the reference gait of ``exo_legs.toml``, or the wearer's own
+version of it with scaled joint excursions, ``WearerConfig.gait_rom_scale``; legs half a cycle
+apart, stride ``stride_time_s``) is tracked by each joint with a PD "intention"; the neural drive
 ``u = clip(PD / tau_max, -1, 1)`` of each joint is split into a flexor and an extensor muscle
 (``u`` > 0 flexor, < 0 extensor); the muscles produce ``u * tau_max``. On the weak side
 ``tau_max`` is scaled by ``weakness`` per joint (hemiparesis; the ankle is braced by an AFO by
@@ -78,10 +79,15 @@ class WearerConfig:
     kd: tuple[float, float, float] = (20.0, 8.0, 4.0)
     bws_fraction: float = 0.5
     co_contraction: float = 0.03
+    # The wearer's own intended gait: the reference gait's excursion scaled per (hip, knee, ankle)
+    # (``scaled_gait``); with ``stride_time_s`` it gives each simulated person a gait of their own.
+    gait_rom_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.weak_side not in ("l", "r", "none"):
             raise ValueError("weak_side must be 'l', 'r' or 'none'")
+        if len(self.gait_rom_scale) != 3 or not all(0.3 <= s <= 3.0 for s in self.gait_rom_scale):
+            raise ValueError("gait_rom_scale: three factors in [0.3, 3] (hip, knee, ankle)")
         if not all(0 < w <= 1 for w in self.weakness) or not 0 <= self.bws_fraction < 1 or self.stride_time_s <= 0:
             raise ValueError("weakness in (0, 1], bws_fraction in [0, 1), stride_time_s > 0")
 
@@ -121,6 +127,22 @@ def _load_description(cfg: LegSimConfig) -> tuple[CubicSpline, float, np.ndarray
     ang = np.deg2rad(np.stack([np.asarray(g[k], dtype=np.float64) for k in ("hip_deg", "knee_deg", "ankle_deg")], 1))
     spline = CubicSpline(pct, ang, bc_type="periodic", axis=0)
     return spline, float(g["stride_time_s"]), np.asarray(d["limits"]["torque_nm"], dtype=np.float64)
+
+
+def scaled_gait(gait: CubicSpline, rom_scale: tuple[float, float, float]) -> CubicSpline:
+    """``gait`` (periodic spline of [hip, knee, ankle] rad over phase) with each joint's excursion scaled.
+
+    Hip and ankle scale about their cycle mean, the knee about its minimum (full extension at
+    heel strike stays where it is, only the flexion grows or shrinks). The spline is linear in its
+    knots, so scaling the knots scales the curve exactly.
+    """
+    s = np.asarray(rom_scale, dtype=np.float64)
+    if s.shape != (3,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("rom_scale: three positive factors (hip, knee, ankle)")
+    dense = gait(np.linspace(0.0, 1.0, 1001)[:-1])
+    anchor = np.array([dense[:, 0].mean(), dense[:, 1].min(), dense[:, 2].mean()])
+    y = gait(gait.x)
+    return CubicSpline(gait.x, anchor + s * (y - anchor), bc_type="periodic", axis=0)
 
 
 class MotorUnitEMG:
@@ -246,6 +268,8 @@ class LegSim:
         self.wearer = wearer or WearerConfig()
         self.cfg = cfg or LegSimConfig()
         self._gait, _, self._exo_limit = _load_description(self.cfg)
+        if self.wearer.gait_rom_scale != (1.0, 1.0, 1.0):
+            self._gait = scaled_gait(self._gait, self.wearer.gait_rom_scale)
         self._client = p.connect(p.GUI if gui else p.DIRECT)
         if self._client < 0:
             raise SimError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")

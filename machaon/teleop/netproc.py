@@ -235,6 +235,79 @@ class _ForwardLog(logging.Handler):
             pass
 
 
+@dataclass
+class _ServeCounts:
+    """Running counts of the network process, reported in each stats message."""
+
+    received: int = 0
+    states_sent: int = 0
+    queue_drops: int = 0
+
+
+def _pump_udp(udp: socket.socket, ctl: socket.socket, ep: ServerEndpoint, counts: _ServeCounts) -> None:
+    """Handle up to ``_BATCH`` waiting datagrams: answer the operator, pass accepted commands to the
+    robot process (dropped and counted when its queue is full). Socket errors are logged, not raised."""
+    for _ in range(_BATCH):
+        try:
+            data, peer = udp.recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError as exc:  # ICMP errors surface here on UDP; keep serving
+            log.debug("recv error %s", exc)
+            break
+        counts.received += 1
+        cmd, replies = ep.handle(data, peer, time.monotonic())
+        for r in replies:
+            try:
+                udp.sendto(r, peer)
+            except OSError as exc:
+                log.debug("send to %s failed: %s", peer, exc)
+        if cmd is not None:
+            try:
+                ctl.send(b"C" + cmd.pack())
+            except BlockingIOError:
+                counts.queue_drops += 1
+
+
+def _pump_ctl(udp: socket.socket, ctl: socket.socket, ep: ServerEndpoint, counts: _ServeCounts) -> bool:
+    """Forward the robot process's state messages to the operator; False when it says quit or hangs up."""
+    while True:
+        try:
+            msg = ctl.recv(65536)
+        except BlockingIOError:
+            return True
+        if not msg or msg[:1] == b"Q":
+            return False
+        if msg[:1] == b"S" and ep.peer is not None:
+            try:
+                pkt = ep.state_packet(RobotStateMsg.unpack(msg[1:]), time.monotonic())
+            except LinkProtocolError as exc:
+                log.error("bad state message from the robot process: %s", exc)
+                continue
+            if pkt is not None:
+                try:
+                    udp.sendto(pkt, ep.peer)
+                    counts.states_sent += 1
+                except OSError as exc:
+                    log.debug("state send failed: %s", exc)
+
+
+def _send_stats(ctl: socket.socket, ep: ServerEndpoint, counts: _ServeCounts, now: float) -> None:
+    """One ``T`` message with the endpoint's and the process's counters (skipped when the queue is full)."""
+    stats = {
+        "accepted": ep.accepted, "dropped": dict(ep.drops.by_reason), "pending": ep.pending,
+        "session_id": None if ep.session is None else ep.session.session_id,
+        "link": [None if isinstance(x, float) and math.isnan(x) else x
+                 for x in dataclasses.astuple(ep.meter.health(now))],
+        "handshakes": ep.handshakes, "cookies_sent": ep.cookies_sent, "received": counts.received,
+        "states_sent": counts.states_sent, "queue_drops": counts.queue_drops,
+    }
+    try:
+        ctl.send(b"T" + json.dumps(stats).encode())
+    except BlockingIOError:
+        pass
+
+
 def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
     ep = ServerEndpoint(bytes.fromhex(config["psk"]), **config["endpoint"])
     ep.drops.interval_s = float(config.get("summary_s", 1.0))
@@ -243,7 +316,7 @@ def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
     sel = selectors.DefaultSelector()
     sel.register(udp, selectors.EVENT_READ, "udp")
     sel.register(ctl, selectors.EVENT_READ, "ctl")
-    received = states_sent = queue_drops = 0
+    counts = _ServeCounts()
     t_stats = time.monotonic()
     ctl.send(b"R")
     while True:
@@ -251,62 +324,14 @@ def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
         events = sel.select(max(0.0, t_stats + _STATS_S - now))
         for key, _ in events:
             if key.data == "udp":
-                for _ in range(_BATCH):
-                    try:
-                        data, peer = udp.recvfrom(2048)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError as exc:  # ICMP errors surface here on UDP; keep serving
-                        log.debug("recv error %s", exc)
-                        break
-                    received += 1
-                    cmd, replies = ep.handle(data, peer, time.monotonic())
-                    for r in replies:
-                        try:
-                            udp.sendto(r, peer)
-                        except OSError as exc:
-                            log.debug("send to %s failed: %s", peer, exc)
-                    if cmd is not None:
-                        try:
-                            ctl.send(b"C" + cmd.pack())
-                        except BlockingIOError:
-                            queue_drops += 1
-            else:
-                while True:
-                    try:
-                        msg = ctl.recv(65536)
-                    except BlockingIOError:
-                        break
-                    if not msg or msg[:1] == b"Q":
-                        return
-                    if msg[:1] == b"S" and ep.peer is not None:
-                        try:
-                            pkt = ep.state_packet(RobotStateMsg.unpack(msg[1:]), time.monotonic())
-                        except LinkProtocolError as exc:
-                            log.error("bad state message from the robot process: %s", exc)
-                            continue
-                        if pkt is not None:
-                            try:
-                                udp.sendto(pkt, ep.peer)
-                                states_sent += 1
-                            except OSError as exc:
-                                log.debug("state send failed: %s", exc)
+                _pump_udp(udp, ctl, ep, counts)
+            elif not _pump_ctl(udp, ctl, ep, counts):
+                return
         now = time.monotonic()
         ep.drops.maybe_summarise(now)
         if now >= t_stats + _STATS_S:
             t_stats = now
-            stats = {
-                "accepted": ep.accepted, "dropped": dict(ep.drops.by_reason), "pending": ep.pending,
-                "session_id": None if ep.session is None else ep.session.session_id,
-                "link": [None if isinstance(x, float) and math.isnan(x) else x
-                         for x in dataclasses.astuple(ep.meter.health(now))],
-                "handshakes": ep.handshakes, "cookies_sent": ep.cookies_sent, "received": received,
-                "states_sent": states_sent, "queue_drops": queue_drops,
-            }
-            try:
-                ctl.send(b"T" + json.dumps(stats).encode())
-            except BlockingIOError:
-                pass
+            _send_stats(ctl, ep, counts, now)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -158,8 +158,9 @@ def trace_square(side_m: float = 0.04, period_s: float = 4.0, motion_scale: floa
     return OperatorScript.from_dict({"name": "trace_square", "rate_hz": 100, "keyframes": kfs})
 
 
-def hold_point(offset_m: float = 0.03, hold_s: float = 2.0) -> OperatorScript:
-    """Step the master by ``offset_m`` along x in 0.5 s and hold it there for ``hold_s``."""
+def hold_point(offset_m: float = 0.03, hold_s: float = 2.0, step_s: float = 0.5) -> OperatorScript:
+    """Step the master by ``offset_m`` along x in ``step_s`` and hold it there for ``hold_s``."""
+    t1 = 0.3 + step_s
     kfs = [{"t": 0.0, "p": [0, 0, 0], "clutch": False}, {"t": 0.1, "clutch": True},
-           {"t": 0.3, "p": [0, 0, 0]}, {"t": 0.8, "p": [offset_m, 0, 0]}, {"t": 0.8 + hold_s, "p": [offset_m, 0, 0]}]
+           {"t": 0.3, "p": [0, 0, 0]}, {"t": t1, "p": [offset_m, 0, 0]}, {"t": t1 + hold_s, "p": [offset_m, 0, 0]}]
     return OperatorScript.from_dict({"name": "hold_point", "rate_hz": 100, "keyframes": kfs})

@@ -48,7 +48,7 @@ from machaon.robot.loop import ControlLoop, Recorder
 from machaon.teleop.controller import _SUP_CODE, TeleopController, TeleopSnapshot
 from machaon.teleop.endpoint import LinkHealth
 from machaon.teleop.mapping import TeleopConfig
-from machaon.teleop.messages import FORCE_LIMIT, HoldReason, RobotStateMsg, Timing, pose_to_wire
+from machaon.teleop.messages import FORCE_LIMIT, CmdFlag, HoldReason, RobotStateMsg, Timing, pose_to_wire
 from machaon.teleop.netproc import NetworkProcess
 
 log = logging.getLogger(__name__)
@@ -232,11 +232,21 @@ class RobotServer:
         t_next = time.monotonic() + period
         while not self._stop.is_set():
             for cmd in self.network.poll(min(max(0.0, t_next - time.monotonic()), 0.05)):
+                if cmd.flags & CmdFlag.RESET:
+                    self._clear_device_fault()
                 self.controller.submit(cmd)
             now = time.monotonic()
             if now >= t_next:
                 t_next = max(t_next + period, now)
                 self._send_state()
+
+    def _clear_device_fault(self) -> None:
+        """The operator's reset also reaches a backend latched in a device fault (a tripped Bus
+        Watchdog, a lost bus): it sets the servos up again on the loop's thread once they answer,
+        and the supervisor's reset succeeds on a later RESET. Backends without latches ignore it."""
+        request = getattr(self.backend, "request_fault_reset", None)
+        if request is not None and getattr(self.backend, "latched_fault", None) is not None:
+            request()
 
     def _send_state(self) -> None:
         snap = self.controller.snapshot()

@@ -14,15 +14,20 @@ script's master motion divided by the motion scale, applied at once with no late
 - overshoot: how far the tool went beyond the ideal path's bounding box (mm);
 - completion time: when the tool entered and stayed within 1 mm of the final ideal point (s
   after the task start; None if never);
-- holds: number of HOLD transitions for a command gap, and the time spent not in RUN.
+- holds: number of HOLD transitions for a command gap, and the time spent not in RUN;
+- path deviation: RMS and maximum distance from the ideal *path* (nearest point, any time), and
+  the time lag that best aligns the tool's trajectory with the ideal one
+  (``machaon.teleop.path_metrics``): the same-instant error above mixes the two.
+
+The sweep over profiles (``machaon teleop sweep``) runs as a study on Ray
+(``machaon.trials.teleop``); this module is one run of it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,7 @@ from machaon.teleop.controller import TeleopController
 from machaon.teleop.endpoint import ClientEndpoint, ServerEndpoint
 from machaon.teleop.mapping import TeleopConfig
 from machaon.teleop.messages import CmdFlag, CommandKind, HoldReason, SupervisorCode
+from machaon.teleop.path_metrics import path_deviation, time_lag
 from machaon.teleop.profiles import LinkProfile
 from machaon.teleop.robot_setup import inner_controller
 from machaon.teleop.script import OperatorScript, hold_point, trace_square
@@ -58,6 +64,9 @@ class ProfileResult:
     time_not_run_s: float
     commands_dropped: int
     packets_lost: int
+    path_dev_rms_mm: float
+    path_dev_max_mm: float
+    lag_ms: float
 
 
 @dataclass(frozen=True)
@@ -179,9 +188,11 @@ def run_profile(profile: LinkProfile, script: OperatorScript, make_backend: Call
     dt = 1.0 / rate_hz
     rtt = pump.cli.meter.health(0.0).rtt_p50_s
     lc = pump.link.up.counters
+    dev = path_deviation(pa, pi)
     res = ProfileResult(
         profile.name, rtt * 1e3, float(np.sqrt(np.mean(err[task] ** 2)) * 1e3), float(err[task].max() * 1e3),
         over * 1e3, completion, holds, float((~run).sum() * dt), pump.srv.drops.total, lc.lost,
+        float(np.sqrt(np.mean(dev**2)) * 1e3), float(dev.max() * 1e3), time_lag(t, pa, pi) * 1e3,
     )
     return res, SweepTrace(t, pa, pi)
 
@@ -193,72 +204,23 @@ class SweepReport:
     out_dir: Path
 
     def table(self) -> str:
-        head = (f"{'profile':18s} {'rtt ms':>7s} {'rms mm':>7s} {'max mm':>7s} {'over mm':>8s} "
-                f"{'done s':>7s} {'holds':>5s} {'held s':>6s} {'lost':>5s}")
+        head = (f"{'profile':18s} {'rtt ms':>7s} {'rms mm':>7s} {'max mm':>7s} {'path mm':>8s} {'lag ms':>7s} "
+                f"{'over mm':>8s} {'done s':>7s} {'holds':>5s} {'held s':>6s} {'lost':>5s}")
         lines = [f"task: {self.task}", head, "-" * len(head)]
         for r in self.results:
             done = "-" if r.completion_s is None else f"{r.completion_s:7.2f}"
             lines.append(f"{r.profile:18s} {r.rtt_p50_ms:7.1f} {r.rms_error_mm:7.2f} {r.max_error_mm:7.2f} "
-                         f"{r.overshoot_mm:8.2f} {done:>7s} {r.holds:5d} {r.time_not_run_s:6.2f} "
-                         f"{r.packets_lost:5d}")
+                         f"{r.path_dev_rms_mm:8.3f} {r.lag_ms:7.1f} {r.overshoot_mm:8.2f} {done:>7s} {r.holds:5d} "
+                         f"{r.time_not_run_s:6.2f} {r.packets_lost:5d}")
         return "\n".join(lines)
 
 
-def task_script(task: str) -> OperatorScript:
+def task_script(task: str, speed: float = 1.0) -> OperatorScript:
+    """The sweep's operator tasks; ``speed`` scales how fast the operator moves (1 = nominal)."""
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"operator speed must be > 0, got {speed}")
     if task == "square":
-        return trace_square(side_m=0.04, period_s=4.0, motion_scale=2.0)
+        return trace_square(side_m=0.04, period_s=4.0 / speed, motion_scale=2.0)
     if task == "hold":
-        return hold_point(offset_m=0.03, hold_s=2.0)
+        return hold_point(offset_m=0.03, hold_s=2.0, step_s=0.5 / speed)
     raise ValueError(f"unknown task {task!r} (square or hold)")
-
-
-def run_sweep(profiles: list[LinkProfile], make_backend: Callable[[object], Backend], *, task: str = "square",
-              out_dir: str | Path = "teleop_sweep", seed: int = 0, rate_hz: float = 1000.0) -> SweepReport:
-    """Run the task through each profile; writes ``sweep.json`` and ``sweep.png`` to ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    script = task_script(task)
-    model = robot_model(load_description("machaon_arm"))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results, traces = [], []
-    for pr in profiles:
-        r, tr = run_profile(pr, script, make_backend, model=model, seed=seed, rate_hz=rate_hz)
-        results.append(r)
-        traces.append(tr)
-    report = SweepReport(task, tuple(results), out)
-    (out / "sweep.json").write_text(json.dumps({"task": task, "seed": seed, "rate_hz": rate_hz,
-                                                "results": [asdict(r) for r in results]}, indent=2))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
-    if task == "square":
-        ideal = traces[0].p_ideal
-        ax1.plot(ideal[:, 0] * 1e3, ideal[:, 1] * 1e3, "k--", lw=2, label="ideal")
-        for r, tr in zip(results, traces, strict=True):
-            ax1.plot(tr.p_actual[:, 0] * 1e3, tr.p_actual[:, 1] * 1e3, lw=1, label=r.profile)
-        ax1.set_xlabel("x base (mm)")
-        ax1.set_ylabel("y base (mm)")
-        ax1.axis("equal")
-    else:
-        tr0 = traces[0]
-        ax1.plot(tr0.t, (tr0.p_ideal[:, 0] - tr0.p_ideal[0, 0]) * 1e3, "k--", lw=2, label="ideal")
-        for r, tr in zip(results, traces, strict=True):
-            ax1.plot(tr.t, (tr.p_actual[:, 0] - tr.p_ideal[0, 0]) * 1e3, lw=1, label=r.profile)
-        ax1.set_xlabel("time since task start (s)")
-        ax1.set_ylabel("x displacement (mm)")
-    ax1.set_title(f"tool path, task '{task}'")
-    ax1.legend(fontsize=7)
-    for r, tr in zip(results, traces, strict=True):
-        e = np.maximum(np.linalg.norm(tr.p_actual - tr.p_ideal, axis=1) * 1e3, 1e-3)
-        ax2.plot(tr.t, e, lw=1, label=r.profile)
-    ax2.set_xlabel("time since task start (s)")
-    ax2.set_ylabel("distance from ideal path (mm)")
-    ax2.set_yscale("log")
-    ax2.set_title("tracking error")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=110)
-    plt.close(fig)
-    return report

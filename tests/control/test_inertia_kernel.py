@@ -73,3 +73,20 @@ def test_controller_damping_is_the_inertia_design(arm, arm_dyn):
     _, A = cartesian_inertia(arm.jacobian(q), arm_dyn.mass_matrix(q))
     D_ref = cartesian_damping(gains.stiffness, gains.damping_ratio, ctrl.target[:3, :3], A)
     np.testing.assert_allclose(D, D_ref, rtol=1e-10, atol=1e-10 * np.abs(D_ref).max())
+
+
+def test_the_refresh_from_the_compiled_chain_counts_the_drives_armature(arm):
+    """``refresh_inertia(q)`` with the mass matrix from ``set_dynamics``: Lambda^1/2 of J and M + armature."""
+    chain = arm.with_armature(np.linspace(0.05, 0.4, arm.dof))
+    step = kernels.CartesianStep(chain)
+    step.set_dynamics(chain)
+    step.set_damping_factors(np.eye(6), np.eye(6))  # D_base = A Z K1 + K1 Z A = 2 A
+    K, D = np.zeros((6, 6)), np.zeros((6, 6))
+    q = arm.home() + 0.1
+    assert step.refresh_inertia(q) == 0
+    step.apply_inertia_damping()
+    step.gains_base(K, D)
+    Lam, A_with = cartesian_inertia(chain.jacobian(q), chain.mass_matrix(q))
+    _, A_bare = cartesian_inertia(arm.jacobian(q), arm.mass_matrix(q))
+    assert _rel(D, 2.0 * A_with) <= 1e-14 * max(1.0, np.linalg.cond(Lam))
+    assert _rel(D, 2.0 * A_bare) > 1e-6  # the armature does change the design

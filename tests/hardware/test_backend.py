@@ -208,3 +208,28 @@ def test_velocity_mode_tracks_speed(em) -> None:
         np.testing.assert_allclose(s.dq, target, atol=0.1)
         be.torque(False)
         assert not any(em.servo(i).torque_on for i in IDS)
+
+
+def test_operator_reset_request_clears_a_tripped_watchdog_on_the_next_read_only_once_servos_answer(em, caplog) -> None:
+    with ActuatorBackend(_config(em.port, bus_watchdog_ms=60)) as be:
+        assert be.read().ok
+        be.write(JointCommand.torque([0.2, 0.2, 0.2]))
+        # a stalled host: nothing reaches the servos for longer than their Bus Watchdog
+        assert eventually(lambda: all(em.servo(i).get("bus_watchdog") == 0xFF for i in IDS))
+        s = be.read()
+        assert be.latched_fault is not None and be.latched_fault.code == "bus_watchdog"
+        assert s.faults[0].persistent
+        be.write(JointCommand.torque([0.2, 0.2, 0.2]))  # ignored while latched
+        assert be.read().faults[0].code == "bus_watchdog"  # no request: stays latched
+        # a silent servo keeps the latch through a reset request, and the log says why
+        em.faults.missing_ids = {3}
+        be.request_fault_reset()
+        be.read()
+        assert be.latched_fault is not None and "operator reset refused" in caplog.text
+        # everyone answers again: the request served by the next read sets the servos up afresh
+        em.faults.missing_ids = set()
+        be.request_fault_reset()
+        s = be.read()
+        assert be.latched_fault is None and s.ok and not s.faults
+        assert all(em.servo(i).get("bus_watchdog") == 3 and em.servo(i).torque_on for i in IDS)
+        assert "latched fault cleared (bus_watchdog" in caplog.text

@@ -185,3 +185,33 @@ def test_drilled_path_measures_entry_tip_and_deviation() -> None:
     assert path.max_lateral == pytest.approx(0.0003)
     with pytest.raises(ValueError):
         drilled_path([], entry, target)
+
+
+class _OneLinkSim:
+    """Only what ``DrillPhysics.__init__`` asks of a sim: a link index by name."""
+
+    def link_index(self, name: str) -> int:
+        return 0
+
+
+def test_skiving_pushes_down_an_inclined_entry_cortex_only_at_the_entry() -> None:
+    from machaon.ortho.drilling import DrillBit, ThrustModel
+    from machaon.ortho.execution import DrillPhysics
+
+    tilt = np.radians(30.0)
+    n_out = np.array([np.sin(tilt), 0.0, np.cos(tilt)])  # bone surface inclined 30 deg about y
+    d = DrillPhysics(_OneLinkSim(), "tip", np.eye(4), lambda t: np.eye(4), lambda P: np.zeros(len(P), int),
+                     ThrustModel({1: 30.0}), DrillBit(), skive_gain=0.5, normal_fn=lambda P: n_out[None])
+    down = np.array([0.0, 0.0, -1.0])  # drilling straight down
+    f = d._skive(np.zeros(3), down, 20.0)
+    assert np.allclose(f, 0.5 * 20.0 * np.tan(tilt) * np.array([1.0, 0.0, 0.0]))  # down the slope, +x
+    assert np.allclose(d._skive(np.array([0.0, 0.0, -1.0e-3]), down, 20.0), f)  # still within 1.5 mm
+    assert np.allclose(d._skive(np.array([0.0, 0.0, -2.0e-3]), down, 20.0), 0.0)  # past the entry: it bites
+    d.start_hole()  # a new hole starts a new entry
+    square = DrillPhysics(_OneLinkSim(), "tip", np.eye(4), lambda t: np.eye(4), lambda P: np.zeros(len(P), int),
+                          ThrustModel({1: 30.0}), DrillBit(), skive_gain=1.0,
+                          normal_fn=lambda P: np.array([[0.0, 0.0, 1.0]]))
+    assert np.allclose(square._skive(np.zeros(3), down, 20.0), 0.0)  # square to the surface: no push
+    with pytest.raises(ValueError, match="skive_gain"):
+        DrillPhysics(_OneLinkSim(), "tip", np.eye(4), lambda t: np.eye(4), lambda P: P, ThrustModel({1: 1.0}),
+                     DrillBit(), skive_gain=1.5)

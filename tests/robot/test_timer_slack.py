@@ -62,3 +62,19 @@ def test_set_timer_slack_returns_the_previous_value_and_rejects_zero():
     assert set_timer_slack_ns(before) == 12345
     with pytest.raises(ValueError, match="ns"):
         set_timer_slack_ns(0)
+
+
+def test_libc_is_looked_up_once_not_at_every_call(monkeypatch):
+    import ctypes.util
+
+    from machaon.robot import clock
+
+    calls = []
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: calls.append(name) or real(name))
+    clock._prctl.cache_clear()
+    for _ in range(5):
+        old = set_timer_slack_ns(1)
+        if old is not None:
+            set_timer_slack_ns(max(old, 1))
+    assert len(calls) <= 1

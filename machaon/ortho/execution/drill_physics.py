@@ -7,6 +7,7 @@ records the hole actually drilled (``HoleSample``).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,14 @@ class DrillPhysics:
     ``region_fn``: the anatomy's region codes (image frame); ``bounds``: an optional image-frame box
     around the bone outside which the region is not queried. The thrust is evaluated every
     ``every`` physics steps (held in between), with Gaussian noise ``noise_n``.
+
+    Skiving (off unless ``skive_gain`` > 0 and ``normal_fn`` is given): while the point crosses
+    the first ``skive_depth_m`` of bone, a surface inclined to the drill pushes the tip sideways,
+    down the slope: the surface's reaction to the thrust has a component across the drill of
+    ``thrust * tan(incidence)``, of which ``skive_gain`` (0..1, how much the point slips rather
+    than bites) acts on the tool. ``normal_fn`` maps image-frame points to the bone's outward
+    unit normals (e.g. ``machaon.ortho.anatomy.sdf_gradient``); the incidence is capped at 60 deg.
+    A ``skive_gain`` outside [0, 1] raises ``ValueError``.
     """
 
     def __init__(
@@ -43,7 +52,16 @@ class DrillPhysics:
         feed_tau_s: float = 0.08,
         rng: np.random.Generator | None = None,
         bounds: np.ndarray | None = None,
+        skive_gain: float = 0.0,
+        normal_fn=None,
+        skive_depth_m: float = 0.0015,
     ) -> None:
+        if not (math.isfinite(skive_gain) and 0.0 <= skive_gain <= 1.0 and skive_depth_m >= 0.0):
+            raise ValueError("skive_gain must be in [0, 1] and skive_depth_m >= 0")
+        self.skive_gain = float(skive_gain)
+        self.normal_fn = normal_fn
+        self.skive_depth_m = float(skive_depth_m)
+        self._s_bone: float | None = None  # depth along the axis where the point first met bone
         self.sim = sim
         self.link = sim.link_index(tip_link)
         self.T_link_tip = transform("T_link_tip", T_link_tip).copy()
@@ -97,6 +115,8 @@ class DrillPhysics:
                     f = max(f + self.rng.normal(0.0, self.noise_n), 0.0)
             self.thrust_n = f
             self._f_world = -f * T_wt[:3, 2]
+            if f > 0 and self.skive_gain > 0 and self.normal_fn is not None:
+                self._f_world = self._f_world + T_wi[:3, :3] @ self._skive(tip_i, axis_i, f)
             self._p_world = T_wt[:3, 3]
             if self.recording:
                 self.samples.append(HoleSample(t, tip_i, axis_i, f, self._feed))
@@ -104,7 +124,24 @@ class DrillPhysics:
         if self.thrust_n > 0:
             sim.apply_external_force(self.link, self._f_world.tolist(), self._p_world.tolist())
 
+    def _skive(self, tip_i: np.ndarray, axis_i: np.ndarray, f: float) -> np.ndarray:
+        """Lateral force (N, image frame) on the tip at the entry cortex (class docstring)."""
+        a = axis_i / np.linalg.norm(axis_i)
+        s = float(a @ tip_i)
+        if self._s_bone is None:
+            self._s_bone = s
+        if s - self._s_bone > self.skive_depth_m:
+            return np.zeros(3)
+        n = np.asarray(self.normal_fn(tip_i[None]), dtype=np.float64).reshape(3)
+        across = n - (n @ a) * a
+        sin_i = float(np.linalg.norm(across))
+        if sin_i < 1e-9:
+            return np.zeros(3)
+        incidence = min(math.atan2(sin_i, -float(n @ a)), math.radians(60.0))
+        return self.skive_gain * f * math.tan(incidence) * across / sin_i
+
     def start_hole(self) -> None:
+        self._s_bone = None
         self.samples = []
         self.recording = True
         self.spinning = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +101,39 @@ class _DepthObjective:
         return float(depth[counted].min()), tr
 
 
+def _nominal_radius(start: ScrewPlan | PedicleAxis, diameter: float | None, diameter_fraction: float) -> float:
+    """The screw radius (m) the entry hole is sized for while optimising: half of ``diameter``, else
+    ``diameter_fraction`` of the pedicle's smaller semi-axis, else the start screw's own radius."""
+    if diameter is not None:
+        return 0.5 * diameter
+    if isinstance(start, PedicleAxis):
+        return diameter_fraction * min(start.semi_width, start.semi_height)
+    return start.radius
+
+
+def _best_offset(objective: _DepthObjective, max_shift: float, max_tilt: float, max_iter: int) -> np.ndarray:
+    """Nelder-Mead on ``objective`` (optimiser units, see ``_DepthObjective``): the offset that
+    maximises the minimum depth, penalised beyond ``max_shift`` (m) and ``max_tilt`` (rad); the
+    start (zeros) when the optimiser finds nothing better."""
+    shift_max = max_shift / MM
+    tilt_max = max_tilt / _TILT_UNIT
+
+    def cost(x: np.ndarray) -> float:
+        pen = max(0.0, math.hypot(x[0], x[1]) - shift_max) * 1e-3 + max(0.0, math.hypot(x[2], x[3]) - tilt_max)
+        v, _ = objective.depth_of(x)
+        return -v + 10.0 * pen
+
+    x0 = np.zeros(4)
+    simplex = np.array([x0, [0.8, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 4.0, 0], [0, 0, 0, 4.0]])
+    res = minimize(
+        cost,
+        x0,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "maxiter": max_iter, "xatol": 1e-2, "fatol": 1e-6},
+    )
+    return res.x if res.fun <= cost(x0) else x0
+
+
 def optimize_screw(
     anatomy: Anatomy,
     start: ScrewPlan | PedicleAxis,
@@ -130,32 +163,10 @@ def optimize_screw(
         raise PlanError(f"length_fraction: must be in [0.1, 1], got {length_fraction}")
     level, side, through, d0 = _start_line(anatomy, start)
     name = name or f"{level}-{side[0].upper()}"
-    if diameter is not None:
-        r_nom = 0.5 * diameter
-    elif isinstance(start, PedicleAxis):
-        r_nom = diameter_fraction * min(start.semi_width, start.semi_height)
-    else:
-        r_nom = start.radius
+    r_nom = _nominal_radius(start, diameter, diameter_fraction)
     objective = _DepthObjective(anatomy, through, d0, *_basis(d0), length_fraction, r_nom + limits.entry_margin)
-    depth_of = objective.depth_of
-    shift_max = max_shift / MM
-    tilt_max = max_tilt / _TILT_UNIT
-
-    def cost(x: np.ndarray) -> float:
-        pen = max(0.0, math.hypot(x[0], x[1]) - shift_max) * 1e-3 + max(0.0, math.hypot(x[2], x[3]) - tilt_max)
-        v, _ = depth_of(x)
-        return -v + 10.0 * pen
-
-    x0 = np.zeros(4)
-    simplex = np.array([x0, [0.8, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 4.0, 0], [0, 0, 0, 4.0]])
-    res = minimize(
-        cost,
-        x0,
-        method="Nelder-Mead",
-        options={"initial_simplex": simplex, "maxiter": max_iter, "xatol": 1e-2, "fatol": 1e-6},
-    )
-    x = res.x if res.fun <= cost(x0) else x0
-    depth, tr = depth_of(x)
+    x = _best_offset(objective, max_shift, max_tilt, max_iter)
+    depth, tr = objective.depth_of(x)
     if tr is None or depth <= 0:
         raise PlanError(f"{name}: no trajectory through bone near the start")
     if diameter is None:
@@ -164,6 +175,28 @@ def optimize_screw(
     L = length_fraction * tr.chord
     log.debug("planned %s: depth %.2f mm, diameter %.1f mm, length %.1f mm", name, depth / MM, diameter / MM, L / MM)
     return ScrewPlan(name, level, side, tr.entry, tr.entry + L * tr.direction, float(diameter))
+
+
+def _screw_starts(
+    anatomy: Anatomy, levels: Sequence[str] | None, sides: Sequence[str], starts: Plan | None,
+) -> Iterator[tuple[ScrewPlan | PedicleAxis, str | None]]:
+    """(start, name) per screw to plan, in order: the ``starts`` on ``levels`` under their own names,
+    or else the anatomy's pedicle axis of each level and side (name None: '<level>-L/R'). Raises
+    ``PlanError`` when the anatomy has no axis for a pedicle (lazily, as the screws are planned)."""
+    if starts is not None:
+        for st in starts.screws:
+            if levels is None or st.level in [lv.upper() for lv in levels]:
+                yield st, st.name
+        return
+    for lv in levels if levels is not None else anatomy.levels:
+        for side in sides:
+            try:
+                axis = anatomy.pedicle_axis(lv, side)
+            except AnatomyError as exc:
+                raise PlanError(str(exc)) from None
+            if axis is None:
+                raise PlanError(f"{lv} {side}: the anatomy has no pedicle axis; pass starts=")
+            yield axis, None
 
 
 def auto_plan(
@@ -194,40 +227,10 @@ def auto_plan(
     >>> check.breach, check.ok, check.min_clearance > 2e-3   # metres
     (False, True, True)
     """
-    screws: list[ScrewPlan] = []
-    if starts is not None:
-        for st in starts.screws:
-            if levels is not None and st.level not in [lv.upper() for lv in levels]:
-                continue
-            screws.append(
-                optimize_screw(
-                    anatomy,
-                    st,
-                    name=st.name,
-                    length_fraction=length_fraction,
-                    diameter=diameter,
-                    diameter_fraction=diameter_fraction,
-                    limits=limits,
-                )
-            )
-    else:
-        for lv in levels if levels is not None else anatomy.levels:
-            for side in sides:
-                try:
-                    axis = anatomy.pedicle_axis(lv, side)
-                except AnatomyError as exc:
-                    raise PlanError(str(exc)) from None
-                if axis is None:
-                    raise PlanError(f"{lv} {side}: the anatomy has no pedicle axis; pass starts=")
-                screws.append(
-                    optimize_screw(
-                        anatomy,
-                        axis,
-                        length_fraction=length_fraction,
-                        diameter=diameter,
-                        diameter_fraction=diameter_fraction,
-                        limits=limits,
-                    )
-                )
+    screws = [
+        optimize_screw(anatomy, start, name=name, length_fraction=length_fraction, diameter=diameter,
+                       diameter_fraction=diameter_fraction, limits=limits)
+        for start, name in _screw_starts(anatomy, levels, sides, starts)
+    ]
     desc = anatomy.to_dict() if hasattr(anatomy, "to_dict") else None
     return Plan(tuple(screws), desc, {"length_fraction": length_fraction})

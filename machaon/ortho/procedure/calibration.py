@@ -39,6 +39,7 @@ def calibrate_hand_eye(w: ProcedureWorld, directory: Path | None) -> tuple[dict,
     cfg = w.cfg
     rng = np.random.default_rng(cfg.seed + 7)
     A, B = [], []
+    tracking: dict = {"rendered": False}  # no tracking check: no image to check the noise model against
     to_cam = w.cam_pos - w.site
     y_hint = -np.array([to_cam[0], to_cam[1], 0.0])
     q = w.q_home
@@ -53,7 +54,7 @@ def calibrate_hand_eye(w: ProcedureWorld, directory: Path | None) -> tuple[dict,
         if not r.success or w.checker.in_collision(r.q, margin=0.005):
             continue
         w.sim.reset(r.q)
-        if not A:
+        if not A and cfg.tracking_check:
             tracking = tracking_check(w, directory)
             if not tracking.get("tool_found"):
                 continue  # this pose hides the plate from the camera; the check needs both plates

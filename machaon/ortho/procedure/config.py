@@ -30,6 +30,12 @@ class ProcedureConfig:
     ``fiducial_noise_m``: RMS localisation error of the pointer on a landmark, per axis.
     ``control_hz``/``sim_dt``: control-loop rate and physics step (defaults 500 Hz, 2 ms: the
     impedance gains here are stable at that rate and a run is twice as fast as at 1 kHz).
+    ``bone_density``: scale of the bone's thrust coefficients (1 = the phantom's nominal bone);
+    ``skive_gain``: how much the drill point slips on an inclined entry cortex (0 = it bites,
+    ``machaon.ortho.execution.DrillPhysics``); ``return_home``: move home after the last screw;
+    ``tracking_check``: detect both plates in one rendered camera image and compare with the truth.
+    With ``calibration_from_images=False`` and ``tracking_check=False`` nothing is rendered (the
+    tracker noise model stands in for the camera), as virtual trials run it.
     """
 
     levels: tuple[str, ...] = ("L3", "L4")
@@ -61,6 +67,10 @@ class ProcedureConfig:
     extra_depth_m: dict = field(default_factory=dict)
     screws: tuple[str, ...] | None = None
     sim_dt: float = 2e-3
+    bone_density: float = 1.0
+    skive_gain: float = 0.0
+    return_home: bool = True
+    tracking_check: bool = True
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -73,6 +83,8 @@ class ProcedureConfig:
                 raise ValueError(f"{name}: must be > 0")
         if self.control_hz % self.camera_hz:
             raise ValueError("control_hz must be a multiple of camera_hz")
+        if not (math.isfinite(self.bone_density) and self.bone_density > 0 and 0.0 <= self.skive_gain <= 1.0):
+            raise ValueError("bone_density must be > 0 and skive_gain in [0, 1]")
 
 
 @dataclass

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,62 @@ def _run_screw(w: ProcedureWorld, anatomy: SpineSegment, screw: ScrewPlan, bump:
     return ScrewRun(result, hole, stopped_by, pauses, path, ok, trace)
 
 
+@dataclass(frozen=True)
+class _Operation:
+    """What the robot's part of a procedure produced: the hand-eye calibration, the tracking check,
+    the patient registration (dicts as those steps return them) and one run per screw."""
+
+    calib: dict
+    tracking: dict
+    regn: dict
+    runs: list[ScrewRun]
+
+
+def _open_world(cfg: ProcedureConfig, anatomy: Anatomy, plan: Plan, say: Callable[[str], None],
+                live: ProcedureLive | None) -> ProcedureWorld:
+    """The operating room for ``plan``, with ``live`` attached and told the plan; with a GUI the
+    planned trajectories are drawn at the patient's rest pose (world frame)."""
+    w = ProcedureWorld(cfg, anatomy, say)
+    if live is not None:
+        w.live = live
+        live.attach(w)
+    w.live.on_plan(w.sim.t, anatomy, plan, w.T_world_image0)
+    w.live.on_phase(w.sim.t, "plan")
+    if cfg.gui:  # the planned trajectories, drawn at the patient's rest pose
+        for s in plan:
+            a = w.T_world_image0[:3, :3] @ s.entry + w.T_world_image0[:3, 3]
+            b = w.T_world_image0[:3, :3] @ s.target + w.T_world_image0[:3, 3]
+            w.room.draw_line(a, b, (0.9, 0.1, 0.1), 2.0)
+    return w
+
+
+def _operate(w: ProcedureWorld, cfg: ProcedureConfig, anatomy: Anatomy, plan: Plan, directory: Path | None,
+             say: Callable[[str], None]) -> _Operation:
+    """Calibrate, register, place every screw of ``plan`` and (if asked) go home. Raises
+    ``ProcedureError`` when a step cannot go on (the caller tells the live views and closes ``w``)."""
+    w.live.on_phase(w.sim.t, "calibrate")
+    calib, tracking = calibrate_hand_eye(w, directory)
+    say("tracking check (rendered camera image vs truth): " + ", ".join(
+        f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tracking.items()))
+    w.live.on_phase(w.sim.t, "register")
+    regn = register_patient(w, plan)
+    w.live.on_registered(w.sim.t, regn["T_ref_image"])
+    # the tool plate's place on the guide is known from the tool's design (as tracked tools are
+    # factory-calibrated); the hand-eye estimate of it is only a check of the calibration
+    w.navigator = Navigator(calib["T_base_cam"], regn["T_ref_image"], w.T_mount_toolplate, w.T_flange_tip,
+                            cfg.camera_hz)
+    # settle the navigation filter with the robot holding at home
+    w.loop.set_controller(w.joint_ctl)
+    for _ in range(int(0.6 * cfg.camera_hz)):
+        w.camera_frame()
+    runs = [_run_screw(w, anatomy, screw, bump=cfg.bump and i == 0) for i, screw in enumerate(plan)]
+    if cfg.return_home:
+        w.live.on_phase(w.sim.t, "home")
+        approach(w, w.q_home)
+    w.live.on_phase(w.sim.t, "done")
+    return _Operation(calib, tracking, regn, runs)
+
+
 def run_procedure(
     cfg: ProcedureConfig, report_dir: str | Path | None = None, say: Callable[[str], None] | None = None,
     anatomy: Anatomy | None = None, plan: Plan | None = None, live: ProcedureLive | None = None,
@@ -117,53 +174,24 @@ def run_procedure(
         c = check_plan(anatomy, s)
         if c.breach:
             log.warning("%s: the plan itself breaches (%s)", s.name, c.breach_location)
-    w = ProcedureWorld(cfg, anatomy, say)
-    if live is not None:
-        w.live = live
-        live.attach(w)
-    w.live.on_plan(w.sim.t, anatomy, plan, w.T_world_image0)
-    w.live.on_phase(w.sim.t, "plan")
-    if cfg.gui:  # the planned trajectories, drawn at the patient's rest pose
-        for s in plan:
-            a = w.T_world_image0[:3, :3] @ s.entry + w.T_world_image0[:3, 3]
-            b = w.T_world_image0[:3, :3] @ s.target + w.T_world_image0[:3, 3]
-            w.room.draw_line(a, b, (0.9, 0.1, 0.1), 2.0)
+    w = _open_world(cfg, anatomy, plan, say, live)
     try:
-        w.live.on_phase(w.sim.t, "calibrate")
-        calib, tracking = calibrate_hand_eye(w, directory)
-        say("tracking check (rendered camera image vs truth): " + ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in tracking.items()))
-        w.live.on_phase(w.sim.t, "register")
-        regn = register_patient(w, plan)
-        w.live.on_registered(w.sim.t, regn["T_ref_image"])
-        # the tool plate's place on the guide is known from the tool's design (as tracked tools are
-        # factory-calibrated); the hand-eye estimate of it is only a check of the calibration
-        w.navigator = Navigator(calib["T_base_cam"], regn["T_ref_image"], w.T_mount_toolplate, w.T_flange_tip,
-                                cfg.camera_hz)
-        # settle the navigation filter with the robot holding at home
-        w.loop.set_controller(w.joint_ctl)
-        for _ in range(int(0.6 * cfg.camera_hz)):
-            w.camera_frame()
-        runs = [_run_screw(w, anatomy, screw, bump=cfg.bump and i == 0) for i, screw in enumerate(plan)]
-        # back home
-        w.live.on_phase(w.sim.t, "home")
-        approach(w, w.q_home)
-        w.live.on_phase(w.sim.t, "done")
+        op = _operate(w, cfg, anatomy, plan, directory, say)
     except ProcedureError as exc:
         w.live.on_fault(w.sim.t, str(exc))
         raise
     finally:
         w.close()
-    registration = {k: v for k, v in regn.items() if not isinstance(v, np.ndarray)}
-    calibration = {k: v for k, v in calib.items() if not isinstance(v, np.ndarray)}
-    report = _make_report(cfg, anatomy, runs, registration, calibration, tracking,
+    registration = {k: v for k, v in op.regn.items() if not isinstance(v, np.ndarray)}
+    calibration = {k: v for k, v in op.calib.items() if not isinstance(v, np.ndarray)}
+    report = _make_report(cfg, anatomy, op.runs, registration, calibration, op.tracking,
                           {"plan": t_plan, "total": time.perf_counter() - t_start})
     out_dir = None
     if directory is not None:
         rep.write_report(directory, report, anatomy)
-        _plot_traces(directory, runs)
+        _plot_traces(directory, op.runs)
         out_dir = directory
-    return ProcedureResult(tuple(runs), registration, calibration, tracking, report, out_dir,
+    return ProcedureResult(tuple(op.runs), registration, calibration, op.tracking, report, out_dir,
                            cfg.tolerance_mm, cfg.tolerance_deg)
 
 

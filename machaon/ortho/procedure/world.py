@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from machaon.kinematics import Chain, Dynamics
-from machaon.ortho.anatomy import SpineSegment
+from machaon.ortho.anatomy import SpineSegment, sdf_gradient
 from machaon.ortho.drilling import DrillBit, ThrustModel
 from machaon.ortho.execution import DrillPhysics, Navigator, PatientMotion
 from machaon.ortho.live import ProcedureLive
@@ -103,10 +103,11 @@ class ProcedureWorld:
         self.room = OperatingRoom(desc, self._layout(), self.motion.T_world_patient, tool="drill_guide",
                                   q0=self.q_home, dt=cfg.sim_dt, gui=cfg.gui)
         self.sim = self.room.sim
-        model = ThrustModel.for_anatomy()
+        model = ThrustModel.for_anatomy(30.0 * cfg.bone_density, 5.0 * cfg.bone_density)
         self.drill = DrillPhysics(
             self.sim, "guide_tcp", self.T_tcp_tip, self.motion.T_world_patient, anatomy.region, model, DrillBit(),
-            rng=np.random.default_rng(cfg.seed + 1), bounds=anatomy.bounds(),
+            rng=np.random.default_rng(cfg.seed + 1), bounds=anatomy.bounds(), skive_gain=cfg.skive_gain,
+            normal_fn=lambda P: sdf_gradient(anatomy, P),
         )
         self.sim.add_step_hook(self.drill)
         self.checker = CollisionChecker(self.sim, ignore={"tool_plate", "floor"})
