@@ -394,8 +394,7 @@ class ActuatorBackend:
 
     def _open(self, enable: bool) -> None:
         bus = self.bus
-        bus.return_delay_s = 500e-6  # until we have set it
-        bus.latency_s = max(self.config.latency_s, SETUP_LATENCY_S)  # setup; the cycle deadline from the end of it
+        bus.return_delay_s, bus.latency_s = 500e-6, max(self.config.latency_s, SETUP_LATENCY_S)  # during setup
         bus.open()
         missing = []
         for j, i in enumerate(self._ids):
@@ -439,8 +438,7 @@ class ActuatorBackend:
                 bus.write_int(i, 102, 2, 0)
             if self._mode == MODE_VELOCITY:
                 bus.write_int(i, 104, 4, 0)
-        bus.return_delay_s = rdt * 2e-6
-        bus.latency_s = self.config.latency_s
+        bus.return_delay_s, bus.latency_s = rdt * 2e-6, self.config.latency_s  # the control cycle's
         self._latched = None
         self._missed = 0
         self._over_i[:] = 0
