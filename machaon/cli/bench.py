@@ -16,7 +16,8 @@ from machaon.errors import UsageError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to ``sub``."""
-    p = sub.add_parser("bench", help="bench-test a chain of Dynamixel servos and write a report")
+    p = sub.add_parser("bench", help="bench-test a chain of Dynamixel servos and write a report "
+                                          "(--identify: torque constants, friction)")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or an emulator pty")
     p.add_argument("--ids", default="1-6", help="servo ids expected on the bus (default 1-6)")
     p.add_argument("--baud", type=int, default=1_000_000, help="baud rate (default 1000000)")

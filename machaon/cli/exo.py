@@ -442,7 +442,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``exo`` subcommand and its sub-subcommands to the ``machaon`` parser."""
-    parser = sub.add_parser("exo", help="exoskeleton assist: EMG/IMU processing, leg simulation, replay, live run")
+    parser = sub.add_parser("exo", help="exoskeleton assist: sim (wearer + exo), replay (EMG/IMU processing), "
+                                                "run (live), events and analyze (gait-lab recordings)")
     parser.set_defaults(func=command(lambda args: (parser.print_help(), 2)[1]))
     exo = parser.add_subparsers(dest="exo_command", metavar="EXO_COMMAND")
 

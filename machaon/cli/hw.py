@@ -59,7 +59,8 @@ def parse_ids(text: str) -> list[int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``hw`` subcommand and its own subcommands to ``sub``."""
-    hw = sub.add_parser("hw", help="serial actuator tools: servo-chain emulator, bus scan")
+    hw = sub.add_parser("hw", help="serial actuator tools: emulate (a servo chain on a pseudo-terminal, "
+                                          "optionally driving the PyBullet arm), scan (a bus)")
     hw_sub = hw.add_subparsers(dest="hw_command", metavar="HWCOMMAND", required=True)
 
     em = hw_sub.add_parser("emulate", help="emulate a Dynamixel X-series chain on a pseudo-terminal")

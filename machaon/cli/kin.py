@@ -31,7 +31,7 @@ def _finite(name: str, values: object, limit: float) -> np.ndarray:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("kin", help="FK, Jacobian and IK of an arm (degrees and mm at the edges)",
+    p = sub.add_parser("kin", help="FK, Jacobian and IK of an arm: fk, ik, axis (five-DOF); degrees, mm at the edges",
                        description="Kinematics of the project's arm or any URDF. Examples:\n"
                        "  machaon kin fk --q-deg 0 20 70 0 90 0\n"
                        "  machaon kin ik --xyz-mm 500 0 300 --rpy-deg 180 0 0\n"

@@ -20,7 +20,8 @@ from machaon.cli._common import add_option, command, usage_errors
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``log`` with its ``summary``, ``plot`` and ``export-ros2`` subcommands to the ``machaon`` parser."""
-    parser = sub.add_parser("log", help="run logs (MCAP): summary, plot")
+    parser = sub.add_parser("log", help="run logs (MCAP): summary, plot, recover (a killed run's log), "
+                                "export-ros2 (a ROS 2 bag)")
     parser.set_defaults(func=command(lambda args: (parser.print_help(), 2)[1]))
     log_sub = parser.add_subparsers(dest="log_command", metavar="LOG_COMMAND")
 

@@ -44,7 +44,7 @@ def _levels(text: str) -> tuple[str, ...]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``ortho`` and its subcommands to the ``machaon`` parser."""
-    p = sub.add_parser("ortho", help="orthopedic planning and robot-guided execution (sim)")
+    p = sub.add_parser("ortho", help="orthopedic planning and robot-guided execution (sim): plan, run, report")
     osub = p.add_subparsers(dest="ortho_command", metavar="SUBCOMMAND", required=True)
 
     pp = osub.add_parser("plan", help="auto-plan pedicle screws on a phantom or a mesh; write the plan JSON")

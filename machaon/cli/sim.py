@@ -17,7 +17,7 @@ _log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     ap = sub.add_parser(
         "sim",
-        help="PyBullet simulation of the arm (GUI, or --headless)",
+        help="PyBullet simulation of an arm under impedance control (GUI, or --headless)",
         description=(
             "Open the PyBullet GUI with the arm under Cartesian impedance (sliders move the target, "
             "keys switch controller / record / replay / stop / reset), or run a scenario headless."

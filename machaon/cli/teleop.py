@@ -45,8 +45,12 @@ DEFAULT_SERVER = "127.0.0.1:47000"
 HARDWARE_RATE_HZ = 250.0
 
 
+_TELEOP_HELP = ("teleoperation: netem (link-profile relay), serve (robot server), console (operator), "
+                "sweep (every profile in sim), profiles, keygen")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("teleop", help="teleoperation: latency injection, robot server, operator console")
+    p = sub.add_parser("teleop", help=_TELEOP_HELP)
     tsub = p.add_subparsers(dest="teleop_command", metavar="SUBCOMMAND", required=True)
 
     n = tsub.add_parser("netem", help="UDP relay that injects a link profile's delay, jitter and loss")

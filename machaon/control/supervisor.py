@@ -79,6 +79,7 @@ from machaon._validate import finite_array
 from machaon._validate import optional_vector as _opt_vec
 from machaon.control import _safety
 from machaon.control.controller import DynamicsModel
+from machaon.control.ratelog import RateLimitedLog
 from machaon.kinematics import Chain
 from machaon.types import CommandMode, JointCommand, JointState
 
@@ -238,6 +239,7 @@ class Supervisor(_safety.SupervisorCore):
         self._t_last = 0.0
         self._t_target: float | None = None
         self._bad_reads = 0
+        self._fault_log = RateLimitedLog(_log, interval_s=1.0)  # transient device faults, summarised
         self._mode = c.hold_mode or CommandMode.TORQUE
         self._q_safe: np.ndarray | None = None
         self._q_hold: np.ndarray | None = None
@@ -410,7 +412,9 @@ class Supervisor(_safety.SupervisorCore):
         for f in state.faults:
             if f.persistent:
                 return ("device", f"persistent device fault {f.source}/{f.code}: {f.message}")
-            _log.warning("device fault %s/%s (joint %s): %s", f.source, f.code, f.joint, f.message)
+            # every cycle while it lasts: the first at once, then one summary per second per code
+            self._fault_log.log(f"device fault {f.code}", f.source,
+                                f"device fault {f.source}/{f.code} (joint {f.joint}): {f.message}")
         if not state.ok:
             self._bad_reads += 1
             if self._bad_reads >= self.config.fault_cycles:

@@ -76,6 +76,9 @@ __all__ = ["MODES", "ActuatorBackend", "ActuatorConfig", "JointConfig"]
 _READ_ITEMS = ((70, 1), (126, 2), (128, 4), (132, 4), (146, 1), (144, 2), (98, 1))
 _READ_ADDR = 224
 _READ_LEN = sum(n for _, n in _READ_ITEMS)
+# Reply deadline (s) of the setup transactions at open: they are not time-critical, and a host thread
+# or an adapter that stalls for a few ms then must not make a healthy chain look absent.
+SETUP_LATENCY_S = 0.05
 OVER_CURRENT_MARGIN = 1.2  # measured current above this times the limit, lost_cycles reads in a row: a fault
 
 
@@ -391,7 +394,7 @@ class ActuatorBackend:
 
     def _open(self, enable: bool) -> None:
         bus = self.bus
-        bus.return_delay_s = 500e-6  # until we have set it
+        bus.return_delay_s, bus.latency_s = 500e-6, max(self.config.latency_s, SETUP_LATENCY_S)  # during setup
         bus.open()
         missing = []
         for j, i in enumerate(self._ids):
@@ -435,7 +438,7 @@ class ActuatorBackend:
                 bus.write_int(i, 102, 2, 0)
             if self._mode == MODE_VELOCITY:
                 bus.write_int(i, 104, 4, 0)
-        bus.return_delay_s = rdt * 2e-6
+        bus.return_delay_s, bus.latency_s = rdt * 2e-6, self.config.latency_s  # the control cycle's
         self._latched = None
         self._missed = 0
         self._over_i[:] = 0

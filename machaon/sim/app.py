@@ -113,6 +113,7 @@ class SimApp:
         snapshot_every: float = 1.0,
         replay: str | os.PathLike[str] | None = None,
         live_view: object | None = None,
+        stats_every: float = 5.0,
     ) -> None:
         if scenario not in SCENARIOS:
             raise SimAppError(f"unknown scenario {scenario!r}; known: {sorted(SCENARIOS)}")
@@ -120,6 +121,9 @@ class SimApp:
             raise SimAppError("rate_hz: must be within 10..10000 Hz")
         if not (math.isfinite(snapshot_every) and snapshot_every > 0):
             raise SimAppError("snapshot_every: must be > 0 s")
+        if not (math.isfinite(stats_every) and stats_every > 0):
+            raise SimAppError("stats_every: must be > 0 s")
+        self.stats_every = float(stats_every)  # wall-clock s between two loop-stats log lines in run()
         try:
             desc = load_description(robot)
             if tool is not None:
@@ -610,6 +614,7 @@ class SimApp:
         t_frame = wall_start
         rtf = 0.0
         t_end = math.inf if seconds is None else t_start + seconds
+        wall_stats = 0.0
         if self.gui:
             _log.info("GUI session running (scenario %s); keys: c controller, r record, t replay, "
                       "space protective stop, h hold/resume, x reset, q quit", self.scenario.name)
@@ -640,6 +645,9 @@ class SimApp:
                 self._stop_trajectory()
             wall = time.monotonic() - wall_start
             rtf = (sim.t - t_start) / wall if wall > 0 else 0.0
+            if wall >= wall_stats + self.stats_every:  # a bounded rate, however fast the slices go
+                wall_stats = wall
+                self._log_loop_stats(rtf)
             if self.gui:
                 try:
                     self.sim.sync_viewer()
@@ -651,6 +659,13 @@ class SimApp:
         wall = time.monotonic() - wall_start
         rtf = (sim.t - t_start) / wall if wall > 0 else 0.0
         return self._summary(sim.t - t_start, wall, rtf)
+
+    def _log_loop_stats(self, rtf: float) -> None:
+        """One INFO line of the loop's timing so far (``run`` writes one per ``stats_every`` wall s)."""
+        s = self.loop.stats()
+        _log.info("loop: t %.1f s, %d cycles at %.0f Hz, real-time factor %.2f, period p99 %.3f ms, "
+                  "%d overruns, supervisor %s", self.sim.t, s.cycles, self.rate_hz, rtf, s.period_p99 * 1e3,
+                  s.overruns, self.sup.state.value)
 
     def _summary(self, sim_s: float, wall_s: float, rtf: float) -> str:
         st = self.loop.last_state

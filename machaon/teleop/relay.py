@@ -22,8 +22,6 @@ scheduled send time) and applied delays.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import math
 import os
@@ -37,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from machaon.robot.clock import set_timer_slack_ns
 from machaon.teleop._scheduler import ReleaseScheduler
 from machaon.teleop.profiles import LinkCounters, LinkModel, LinkProfile
 
@@ -116,15 +115,6 @@ def _arrival_time(ancdata: list) -> float:
             if 0.0 <= age < 1.0:
                 return now_mono - age
     return now_mono
-
-
-def _set_thread_timer_slack(ns: int) -> None:
-    """Linux: shrink the calling thread's timer slack (default 50 us) so timed waits wake on time."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(29, ctypes.c_ulong(ns), 0, 0, 0)  # PR_SET_TIMERSLACK
-    except (OSError, AttributeError):
-        pass
 
 
 def _sockaddr(addr: tuple[str, int]) -> bytes:
@@ -324,6 +314,6 @@ class UdpRelay:
                 log.warning("relay: %d datagrams in flight, dropping", self._sched.in_flight())
 
     def _scheduler(self) -> None:
-        _set_thread_timer_slack(1000)
+        set_timer_slack_ns(1000)  # timed waits wake on time (the default slack is 50 us)
         self._set_priority()
         self._sched.run()  # returns after request_stop()

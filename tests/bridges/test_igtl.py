@@ -53,7 +53,7 @@ def test_pyigtl_client_receives_navigation_in_mm(monkeypatch):
                 _check_mm(msg, poses[key])
             assert c.wait_for_message("Status", timeout=5).string == "drill L3-left"
         finally:
-            c.stop()
+            igtl_util.stop(c)
 
 
 def test_anatomy_plan_and_fault_status(monkeypatch):
@@ -85,7 +85,7 @@ def test_anatomy_plan_and_fault_status(monkeypatch):
             assert st.message_type == "STATUS" and st.code == 2 and st.error_name == "workspace"
             assert st.status_string == "tool left the workspace box"
         finally:
-            c.stop()
+            igtl_util.stop(c)
 
 
 def test_a_client_waiting_for_the_port_is_served(monkeypatch):
@@ -157,7 +157,7 @@ def _assert_undisturbed(loop, srv, c0: int) -> None:
     try:
         assert c.wait_for_message("ToolToReference", timeout=5) is not None
     finally:
-        c.stop()
+        igtl_util.stop(c)
 
 
 def test_client_that_disconnects(streaming):
@@ -178,8 +178,8 @@ def test_client_that_connects_twice(streaming):
         assert a.wait_for_message("ToolToReference", timeout=5) is not None
         assert b.wait_for_message("ToolToReference", timeout=5) is not None
     finally:
-        a.stop()
-        b.stop()
+        igtl_util.stop(a)
+        igtl_util.stop(b)
     stalled = socket.create_connection(("127.0.0.1", srv.port))  # connected, never reads: its queue fills
     time.sleep(0.5)
     _assert_undisturbed(loop, srv, c0)

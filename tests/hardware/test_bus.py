@@ -121,6 +121,38 @@ def test_missing_id_dropped_and_corrupt_answers_are_retried(chain) -> None:
     assert bus.health[3].consecutive_failures >= 3
 
 
+def test_an_answer_that_arrived_while_the_host_was_preempted_is_taken(chain, monkeypatch) -> None:
+    """The host thread loses the CPU between its write and its read (a loaded machine) and wakes
+    after its deadline: the answer that arrived meanwhile is in the port's buffer and counts (no
+    timeout, no retry). A servo that stays silent still times out."""
+    em, bus = chain
+    send = bus._send
+    answers: list[int] = []  # status packets the next transactions get; later ones (retries) get none
+
+    def preempted_send(packet: bytes, **kw: object) -> float:
+        n = answers.pop(0) if answers else 0
+        before = em.stats["statuses"]
+        t0 = send(packet, **kw)
+        # the host wakes only once every answer is in the port's buffer, far past its deadline
+        assert eventually(lambda: em.stats["statuses"] >= before + n, 10.0)
+        time.sleep(0.02)
+        return t0
+
+    monkeypatch.setattr(bus, "_send", preempted_send)
+    bus.latency_s = 0.0  # the deadline is the wire time alone: every read below starts after it
+    answers[:] = [1]
+    assert bus.ping(2).dxl_id == 2
+    for fast, n in ((True, 1), (False, 4)):  # a fast read's answer is one frame
+        answers[:] = [n]
+        res = bus.sync_read([1, 2, 3, 4], 132, 4, fast=fast)
+        assert res.complete and res.attempts == 1, res.failed
+    assert all(h.retries == 0 and h.timeouts == 0 for h in bus.health.values())
+    em.faults.missing_ids = {3}
+    answers[:] = [3]
+    res = bus.sync_read([1, 2, 3, 4], 132, 4, fast=False)
+    assert sorted(res.data) == [1, 2, 4] and res.failed == {3: "timeout"}
+
+
 def test_timing_follows_baud_rate_and_return_delay() -> None:
     ids = [1, 2, 3, 4, 5, 6]
     with ChainEmulator(ids, baudrate=1_000_000, return_delay_us=200) as em, \

@@ -95,7 +95,7 @@ def test_ortho_run_with_slicer_plus_and_foxglove(monkeypatch):
             pts = slicer.wait_for_message("L3-L", timeout=5)
             assert pts.names == ["L3-L_entry", "L3-L_target"]
             assert slicer.wait_for_message("Status", timeout=5).string == "done"
-            slicer.stop()
+            igtl_util.stop(slicer)
             # Foxglove's side: the vertebra mesh and the planned screw, the scene frames and the arm
             msgs = fox.collect(lambda m: any(t == "/scene" for t, _, _ in m)
                                and any(t == "/log" and "done" in x["message"] for t, _, x in m))

@@ -93,3 +93,24 @@ def test_session_keys_protective_stop_reset_and_controller_switch():
         assert app.set_target(bad) is False  # refused and logged; the arm keeps its target
         with pytest.raises(SimAppError):
             SimApp(tool="scalpel")
+
+
+def test_loop_stats_are_logged_at_a_bounded_rate(caplog):
+    """However many slices the run takes (one per 0.1 s of simulated time headless), the loop's
+    timing is logged at most once per ``stats_every`` wall seconds."""
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="machaon.sim.app")
+    with SimApp(scenario="hold", stats_every=0.05) as app:
+        t0 = time.monotonic()
+        app.run(2.0)
+        wall = time.monotonic() - t0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loop: ")]
+    assert len(lines) <= wall / 0.05 + 1, (len(lines), wall)  # 20 slices: not one line each
+    if wall > 0.1:
+        assert lines, wall
+    for line in lines:
+        assert " cycles at 1000 Hz, real-time factor " in line and "overruns, supervisor run" in line
+    with pytest.raises(SimAppError, match="stats_every"):
+        SimApp(stats_every=0.0)

@@ -31,25 +31,31 @@ def key_file(tmp_path):
 
 
 @pytest.fixture
-def server_process(key_file):
-    """(host, port) of a simulated robot server process; stopped at the end of the test."""
+def server_process(key_file, tmp_path, request):
+    """(host, port) of a simulated robot server process; stopped at the end of the test.
+
+    Its command-gap timeout is 250 ms, or ``request.param`` ms (``indirect`` parametrisation) for a
+    test that never means to cut the link: the test process (operator threads, a UI) can stall for
+    longer than 250 ms on a loaded machine, and the server then holds and waits for a new clutch.
+    The server writes to a file, not a pipe nobody reads after start-up (a full pipe would block it).
+    """
     port = free_port()
+    timeout_ms = getattr(request, "param", 250)
     cmd = [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "sim",
            "--listen", f"127.0.0.1:{port}", "--key", str(key_file), "--stats-s", "0", "--duration", "60",
-           "--timeout-ms", "250"]  # generous: the test machine is shared and loaded
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           "--timeout-ms", str(timeout_ms)]  # 250: generous, the test machine is shared and loaded
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log_fh:
+        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, text=True)
     t_end = time.monotonic() + 30
-    lines = []
-    while time.monotonic() < t_end:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "teleop server (sim) on" in line:
-            break
+    while "teleop server (sim) on" not in log_path.read_text():
         if proc.poll() is not None:
-            raise RuntimeError("server did not start:\n" + "".join(lines) + proc.stdout.read())
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start in 30 s:\n" + "".join(lines))
+            raise RuntimeError("server did not start:\n" + log_path.read_text())
+        if time.monotonic() > t_end:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("server did not start in 30 s:\n" + log_path.read_text())
+        time.sleep(0.02)
     try:
         yield ("127.0.0.1", port)
     finally:

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import numpy as np
+import pytest
 
 from machaon.teleop.client import TeleopClient
 from machaon.teleop.console import JOG_STEP_M, ConsoleApp
@@ -24,6 +25,7 @@ async def _until(pilot, pred, timeout=4.0) -> bool:
     return False
 
 
+@pytest.mark.parametrize("server_process", [1000], indirect=True)  # no command-gap HOLD from a stalled test
 def test_console_drives_the_robot(server_process):
     async def run() -> None:
         with TeleopClient(server_process, PSK) as cli:

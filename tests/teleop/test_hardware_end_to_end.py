@@ -20,11 +20,11 @@ import pytest
 
 from machaon.hardware.backend import ActuatorConfig
 from machaon.hardware.control_table import RAD_PER_TICK
-from machaon.hardware.emulator import ChainEmulator
 from machaon.robot.description import load_description
 from machaon.teleop.client import TeleopClient
 from machaon.teleop.messages import HoldReason, SupervisorCode
 from machaon.teleop.robot_setup import robot_model
+from tests.hardware.emulator_process import EmulatorProcess
 
 from .conftest import PSK, free_port
 
@@ -43,21 +43,16 @@ def _wait(pred, timeout=3.0):
 
 @pytest.fixture
 def emulated_chain():
-    """Six emulated XM430-W350 on a pty at 4 Mbaud (each drives its rotor plus a rigid load). The
-    emulator thread shares this process's GIL with the operator's threads: a short switch interval
-    keeps its replies within the bus deadline (as a real servo's are)."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(5e-4)
-    try:
-        with ChainEmulator(range(1, 7), model="XM430-W350", baudrate=BAUD) as em:
-            yield em
-    finally:
-        sys.setswitchinterval(old)
+    """Six emulated XM430-W350 on a pty at 4 Mbaud (each drives its rotor plus a rigid load), in their
+    own process as ``machaon hw emulate`` runs them: this process's threads (the operator's client,
+    the polling below) cannot hold their replies back past the bus deadline."""
+    with EmulatorProcess(range(1, 7), model="XM430-W350", baudrate=BAUD) as em:
+        yield em
 
 
-def _measured_q(em: ChainEmulator, cfg: ActuatorConfig) -> np.ndarray:
+def _measured_q(em: EmulatorProcess, cfg: ActuatorConfig) -> np.ndarray:
     """Joint angles (rad) from the servos' Present Position items, through the config's zero and direction."""
-    ticks = np.array([em.servo(j.id).get("present_position") for j in cfg.joints], dtype=float)
+    ticks = np.array(em.items("present_position", [j.id for j in cfg.joints]), dtype=float)
     ticks = np.where(ticks >= 2**31, ticks - 2**32, ticks)  # the item is a signed 32-bit value
     return np.array([j.direction for j in cfg.joints]) * (ticks - [j.zero_ticks for j in cfg.joints]) * RAD_PER_TICK
 
@@ -66,12 +61,17 @@ def test_hardware_server_follows_and_holds(emulated_chain, key_file, tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    # The shipped config, with a longer reply deadline and more lost cycles tolerated: the emulator is a
-    # Python thread on a shared 2-core host (other test suites run beside it), so it can miss the bus
-    # for 10-20 ms at a time, which a real servo does not.
+    # The shipped config, with a longer reply deadline, more lost cycles tolerated and a slower Bus
+    # Watchdog: the emulator and the server are Python processes on a shared 2-core host (other test
+    # suites run beside them). The scheduler lets a woken emulator wait for a busy core's time slice
+    # (a few ms: past the shipped 2 ms deadline, cycle after cycle) and can keep either process off
+    # the CPU for 10-50 ms at a time, which a real servo's microcontroller never is and a real server
+    # host should not be. For the same reason the loop runs at 100 Hz (overrun limit 100 ms); the
+    # 250 Hz default is held by tests/hardware/test_desk_torque_mode.py in one process.
     text = (root / CONFIG).read_text()
-    text = text.replace("latency_ms = 2.0", "latency_ms = 3.0").replace("lost_cycles = 3", "lost_cycles = 10")
-    assert "latency_ms = 3.0" in text and "lost_cycles = 10" in text
+    text = (text.replace("latency_ms = 2.0", "latency_ms = 10.0").replace("lost_cycles = 3", "lost_cycles = 10")
+            .replace("bus_watchdog_ms = 100", "bus_watchdog_ms = 400"))
+    assert "latency_ms = 10.0" in text and "lost_cycles = 10" in text and "bus_watchdog_ms = 400" in text
     cfg_path = tmp_path / "chain.toml"
     cfg_path.write_text(text)
     cfg = ActuatorConfig.from_toml(cfg_path, port=emulated_chain.port)
@@ -85,7 +85,7 @@ def test_hardware_server_follows_and_holds(emulated_chain, key_file, tmp_path):
     port = free_port()
     cmd = [sys.executable, "-m", "machaon.cli.main", "teleop", "serve", "--backend", "hardware",
            "--hw-config", str(cfg_path), "--port", em.port, "--listen", f"127.0.0.1:{port}",
-           "--key", str(key_file), "--home", "--home-speed", "1.0", "--timeout-ms", "250",
+           "--key", str(key_file), "--rate-hz", "100", "--home", "--home-speed", "1.0", "--timeout-ms", "250",
            "--stats-s", "0", "--duration", "40"]
     log_path = tmp_path / "server.log"
     with open(log_path, "w") as log_fh:

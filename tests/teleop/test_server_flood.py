@@ -34,7 +34,9 @@ def server():
     desc = load_description("machaon_arm")
     model = robot_model(desc)
     backend = FakeBackend(6, q0=np.asarray(desc.q_home), joint_names=desc.joint_names, clock=MonotonicClock(0.0))
-    config = TeleopConfig(command_timeout_s=0.25, workspace_min=desc.workspace_min,
+    # command gap 0.5 s: the operator's thread shares this process with the flood's sender and the
+    # server's loop; on a loaded shared host it alone can stall past 0.25 s (a HOLD the flood did not cause)
+    config = TeleopConfig(command_timeout_s=0.5, workspace_min=desc.workspace_min,
                           workspace_max=desc.workspace_max)
     safety = safety_settings(model)
     safety["hold_mode"] = CommandMode.POSITION
