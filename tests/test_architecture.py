@@ -169,7 +169,6 @@ OVERSIZED_UNTIL_SPLIT = {
     "machaon/sim/arm.py": 800,
     "machaon/control/supervisor.py": 750,
     "machaon/control/impedance.py": 700,
-    "machaon/sim/app.py": 700,
 }
 
 
