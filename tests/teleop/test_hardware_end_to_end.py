@@ -11,6 +11,7 @@ description's home pose, then serves.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -165,6 +166,36 @@ def test_hardware_server_follows_and_holds(emulated_chain, key_file, tmp_path):
             time.sleep(0.3)
             assert cli.latest.supervisor == SupervisorCode.HOLD
             assert np.max(np.abs(_measured_q(em, cfg) - q_held)) < 4 * RAD_PER_TICK
+
+            # a stalled host: the server is stopped for longer than the servos' Bus Watchdog (400 ms);
+            # they stop by themselves, and the server, once back, latches the fault (protective stop)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.8)
+            proc.send_signal(signal.SIGCONT)
+            assert _wait(lambda: cli.latest.supervisor == SupervisorCode.FAULT, 5.0), cli.latest
+            assert _wait(lambda: "stopped by its Bus Watchdog" in log_path.read_text(), 3.0), log_path.read_text()
+            q_stopped = _measured_q(em, cfg)
+            # the operator resets (repeating until the robot reports it cleared, as the console does):
+            # the first reset sets the servos up again, the supervisor leaves the stop for a HOLD
+            t_end = time.monotonic() + 6.0
+            while cli.latest.supervisor == SupervisorCode.FAULT and time.monotonic() < t_end:
+                cli.input.reset = True
+                time.sleep(0.3)
+            assert cli.latest.supervisor == SupervisorCode.HOLD, (cli.latest, log_path.read_text())
+            assert "latched fault cleared (bus_watchdog" in log_path.read_text()
+            assert np.max(np.abs(_measured_q(em, cfg) - q_stopped)) < 4 * RAD_PER_TICK  # no jump on reset
+            # release and press the clutch: the operator drives the arm again
+            cli.input.clutch = False
+            time.sleep(0.2)
+            cli.input.clutch = True
+            assert _wait(lambda: cli.latest.supervisor == SupervisorCode.OK, 3.0), (cli.latest, log_path.read_text())
+            p_back = model.chain.fk(_measured_q(em, cfg))[:3, 3]
+            p_op = np.array(cli.input.p)
+            for i in range(1, 31):
+                cli.input.p = tuple(p_op + [0.0, 0.0, 0.01 * i / 30])
+                time.sleep(0.01)
+            assert _wait(lambda: model.chain.fk(_measured_q(em, cfg))[2, 3] - p_back[2] > 0.008, 6.0), \
+                (model.chain.fk(_measured_q(em, cfg))[:3, 3] - p_back, log_path.read_text())
         assert proc.poll() is None, log_path.read_text()
     finally:
         proc.terminate()
