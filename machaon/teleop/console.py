@@ -12,7 +12,7 @@ m           mode (FOLLOW / HOLD)
 + / -       speed scale up / down (0.1 .. 1.0)
 ] / [       motion scale up / down (1:1 .. 5:1)
 e           E-STOP (latched on the robot)
-x           reset a latched E-stop or protective stop (and a latched servo fault, once the servos answer)
+x           reset an E-stop, a protective stop or a servo fault
 q           quit
 ==========  ==========================================================
 
