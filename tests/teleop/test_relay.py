@@ -183,7 +183,10 @@ def test_release_scheduler_orders_by_release_time_and_bounds_its_heap():
         assert got == [b"\x01", b"\x02", b"\x00"]  # released by time, not by arrival
         sent, errors, overflow, err, delay = _settled(lambda: sched.stats(0), lambda st: st[0] + st[1] >= 3)
         assert sent == 3 and errors == 0 and sched.stats(1)[2] == 1
-        assert np.allclose(np.sort(delay), [0.02, 0.04, 0.06], atol=0.01)
+        # never released early; late only by what the scheduler thread waited for a core (a loaded
+        # 2-core machine can hold it off for tens of ms; the precision is benchmarks.teleop's job)
+        lateness = np.sort(delay) - [0.02, 0.04, 0.06]
+        assert np.all(lateness > -1e-3) and np.all(lateness < 0.1), lateness
         assert sched.push(time.monotonic() + 10.0, t0, src.fileno(), b"y", dest, 1)
         assert sched.clear() == (0, 1) and sched.in_flight() == 0
     finally:
