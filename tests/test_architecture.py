@@ -192,7 +192,6 @@ MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS_UNTIL_CUT = {
     "machaon/cli/teleop.py:_serve": 84,
     "machaon/cli/teleop.py:register": 78,
-    "machaon/kinematics/chain.py:Chain.from_urdf": 77,
     "machaon/cli/hw.py:robot_emulator": 74,
     "machaon/control/impedance.py:CartesianImpedance.__init__": 69,
     "machaon/hardware/backend.py:ActuatorBackend.read": 66,
