@@ -193,7 +193,6 @@ LONG_FUNCTIONS_UNTIL_CUT = {
     "machaon/cli/teleop.py:_serve": 84,
     "machaon/cli/teleop.py:register": 78,
     "machaon/cli/hw.py:robot_emulator": 74,
-    "machaon/control/impedance.py:CartesianImpedance.__init__": 69,
     "machaon/hardware/backend.py:ActuatorBackend.read": 66,
     "machaon/robot/runlog.py:format_summary": 63,
     "machaon/hardware/control_table.py:_x_series_fields": 63,  # a table of registers: data, not steps
