@@ -197,7 +197,6 @@ LONG_FUNCTIONS_UNTIL_CUT = {
     "machaon/robot/runlog.py:format_summary": 63,
     "machaon/hardware/control_table.py:_x_series_fields": 63,  # a table of registers: data, not steps
     "machaon/hardware/backend.py:ActuatorBackend._open": 63,
-    "machaon/sim/legs.py:LegSim.__init__": 62,
     "machaon/sim/app.py:SimApp._build": 62,
     "machaon/robot/runlog.py:read_run_log": 62,
     "machaon/robot/loop.py:ControlLoop._cycle": 62,
