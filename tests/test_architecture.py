@@ -192,7 +192,6 @@ MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS_UNTIL_CUT = {
     "machaon/cli/teleop.py:_serve": 84,
     "machaon/cli/teleop.py:register": 78,
-    "machaon/cli/hw.py:robot_emulator": 74,
     "machaon/hardware/backend.py:ActuatorBackend.read": 66,
     "machaon/robot/runlog.py:format_summary": 63,
     "machaon/hardware/control_table.py:_x_series_fields": 63,  # a table of registers: data, not steps
