@@ -198,7 +198,6 @@ LONG_FUNCTIONS_UNTIL_CUT = {
     "machaon/hardware/backend.py:ActuatorBackend._open": 63,
     "machaon/sim/app.py:SimApp._build": 62,
     "machaon/robot/runlog.py:read_run_log": 62,
-    "machaon/robot/loop.py:ControlLoop._cycle": 62,
     "machaon/cli/teleop.py:_console": 61,
 }
 
