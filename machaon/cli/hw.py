@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the CLI imports its subsystems when a command runs, not at 
     from machaon.hardware.control_table import Model as ServoModel
     from machaon.hardware.emulator import ChainEmulator
     from machaon.sim import ArmSim
+    from machaon.sim.plant import ArmSimPlant
 
 
 def parse_ids(text: str) -> list[int]:
@@ -119,7 +120,6 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
     ``gravity`` (m/s^2) is the coupled arm's, with a warning when the servos cannot hold it.
     Raises ``ValueError`` (a ``DescriptionError`` is one) with a message for the user.
     """
-    from machaon.hardware.backend import ActuatorConfig
     from machaon.hardware.control_table import model_by_name
     from machaon.hardware.emulator import ChainEmulator
 
@@ -127,6 +127,31 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
         raise ValueError(f"--kt-scale: must be a positive number, got {kt_scale!r}")
     if not (np.isfinite(friction_scale) and friction_scale >= 0):
         raise ValueError(f"--friction-scale: must be a number >= 0, got {friction_scale!r}")
+    ids, models, mounts = _emulated_servos(robot, ids, model, hw_config)
+    specs = [model_by_name(m) for m in models]
+    arm, plant = _coupled_arm(robot, ids, specs, gravity) if sim else (None, None)
+    if arm is not None:
+        emulator_kw = {**emulator_kw, "physics_dt": arm.dt, "rest_until_torque": True}
+    try:
+        em = ChainEmulator(ids, model=specs, plant=plant, **mounts, **emulator_kw)
+    except Exception:
+        if arm is not None:
+            arm.close()
+        raise
+    for i, m in zip(ids, specs, strict=True):
+        em.set_motor(i, kt_nm_per_a=m.kt_nm_per_a * kt_scale, coulomb_nm=m.coulomb_friction * friction_scale,
+                     viscous_nms_rad=m.viscous_friction * friction_scale)
+    return em, arm
+
+
+def _emulated_servos(robot: str | None, ids: list[int] | None, model: str,
+                     hw_config: str | None) -> tuple[list[int], list[str], dict[str, list]]:
+    """The emulated chain's ids, model names and mounts (``directions``, ``zero_ticks``; empty: the
+    emulator's defaults): from ``hw_config`` (the host's chain config), else ``robot``'s servo
+    map, else ``ids`` (default 1..6) of ``model``. ``ValueError`` for a config that cannot be
+    read or ``ids`` that differ from the servo map."""
+    from machaon.hardware.backend import ActuatorConfig
+
     servo_map = None
     source = robot
     if hw_config is not None:
@@ -140,43 +165,35 @@ def robot_emulator(robot: str | None, *, sim: bool, ids: list[int] | None = None
             servo_map = ActuatorConfig.from_robot(robot, port="-")
         except ValueError:
             servo_map = None  # a description without a servo map: --ids and --model describe the chain
-    if servo_map is not None:
-        map_ids = [j.id for j in servo_map.joints]
-        if ids is not None and ids != map_ids:
-            raise ValueError(f"--ids {ids} differ from the servo map of {source} ({map_ids}); leave --ids out")
-        ids, models = map_ids, [j.model for j in servo_map.joints]
-        mounts = {"directions": [j.direction for j in servo_map.joints],
-                  "zero_ticks": [j.zero_ticks for j in servo_map.joints]}
-    else:
+    if servo_map is None:
         ids = ids if ids is not None else list(range(1, 7))
-        models = [model] * len(ids)
-        mounts = {}
-    specs = [model_by_name(m) for m in models]
-    arm = plant = None
-    if sim:
-        from machaon.robot.description import load_description
-        from machaon.sim import ArmSim
-        from machaon.sim.plant import ArmSimPlant
+        return ids, [model] * len(ids), {}
+    map_ids = [j.id for j in servo_map.joints]
+    if ids is not None and ids != map_ids:
+        raise ValueError(f"--ids {ids} differ from the servo map of {source} ({map_ids}); leave --ids out")
+    mounts = {"directions": [j.direction for j in servo_map.joints],
+              "zero_ticks": [j.zero_ticks for j in servo_map.joints]}
+    return map_ids, [j.model for j in servo_map.joints], mounts
 
-        desc = load_description(robot or "machaon_arm")
-        if desc.dof != len(ids):
-            raise ValueError(f"--sim drives the {desc.dof}-joint {desc.name} arm; give {desc.dof} ids "
-                             f"(got {len(ids)})")
-        arm = ArmSim(desc, gravity=gravity, joint_damping=np.zeros(desc.dof), joint_friction=np.zeros(desc.dof))
-        _warn_if_too_weak(arm, specs)
-        rotor = 0.0 if (desc.armature > 0).any() else [m.rotor_inertia_out for m in specs]
-        plant = ArmSimPlant(arm, rotor)
-        emulator_kw = {**emulator_kw, "physics_dt": arm.dt, "rest_until_torque": True}
-    try:
-        em = ChainEmulator(ids, model=specs, plant=plant, **mounts, **emulator_kw)
-    except Exception:
-        if arm is not None:
-            arm.close()
-        raise
-    for i, m in zip(ids, specs, strict=True):
-        em.set_motor(i, kt_nm_per_a=m.kt_nm_per_a * kt_scale, coulomb_nm=m.coulomb_friction * friction_scale,
-                     viscous_nms_rad=m.viscous_friction * friction_scale)
-    return em, arm
+
+def _coupled_arm(robot: str | None, ids: list[int], specs: list[ServoModel],
+                 gravity: float) -> tuple[ArmSim, ArmSimPlant]:
+    """The ``ArmSim`` of ``robot`` (default machaon_arm) that the servos ``specs`` drive, without
+    the description's joint damping and friction, under ``gravity`` (m/s^2), and its plant (with
+    the servos' rotor inertia unless the description has an armature). Warns when the servos
+    cannot hold the arm; ``ValueError`` when the arm's joint count is not ``len(ids)``."""
+    from machaon.robot.description import load_description
+    from machaon.sim import ArmSim
+    from machaon.sim.plant import ArmSimPlant
+
+    desc = load_description(robot or "machaon_arm")
+    if desc.dof != len(ids):
+        raise ValueError(f"--sim drives the {desc.dof}-joint {desc.name} arm; give {desc.dof} ids "
+                         f"(got {len(ids)})")
+    arm = ArmSim(desc, gravity=gravity, joint_damping=np.zeros(desc.dof), joint_friction=np.zeros(desc.dof))
+    _warn_if_too_weak(arm, specs)
+    rotor = 0.0 if (desc.armature > 0).any() else [m.rotor_inertia_out for m in specs]
+    return arm, ArmSimPlant(arm, rotor)
 
 
 @command

@@ -379,6 +379,24 @@ class JointImpedance:
         return JointCommand(CommandMode.TORQUE, tau=tau, info={"q_d": q_d})
 
 
+def _damping_mass_matrix(mass_matrix: np.ndarray | Callable[[np.ndarray], np.ndarray] | None,
+                         dynamics: DynamicsModel | None, inertia_damping: bool,
+                         n: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """q -> M(q) (kg m^2 / kg, (n, n)) for the Cartesian-inertia damping design: ``mass_matrix``
+    (a constant array, copied, or a callable), else ``dynamics.mass_matrix``; None without
+    ``inertia_damping`` or a source. ``ValueError`` for a constant of the wrong shape or not finite."""
+    if mass_matrix is not None and not callable(mass_matrix):
+        M = finite_array("mass_matrix", mass_matrix, (n, n)).copy()
+        mass = lambda q: M  # noqa: E731
+    elif mass_matrix is not None:
+        mass = mass_matrix
+    elif dynamics is not None and inertia_damping:
+        mass = dynamics.mass_matrix
+    else:
+        mass = None
+    return mass if inertia_damping else None
+
+
 class CartesianImpedance(_k.CartesianImpedanceCore):
     """Cartesian impedance of ``chain``'s tip (the tool) toward a target pose, one fused kernel call per cycle.
 
@@ -422,36 +440,40 @@ class CartesianImpedance(_k.CartesianImpedanceCore):
         if n > 32:
             raise ValueError("chain: at most 32 joints")
         self.dynamics = dynamics = _as_dynamics(dynamics)
-        if mass_matrix is not None and not callable(mass_matrix):
-            M = finite_array("mass_matrix", mass_matrix, (n, n)).copy()
-            self._mass = lambda q: M
-        elif mass_matrix is not None:
-            self._mass = mass_matrix
-        elif dynamics is not None and inertia_damping:
-            self._mass = dynamics.mass_matrix
-        else:
-            self._mass = None
-        if not inertia_damping:
-            self._mass = None
+        self._mass = _damping_mass_matrix(mass_matrix, dynamics, inertia_damping, n)
         self.inertia_period_s = float(inertia_period_s)
         self.ramp_s = float(ramp_s)
         self.fixtures = fixtures
         self._step = _k.CartesianStep(chain)
-        dyn_chain = _compiled_chain(dynamics, n)
-        # The mass matrix of the damping design comes from the compiled chain inside the step.
-        self._mass_in_kernel = mass_matrix is None and inertia_damping and dyn_chain is not None
-        if coriolis and dyn_chain is None:
-            raise ValueError("coriolis: needs dynamics from a Dynamics or a Chain")
-        # Gravity (and Coriolis) inside the step; a duck-typed dynamics model is called per cycle instead.
-        self._step.set_dynamics(dyn_chain, True, bool(coriolis))
-        self._gravity_outside = dyn_chain is None and dynamics is not None
-        self._ff_target: tuple | None = None  # the target whose feed-forward the step holds
-        self._step.set_limits(_vec("tau_max", tau_max, n, nonneg=True, allow_none=True),
-                              _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True))
+        self._configure_step(mass_matrix is None and inertia_damping, coriolis, tau_max, dtau_max)
         self._posture = None if posture is None else finite_array("posture", posture, (n,)).copy()
         self._k_null = _vec("k_null", k_null, n, nonneg=True)
         self._d_null = _vec("d_null", d_null, n, nonneg=True)
         self._lock = threading.Lock()
+        self._init_cycle_state(gains)
+
+    def _configure_step(self, mass_in_kernel: bool, coriolis: bool, tau_max: np.ndarray | float | None,
+                        dtau_max: np.ndarray | float | None) -> None:
+        """Hand the compiled step its dynamics (gravity, and Coriolis when asked; the damping
+        design's mass matrix when ``mass_in_kernel`` and ``self.dynamics`` compiles) and its torque
+        limits (N m, N m/s; None: none). ``ValueError`` for Coriolis without compiled dynamics or
+        negative limits."""
+        n = self.dof
+        dyn_chain = _compiled_chain(self.dynamics, n)
+        # The mass matrix of the damping design comes from the compiled chain inside the step.
+        self._mass_in_kernel = mass_in_kernel and dyn_chain is not None
+        if coriolis and dyn_chain is None:
+            raise ValueError("coriolis: needs dynamics from a Dynamics or a Chain")
+        # Gravity (and Coriolis) inside the step; a duck-typed dynamics model is called per cycle instead.
+        self._step.set_dynamics(dyn_chain, True, bool(coriolis))
+        self._gravity_outside = dyn_chain is None and self.dynamics is not None
+        self._ff_target: tuple | None = None  # the target whose feed-forward the step holds
+        self._step.set_limits(_vec("tau_max", tau_max, n, nonneg=True, allow_none=True),
+                              _vec("dtau_max", dtau_max, n, nonneg=True, allow_none=True))
+
+    def _init_cycle_state(self, gains: CartesianGains) -> None:
+        """No target yet (the tool pose at activation), ``gains`` applied without a ramp, nothing
+        activated: the state ``update`` starts from."""
         # (T_base_target, v_d, w_ff, x_d): replaced as a whole by set_target, never modified in place.
         self._target: tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray] | None = None
         self._gains = gains

@@ -148,44 +148,11 @@ class Chain(ChainKernel):
         if not path.is_file():
             raise FileNotFoundError(f"URDF not found: {path}")
         model = pin.buildModelFromUrdf(str(path))
-        links = _link_names(model)
-        for role, name in (("base_link", base_link), ("tip_link", tip_link)):
-            if name not in links:
-                raise ValueError(f"{role} {name!r} is not a link of {path.name}; links: {', '.join(links)}")
-        f_base = model.frames[model.getFrameId(base_link, pin.FrameType.BODY)]
-        f_tip = model.frames[model.getFrameId(tip_link, pin.FrameType.BODY)]
-        support = list(model.supports[f_tip.parentJoint])
-        if f_base.parentJoint not in support:
-            raise ValueError(f"base_link {base_link!r} is not an ancestor of tip_link {tip_link!r} in {path.name}")
-        chain_ids = support[support.index(f_base.parentJoint) + 1 :]
-        joints = []
-        lower, upper = [], []
-        T_prefix = []
+        f_base, f_tip, chain_ids = _path_between(model, path.name, base_link, tip_link)
+        joints, lower, upper, T_prefix = [], [], [], []
         for k, jid in enumerate(chain_ids):
-            jm = model.joints[jid]
-            name = model.names[jid]
-            short = jm.shortname()
-            if jm.nv != 1:
-                raise ValueError(f"joint {name!r} ({short}) on the chain is not a one-DOF joint")
-            jd = jm.createData()
-            jm.calc(jd, _neutral_of(jm))
-            S = np.asarray(jd.S).reshape(6)
-            lin, ang = S[:3], S[3:]
-            if np.linalg.norm(ang) > 1e-9:
-                jtype, axis = _REVOLUTE, ang / np.linalg.norm(ang)
-            elif np.linalg.norm(lin) > 1e-9:
-                jtype, axis = _PRISMATIC, lin / np.linalg.norm(lin)
-            else:
-                raise ValueError(f"joint {name!r} ({short}) has no motion axis")
-            continuous = jm.nq == 2
-            if continuous:
-                lo, hi = -np.inf, np.inf
-            else:
-                lo = float(model.lowerPositionLimit[jm.idx_q])
-                hi = float(model.upperPositionLimit[jm.idx_q])
-                if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
-                    lo, hi = -np.inf, np.inf
-            joints.append(_JointInfo(name, jtype, axis, continuous, jid))
+            info, lo, hi = _one_dof_joint(model, jid)
+            joints.append(info)
             lower.append(lo)
             upper.append(hi)
             placement = _se3(model.jointPlacements[jid])
@@ -400,6 +367,53 @@ class Chain(ChainKernel):
             assert fallback is not None
             return fallback
         return best[2]
+
+
+def _path_between(model: pin.Model, file_name: str, base_link: str,
+                  tip_link: str) -> tuple[pin.Frame, pin.Frame, list[int]]:
+    """The body frames of ``base_link`` and ``tip_link`` and the pinocchio ids of the joints from
+    the base (excluded) down to the tip, in order. ``ValueError`` (naming ``file_name`` and listing
+    its links) for an unknown link or a base that is not an ancestor of the tip."""
+    links = _link_names(model)
+    for role, name in (("base_link", base_link), ("tip_link", tip_link)):
+        if name not in links:
+            raise ValueError(f"{role} {name!r} is not a link of {file_name}; links: {', '.join(links)}")
+    f_base = model.frames[model.getFrameId(base_link, pin.FrameType.BODY)]
+    f_tip = model.frames[model.getFrameId(tip_link, pin.FrameType.BODY)]
+    support = list(model.supports[f_tip.parentJoint])
+    if f_base.parentJoint not in support:
+        raise ValueError(f"base_link {base_link!r} is not an ancestor of tip_link {tip_link!r} in {file_name}")
+    return f_base, f_tip, support[support.index(f_base.parentJoint) + 1 :]
+
+
+def _one_dof_joint(model: pin.Model, jid: int) -> tuple[_JointInfo, float, float]:
+    """Joint ``jid`` of ``model``: its kind and unit axis (URDF joint frame, from pinocchio's motion
+    subspace at the neutral configuration) and its limits (rad or m; -inf/+inf when continuous,
+    missing or inverted). ``ValueError`` for a joint that is not one-DOF or has no motion axis."""
+    jm = model.joints[jid]
+    name = model.names[jid]
+    short = jm.shortname()
+    if jm.nv != 1:
+        raise ValueError(f"joint {name!r} ({short}) on the chain is not a one-DOF joint")
+    jd = jm.createData()
+    jm.calc(jd, _neutral_of(jm))
+    S = np.asarray(jd.S).reshape(6)
+    lin, ang = S[:3], S[3:]
+    if np.linalg.norm(ang) > 1e-9:
+        jtype, axis = _REVOLUTE, ang / np.linalg.norm(ang)
+    elif np.linalg.norm(lin) > 1e-9:
+        jtype, axis = _PRISMATIC, lin / np.linalg.norm(lin)
+    else:
+        raise ValueError(f"joint {name!r} ({short}) has no motion axis")
+    continuous = jm.nq == 2
+    if continuous:
+        lo, hi = -np.inf, np.inf
+    else:
+        lo = float(model.lowerPositionLimit[jm.idx_q])
+        hi = float(model.upperPositionLimit[jm.idx_q])
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+            lo, hi = -np.inf, np.inf
+    return _JointInfo(name, jtype, axis, continuous, jid), lo, hi
 
 
 def _neutral_of(jm: pin.JointModel) -> np.ndarray:

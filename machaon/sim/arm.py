@@ -188,106 +188,145 @@ class ArmSim(ArmCore):
         if self._client < 0:
             self._tmpdir.cleanup()
             raise SimError("PyBullet could not start a DIRECT physics client")
-        cid = self._client
         try:
             if gui:
-                # The physics always runs in DIRECT; the window is a second client that mirrors it.
-                # Every call into a GUI client waits for the GUI thread (tens of ms with software
-                # OpenGL), which a 1 kHz loop cannot afford; the viewer is synced at frame rate.
-                self._viewer = p.connect(p.GUI, options=gui_options)
-                if self._viewer < 0:
-                    raise SimError("PyBullet could not open the GUI (is there a display? try xvfb-run)")
-                p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self._viewer)
-            p.resetSimulation(physicsClientId=cid)
-            p.setPhysicsEngineParameter(
-                fixedTimeStep=self.dt,
-                numSolverIterations=int(solver_iterations),
-                numSubSteps=0,
-                deterministicOverlappingPairs=1,
-                physicsClientId=cid,
-            )
-            if not (math.isfinite(gravity) and gravity >= 0):
-                raise ValueError(f"gravity: must be a finite magnitude >= 0 m/s^2, got {gravity!r}")
-            self.gravity = float(gravity)
-            p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=cid)
-            urdf = Path(self._tmpdir.name) / f"{self.desc.name}_{tool or 'bare'}.urdf"
-            self._urdf_text = self.desc.urdf_with_tool(tool)
-            urdf.write_text(self._urdf_text)
-            T_wb = (
-                np.array(self.desc.T_world_base)
-                if T_world_base is None
-                else transform("T_world_base", T_world_base)
-            )
-            self.T_world_base = T_wb
-            flags = p.URDF_USE_INERTIA_FROM_FILE
-            self.body = p.loadURDF(
-                str(urdf),
-                basePosition=T_wb[:3, 3].tolist(),
-                baseOrientation=quat_from_matrix(T_wb[:3, :3]),
-                useFixedBase=True,
-                flags=flags,
-                physicsClientId=cid,
-            )
-            if self._viewer >= 0:
-                vurdf = Path(self._tmpdir.name) / "viewer.urdf"
-                vurdf.write_text(_one_visual_per_link(urdf.read_text()))
-                self.viewer_body = p.loadURDF(
-                    str(vurdf), basePosition=T_wb[:3, 3].tolist(),
-                    baseOrientation=quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
-                    physicsClientId=self._viewer,
-                )
-            self._init_indices()
-            if self._viewer >= 0:
-                names = {p.getJointInfo(self.viewer_body, j, physicsClientId=self._viewer)[1].decode(): j
-                         for j in range(p.getNumJoints(self.viewer_body, physicsClientId=self._viewer))}
-                self._viewer_jidx = [names[n] for n in self.desc.joint_names]
-            self._damping = self._per_joint("joint_damping", joint_damping, self.desc.joint_damping)
-            self._friction = self._per_joint("joint_friction", joint_friction, self.desc.joint_friction)
-            for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
-                # PyBullet adds 0.04 linear/angular damping to every link by default; the model has none.
-                p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
-            for i, j in enumerate(self._jidx):
-                p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
-            self._armature = np.zeros(n)
-            self._has_armature = False
-            self._arm_dyn = None
-            self.add_armature(self.desc.armature)
+                self._open_viewer(gui_options)
+            self._configure_physics(solver_iterations, gravity)
+            self._load_arm(tool, T_world_base)
+            self._configure_joints(joint_damping, joint_friction)
             self.kp, self.kd = float(kp), float(kd)
             self._effort = np.array(self.desc.effort_limit, dtype=np.float64)
             q_init = np.array(self.desc.q_home) if q0 is None else finite_array("q0", q0, (n,))
-            self._ft = bool(ft_sensor)
-            if self._ft:
-                p.enableJointForceTorqueSensor(self.body, self._sensor_joint, True, physicsClientId=cid)
-            self._payload_mass, self._payload_com_sensor = self._payload_below_sensor()
-            # The tool hangs on fixed joints below the sensor: the TCP is a constant offset from it.
-            self._p_tcp_sensor = np.linalg.solve(
-                self._sensor_frame_world(), self._link_frame_world(self._tcp)
-            )[:3, 3].copy()
-            self._R_base_world = np.ascontiguousarray(self.T_world_base[:3, :3].T)
-            # One getJointStates call per read (plus the F/T joint only when the sensor is on).
-            self._read_idx = [*self._jidx, self._sensor_joint] if self._ft else list(self._jidx)
-            self._io = self._make_io()
-            self._tau_buf = np.zeros(n)  # the applied torque, rewritten in place by each torque write
-            self._t = 0.0
-            self._steps = 0
-            self._cmd = JointCommand.torque(np.zeros(n))
-            self._tau_applied = np.zeros(n)
-            self._motor_mode: CommandMode | None = None
-            self._faults: list[DeviceFault] = []
-            self._step_hooks: list = []
-            self._post_step_hooks: list = []
-            self._ext_forces: dict[str, tuple[int, np.ndarray]] = {}
+            self._init_ft_sensor(ft_sensor)
+            self._init_run_state()
             self.reset(q_init)
         except Exception:
             self.close()
             raise
+        self._init_clock_and_scene(realtime)
+
+    # ------------------------------------------------------------------ construction steps
+
+    def _open_viewer(self, gui_options: str) -> None:
+        """Open the GUI client that mirrors the physics (rendering off until the arm is loaded).
+
+        The physics always runs in DIRECT; the window is a second client. Every call into a GUI
+        client waits for the GUI thread (tens of ms with software OpenGL), which a 1 kHz loop
+        cannot afford; the viewer is synced at frame rate. ``SimError`` without a display."""
+        self._viewer = p.connect(p.GUI, options=gui_options)
+        if self._viewer < 0:
+            raise SimError("PyBullet could not open the GUI (is there a display? try xvfb-run)")
+        p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self._viewer)
+
+    def _configure_physics(self, solver_iterations: int, gravity: float) -> None:
+        """Reset the physics client: fixed step ``dt``, deterministic solver, gravity (m/s^2, a
+        magnitude along world -z; ``ValueError`` unless finite and >= 0)."""
+        cid = self._client
+        p.resetSimulation(physicsClientId=cid)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=self.dt,
+            numSolverIterations=int(solver_iterations),
+            numSubSteps=0,
+            deterministicOverlappingPairs=1,
+            physicsClientId=cid,
+        )
+        if not (math.isfinite(gravity) and gravity >= 0):
+            raise ValueError(f"gravity: must be a finite magnitude >= 0 m/s^2, got {gravity!r}")
+        self.gravity = float(gravity)
+        p.setGravity(0.0, 0.0, -self.gravity, physicsClientId=cid)
+
+    def _load_arm(self, tool: str | None, T_world_base: np.ndarray | None) -> None:
+        """Load the description's URDF (with ``tool`` on the flange) as a fixed-base body at
+        ``T_world_base`` (4x4, world frame, m; default the description's), index its joints and
+        links, and load the viewer's copy (one visual per link) when there is a window."""
+        urdf = Path(self._tmpdir.name) / f"{self.desc.name}_{tool or 'bare'}.urdf"
+        self._urdf_text = self.desc.urdf_with_tool(tool)
+        urdf.write_text(self._urdf_text)
+        T_wb = (
+            np.array(self.desc.T_world_base)
+            if T_world_base is None
+            else transform("T_world_base", T_world_base)
+        )
+        self.T_world_base = T_wb
+        flags = p.URDF_USE_INERTIA_FROM_FILE
+        self.body = p.loadURDF(
+            str(urdf),
+            basePosition=T_wb[:3, 3].tolist(),
+            baseOrientation=quat_from_matrix(T_wb[:3, :3]),
+            useFixedBase=True,
+            flags=flags,
+            physicsClientId=self._client,
+        )
+        if self._viewer >= 0:
+            vurdf = Path(self._tmpdir.name) / "viewer.urdf"
+            vurdf.write_text(_one_visual_per_link(urdf.read_text()))
+            self.viewer_body = p.loadURDF(
+                str(vurdf), basePosition=T_wb[:3, 3].tolist(),
+                baseOrientation=quat_from_matrix(T_wb[:3, :3]), useFixedBase=True,
+                physicsClientId=self._viewer,
+            )
+        self._init_indices()
+        if self._viewer >= 0:
+            names = {p.getJointInfo(self.viewer_body, j, physicsClientId=self._viewer)[1].decode(): j
+                     for j in range(p.getNumJoints(self.viewer_body, physicsClientId=self._viewer))}
+            self._viewer_jidx = [names[n] for n in self.desc.joint_names]
+
+    def _configure_joints(self, joint_damping: np.ndarray | None, joint_friction: np.ndarray | None) -> None:
+        """Viscous damping (N m s/rad) and Coulomb friction (N m) per joint (``_per_joint``), no
+        link damping, and the description's armature (kg m^2)."""
+        cid = self._client
+        self._damping = self._per_joint("joint_damping", joint_damping, self.desc.joint_damping)
+        self._friction = self._per_joint("joint_friction", joint_friction, self.desc.joint_friction)
+        for j in range(-1, p.getNumJoints(self.body, physicsClientId=cid)):
+            # PyBullet adds 0.04 linear/angular damping to every link by default; the model has none.
+            p.changeDynamics(self.body, j, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
+        for i, j in enumerate(self._jidx):
+            p.changeDynamics(self.body, j, jointDamping=float(self._damping[i]), physicsClientId=cid)
+        self._armature = np.zeros(self._n)
+        self._has_armature = False
+        self._arm_dyn = None
+        self.add_armature(self.desc.armature)
+
+    def _init_ft_sensor(self, ft_sensor: bool) -> None:
+        """Enable the flange F/T sensor (when asked), measure the payload below it and the TCP
+        offset (m, sensor frame), and build the compiled read/write (``_make_io``)."""
+        self._ft = bool(ft_sensor)
+        if self._ft:
+            p.enableJointForceTorqueSensor(self.body, self._sensor_joint, True, physicsClientId=self._client)
+        self._payload_mass, self._payload_com_sensor = self._payload_below_sensor()
+        # The tool hangs on fixed joints below the sensor: the TCP is a constant offset from it.
+        self._p_tcp_sensor = np.linalg.solve(
+            self._sensor_frame_world(), self._link_frame_world(self._tcp)
+        )[:3, 3].copy()
+        self._R_base_world = np.ascontiguousarray(self.T_world_base[:3, :3].T)
+        # One getJointStates call per read (plus the F/T joint only when the sensor is on).
+        self._read_idx = [*self._jidx, self._sensor_joint] if self._ft else list(self._jidx)
+        self._io = self._make_io()
+
+    def _init_run_state(self) -> None:
+        """Time, step count, the last command (zero torque), faults, hooks and external forces."""
+        n = self._n
+        self._tau_buf = np.zeros(n)  # the applied torque, rewritten in place by each torque write
+        self._t = 0.0
+        self._steps = 0
+        self._cmd = JointCommand.torque(np.zeros(n))
+        self._tau_applied = np.zeros(n)
+        self._motor_mode: CommandMode | None = None
+        self._faults: list[DeviceFault] = []
+        self._step_hooks: list = []
+        self._post_step_hooks: list = []
+        self._ext_forces: dict[str, tuple[int, np.ndarray]] = {}
+
+    def _init_clock_and_scene(self, realtime: bool | None) -> None:
+        """The ``SimClock`` (paced to the wall clock when ``realtime``, default: with a window), the
+        ``Scene``, and the first viewer sync, after which the window renders."""
         self.clock = SimClock(self)
         self.clock.realtime = self.gui if realtime is None else bool(realtime)
-        self.scene = Scene(cid, self, viewer=self._viewer if self._viewer >= 0 else None)
+        self.scene = Scene(self._client, self, viewer=self._viewer if self._viewer >= 0 else None)
         self.viewer_sync_period = 1.0 / 30.0  # s of wall time between automatic viewer syncs
         self.auto_sync = self.gui
         self._last_sync = -math.inf
-        if gui:
+        if self.gui:
             self.sync_viewer()
             p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self._viewer)
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +245,42 @@ class LegTrace:
     pelvis: np.ndarray
 
 
+@dataclass(frozen=True)
+class _TraceLog:
+    """The ground truth as it is recorded, one entry per physics step (``LegTrace`` gives units)."""
+
+    t: list[float] = field(default_factory=list)
+    q: list[np.ndarray] = field(default_factory=list)
+    tau_wearer: list[np.ndarray] = field(default_factory=list)
+    drive: list[np.ndarray] = field(default_factory=list)
+    tau_exo: list[np.ndarray] = field(default_factory=list)
+    contact: list[list[bool]] = field(default_factory=list)
+    pelvis: list[list[float]] = field(default_factory=list)
+
+    def append(self, t: float, q: np.ndarray, tau_wearer: np.ndarray, drive: np.ndarray, tau_exo: np.ndarray,
+               contact: list[bool], pelvis: list[float]) -> None:
+        """Record one step (the arrays are kept, not copied: pass fresh ones)."""
+        self.t.append(t)
+        self.q.append(q)
+        self.tau_wearer.append(tau_wearer)
+        self.drive.append(drive)
+        self.tau_exo.append(tau_exo)
+        self.contact.append(contact)
+        self.pelvis.append(pelvis)
+
+    def freeze(self) -> LegTrace:
+        """The steps so far as arrays (shapes as in ``LegTrace``, also with no step yet)."""
+        return LegTrace(
+            np.asarray(self.t),
+            np.asarray(self.q).reshape(-1, 6),
+            np.asarray(self.tau_wearer).reshape(-1, 6),
+            np.asarray(self.drive).reshape(-1, 6),
+            np.asarray(self.tau_exo).reshape(-1, 4),
+            np.asarray(self.contact, dtype=bool).reshape(-1, 2),
+            np.asarray(self.pelvis).reshape(-1, 2),
+        )
+
+
 class _SimClock:
     def __init__(self, sim: LegSim) -> None:
         self._sim = sim
@@ -273,6 +309,25 @@ class LegSim:
         self._client = p.connect(p.GUI if gui else p.DIRECT)
         if self._client < 0:
             raise SimError("PyBullet could not open its GUI (no display? run headless or under xvfb-run)")
+        self._load_bodies()
+        side_scale = self._init_wearer_drive()
+        self._init_emg(side_scale)
+        self.sensors = LegSensors()
+        self.clock = _SimClock(self)
+        self.t = 0.0
+        self._k = 0
+        self._tau_exo = np.zeros(4)
+        self._v_prev: np.ndarray | None = None
+        self._emg_queue: list[tuple[np.ndarray, np.ndarray]] = []
+        self._imu_sum = np.zeros((4, 6))
+        self._imu_n = 0
+        self._trace = _TraceLog()
+        self._faults: tuple[DeviceFault, ...] = ()
+        self._reset_pose()
+
+    def _load_bodies(self) -> None:
+        """World (gravity, ``dt``, a ground plane) and the legs' fixed-base URDF: joint and link
+        indices, joint motors off (torque control), foot and ground friction, moving mass (kg)."""
         c = self._client
         p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
         p.setTimeStep(self.cfg.dt, physicsClientId=c)
@@ -298,6 +353,10 @@ class LegSim:
             p.getDynamicsInfo(self._body, j, physicsClientId=c)[0]
             for j in range(self._j_pz, p.getNumJoints(self._body, physicsClientId=c))
         )
+
+    def _init_wearer_drive(self) -> dict[str, np.ndarray]:
+        """The wearer's peak torques (N m) and gains, both legs in WEARER_JOINTS order, with the weak
+        side scaled; returns the strength fraction per side, per (hip, knee, ankle)."""
         side_scale = {"l": np.ones(3), "r": np.ones(3)}
         if self.wearer.weak_side != "none":
             side_scale[self.wearer.weak_side] = np.asarray(self.wearer.weakness, dtype=np.float64)
@@ -305,6 +364,11 @@ class LegSim:
         self._tau_max = np.concatenate([tm * side_scale["l"], tm * side_scale["r"]])
         self._kp = np.tile(self.wearer.kp, 2)
         self._kd = np.tile(self.wearer.kd, 2)
+        return side_scale
+
+    def _init_emg(self, side_scale: dict[str, np.ndarray]) -> None:
+        """The seeded random stream and the motor-unit EMG model (8 channels, V) with pools sized by
+        ``side_scale``; samples per physics step and steps per IMU sample."""
         self._rng = np.random.default_rng(self.cfg.seed)
         # Motor-unit pool size follows hip/knee strength (channels: hip flex/ext, knee ext/flex).
         pool = np.repeat([side_scale["l"][0], side_scale["l"][1], side_scale["r"][0], side_scale["r"][1]], 2) ** 0.5
@@ -313,19 +377,6 @@ class LegSim:
                                        self._rng)
         self._n_emg_step = int(round(self.cfg.emg_rate_hz * self.cfg.dt))
         self._imu_every = int(round(1.0 / (self.cfg.imu_rate_hz * self.cfg.dt)))
-        self.sensors = LegSensors()
-        self.clock = _SimClock(self)
-        self.t = 0.0
-        self._k = 0
-        self._tau_exo = np.zeros(4)
-        self._v_prev: np.ndarray | None = None
-        self._emg_queue: list[tuple[np.ndarray, np.ndarray]] = []
-        self._imu_sum = np.zeros((4, 6))
-        self._imu_n = 0
-        keys = ("t", "q", "tau_wearer", "drive", "tau_exo", "contact", "pelvis")
-        self._trace: dict[str, list] = {k: [] for k in keys}
-        self._faults: tuple[DeviceFault, ...] = ()
-        self._reset_pose()
 
     # -- Backend protocol ------------------------------------------------------------------
     @property
@@ -445,14 +496,7 @@ class LegSim:
             for link in self._l_feet
         ]
         pel = [p.getJointState(self._body, j, physicsClientId=c)[0] for j in (self._j_px, self._j_pz)]
-        tr = self._trace
-        tr["t"].append(self.t)
-        tr["q"].append(q)
-        tr["tau_wearer"].append(tau_w)
-        tr["drive"].append(u)
-        tr["tau_exo"].append(self._tau_exo.copy())
-        tr["contact"].append(contact)
-        tr["pelvis"].append(pel)
+        self._trace.append(self.t, q, tau_w, u, self._tau_exo.copy(), contact, pel)
 
     def _make_sensors(self, u: np.ndarray) -> None:
         cfg = self.cfg
@@ -514,14 +558,5 @@ class LegSim:
 
     def trace(self) -> LegTrace:
         """Ground truth recorded so far (see ``LegTrace``)."""
-        tr = self._trace
-        return LegTrace(
-            np.asarray(tr["t"]),
-            np.asarray(tr["q"]).reshape(-1, 6),
-            np.asarray(tr["tau_wearer"]).reshape(-1, 6),
-            np.asarray(tr["drive"]).reshape(-1, 6),
-            np.asarray(tr["tau_exo"]).reshape(-1, 4),
-            np.asarray(tr["contact"], dtype=bool).reshape(-1, 2),
-            np.asarray(tr["pelvis"]).reshape(-1, 2),
-        )
+        return self._trace.freeze()
 
