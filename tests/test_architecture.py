@@ -189,9 +189,7 @@ def test_modules_stay_small():
 # (an entry whose function was cut or renamed is harmless, so merges of that work stay green).
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS_UNTIL_CUT = {
-    "machaon/cli/teleop.py:_serve": 84,
-    "machaon/cli/teleop.py:register": 78,
-    "machaon/hardware/backend.py:ActuatorBackend.read": 66,
+    "machaon/cli/teleop.py:_serve": 63,
     "machaon/robot/runlog.py:format_summary": 63,
     "machaon/hardware/control_table.py:_x_series_fields": 63,  # a table of registers: data, not steps
     "machaon/hardware/backend.py:ActuatorBackend._open": 63,

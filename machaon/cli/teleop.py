@@ -53,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("teleop", help=_TELEOP_HELP)
     tsub = p.add_subparsers(dest="teleop_command", metavar="SUBCOMMAND", required=True)
 
+    _register_netem(tsub)
+    _register_serve(tsub)
+    _register_console(tsub)
+    _register_tools(tsub)
+
+
+def _register_netem(tsub: argparse._SubParsersAction) -> None:
     n = tsub.add_parser("netem", help="UDP relay that injects a link profile's delay, jitter and loss")
     n.add_argument("--listen", required=True, metavar="HOST:PORT", help="where clients send (e.g. 127.0.0.1:47001)")
     n.add_argument("--to", required=True, metavar="HOST:PORT", help="where the relay forwards (the server)")
@@ -69,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "release (0: normal scheduling; refused without privileges, then normal)")
     n.set_defaults(func=_netem)
 
+
+def _register_serve(tsub: argparse._SubParsersAction) -> None:
     s = tsub.add_parser("serve", help="run the robot server (control loop + authenticated link)")
     add_backend_arguments(s)
     s.add_argument("--listen", default=DEFAULT_SERVER, metavar="HOST:PORT")
@@ -95,6 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_live_view_args(s, fast=False)
     s.set_defaults(func=_serve)
 
+
+def _register_console(tsub: argparse._SubParsersAction) -> None:
     c = tsub.add_parser("console", help="operator console (terminal UI; works over SSH)")
     c.add_argument("--connect", default=DEFAULT_SERVER, metavar="HOST:PORT")
     c.add_argument("--key", required=True, metavar="FILE")
@@ -110,6 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tool speed at full deflection, m/s (default 0.05; rotation 0.5 rad/s)")
     c.set_defaults(func=_console)
 
+
+def _register_tools(tsub: argparse._SubParsersAction) -> None:
+    """``sweep``, ``profiles``, ``keygen``."""
     w = tsub.add_parser("sweep", help="scripted task through every link profile in simulation")
     w.add_argument("--profiles", help="comma-separated profile names (default: all)")
     w.add_argument("--profiles-file", metavar="TOML")
