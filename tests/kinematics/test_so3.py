@@ -18,6 +18,7 @@ from machaon.kinematics.so3 import (
     matrix_from_quat,
     pq_from_transform,
     quat_from_matrix,
+    quats_from_matrices,
     rotation_about,
     rotation_between,
     skew,
@@ -108,3 +109,19 @@ def test_transform_and_position_quaternion_pairs_round_trip(p, w):
 def test_bad_input_is_an_input_error(call):
     with pytest.raises(InputError):
         call()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(vec3, min_size=1, max_size=12))
+def test_batched_quaternions_are_scipys_values_and_signs(ws):
+    R = np.stack([exp3(w) for w in ws])
+    np.testing.assert_allclose(quats_from_matrices(R), Rotation.from_matrix(R).as_quat(), atol=1e-12)
+
+
+def test_batched_quaternions_on_half_turns_and_batch_shapes():
+    # each branch of the method: w, x, y or z the largest component
+    R = np.stack([np.eye(3), np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0]),
+                  rotation_about([1, 1, 0], 3.0), rotation_about([0, 1, 1], -3.1)])
+    np.testing.assert_allclose(quats_from_matrices(R), Rotation.from_matrix(R).as_quat(), atol=1e-12)
+    assert quats_from_matrices(R.reshape(2, 3, 3, 3)).shape == (2, 3, 4)
+    assert quats_from_matrices(np.eye(3)).shape == (4,)
