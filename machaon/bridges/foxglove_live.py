@@ -203,9 +203,11 @@ class FoxgloveLiveView:
     # -- publisher thread ----------------------------------------------------------------------
 
     def _log_msg(self, topic: str, t: float, msg: dict) -> None:
+        # hand the GIL back between building a message and logging it, and after: a control thread
+        # waiting for it gets it now, not at the end of the interpreter's switch interval (5 ms by
+        # default), so it waits for one step of the publisher at most
+        time.sleep(0)
         self._channels[topic].log(msg, log_time=_ns(t))
-        # hand the GIL back between messages: the control thread waiting for it gets it now, not at
-        # the end of the interpreter's switch interval (5 ms by default)
         time.sleep(0)
 
     def _publish(self, item: tuple) -> None:
@@ -250,7 +252,9 @@ class FoxgloveLiveView:
         if wrench is not None:
             self._log_msg(tp.TOPIC_WRENCH, t, tp.wrench_msg(t, wrench, self.wrench_frame))
         if self.link_frames is not None and np.isfinite(q).all():
-            self._log_msg(tp.TOPIC_TF, t, tp.frame_transforms_msg(t, self.link_frames.frames(q)))
+            frames = self.link_frames.frames(q)
+            time.sleep(0)
+            self._log_msg(tp.TOPIC_TF, t, tp.frame_transforms_msg(t, frames))
 
     def _resend(self, topic: str) -> None:
         if topic == tp.TOPIC_SUPERVISOR and self._latched_event is not None:
