@@ -12,6 +12,7 @@ import time
 import pytest
 
 from machaon.teleop.keys import write_key
+from tests.hardware.util import stop_process
 
 PSK = bytes(range(100, 132))
 
@@ -59,9 +60,4 @@ def server_process(key_file, tmp_path, request):
     try:
         yield ("127.0.0.1", port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -18,6 +18,7 @@ from machaon.hardware.control_table import MODE_CURRENT
 from machaon.robot.description import DESCRIPTIONS_DIR
 from machaon.teleop.client import TeleopClient
 from machaon.teleop.messages import HoldReason, SupervisorCode
+from tests.hardware.util import eventually, stop_process
 
 from .conftest import PSK, free_port
 
@@ -25,13 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BAUD = 4_000_000
 
 
-def _wait(pred, timeout=3.0):
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+def _wait(pred, timeout=3.0) -> bool:
+    return eventually(pred, timeout, poll_s=0.01)
 
 
 @pytest.fixture
@@ -106,12 +102,7 @@ def test_desk_teleop_in_current_mode_follows_and_holds(desk_rig, key_file, tmp_p
             assert np.linalg.norm(_tcp(em, sim) - p_hold) < 3e-3
         assert proc.poll() is None, log_path.read_text()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_desk_servo_map_is_the_default_config_and_a_wrong_chain_is_named(key_file):

@@ -16,17 +16,13 @@ from machaon.teleop.profiles import get_profile
 from machaon.teleop.relay import UdpRelay
 from machaon.teleop.replay import replay
 from machaon.teleop.script import OperatorScript
+from tests.hardware.util import eventually
 
 from .conftest import PSK
 
 
-def _wait(pred, timeout=3.0):
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+def _wait(pred, timeout=3.0) -> bool:
+    return eventually(pred, timeout, poll_s=0.01)
 
 
 def test_robot_follows_through_relay_and_holds_when_link_is_cut(server_process):

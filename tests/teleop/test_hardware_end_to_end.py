@@ -26,6 +26,7 @@ from machaon.teleop.client import TeleopClient
 from machaon.teleop.messages import HoldReason, SupervisorCode
 from machaon.teleop.robot_setup import robot_model
 from tests.hardware.emulator_process import EmulatorProcess
+from tests.hardware.util import eventually, stop_process
 
 from .conftest import PSK, free_port
 
@@ -33,13 +34,8 @@ CONFIG = "machaon/hardware/configs/xm430_chain_position.toml"
 BAUD = 4_000_000
 
 
-def _wait(pred, timeout=3.0):
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+def _wait(pred, timeout=3.0) -> bool:
+    return eventually(pred, timeout, poll_s=0.01)
 
 
 @pytest.fixture
@@ -198,12 +194,7 @@ def test_hardware_server_follows_and_holds(emulated_chain, key_file, tmp_path):
                 (model.chain.fk(_measured_q(em, cfg))[:3, 3] - p_back, log_path.read_text())
         assert proc.poll() is None, log_path.read_text()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_hardware_server_refuses_an_arm_outside_the_workspace(emulated_chain, key_file):

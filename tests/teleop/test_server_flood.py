@@ -25,6 +25,7 @@ from machaon.teleop.robot_setup import inner_controller, robot_model, safety_set
 from machaon.teleop.server import RobotServer, build_supervisor
 from machaon.teleop.session import WIRE_SIZE
 from machaon.types import CommandMode
+from tests.hardware.util import eventually
 
 PSK = bytes(range(9, 41))
 
@@ -51,12 +52,7 @@ def server():
 
 
 def _wait(pred, timeout=5.0) -> bool:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+    return eventually(pred, timeout, poll_s=0.02)
 
 
 def test_junk_flood_never_reaches_the_robot_process(server, caplog):
