@@ -67,6 +67,28 @@ def per_call(fn: Callable[[], object], calls: int = 200, blocks: int = 50) -> tu
     return float(np.median(time_per_call(fn, calls, blocks))), float(np.median(cpu_per_call(fn, calls, blocks)))
 
 
+def interleaved(fns: list, n: int, block: int = 50, warmup: int = 0) -> list[tuple[np.ndarray, int]]:
+    """Time ``n`` successful calls of each function (each returns True on success), alternating
+    blocks of ``block`` calls so that every contender sees the same machine load, after ``warmup``
+    untimed calls each. Returns (durations s, failed calls) per function."""
+    times: list[list[float]] = [[] for _ in fns]
+    fails = [0] * len(fns)
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    while min(len(t) for t in times) < n:
+        for k, fn in enumerate(fns):
+            for _ in range(block):
+                t0 = time.perf_counter()
+                ok = fn()
+                dt = time.perf_counter() - t0
+                if ok:
+                    times[k].append(dt)
+                else:
+                    fails[k] += 1
+    return [(np.array(t[:n]), f) for t, f in zip(times, fails, strict=True)]
+
+
 def erd_urdf(relpath: str) -> Path:
     """A robot file of the installed example-robot-data distribution (``ur_description/urdf/ur10_robot.urdf``)."""
     from importlib import metadata

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from benchmarks._common import interleaved
+
 BAUD = 4_000_000
 
 
@@ -139,22 +141,6 @@ def _peer(port: str, desc, fast: bool):
     return cycle, close
 
 
-def _measure(fns: list, n: int, block: int = 50) -> list[tuple[np.ndarray, int]]:
-    times: list[list[float]] = [[] for _ in fns]
-    fails = [0] * len(fns)
-    while min(len(t) for t in times) < n:
-        for k, fn in enumerate(fns):
-            for _ in range(block):
-                t0 = time.perf_counter()
-                ok = fn()
-                dt = time.perf_counter() - t0
-                if ok:
-                    times[k].append(dt)
-                else:
-                    fails[k] += 1
-    return [(np.array(t[:n]), f) for t, f in zip(times, fails, strict=True)]
-
-
 def cycle_table(desc, n: int = 1500) -> list[str]:
     out = []
     for fast in (False, True):
@@ -162,10 +148,10 @@ def cycle_table(desc, n: int = 1500) -> list[str]:
         try:
             # one contender at a time owns the servos' mode; the peer goes first, then ours re-opens them
             peer, close_peer = _peer(port, desc, fast)
-            r_peer = _measure([peer], n)[0]
+            r_peer = interleaved([peer], n)[0]
             close_peer()
             ours, close_ours = _ours(port, desc)
-            r_ours = _measure([ours], n)[0]
+            r_ours = interleaved([ours], n)[0]
             close_ours()
         finally:
             proc.terminate()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+from benchmarks._common import interleaved
 
 IDS = [1, 2, 3, 4, 5, 6]
 READ_ADDR, READ_LEN = 126, 10  # present current, velocity, position
@@ -62,27 +63,6 @@ def _sdk(port: str, baud: int, fast: bool):
         return r == sdk.COMM_SUCCESS
 
     return cycle, ph.closePort
-
-
-def _measure(fns: list, n: int, block: int = 50) -> list[tuple[np.ndarray, int]]:
-    """Time ``n`` successful cycles of each function, alternating blocks of ``block`` cycles so that
-    every contender sees the same machine load. Returns (durations s, failed cycles) per function."""
-    times: list[list[float]] = [[] for _ in fns]
-    fails = [0] * len(fns)
-    for fn in fns:
-        for _ in range(20):
-            fn()
-    while min(len(t) for t in times) < n:
-        for k, fn in enumerate(fns):
-            for _ in range(block):
-                t0 = time.perf_counter()
-                ok = fn()
-                dt = time.perf_counter() - t0
-                if ok:
-                    times[k].append(dt)
-                else:
-                    fails[k] += 1
-    return [(np.array(t[:n]), f) for t, f in zip(times, fails, strict=True)]
 
 
 def _emulator(baud: int) -> tuple[subprocess.Popen, str]:
@@ -134,7 +114,7 @@ def main() -> None:
                 ours, close_ours = _ours(port, baud, fast)
                 sdk, close_sdk = _sdk(port, baud, fast)
                 try:
-                    r_ours, r_sdk = _measure([ours, sdk], n)
+                    r_ours, r_sdk = interleaved([ours, sdk], n, warmup=20)
                 finally:
                     close_ours()
                     close_sdk()
