@@ -30,6 +30,8 @@ machine moves by tens of percent; compare the ratios within one run.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import threading
 import time
 
@@ -63,41 +65,74 @@ class _IgtlStreamer:
             self.srv.send_tracking(T_reference_tool=self.chain.fk(state.q))
 
 
-class _FoxDrain:
-    """A Foxglove-protocol client subscribed to every topic, reading in its own thread."""
+class _Client:
+    """A real client of a live bridge, in its own process as a viewer is (Foxglove, 3D Slicer): a
+    client thread in the benchmark's process would take the GIL from the loop it measures."""
 
-    def __init__(self, url: str) -> None:
-        import json
+    received: dict[str, list[int]] = {}  # messages each client received, per kind, one entry per case run
 
-        from websockets.sync.client import connect
+    def __init__(self, kind: str, target: str) -> None:
+        self.kind = kind
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bridges", "--client", kind, target],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"{kind} client did not start")
 
-        self.ws = connect(url, subprotocols=["foxglove.sdk.v1", "foxglove.websocket.v1"], max_size=None).__enter__()
+    def close(self) -> int:
+        """Stop the client; the number of messages it received."""
+        self.proc.stdin.close()
+        out = self.proc.stdout.read()
+        self.proc.wait(10)
+        n = int(out.strip() or 0)
+        _Client.received.setdefault(self.kind, []).append(n)
+        return n
+
+
+def _fox_client(url: str, stop: threading.Event) -> int:
+    """Subscribe to every topic of the Foxglove server at ``url``; read until ``stop``."""
+    import json
+
+    from websockets.sync.client import connect
+
+    with connect(url, subprotocols=["foxglove.sdk.v1", "foxglove.websocket.v1"], max_size=None) as ws:
         channels = {}
         while len(channels) < 9:
-            msg = json.loads(self.ws.recv(timeout=5))
+            msg = json.loads(ws.recv(timeout=5))
             if msg.get("op") == "advertise":
                 channels.update({c["topic"]: c["id"] for c in msg["channels"]})
-        self.ws.send(json.dumps({"op": "subscribe", "subscriptions": [
+        ws.send(json.dumps({"op": "subscribe", "subscriptions": [
             {"id": i + 1, "channelId": cid} for i, cid in enumerate(channels.values())]}))
-        self.received = 0
-        self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop:
+        print("ready", flush=True)
+        received = 0
+        while not stop.is_set():
             try:
-                self.ws.recv(timeout=0.2)
-                self.received += 1
+                ws.recv(timeout=0.2)
+                received += 1
             except TimeoutError:
                 continue
-            except Exception:
-                return
+        return received
 
-    def close(self) -> None:
-        self._stop = True
-        self._t.join(1.0)
-        self.ws.close()
+
+def _igtl_client(port: str, stop: threading.Event) -> int:
+    """pyigtl's client connected to the OpenIGTLink server on ``port``; read until ``stop``."""
+    import pyigtl
+
+    client = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=int(port))
+    print("ready", flush=True)
+    received = 0
+    while not stop.is_set():
+        received += len(client.get_latest_messages())
+        time.sleep(0.02)
+    client.stop()
+    return received
+
+
+def _client_main(kind: str, target: str) -> None:
+    """``--client KIND TARGET``: run one client until stdin closes, then print what it received."""
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    print({"fox": _fox_client, "igtl": _igtl_client}[kind](target, stop), flush=True)
 
 
 def _setup():
@@ -145,18 +180,16 @@ def _cases(desc, chain, frames, tmp):
 
     def fox():
         view = FoxgloveLiveView(0, joint_names=desc.joint_names, link_frames=frames, queue_len=64)
-        drain = _FoxDrain(view.url)
-        return view, lambda: (drain.close(), view.close())
+        client = _Client("fox", view.url)
+        return view, lambda: (client.close(), view.close())
 
     def igtl():
-        import pyigtl
-
         srv = IgtlServer(port=0)
-        client = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=srv.port)
+        client = _Client("igtl", str(srv.port))
         deadline = time.monotonic() + 5
         while srv.clients < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        return Observers(_IgtlStreamer(srv, chain)), lambda: (client.stop(), srv.close())
+        return Observers(_IgtlStreamer(srv, chain)), lambda: (client.close(), srv.close())
 
     counter = [0]
 
@@ -180,7 +213,11 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=20000)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--client", nargs=2, metavar=("KIND", "TARGET"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.client:
+        _client_main(*args.client)
+        return
     import tempfile
 
     desc, chain, dyn, frames = _setup()
@@ -209,12 +246,15 @@ def main() -> None:
         med = float(np.median([r[0] for r in rt[name]]))
         p99 = max(r[1] for r in rt[name])
         over = max(r[2] for r in rt[name])
+        each = " ".join(f"{r[1] * 1e6:.0f}" for r in rt[name])
         rows.append([name, f"{f * 1e6:.1f}", f"{(f - base) * 1e6:+.1f}", f"{f / base:.2f}x",
-                     f"{med * 1e6:.1f} / {p99 * 1e6:.1f}", over])
+                     f"{med * 1e6:.1f} / {p99 * 1e6:.1f}", each, over])
     print(f"control loop on the FakeBackend, Cartesian impedance + gravity + supervisor, {args.cycles} cycles "
           f"free-running and {args.seconds:.0f} s at 1 kHz real time per case, {args.repeats} repeats")
     print(table(["recorder", "us/cycle (free-running)", "vs none, us", "ratio",
-                 "1 kHz period error median / p99 (worst), us", "overruns (worst)"], rows))
+                 "1 kHz period error median / p99 (worst), us", "p99 of each run, us", "overruns (worst)"], rows))
+    print("messages each client received per case run (free-running + real time):",
+          "; ".join(f"{k}: {min(v)}-{max(v)}" for k, v in _Client.received.items()))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ PKG = ROOT / "machaon"
 # DESIGN.md's layers; `types` and `_validate` sit below them all (shared data types and input
 # checks), and the exception tree `errors` below those (it imports nothing of the package);
 # `_records` (compiled builders of the per-cycle records of `types`) sits on `types` and below
-# layer 1.
+# layer 1. `_childproc` (a helper process behind a socket pair: the teleop network process and the
+# Foxglove view's process) imports nothing of the package.
 LAYER = {
-    "errors": -1, "types": 0, "_validate": 0, "_io": 0, "_records": 0.5,
+    "errors": -1, "types": 0, "_validate": 0, "_io": 0, "_childproc": 0, "_records": 0.5,
     "kinematics": 1, "control": 2, "robot": 3,
     "sim": 4, "hardware": 4, "bridges": 4,
     "ortho": 5, "exo": 5, "teleop": 5,

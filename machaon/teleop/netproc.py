@@ -35,20 +35,19 @@ import json
 import logging
 import math
 import selectors
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
+from machaon._childproc import child_main, relay_log, start_child, stop_child
 from machaon.errors import TeleopError
 from machaon.teleop.endpoint import LinkHealth, ServerEndpoint
 from machaon.teleop.messages import Command, LinkProtocolError, RobotStateMsg
 
 log = logging.getLogger(__name__)
 
-_CTL_BUF = 1 << 18  # bytes in flight on the socket pair, each way (a bounded queue)
 _STATS_S = 0.25
 _BATCH = 256  # datagrams read per wake-up before the control socket gets a turn
 
@@ -95,30 +94,15 @@ class NetworkProcess:
         self.states_dropped = 0
 
     def start(self, timeout: float = 30.0) -> NetworkProcess:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for s in (parent, child):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _CTL_BUF)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _CTL_BUF)
-        fds = (self._udp.fileno(), child.fileno())
-        cmd = [sys.executable, "-m", "machaon.teleop.netproc", "--udp-fd", str(fds[0]), "--ctl-fd", str(fds[1])]
-        try:
-            self._proc = subprocess.Popen(cmd, pass_fds=fds, stdin=subprocess.DEVNULL)
-        finally:
-            child.close()
-        self._ctl = parent
-        config = {"psk": self._psk.hex(), "endpoint": self._endpoint, "summary_s": self._summary_s,
-                  "level": logging.getLogger("machaon").getEffectiveLevel()}
-        parent.sendall(json.dumps(config).encode())
-        parent.settimeout(timeout)
-        try:
-            first = parent.recv(65536)
-        except TimeoutError:
-            self.close()
-            raise NetworkProcessError(f"network process did not start within {timeout:g} s") from None
+        config = {"psk": self._psk.hex(), "endpoint": self._endpoint, "summary_s": self._summary_s}
+        udp_fd = self._udp.fileno()
+        self._proc, self._ctl, first = start_child("machaon.teleop.netproc", config, args=("--udp-fd", str(udp_fd)),
+                                                   pass_fds=(udp_fd,), timeout=timeout)
         if first != b"R":
-            self.close()
-            raise NetworkProcessError("network process failed to start (see the log above)")
-        parent.setblocking(False)
+            stop_child(self._proc, self._ctl, timeout=1.0)
+            self._proc, self._ctl = None, None
+            raise NetworkProcessError(f"network process did not start within {timeout:g} s (see the log above)")
+        self._ctl.setblocking(False)
         return self
 
     def fileno(self) -> int:
@@ -160,7 +144,7 @@ class NetworkProcess:
             elif kind == b"T":
                 self.stats = _stats_from_json(body)
             elif kind == b"L":
-                logging.getLogger("machaon.teleop.netproc.child").log(body[0], "%s", body[1:].decode(errors="replace"))
+                relay_log(body)
         return out
 
     def _gone(self, why: str) -> None:
@@ -188,21 +172,8 @@ class NetworkProcess:
             return False
 
     def close(self, timeout: float = 3.0) -> None:
-        if self._ctl is not None:
-            try:
-                self._ctl.send(b"Q")
-            except OSError:
-                pass
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-        if self._ctl is not None:
-            self._ctl.close()
-            self._ctl = None
+        stop_child(self._proc, self._ctl, timeout=timeout)
+        self._proc, self._ctl = None, None
 
     @property
     def pid(self) -> int | None:
@@ -219,20 +190,6 @@ def _stats_from_json(body: bytes) -> NetworkStats:
 
 
 # -- the child -----------------------------------------------------------------------------------------
-
-
-class _ForwardLog(logging.Handler):
-    """Sends log records to the parent (dropped, not blocked on, when the queue is full)."""
-
-    def __init__(self, ctl: socket.socket) -> None:
-        super().__init__()
-        self._ctl = ctl
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._ctl.send(b"L" + bytes([min(record.levelno, 255)]) + record.getMessage().encode()[:4000])
-        except OSError:
-            pass
 
 
 @dataclass
@@ -334,27 +291,17 @@ def _serve(udp: socket.socket, ctl: socket.socket, config: dict) -> None:
             _send_stats(ctl, ep, counts, now)
 
 
-def _main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="machaon teleop server network process (started by RobotServer)")
-    ap.add_argument("--udp-fd", type=int, required=True)
-    ap.add_argument("--ctl-fd", type=int, required=True)
-    args = ap.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the parent's to handle
-    ctl = socket.socket(fileno=args.ctl_fd)
+def _serve_fds(ctl: socket.socket, config: dict, args: argparse.Namespace) -> None:
     udp = socket.socket(fileno=args.udp_fd)
-    root = logging.getLogger()
-    root.handlers[:] = [_ForwardLog(ctl)]
     try:
-        config = json.loads(ctl.recv(65536))
-        root.setLevel(int(config.get("level", logging.WARNING)))
         _serve(udp, ctl, config)
-    except Exception as exc:  # report why, then let the parent see the socket close
-        log.error("network process failed: %r", exc)
-        return 1
     finally:
         udp.close()
-        ctl.close()
-    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    return child_main("machaon teleop server network process (started by RobotServer)", _serve_fds, argv,
+                      lambda ap: ap.add_argument("--udp-fd", type=int, required=True))
 
 
 if __name__ == "__main__":

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from machaon.bridges.errors import BridgeError
-from machaon.bridges.foxglove_live import FoxgloveLiveView
+from machaon.bridges.foxglove_live import FoxgloveLiveView, _cycle_parts
+from machaon.bridges.foxglove_proc import CYCLE_HEAD, decode_cycle
 from machaon.kinematics import Chain
 from machaon.robot.clock import MonotonicClock
 from machaon.robot.loop import ControlLoop
-from machaon.robot.topics import FramePose, Mesh, SceneEntity, schema_name
+from machaon.robot.topics import TARGET_KEYS, FramePose, Mesh, SceneEntity, schema_name
+from machaon.types import CommandMode, JointCommand, JointState
 from tests.bridges.conftest import Wave, assert_loop_undisturbed, link_frames, make_backend, relaxed_supervisor
 from tests.bridges.fox_client import FoxClient, tf_matrix
+from tests.hardware.util import eventually
 
 
 def test_tf_link_poses_match_chain_fk(arm):
@@ -153,3 +160,83 @@ def test_client_that_sends_garbage(live_loop):
         bad.ws.send('{"op":"unsubscribe","subscriptionIds":[42]}')
         time.sleep(0.2)
     _assert_undisturbed(loop, view, c0)
+
+
+# -- the view's own process ------------------------------------------------------------------------
+
+
+def test_view_process_runs_at_idle_priority():
+    with FoxgloveLiveView(port=0) as view:
+        assert view.pid != os.getpid()
+        assert os.sched_getscheduler(view.pid) == os.SCHED_IDLE
+    assert view.pid is None
+
+
+def test_a_stopped_view_process_never_blocks_the_loop(live_loop):
+    """SIGSTOP the view's process: its socket fills, cycles are dropped and counted, the loop runs on."""
+    loop, view = live_loop
+    view._wall_period = view._period = 0.0  # every cycle is sent, so the socket fills soon
+    os.kill(view.pid, signal.SIGSTOP)
+    try:
+        c0 = loop.cycles
+        assert eventually(lambda: view._full_drops > 0, timeout=10.0)
+        assert_loop_undisturbed(loop, c0, 100)
+        assert view.error is None
+    finally:
+        os.kill(view.pid, signal.SIGCONT)
+    assert view.flush(5.0)  # and once it runs again, it catches up
+
+
+def test_a_killed_view_process_is_logged_and_the_run_goes_on(live_loop, caplog):
+    loop, view = live_loop
+    c0 = loop.cycles
+    os.kill(view.pid, signal.SIGKILL)
+    assert eventually(lambda: view.error is not None, timeout=5.0)
+    assert "the run goes on without it" in caplog.text
+    assert_loop_undisturbed(loop, c0, 50)
+    assert not view.flush(0.5)
+    view.record_log(1.0, "after the view died")  # still harmless
+
+
+def test_large_scene_crosses_to_the_view_process_in_pieces(arm):
+    """A vertebra-sized mesh (far more than one 64 KiB message) arrives whole."""
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(12000, 3)) * 0.01
+    tris = rng.integers(0, len(pts), size=(20000, 3))
+    with FoxgloveLiveView(port=0) as view, FoxClient(view.url) as client:
+        client.subscribe(["/scene"])
+        time.sleep(0.2)
+        view.record_scene(0.5, [SceneEntity("L4", "L4", (Mesh(pts, tris),))])
+        assert view.flush(10.0)
+        msgs = client.collect(lambda m: any(t == "/scene" for t, _, _ in m), timeout=20.0)
+    scene = next(m for t, _, m in msgs if t == "/scene")
+    mesh = scene["entities"][0]["triangles"][0]
+    got = np.array([[p["x"], p["y"], p["z"]] for p in mesh["points"]])
+    assert got.shape == pts.shape and np.array_equal(got, pts)
+    assert mesh["indices"] == tris.ravel().tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 9), wrench=st.booleans(), mode=st.sampled_from(list(CommandMode)),
+       target=st.sets(st.sampled_from(TARGET_KEYS)), t=st.floats(0, 1e6), ok=st.booleans())
+def test_cycle_message_round_trip(n, wrench, mode, target, t, ok):
+    rng = np.random.default_rng(n)
+    v = lambda *shape: rng.normal(size=shape)  # noqa: E731
+    state = JointState(t, v(n), v(n), v(n), v(6) if wrench else None, (), ok)
+    cmd = JointCommand(mode, v(n), v(n) if mode is not CommandMode.TORQUE else None, None)
+    cmd.info.update({k: v(4, 4) if k == "x_d" else v(3) for k in target})
+    if "tau_ff" not in target:
+        cmd.info["tau_ff"] = "not numbers"  # skipped: /machaon/target shows numbers only
+    slots, arrays = _cycle_parts(state, cmd)
+    body = CYCLE_HEAD.pack(t, ok) + b"".join(a.tobytes() for a in arrays)
+    item = decode_cycle((mode, (), slots), body)
+    _, t2, q, dq, tau, ok2, _faults, w, mode2, c_tau, c_q, c_dq, tgt = item
+    assert (t2, ok2, mode2) == (t, ok, mode)
+    for a, b in ((q, state.q), (dq, state.dq), (tau, state.tau), (c_tau, cmd.tau)):
+        assert np.array_equal(a, b)
+    assert (w is None) == (not wrench) and (c_q is None) == (cmd.q is None) and c_dq is None
+    assert set(tgt or ()) == target
+    for k in target:
+        assert np.array_equal(tgt[k], cmd.info[k])
+    with pytest.raises(ValueError, match="layout"):
+        decode_cycle((mode, (), slots), body + b"\0" * 8)
