@@ -5,7 +5,8 @@ cycle computes the ``CartesianImpedance`` law with gravity (pinocchio) and runs 
 while the backend is commanded swinging joint positions (machine-load overruns cannot make it
 unstable). Each case runs the same loop
 with a different recorder; a real client is connected to every live bridge and subscribed, so the
-publisher threads really encode and send:
+bridges really encode and send. Each client runs in a process of its own (``--client``), as a viewer
+does: a client thread in this process would take the GIL from the loop being measured.
 
 - none: no recorder (the baseline);
 - Foxglove live view (foxglove-sdk server, 50 Hz of ``/tf``, ``/joint_states``, command, target)
@@ -21,7 +22,7 @@ Two measurements per case:
    bridge adds to each cycle on the control thread, plus its publisher thread's competition for
    the GIL (median of ``--repeats`` runs; the ratio to the baseline is the cost);
 2. real time (``MonotonicClock``, 1 kHz, ``--seconds``): period error median/p99 and overruns, which
-   is what a user of a live view sees of the bridge (worst of the repeats for p99).
+   is what a user of a live view sees of the bridge (worst of the repeats for p99, and each run's).
 
 Run: ``python -m benchmarks.bridges [--cycles 20000] [--seconds 3] [--repeats 3]``. Timing on a shared
 machine moves by tens of percent; compare the ratios within one run.
