@@ -65,6 +65,7 @@ from machaon.control.impedance import CartesianGains, CartesianImpedance, JointI
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.control.trajectory import CartesianTrajectory, JointTrajectory
 from machaon.errors import RobotError
+from machaon.robot.backend import clear_latched_fault
 from machaon.robot.loop import ControlLoop
 from machaon.types import CommandMode, JointCommand, JointState
 
@@ -257,7 +258,9 @@ class Crtk(CrtkReadout):
         return self._enabled and (self.loop.running or not self.threaded)
 
     def enable(self, timeout: float = 1.0) -> bool:
-        """Start the loop (holding the measured pose) or leave a stop; True once ``ENABLED``."""
+        """Start the loop (holding the measured pose) or leave a stop; True once ``ENABLED``. A stop
+        caused by a backend latched in a device fault (``latched_fault``, e.g. a tripped Bus
+        Watchdog) is left after the backend has set its devices up again (``_serve_fault_reset``)."""
         sup = self.supervisor
         if not self.is_enabled():
             self._set_hold(np.asarray(self.loop.backend.read().q, dtype=float))
@@ -265,6 +268,7 @@ class Crtk(CrtkReadout):
             if self.threaded:
                 self.loop.start()
         if sup.state in (SupervisorState.PROTECTIVE_STOP, SupervisorState.ESTOP):
+            self._serve_fault_reset(timeout)
             self._set_hold(self.measured_jp())
             sup.reset()
         if sup.state is SupervisorState.HOLD:
@@ -275,6 +279,19 @@ class Crtk(CrtkReadout):
         while self.operating_state() != ENABLED and time.monotonic() < deadline and self.threaded:
             time.sleep(0.005)
         return self.operating_state() == ENABLED
+
+    def _serve_fault_reset(self, timeout: float) -> None:
+        """A backend latched in a device fault is asked to set its devices up again, and the loop
+        runs until its supervisor has seen a state without the fault (else ``reset`` is refused):
+        a cycle or two in the loop's thread, or one cycle here in stepped mode."""
+        backend = self.loop.backend
+        if clear_latched_fault(backend):
+            return
+        if self.threaded:
+            clear_latched_fault(backend, wait_s=timeout)
+            time.sleep(2.0 * self.loop.period)  # the supervisor checks the state the clearing read returned
+        else:
+            self.loop.run_for(self.loop.period)
 
     def disable(self) -> None:
         """Hold, then stop the loop (``DISABLED``); the backend keeps the last (hold) command."""

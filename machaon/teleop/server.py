@@ -42,7 +42,7 @@ import numpy as np
 from machaon.control.controller import DynamicsModel, TargetController
 from machaon.control.supervisor import SafetyConfig, Supervisor, SupervisorState
 from machaon.kinematics import Chain
-from machaon.robot.backend import Backend
+from machaon.robot.backend import Backend, clear_latched_fault
 from machaon.robot.crtk import CrtkReadout
 from machaon.robot.loop import ControlLoop, Recorder
 from machaon.teleop.controller import _SUP_CODE, TeleopController, TeleopSnapshot
@@ -52,6 +52,8 @@ from machaon.teleop.messages import FORCE_LIMIT, CmdFlag, HoldReason, RobotState
 from machaon.teleop.netproc import NetworkProcess
 
 log = logging.getLogger(__name__)
+
+_FAULT_RESET_WAIT_S = 0.5  # enable(): how long a latched backend may take to answer again (its next read)
 
 
 def build_supervisor(
@@ -213,10 +215,14 @@ class RobotServer:
 
     def enable(self) -> bool:
         """CRTK ``enable``: start serving if not started, leave a protective stop or E-stop
-        (``Supervisor.reset``) and resume; True when ``ENABLED``."""
+        (``Supervisor.reset``; a backend latched in a device fault is set up again first, as the
+        operator's RESET does) and resume; True when ``ENABLED``."""
         if not self.loop.running:
             self.start()
         if self.supervisor.state in (SupervisorState.PROTECTIVE_STOP, SupervisorState.ESTOP):
+            if not clear_latched_fault(self.backend):
+                clear_latched_fault(self.backend, wait_s=_FAULT_RESET_WAIT_S)
+                time.sleep(2.0 * self.loop.period)  # the supervisor checks the state the clearing read returned
             self.supervisor.reset()
         self.supervisor.target_updated()
         self.supervisor.resume()
@@ -244,9 +250,7 @@ class RobotServer:
         """The operator's reset also reaches a backend latched in a device fault (a tripped Bus
         Watchdog, a lost bus): it sets the servos up again on the loop's thread once they answer,
         and the supervisor's reset succeeds on a later RESET. Backends without latches ignore it."""
-        request = getattr(self.backend, "request_fault_reset", None)
-        if request is not None and getattr(self.backend, "latched_fault", None) is not None:
-            request()
+        clear_latched_fault(self.backend)
 
     def _send_state(self) -> None:
         snap = self.controller.snapshot()

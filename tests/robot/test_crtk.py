@@ -14,6 +14,7 @@ from machaon.robot.clock import MonotonicClock
 from machaon.robot.crtk import DISABLED, ENABLED, FAULT, PAUSED, Crtk, CrtkError, operating_state_of
 from machaon.robot.description import load_description
 from machaon.robot.fake import FakeBackend
+from tests.robot.latching import LatchingBackend
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +204,33 @@ def test_state_mapping():
     assert [operating_state_of(s) for s in (S.RUN, S.HOLD, S.PROTECTIVE_STOP, S.ESTOP)] == \
         [ENABLED, PAUSED, FAULT, FAULT]
     assert operating_state_of(S.RUN, enabled=False) == DISABLED
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_enable_clears_a_latched_device_fault(model, threaded):
+    """``enable`` leaves a stop caused by a latched backend: the backend is set up again first, so
+    the supervisor's reset is not undone by the next read."""
+    desc, chain, _dyn = model
+    backend = LatchingBackend(desc.dof, q0=np.array(desc.q_home), joint_names=desc.joint_names,
+                              clock=MonotonicClock(spin_s=0.0) if threaded else None)
+    crtk = Crtk(backend, chain, threaded=threaded, rate_hz=500, position_mode=True)
+    try:
+        assert crtk.enable()
+        backend.trip()
+        if threaded:
+            deadline = time.monotonic() + 2.0
+            while crtk.operating_state() != FAULT and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            crtk.run_for(0.02)
+        assert crtk.operating_state() == FAULT
+        assert crtk.enable()
+        if threaded:
+            time.sleep(0.1)
+        else:
+            crtk.run_for(0.1)
+        assert crtk.operating_state() == ENABLED
+        assert backend.resets_served == 1 and backend.latched_fault is None
+    finally:
+        crtk.close()
+        backend.close()
