@@ -234,6 +234,7 @@ class FoxgloveLiveView:
         self._reader.join(2.0)
         self._ctl.close()
         self._proc = None
+        self.error = self.error or "closed"  # later records are no-ops
 
     def __enter__(self) -> FoxgloveLiveView:
         return self

@@ -169,7 +169,9 @@ def test_view_process_runs_at_idle_priority():
     with FoxgloveLiveView(port=0) as view:
         assert view.pid != os.getpid()
         assert os.sched_getscheduler(view.pid) == os.SCHED_IDLE
-    assert view.pid is None
+    assert view.pid is None and view.error == "closed"
+    view.record_log(0.0, "after close")  # harmless, and close twice too
+    view.close()
 
 
 def test_a_stopped_view_process_never_blocks_the_loop(live_loop):
