@@ -427,6 +427,38 @@ def tracking_error(run: RunLog) -> tuple[np.ndarray, np.ndarray, str] | None:
     return None
 
 
+def _stats_lines(stats: dict, dur: float) -> list[str]:
+    """The loop's timing (and, for a run paced at real time, the wall clock's) from its last stats."""
+    s = {k: (0.0 if v is None else v) for k, v in stats.items()}
+    lines: list[str] = []
+    if s.get("window_s", 0) > 0:
+        lines.append(f"loop stats    running record over the last {s['window_s']:.1f} s (the run did not finish "
+                     "cleanly)")
+    lines.append(
+        f"loop          {int(s.get('cycles', 0))} cycles, {int(s.get('overruns', 0))} overruns; period median "
+        f"{s.get('period_median', 0) * 1e3:.4f} ms, p99 {s.get('period_p99', 0) * 1e3:.4f} ms, "
+        f"max {s.get('period_max', 0) * 1e3:.4f} ms"
+    )
+    lines.append(
+        f"jitter        |period error| median {s.get('error_median', 0) * 1e6:.1f} us, p99 "
+        f"{s.get('error_p99', 0) * 1e6:.1f} us, std {s.get('jitter_std', 0) * 1e6:.1f} us; "
+        f"compute median {s.get('compute_median', 0) * 1e6:.1f} us, p99 {s.get('compute_p99', 0) * 1e6:.1f} us"
+    )
+    if s.get("realtime"):
+        lines.append(
+            f"wall clock    {s.get('wall_elapsed_s', 0):.3f} s for {dur:.3f} s of loop time, real-time factor "
+            f"{s.get('realtime_factor', 0):.3f}; {int(s.get('wall_overruns', 0))} overruns (cycles more than one "
+            f"period late)"
+        )
+        lines.append(
+            f"wall jitter   period median {s.get('wall_period_median', 0) * 1e3:.4f} ms, p99 "
+            f"{s.get('wall_period_p99', 0) * 1e3:.4f} ms, max {s.get('wall_period_max', 0) * 1e3:.4f} ms; "
+            f"|period error| median {s.get('wall_error_median', 0) * 1e6:.1f} us, p99 "
+            f"{s.get('wall_error_p99', 0) * 1e6:.1f} us, std {s.get('wall_jitter_std', 0) * 1e6:.1f} us"
+        )
+    return lines
+
+
 def format_summary(run: RunLog) -> str:
     """Human-readable summary: duration, rates, loop timing, tracking, faults and supervisor events."""
     lines = [f"run log       {run.path}"] if run.path else []
@@ -447,32 +479,7 @@ def format_summary(run: RunLog) -> str:
     modes = sorted(set(run.cmd_mode))
     lines.append(f"command modes {', '.join(modes) if modes else '-'}")
     if run.stats:
-        s = {k: (0.0 if v is None else v) for k, v in run.stats.items()}
-        if s.get("window_s", 0) > 0:
-            lines.append(f"loop stats    running record over the last {s['window_s']:.1f} s (the run did not finish "
-                         "cleanly)")
-        lines.append(
-            f"loop          {int(s.get('cycles', 0))} cycles, {int(s.get('overruns', 0))} overruns; period median "
-            f"{s.get('period_median', 0) * 1e3:.4f} ms, p99 {s.get('period_p99', 0) * 1e3:.4f} ms, "
-            f"max {s.get('period_max', 0) * 1e3:.4f} ms"
-        )
-        lines.append(
-            f"jitter        |period error| median {s.get('error_median', 0) * 1e6:.1f} us, p99 "
-            f"{s.get('error_p99', 0) * 1e6:.1f} us, std {s.get('jitter_std', 0) * 1e6:.1f} us; "
-            f"compute median {s.get('compute_median', 0) * 1e6:.1f} us, p99 {s.get('compute_p99', 0) * 1e6:.1f} us"
-        )
-        if s.get("realtime"):
-            lines.append(
-                f"wall clock    {s.get('wall_elapsed_s', 0):.3f} s for {dur:.3f} s of loop time, real-time factor "
-                f"{s.get('realtime_factor', 0):.3f}; {int(s.get('wall_overruns', 0))} overruns (cycles more than one "
-                f"period late)"
-            )
-            lines.append(
-                f"wall jitter   period median {s.get('wall_period_median', 0) * 1e3:.4f} ms, p99 "
-                f"{s.get('wall_period_p99', 0) * 1e3:.4f} ms, max {s.get('wall_period_max', 0) * 1e3:.4f} ms; "
-                f"|period error| median {s.get('wall_error_median', 0) * 1e6:.1f} us, p99 "
-                f"{s.get('wall_error_p99', 0) * 1e6:.1f} us, std {s.get('wall_jitter_std', 0) * 1e6:.1f} us"
-            )
+        lines.extend(_stats_lines(run.stats, dur))
     tr = tracking_error(run)
     if tr is not None:
         _, e, label = tr
