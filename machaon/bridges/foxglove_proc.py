@@ -245,7 +245,7 @@ def _lowest_priority() -> None:
     short of cores the control loop always gets the CPU first; the view gets the idle time, which
     on anything but a saturated machine is plenty for 50 frames a second. On a saturated machine
     the view stalls (its queues drop the oldest) and the loop does not: that is the trade. ``nice``
-    10 was not enough (the loop's p99 at 1 kHz went from 25-65 to 243-416 us on 2 cores, 21:40).
+    10 was not enough (the loop's p99 at 1 kHz went from 25-65 to 243-416 us on 2 cores, 21:35).
     Lowering one's own priority needs no privilege; where the policy does not exist, ``nice`` 19."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
