@@ -7,6 +7,7 @@ the physics up to ``t_next``; on hardware it sleeps on the monotonic clock.
 
 from __future__ import annotations
 
+import time
 from typing import Protocol, runtime_checkable
 
 from machaon.types import JointCommand, JointState
@@ -54,17 +55,16 @@ class Backend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def clear_latched_fault(backend: object, wait_s: float = 0.0, poll_s: float = 0.002) -> bool:
+def clear_latched_fault(backend: object, wait_s: float = 0.0, settle_s: float = 0.0, poll_s: float = 0.002) -> bool:
     """Ask a backend latched in a device fault (a tripped Bus Watchdog, a lost bus) to set its
     devices up again, as an operator's reset does; True when it is not latched (any more).
 
     Backends with a latch expose ``latched_fault`` and ``request_fault_reset()`` (the reset is served
     on the control loop's thread, at its next ``read``); others are never latched. ``wait_s``: how
-    long to wait for that read (at least one loop period, for a caller that resets the supervisor
-    next, so the loop's next check sees the cleared state); a fault whose cause remains stays latched.
+    long to wait for that read; a fault whose cause remains stays latched. ``settle_s``: once a
+    latch has cleared, how long more to wait, so that the loop's supervisor has checked the state
+    that read returned before the caller resets it (a couple of loop periods).
     """
-    import time
-
     request = getattr(backend, "request_fault_reset", None)
     if request is None or getattr(backend, "latched_fault", None) is None:
         return True
@@ -72,4 +72,7 @@ def clear_latched_fault(backend: object, wait_s: float = 0.0, poll_s: float = 0.
     deadline = time.monotonic() + wait_s
     while backend.latched_fault is not None and time.monotonic() < deadline:
         time.sleep(poll_s)
-    return backend.latched_fault is None
+    if backend.latched_fault is not None:
+        return False
+    time.sleep(settle_s)
+    return True

@@ -284,13 +284,9 @@ class Crtk(CrtkReadout):
         """A backend latched in a device fault is asked to set its devices up again, and the loop
         runs until its supervisor has seen a state without the fault (else ``reset`` is refused):
         a cycle or two in the loop's thread, or one cycle here in stepped mode."""
-        backend = self.loop.backend
-        if clear_latched_fault(backend):
-            return
         if self.threaded:
-            clear_latched_fault(backend, wait_s=timeout)
-            time.sleep(2.0 * self.loop.period)  # the supervisor checks the state the clearing read returned
-        else:
+            clear_latched_fault(self.loop.backend, wait_s=timeout, settle_s=2.0 * self.loop.period)
+        elif not clear_latched_fault(self.loop.backend):
             self.loop.run_for(self.loop.period)
 
     def disable(self) -> None:

@@ -220,9 +220,7 @@ class RobotServer:
         if not self.loop.running:
             self.start()
         if self.supervisor.state in (SupervisorState.PROTECTIVE_STOP, SupervisorState.ESTOP):
-            if not clear_latched_fault(self.backend):
-                clear_latched_fault(self.backend, wait_s=_FAULT_RESET_WAIT_S)
-                time.sleep(2.0 * self.loop.period)  # the supervisor checks the state the clearing read returned
+            clear_latched_fault(self.backend, wait_s=_FAULT_RESET_WAIT_S, settle_s=2.0 * self.loop.period)
             self.supervisor.reset()
         self.supervisor.target_updated()
         self.supervisor.resume()
