@@ -269,7 +269,7 @@ class FoxgloveLiveView:
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._fail(f"its process has not read for {_SEND_WAIT_S:g} s")
+                    self._fail("its process stopped reading (no room on the socket before the deadline)")
                     return False
                 select.select([], [self._ctl], [], left)
             except OSError as exc:
